@@ -1,0 +1,1 @@
+"""The evidence ledger: hashing, Merkle proofs, checkpoints, tiles and stores."""
