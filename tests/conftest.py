@@ -1,0 +1,1 @@
+"""Shared pytest fixtures: SoftHSM tokens, a real NTP responder, a running TSA."""
