@@ -1,0 +1,194 @@
+"""SQLite ledger store (ledger.md L-18): WAL, synchronous=FULL, append-only by triggers.
+
+One writer per file at a time: `claim_epoch` bumps the epoch in `seq`, and every
+append's commit checks it, so a deposed writer's commit fails (L-08). Appends are group
+commits: one `BEGIN IMMEDIATE ... COMMIT` for a whole batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
+from ledger.store.base import Entry, NewEntry, SequenceState
+
+SCHEMA_VERSION = 1
+
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_contiguous BEFORE INSERT ON entries
+WHEN NEW.idx != (SELECT COALESCE(MAX(idx) + 1, 0) FROM entries)
+BEGIN SELECT RAISE(ABORT, 'ledger indices must be contiguous'); END;
+CREATE TRIGGER IF NOT EXISTS entries_monotone BEFORE INSERT ON entries
+WHEN NEW.gen_time < (SELECT gen_time FROM entries WHERE idx = NEW.idx - 1)
+BEGIN SELECT RAISE(ABORT, 'genTime must not decrease'); END;
+CREATE TRIGGER IF NOT EXISTS seq_no_delete BEFORE DELETE ON seq
+BEGIN SELECT RAISE(ABORT, 'the sequence row is permanent'); END;
+CREATE TRIGGER IF NOT EXISTS seq_epoch_forward BEFORE UPDATE ON seq
+WHEN NEW.epoch < OLD.epoch OR NEW.next_idx < OLD.next_idx
+BEGIN SELECT RAISE(ABORT, 'the sequence only moves forward'); END;
+"""
+
+
+class LedgerWriteError(Exception):
+    """An append did not become durable (disk full, I/O error, deposed writer)."""
+
+
+def _serial_key(serial: int) -> str:
+    # Serials exceed SQLite's 64-bit integers; fixed-width hex keeps them sortable.
+    return format(serial, "040x")
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    if "entries" not in db.table_names():
+        db["entries"].create(
+            {
+                "idx": int,
+                "token": bytes,
+                "gen_time": int,
+                "serial": str,
+                "imprint_alg": str,
+                "imprint": bytes,
+                "leaf_hash": bytes,
+                "chain_hash": bytes,
+            },
+            pk="idx",
+            not_null={"token", "gen_time", "serial", "leaf_hash", "chain_hash"},
+        )
+        db["entries"].create_index(["serial"], unique=True)
+        db["entries"].create_index(["imprint"])
+        db["entries"].create_index(["gen_time"])
+    if "seq" not in db.table_names():
+        db["seq"].create(
+            {"id": int, "next_idx": int, "last_gen_time": int, "epoch": int, "schema": int},
+            pk="id",
+        )
+        db["seq"].insert(
+            {"id": 1, "next_idx": 0, "last_gen_time": 0, "epoch": 0, "schema": SCHEMA_VERSION}
+        )
+    if "checkpoints" not in db.table_names():
+        db["checkpoints"].create({"size": int, "note": str}, pk="size")
+    if "integrated" not in db.table_names():
+        db["integrated"].create({"size": int, "root": bytes, "compact_range": bytes}, pk="size")
+    conn.executescript(_TRIGGERS)
+
+
+def _entry(row: tuple) -> Entry:
+    idx, token, gen_time, serial, imprint_alg, imprint, leaf, chain = row
+    return Entry(idx, token, gen_time, int(serial, 16), imprint_alg, imprint, leaf, chain)
+
+
+_COLUMNS = "idx, token, gen_time, serial, imprint_alg, imprint, leaf_hash, chain_hash"
+
+
+class SqliteStore:
+    """The embedded ledger store: one SQLite file, durable on every commit."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        create_schema(self._conn)
+        self._chain_head: bytes | None = None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # Reader
+
+    def size(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
+        return row[0]
+
+    def entry(self, index: int) -> Entry | None:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE idx = ?", (index,)).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry]:
+        limit = -1 if end is None else max(0, end - start)
+        cursor = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (start, limit)
+        )
+        for row in cursor:
+            yield _entry(row)
+
+    def entry_by_serial(self, serial: int) -> Entry | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE serial = ?", (_serial_key(serial),)
+        ).fetchone()
+        return _entry(row) if row else None
+
+    # Store
+
+    def claim_epoch(self) -> SequenceState:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("UPDATE seq SET epoch = epoch + 1 WHERE id = 1")
+            next_idx, last_gen, epoch = conn.execute(
+                "SELECT next_idx, last_gen_time, epoch FROM seq WHERE id = 1"
+            ).fetchone()
+            stored = conn.execute(
+                "SELECT idx, gen_time, chain_hash FROM entries ORDER BY idx DESC LIMIT 1"
+            ).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        size, head = (stored[0] + 1, stored[2]) if stored else (0, CHAIN_GENESIS)
+        if size != next_idx:
+            raise LedgerWriteError(
+                f"ledger is inconsistent: {size} entries but the sequence says {next_idx}"
+            )
+        last_gen = max(last_gen, stored[1] if stored else 0)
+        self._chain_head = head
+        return SequenceState(size, last_gen, head, epoch)
+
+    def append(self, epoch: int, first_index: int, entries: list[NewEntry]) -> None:
+        if self._chain_head is None:
+            raise LedgerWriteError("append before claim_epoch")
+        head = self._chain_head
+        rows = []
+        for offset, new in enumerate(entries):
+            leaf = leaf_hash(new.token)
+            head = chain_hash(head, leaf)
+            rows.append(
+                (
+                    first_index + offset, new.token, new.gen_time_ms, _serial_key(new.serial),
+                    new.imprint_alg, new.imprint, leaf, head,
+                )
+            )
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+                updated = conn.execute(
+                    "UPDATE seq SET next_idx = ?, last_gen_time = ? WHERE id = 1 AND epoch = ?",
+                    (first_index + len(entries), entries[-1].gen_time_ms, epoch),
+                ).rowcount
+                if updated != 1:
+                    raise LedgerWriteError("another writer has taken over this ledger")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerWriteError(f"ledger commit failed: {exc}") from None
+        self._chain_head = head

@@ -1,0 +1,186 @@
+"""`tsa`: the command line of the time-stamping authority (click).
+
+Every failure the operator can fix is one line on stderr and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from tsa_server.config import Config, load_config
+from tsa_server.errors import TSAError
+
+DEFAULT_CONFIG = "conf/tsa.toml"
+
+
+def _load(path: str) -> Config:
+    return load_config(path)
+
+
+class _Group(click.Group):
+    """Turns the server's own errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TSAError as exc:
+            click.echo(f"tsa: {exc}", err=True)
+            ctx.exit(2)
+
+
+config_option = click.option(
+    "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+    type=click.Path(dir_okay=False), help="Configuration file.",
+)
+
+
+@click.group(cls=_Group)
+def cli() -> None:
+    """RFC 3161 time-stamping authority with a durable evidence ledger."""
+
+
+@cli.command()
+@config_option
+def init(config_path: str) -> None:
+    """Create on first run the SoftHSM token, keys, development CA and TSA certificate."""
+    from tsa_server.keyceremony import initialise
+
+    report = initialise(_load(config_path))
+    for line in report.created:
+        click.echo(f"created {line}")
+    if not report.created:
+        click.echo("token, keys and certificates already in place")
+    click.echo(f"CA certificate for clients: {report.ca_file}")
+
+
+@cli.command()
+@config_option
+@click.option("--host", default=None, help="Override [server] host.")
+@click.option("--port", default=None, type=int, help="Override [server] port.")
+def serve(config_path: str, host: str | None, port: int | None) -> None:
+    """Serve RFC 3161 requests until interrupted."""
+    from aiohttp import web
+
+    from tsa_server.app import create_app
+    from tsa_server.services import build_services
+
+    config = _load(config_path)
+    logging.basicConfig(
+        level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    services = build_services(config)
+    host = host or config.server.host
+    port = port or config.server.port
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    click.echo(f"TSA serving on http://{host}:{port}/  (CA file: {config.certificates.ca})")
+    try:
+        web.run_app(
+            create_app(services), host=host, port=port, print=None,
+            access_log=None, backlog=config.server.max_connections, handle_signals=True,
+        )
+    finally:
+        services.close()
+
+
+@cli.group()
+def keys() -> None:
+    """Key ceremony: keys in the token, CSRs and certificate chains."""
+
+
+@keys.command("generate")
+@config_option
+@click.option("--label", required=True, help="Label of the new key in the token.")
+@click.option(
+    "--type", "key_type", default="ec-p256", show_default=True,
+    type=click.Choice(["ec-p256", "ec-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519"]),
+)
+def keys_generate(config_path: str, label: str, key_type: str) -> None:
+    """Generate a non-extractable key pair inside the token."""
+    from tsa_server.services import token_location
+    from tsa_server.signing.base import KeySpec
+    from tsa_server.signing.pkcs11 import generate_key, open_session
+
+    session = open_session(token_location(_load(config_path)), rw=True)
+    try:
+        generate_key(session, KeySpec(key_type), label)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        session.close()
+    click.echo(f"generated {key_type} key {label!r} (sensitive, not extractable)")
+
+
+@keys.command("csr")
+@config_option
+@click.option("--common-name", required=True, help="Subject CN of the TSA certificate.")
+@click.option("--organization", default=None, help="Subject O.")
+@click.option("--out", type=click.Path(dir_okay=False), default="-", help="Output file (PEM).")
+def keys_csr(config_path: str, common_name: str, organization: str | None, out: str) -> None:
+    """Write a CSR signed by the signing key, for a CA to issue the TSA certificate."""
+    from tsa_server.keyceremony import write_csr
+
+    pem_bytes = write_csr(_load(config_path), common_name, organization)
+    if out == "-":
+        click.echo(pem_bytes.decode(), nl=False)
+    else:
+        Path(out).write_bytes(pem_bytes)
+        click.echo(f"wrote {out}")
+
+
+@keys.command("import-chain")
+@config_option
+@click.argument("chain_file", type=click.Path(exists=True, dir_okay=False))
+def keys_import_chain(config_path: str, chain_file: str) -> None:
+    """Install a certificate chain (TSA certificate first) after checking it fits the key."""
+    from tsa_server.keyceremony import import_chain
+
+    count = import_chain(_load(config_path), Path(chain_file).read_bytes())
+    click.echo(f"installed a chain of {count} certificate(s)")
+
+
+@keys.command("dev-ca")
+@config_option
+@click.option("--force", is_flag=True, help="Replace an existing chain file.")
+def keys_dev_ca(config_path: str, force: bool) -> None:
+    """Make a development root CA (key in the token) and a TSA certificate from it."""
+    from tsa_server.keyceremony import check_chain, ensure_key, make_dev_certificates
+    from tsa_server.services import token_location
+    from tsa_server.signing.base import KeySpec
+
+    config = _load(config_path)
+    if Path(config.certificates.chain).exists() and not force:
+        raise click.ClickException(f"{config.certificates.chain} exists; use --force to replace it")
+    location = token_location(config)
+    ensure_key(location, config.certificates.ca_key_label, KeySpec.EC_P256, [])
+    now = datetime.now(timezone.utc)
+    make_dev_certificates(config, location, now)
+    check_chain(config, location, now)
+    click.echo(f"development CA: {config.certificates.ca}; chain: {config.certificates.chain}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="tsa", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 1 if isinstance(exc, click.UsageError) else 2
+    except click.Abort:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

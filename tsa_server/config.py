@@ -1,0 +1,190 @@
+"""Configuration: frozen dataclasses read from conf/tsa.toml, failing closed.
+
+Unknown sections or keys, wrong types and values outside their constraints are
+`ConfigError`s that name the key. Relative paths are relative to the working directory.
+Secrets never live here: the PIN comes from an environment variable or a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from tsa_server.clock.ntp import NtpSettings
+from tsa_server.errors import ConfigError
+from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY, IMPRINT_HASH_BY_NAME
+from tsa_server.signing.base import KeySpec
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 3161
+    max_body_bytes: int = 8192
+    max_connections: int = 1024
+
+
+@dataclass(frozen=True)
+class TsaConfig:
+    policies: tuple[str, ...] = (DEFAULT_POLICY,)
+    accepted_hashes: tuple[str, ...] = DEFAULT_ACCEPTED_HASHES
+    tsa_name: str = ""
+    include_chain: bool = False
+    max_accuracy_ms: int = 1000
+    max_batch: int = 256
+
+
+@dataclass(frozen=True)
+class Pkcs11Config:
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "tsa"
+    key_label: str = "tsa-signing"
+    key_type: str = "ec-p256"
+    rsa_pss: bool = False
+    pin_env: str = "TSA_PIN"
+    pin_file: str = "var/secrets/pin"
+    softhsm_conf: str = "var/softhsm2.conf"
+
+
+@dataclass(frozen=True)
+class CertificatesConfig:
+    chain: str = "var/certs/tsa-chain.pem"
+    ca: str = "var/certs/ca.pem"
+    ca_key_label: str = "dev-ca"
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    path: str = "var/ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tsa: TsaConfig = field(default_factory=TsaConfig)
+    pkcs11: Pkcs11Config = field(default_factory=Pkcs11Config)
+    certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    clock: NtpSettings = field(default_factory=NtpSettings)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def pin(self) -> str:
+        """The token PIN: the environment variable first, then the PIN file."""
+        value = os.environ.get(self.pkcs11.pin_env)
+        if value:
+            return value
+        path = Path(self.pkcs11.pin_file)
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            raise ConfigError(
+                f"no token PIN: set ${self.pkcs11.pin_env} or create {self.pkcs11.pin_file}"
+            ) from None
+        if not value:
+            raise ConfigError(f"the PIN file {self.pkcs11.pin_file} is empty")
+        return value
+
+
+def _coerce(section: str, key: str, expected: Any, value: Any) -> Any:
+    where = f"[{section}] {key}"
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false")
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer")
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number")
+        return float(value)
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string")
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def _section(cls: type, name: str, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(unknown)}")
+    values = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        expected = tuple if getattr(hint, "__origin__", None) is tuple else hint
+        values[key] = _coerce(name, key, expected, value)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a section's own constraints (e.g. NtpSettings)
+        raise ConfigError(f"[{name}] {exc}") from None
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    sections = {f.name: get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(unknown)}")
+    config = Config(**{name: _section(cls, name, data.get(name, {})) for name, cls in sections.items()})
+    validate(config)
+    return config
+
+
+def load_config(path: Path | str) -> Config:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: Config) -> None:
+    """Constraints across keys; each message names the key and the rule."""
+    server, tsa = config.server, config.tsa
+    _require(0 < server.port < 65536, "[server] port must be 1-65535")
+    _require(256 <= server.max_body_bytes <= 1 << 20, "[server] max_body_bytes must be 256..1048576")
+    _require(server.max_connections >= 1, "[server] max_connections must be at least 1")
+    _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
+    for oid in tsa.policies:
+        parts = oid.split(".")
+        _require(
+            len(parts) >= 2 and all(p.isdigit() for p in parts) and parts[0] in "012",
+            f"[tsa] policies: {oid!r} is not a dotted OID",
+        )
+    for name in tsa.accepted_hashes:
+        _require(name in IMPRINT_HASH_BY_NAME, f"[tsa] accepted_hashes: unknown hash {name!r}")
+    _require(len(tsa.accepted_hashes) >= 1, "[tsa] accepted_hashes must not be empty")
+    _require(1 <= tsa.max_accuracy_ms <= 60_000, "[tsa] max_accuracy_ms must be 1..60000")
+    _require(1 <= tsa.max_batch <= 4096, "[tsa] max_batch must be 1..4096")
+    _require(
+        config.pkcs11.key_type in {k.value for k in KeySpec},
+        f"[pkcs11] key_type must be one of {', '.join(k.value for k in KeySpec)}",
+    )
+    _require(
+        config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},
+        "[logging] level must be DEBUG, INFO, WARNING or ERROR",
+    )

@@ -1,0 +1,118 @@
+"""Parse a TimeStampReq and apply the token profile's acceptance rules (RFC 3161 §2.4.1).
+
+Pure: bytes in, a `TimeStampRequest` or a `RequestRejected` out. Every way a request
+can be wrong maps to one PKIFailureInfo here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asn1crypto import tsp
+
+from tsa_server.errors import FailureInfo, RequestRejected
+from tsa_server.rfc3161 import der
+from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
+
+# A nonce is a random number for replay detection (RFC 3161 §2.4.1): 64 bits is usual,
+# 160 bits generous. Anything above 32 bytes is not a nonce but a smuggled payload.
+MAX_NONCE_BYTES = 32
+_NULL = b"\x05\x00"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the TSA accepts: imprint hashes by name and policy OIDs (first = default)."""
+
+    accepted_hashes: frozenset[str]
+    policies: tuple[str, ...]
+
+    @property
+    def default_policy(self) -> str:
+        return self.policies[0]
+
+
+@dataclass(frozen=True)
+class TimeStampRequest:
+    """A request that passed every acceptance rule."""
+
+    hash: ImprintHash
+    digest: bytes
+    policy: str
+    nonce: int | None
+    cert_req: bool
+
+    @property
+    def imprint_der(self) -> bytes:
+        """The MessageImprint, re-encoded in DER with absent hash parameters."""
+        oid = der.tlv(der.SEQUENCE, der.oid(self.hash.oid))
+        return der.tlv(der.SEQUENCE, oid + der.tlv(der.OCTET_STRING, self.digest))
+
+
+def _reject(failure: FailureInfo, text: str) -> RequestRejected:
+    return RequestRejected(failure, text)
+
+
+def _load(body: bytes) -> tsp.TimeStampReq:
+    try:
+        request = tsp.TimeStampReq.load(body, strict=True)
+        request.native  # force a full parse: asn1crypto parses lazily
+    except Exception:  # asn1crypto raises ValueError, TypeError, OverflowError...
+        raise _reject(FailureInfo.BAD_DATA_FORMAT, "request is not a DER TimeStampReq") from None
+    return request
+
+
+def parse_request(body: bytes, profile: Profile) -> TimeStampRequest:
+    """Decode and validate a TimeStampReq; raise RequestRejected with the right failure."""
+    if not body:
+        raise _reject(FailureInfo.BAD_DATA_FORMAT, "empty request")
+    request = _load(body)
+    if request["version"].native != "v1":
+        raise _reject(FailureInfo.BAD_REQUEST, "unsupported request version (only v1)")
+    imprint_hash, digest = _check_imprint(request["message_imprint"], profile)
+    policy = _check_policy(request["req_policy"], profile)
+    nonce = _check_nonce(request["nonce"])
+    if request["extensions"].native:
+        # RFC 3161 §2.4.1: extensions the server does not recognise must be refused.
+        raise _reject(FailureInfo.UNACCEPTED_EXTENSION, "request extensions are not supported")
+    return TimeStampRequest(
+        hash=imprint_hash,
+        digest=digest,
+        policy=policy,
+        nonce=nonce,
+        cert_req=bool(request["cert_req"].native),
+    )
+
+
+def _check_imprint(imprint: tsp.MessageImprint, profile: Profile) -> tuple[ImprintHash, bytes]:
+    algorithm = imprint["hash_algorithm"]
+    oid = algorithm["algorithm"].dotted
+    known = IMPRINT_HASHES.get(oid)
+    if known is None or known.name not in profile.accepted_hashes:
+        raise _reject(FailureInfo.BAD_ALG, "hash algorithm not accepted")
+    parameters = algorithm["parameters"]
+    if parameters.contents is not None and parameters.dump() != _NULL:
+        raise _reject(FailureInfo.BAD_ALG, "hash algorithm parameters must be absent or NULL")
+    digest = imprint["hashed_message"].native
+    if len(digest) != known.size:
+        raise _reject(
+            FailureInfo.BAD_DATA_FORMAT,
+            f"imprint length {len(digest)} does not match {known.name} ({known.size} bytes)",
+        )
+    return known, digest
+
+
+def _check_policy(requested, profile: Profile) -> str:
+    if requested.native is None:
+        return profile.default_policy
+    if requested.dotted not in profile.policies:
+        raise _reject(FailureInfo.UNACCEPTED_POLICY, "requested policy is not accepted")
+    return requested.dotted
+
+
+def _check_nonce(nonce) -> int | None:
+    if nonce.native is None:
+        return None
+    if len(nonce.contents) > MAX_NONCE_BYTES:
+        raise _reject(FailureInfo.BAD_REQUEST, f"nonce longer than {MAX_NONCE_BYTES} bytes")
+    return nonce.native

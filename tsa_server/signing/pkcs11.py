@@ -1,0 +1,271 @@
+"""PKCS#11 backend: key generation in the token and signing with keys that never leave it.
+
+The only module that imports python-pkcs11. SoftHSM2 is the development and test token;
+any PKCS#11 module works. Keys are generated with CKA_SENSITIVE true and CKA_EXTRACTABLE
+false. Two facts measured on SoftHSM 2.6 shape this code: it has no ECDSA hash-and-sign
+mechanism (we hash, sign with CKM_ECDSA and DER-encode r||s), and opening a token from
+two processes at the same instant sometimes fails (we retry).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pkcs11
+from asn1crypto import keys as asn1_keys
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
+from pkcs11.util.rsa import encode_rsa_public_key
+
+from tsa_server.errors import SignerUnavailable
+from tsa_server.signing.base import KeySpec, digest
+
+_DIGEST_INFO_PREFIX = {
+    # DER DigestInfo prefixes (RFC 8017 §9.2 note 1) for CKM_RSA_PKCS over a digest we computed.
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+_PSS_PARAMS = {
+    "sha256": (Mechanism.SHA256, pkcs11.MGF.SHA256, 32),
+    "sha384": (Mechanism.SHA384, pkcs11.MGF.SHA384, 48),
+    "sha512": (Mechanism.SHA512, pkcs11.MGF.SHA512, 64),
+}
+_ED25519_PARAMS = bytes.fromhex("06032b6570")  # OID 1.3.101.112 as CKA_EC_PARAMS
+_OPEN_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class TokenLocation:
+    """Where the key lives: the PKCS#11 module, the token label and the user PIN."""
+
+    module: str
+    token_label: str
+    pin: str
+    softhsm_conf: str | None = None  # exported as SOFTHSM2_CONF before the module loads
+
+    def __repr__(self) -> str:  # never print the PIN
+        return f"TokenLocation(module={self.module!r}, token_label={self.token_label!r})"
+
+
+def load_library(location: TokenLocation) -> pkcs11.lib:
+    if location.softhsm_conf:
+        os.environ["SOFTHSM2_CONF"] = location.softhsm_conf
+    try:
+        return pkcs11.lib(location.module)
+    except Exception as exc:  # the module path is config, not a secret
+        raise SignerUnavailable(f"cannot load PKCS#11 module {location.module}: {exc}") from None
+
+
+def open_session(location: TokenLocation, *, rw: bool = False) -> pkcs11.Session:
+    """Open a logged-in session, retrying the transient failures of concurrent openers."""
+    lib = load_library(location)
+    last: Exception | None = None
+    for attempt in range(_OPEN_RETRIES):
+        try:
+            token = lib.get_token(token_label=location.token_label)
+            try:
+                return token.open(rw=rw, user_pin=location.pin)
+            except pkcs11.UserAlreadyLoggedIn:
+                # Login state is per application: a second session shares the first's.
+                return token.open(rw=rw)
+        except pkcs11.PinIncorrect:
+            raise SignerUnavailable(f"token {location.token_label!r} refused the PIN") from None
+        except pkcs11.NoSuchToken:
+            last = SignerUnavailable(f"no PKCS#11 token labelled {location.token_label!r}")
+        except pkcs11.PKCS11Error as exc:
+            last = SignerUnavailable(f"token {location.token_label!r}: {type(exc).__name__}")
+        time.sleep(0.05 * (attempt + 1))
+    assert last is not None
+    raise last
+
+
+def generate_key(session: pkcs11.Session, spec: KeySpec, label: str) -> None:
+    """Generate a non-extractable key pair in the token (the key ceremony's one act)."""
+    if _find_private_key(session, label, required=False) is not None:
+        raise ValueError(f"the token already holds a key labelled {label!r}")
+    private = {
+        Attribute.SENSITIVE: True,
+        Attribute.EXTRACTABLE: False,
+        Attribute.SIGN: True,
+        Attribute.TOKEN: True,
+        Attribute.PRIVATE: True,
+    }
+    public = {Attribute.VERIFY: True, Attribute.TOKEN: True}
+    if spec.family == "rsa":
+        session.generate_keypair(
+            KeyType.RSA, spec.rsa_bits, label=label, store=True,
+            private_template=private, public_template=public,
+        )
+        return
+    if spec.family == "ec":
+        params = encode_named_curve_parameters(spec.curve)
+        key_type, mechanism = KeyType.EC, Mechanism.EC_KEY_PAIR_GEN
+    else:
+        params, key_type, mechanism = _ED25519_PARAMS, KeyType.EC_EDWARDS, Mechanism.EC_EDWARDS_KEY_PAIR_GEN
+    domain = session.create_domain_parameters(key_type, {Attribute.EC_PARAMS: params}, local=True)
+    domain.generate_keypair(
+        label=label, store=True, mechanism=mechanism,
+        private_template=private, public_template=public,
+    )
+
+
+def _find_private_key(session: pkcs11.Session, label: str, *, required: bool = True):
+    keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}))
+    if not keys:
+        if required:
+            raise SignerUnavailable(f"the token holds no private key labelled {label!r}")
+        return None
+    return keys[0]
+
+
+def key_spec_of(session: pkcs11.Session, label: str) -> KeySpec:
+    key = _find_private_key(session, label)
+    if key.key_type == KeyType.RSA:
+        bits = key[Attribute.MODULUS_BITS] if _has(key, Attribute.MODULUS_BITS) else None
+        if bits is None:
+            pub = _public_key(session, label)
+            bits = pub[Attribute.MODULUS_BITS]
+        return {2048: KeySpec.RSA2048, 3072: KeySpec.RSA3072, 4096: KeySpec.RSA4096}[bits]
+    if key.key_type == KeyType.EC_EDWARDS:
+        return KeySpec.ED25519
+    params = key[Attribute.EC_PARAMS]
+    return {
+        encode_named_curve_parameters("secp256r1"): KeySpec.EC_P256,
+        encode_named_curve_parameters("secp384r1"): KeySpec.EC_P384,
+    }[params]
+
+
+def _has(obj, attribute) -> bool:
+    try:
+        obj[attribute]
+    except pkcs11.PKCS11Error:
+        return False
+    return True
+
+
+def _public_key(session: pkcs11.Session, label: str):
+    keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label}))
+    if not keys:
+        raise SignerUnavailable(f"the token holds no public key labelled {label!r}")
+    return keys[0]
+
+
+def public_key_info(session: pkcs11.Session, label: str, spec: KeySpec) -> bytes:
+    """DER SubjectPublicKeyInfo of the key pair `label`."""
+    pub = _public_key(session, label)
+    if spec.family == "rsa":
+        rsa_pub = encode_rsa_public_key(pub)
+        info = asn1_keys.PublicKeyInfo(
+            {"algorithm": {"algorithm": "rsa"}, "public_key": asn1_keys.RSAPublicKey.load(rsa_pub)}
+        )
+        return info.dump()
+    if spec.family == "ec":
+        return encode_ec_public_key(pub)
+    point = pub[Attribute.EC_POINT]
+    raw = asn1_keys.OctetString.load(point).native if point[0] == 0x04 and len(point) == 34 else point
+    info = asn1_keys.PublicKeyInfo({"algorithm": {"algorithm": "ed25519"}, "public_key": raw})
+    return info.dump()
+
+
+class Pkcs11Signer:
+    """A Signer whose private key is an object in a PKCS#11 token.
+
+    python-pkcs11 sessions are not safe to share between threads; the lock keeps one
+    C_Sign in flight per session. Processes that want parallel signing open their own.
+    """
+
+    def __init__(self, location: TokenLocation, key_label: str, *, rsa_pss: bool = False):
+        self._location = location
+        self._label = key_label
+        self._rsa_pss = rsa_pss
+        self._lock = threading.Lock()
+        self._session: pkcs11.Session | None = None
+        self._key = None
+        self._spec: KeySpec | None = None
+        self._spki: bytes | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        session = open_session(self._location)
+        try:
+            self._spec = key_spec_of(session, self._label)
+            self._key = _find_private_key(session, self._label)
+            self._spki = public_key_info(session, self._label, self._spec)
+        except Exception:
+            session.close()
+            raise
+        self._session = session
+
+    @property
+    def key_spec(self) -> KeySpec:
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def rsa_pss(self) -> bool:
+        return self._rsa_pss and self.key_spec.family == "rsa"
+
+    def public_key_info(self) -> bytes:
+        assert self._spki is not None
+        return self._spki
+
+    def sign(self, message: bytes, digest_name: str) -> bytes:
+        return self.sign_many([message], [digest_name])[0]
+
+    def sign_many(self, messages: list[bytes], digest_names: list[str]) -> list[bytes]:
+        with self._lock:
+            try:
+                if self._session is None:
+                    self._connect()
+                return [self._sign_one(m, d) for m, d in zip(messages, digest_names, strict=True)]
+            except SignerUnavailable:
+                raise
+            except pkcs11.PKCS11Error as exc:
+                self._drop_session()
+                raise SignerUnavailable(f"signing failed in the token: {type(exc).__name__}") from None
+
+    def _sign_one(self, message: bytes, digest_name: str) -> bytes:
+        family = self.key_spec.family
+        if family == "ed25519":
+            return self._key.sign(message, mechanism=Mechanism.EDDSA)
+        hashed = digest(digest_name, message)
+        if family == "ec":
+            return encode_ecdsa_signature(self._key.sign(hashed, mechanism=Mechanism.ECDSA))
+        if self.rsa_pss:
+            hash_mech, mgf, salt = _PSS_PARAMS[digest_name]
+            return self._key.sign(
+                hashed, mechanism=Mechanism.RSA_PKCS_PSS, mechanism_param=(hash_mech, mgf, salt)
+            )
+        return self._key.sign(_DIGEST_INFO_PREFIX[digest_name] + hashed, mechanism=Mechanism.RSA_PKCS)
+
+    def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except pkcs11.PKCS11Error:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_session()
+
+
+def init_softhsm_token(softhsm_conf: Path, token_dir: Path, label: str, pin: str, so_pin: str) -> None:
+    """Create a SoftHSM2 config and an initialised token (development and tests only)."""
+    import subprocess
+
+    token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    softhsm_conf.write_text(
+        f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin],
+        check=True, env=env, capture_output=True,
+    )

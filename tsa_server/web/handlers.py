@@ -1,0 +1,126 @@
+"""HTTP handlers of the TSA. Thin: they bound and route bytes; issuance.py decides."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+from aiohttp import web
+
+from ledger.store.base import Reader
+from tsa_server.clock.base import Clock
+from tsa_server.errors import FailureInfo
+from tsa_server.issuance import Issuer
+from tsa_server.rfc3161 import response
+
+log = logging.getLogger("tsa.web")
+
+QUERY_TYPE = "application/timestamp-query"
+REPLY_TYPE = "application/timestamp-reply"
+
+
+@dataclass(frozen=True)
+class WebState:
+    issuer: Issuer
+    clock: Clock
+    ledger: Reader
+    chain_pem: bytes
+    max_body_bytes: int
+
+
+STATE = web.AppKey("state", WebState)
+_LANDING = resources.files("tsa_server.web").joinpath("static/index.html").read_bytes()
+
+
+def _reply(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=REPLY_TYPE)
+
+
+async def timestamp(request: web.Request) -> web.Response:
+    """POST application/timestamp-query -> application/timestamp-reply (RFC 3161 §3.4)."""
+    state = request.app[STATE]
+    if request.content_type != QUERY_TYPE:
+        raise web.HTTPUnsupportedMediaType(text=f"send {QUERY_TYPE}\n")
+    length = request.content_length
+    if length is not None and length > state.max_body_bytes:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=state.max_body_bytes, actual_size=length, text="request too large\n"
+        )
+    body = await _read_bounded(request, state.max_body_bytes)
+    return _reply(await state.issuer.issue(body))
+
+
+async def _read_bounded(request: web.Request, limit: int) -> bytes:
+    # Chunked bodies have no Content-Length: read at most one byte past the limit.
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit, actual_size=size, text="request too large\n"
+            )
+
+
+async def landing(request: web.Request) -> web.Response:
+    return web.Response(body=_LANDING, content_type="text/html", charset="utf-8")
+
+
+async def certs(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[STATE].chain_pem, content_type="application/pem-certificate-chain"
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    clock = state.clock.status()
+    problems = []
+    if not clock.usable:
+        problems.append(f"clock: {clock.reason}")
+    failure = state.issuer.last_failure
+    if failure is not None:
+        problems.append(f"issuance: {failure}")
+    body = {
+        "ready": not problems,
+        "clock": clock.reason,
+        "ledger_size": state.issuer.next_index,
+        "problems": problems,
+    }
+    return web.json_response(body, status=200 if not problems else 503)
+
+
+async def token_by_serial(request: web.Request) -> web.Response:
+    text = request.match_info["serial"].lower()
+    try:
+        serial = int(text[2:], 16) if text.startswith("0x") else int(text, 16)
+    except ValueError:
+        raise web.HTTPBadRequest(text="serial must be hexadecimal\n") from None
+    entry = request.app[STATE].ledger.entry_by_serial(serial)
+    if entry is None:
+        raise web.HTTPNotFound(text="no token with this serial\n")
+    return _reply(response.granted(entry.token))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    """Faults never leak as tracebacks; a timestamp request always gets a TimeStampResp."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if request.method == "POST" and request.path in ("/", "/tsr"):
+            return _reply(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
+        return web.json_response({"error": "internal error"}, status=500)
+
+
