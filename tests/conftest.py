@@ -1,1 +1,56 @@
-"""Shared pytest fixtures: SoftHSM tokens, a real NTP responder, a running TSA."""
+"""Shared pytest fixtures: a SoftHSM token, a real NTP responder, a running TSA."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.ntp import NtpResponder, ntp_responder
+from tests.support.tsa import Hsm, TsaServer, make_hsm
+
+
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> Hsm:
+    """A SoftHSM token with an EC P-256 TSA key, a development CA and its chain."""
+    return make_hsm(tmp_path_factory.mktemp("hsm"))
+
+
+@pytest.fixture(scope="session")
+def session_ntp() -> Iterator[NtpResponder]:
+    """A real NTP server on loopback, in sync, shared by the session's servers."""
+    with ntp_responder() as responder:
+        yield responder
+
+
+@pytest.fixture
+def ntp() -> Iterator[NtpResponder]:
+    """A real NTP server on loopback that one test may break (offset, silence...)."""
+    with ntp_responder() as responder:
+        yield responder
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory: pytest.TempPathFactory, hsm: Hsm, session_ntp: NtpResponder
+        ) -> Iterator[TsaServer]:
+    """The real server (`tsa serve`) shared by the tests that only talk to it."""
+    server = TsaServer(tmp_path_factory.mktemp("tsa"), hsm, session_ntp.address).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, hsm: Hsm, ntp: NtpResponder):
+    """Factory for a server of one test's own (own ledger, own NTP responder)."""
+    servers: list[TsaServer] = []
+
+    def make(**overrides) -> TsaServer:
+        server = TsaServer(tmp_path / f"s{len(servers)}", hsm, ntp.address, **overrides)
+        server.workdir.mkdir(parents=True, exist_ok=True)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asn1crypto import tsp
+from asn1crypto import core
 
 from tsa_server.errors import FailureInfo, RequestRejected
 from tsa_server.rfc3161 import der
@@ -49,13 +49,48 @@ class TimeStampRequest:
         return der.tlv(der.SEQUENCE, oid + der.tlv(der.OCTET_STRING, self.digest))
 
 
+class _AlgorithmIdentifier(core.Sequence):
+    # Parameters as Any: asn1crypto's own spec forces NULL for SHA-2 and would turn
+    # "wrong parameters" into a parse error instead of badAlg.
+    _fields = [("algorithm", core.ObjectIdentifier), ("parameters", core.Any, {"optional": True})]
+
+
+class _MessageImprint(core.Sequence):
+    _fields = [("hash_algorithm", _AlgorithmIdentifier), ("hashed_message", core.OctetString)]
+
+
+class _Extension(core.Sequence):
+    _fields = [
+        ("extn_id", core.ObjectIdentifier),
+        ("critical", core.Boolean, {"default": False}),
+        ("extn_value", core.OctetString),
+    ]
+
+
+class _Extensions(core.SequenceOf):
+    _child_spec = _Extension
+
+
+class _TimeStampReq(core.Sequence):
+    """RFC 3161 §2.4.1 TimeStampReq, with lenient inner types so each fault maps to its failInfo."""
+
+    _fields = [
+        ("version", core.Integer),
+        ("message_imprint", _MessageImprint),
+        ("req_policy", core.ObjectIdentifier, {"optional": True}),
+        ("nonce", core.Integer, {"optional": True}),
+        ("cert_req", core.Boolean, {"default": False}),
+        ("extensions", _Extensions, {"implicit": 0, "optional": True}),
+    ]
+
+
 def _reject(failure: FailureInfo, text: str) -> RequestRejected:
     return RequestRejected(failure, text)
 
 
-def _load(body: bytes) -> tsp.TimeStampReq:
+def _load(body: bytes) -> _TimeStampReq:
     try:
-        request = tsp.TimeStampReq.load(body, strict=True)
+        request = _TimeStampReq.load(body, strict=True)
         request.native  # force a full parse: asn1crypto parses lazily
     except Exception:  # asn1crypto raises ValueError, TypeError, OverflowError...
         raise _reject(FailureInfo.BAD_DATA_FORMAT, "request is not a DER TimeStampReq") from None
@@ -67,12 +102,12 @@ def parse_request(body: bytes, profile: Profile) -> TimeStampRequest:
     if not body:
         raise _reject(FailureInfo.BAD_DATA_FORMAT, "empty request")
     request = _load(body)
-    if request["version"].native != "v1":
+    if request["version"].native != 1:
         raise _reject(FailureInfo.BAD_REQUEST, "unsupported request version (only v1)")
     imprint_hash, digest = _check_imprint(request["message_imprint"], profile)
     policy = _check_policy(request["req_policy"], profile)
     nonce = _check_nonce(request["nonce"])
-    if request["extensions"].native:
+    if len(request["extensions"]):
         # RFC 3161 §2.4.1: extensions the server does not recognise must be refused.
         raise _reject(FailureInfo.UNACCEPTED_EXTENSION, "request extensions are not supported")
     return TimeStampRequest(
@@ -84,14 +119,14 @@ def parse_request(body: bytes, profile: Profile) -> TimeStampRequest:
     )
 
 
-def _check_imprint(imprint: tsp.MessageImprint, profile: Profile) -> tuple[ImprintHash, bytes]:
+def _check_imprint(imprint: _MessageImprint, profile: Profile) -> tuple[ImprintHash, bytes]:
     algorithm = imprint["hash_algorithm"]
     oid = algorithm["algorithm"].dotted
     known = IMPRINT_HASHES.get(oid)
     if known is None or known.name not in profile.accepted_hashes:
         raise _reject(FailureInfo.BAD_ALG, "hash algorithm not accepted")
     parameters = algorithm["parameters"]
-    if parameters.contents is not None and parameters.dump() != _NULL:
+    if not isinstance(parameters, core.Void) and parameters.dump() != _NULL:
         raise _reject(FailureInfo.BAD_ALG, "hash algorithm parameters must be absent or NULL")
     digest = imprint["hashed_message"].native
     if len(digest) != known.size:

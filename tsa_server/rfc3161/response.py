@@ -23,4 +23,5 @@ def rejection(failure: FailureInfo, text: str) -> bytes:
     status = tsp.PKIStatusInfo(
         {"status": "rejection", "status_string": [text], "fail_info": {failure.value}}
     )
-    return tsp.TimeStampResp({"status": status}).dump()
+    # Built around the status by hand: asn1crypto insists on a timeStampToken field.
+    return der.tlv(der.SEQUENCE, status.dump())

@@ -1,0 +1,160 @@
+"""Run the real TSA for tests: write a config, initialise a SoftHSM token, start
+`tsa serve` as a subprocess on a free loopback port, and talk HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TSA_BIN = str(Path(sys.executable).with_name("tsa"))
+QUERY_TYPE = "application/timestamp-query"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, sections: dict[str, dict]) -> Path:
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Hsm:
+    """A SoftHSM token with a TSA key and a development CA, made once per test session."""
+
+    root: Path
+    pkcs11: dict
+    certificates: dict
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self.certificates["ca"])
+
+    @property
+    def chain_file(self) -> Path:
+        return Path(self.certificates["chain"])
+
+
+def make_hsm(root: Path, key_type: str = "ec-p256") -> Hsm:
+    from tsa_server.config import load_config
+    from tsa_server.keyceremony import initialise
+
+    root.mkdir(parents=True, exist_ok=True)
+    pkcs11 = {
+        "token_label": "tsa-test",
+        "key_label": "tsa-signing",
+        "key_type": key_type,
+        "pin_env": "TSA_TEST_PIN_UNSET",
+        "pin_file": str(root / "secrets" / "pin"),
+        "softhsm_conf": str(root / "softhsm2.conf"),
+    }
+    certificates = {"chain": str(root / "certs" / "chain.pem"), "ca": str(root / "certs" / "ca.pem")}
+    config_path = write_config(
+        root / "init.toml", {"pkcs11": pkcs11, "certificates": certificates}
+    )
+    initialise(load_config(config_path))
+    return Hsm(root, pkcs11, certificates)
+
+
+class TsaServer:
+    """`tsa serve` in a subprocess; stopped with SIGTERM (or killed) by the test."""
+
+    def __init__(self, workdir: Path, hsm: Hsm, ntp_address: str, **overrides: dict):
+        self.workdir = workdir
+        self.port = free_port()
+        self.ledger_path = workdir / "ledger.sqlite"
+        sections = {
+            "server": {"host": "127.0.0.1", "port": self.port},
+            "pkcs11": dict(hsm.pkcs11),
+            "certificates": dict(hsm.certificates),
+            "ledger": {"path": str(self.ledger_path)},
+            "clock": {"servers": [ntp_address], "interval_s": 0.5, "max_age_s": 3.0,
+                      "timeout_s": 0.5},
+            "logging": {"level": "INFO"},
+        }
+        for name, values in overrides.items():
+            sections.setdefault(name, {}).update(values)
+        self.config_path = write_config(workdir / "tsa.toml", sections)
+        self.log_path = workdir / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 20.0) -> TsaServer:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [TSA_BIN, "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        deadline = time.monotonic() + timeout
+        path = "readyz" if wait_ready else "healthz"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.log()}")
+            try:
+                status, _, _ = self.get(path)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server not {path} within {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def request(self, method: str, path: str = "", body: bytes | None = None,
+                headers: dict | None = None) -> tuple[int, dict, bytes]:
+        req = urllib.request.Request(self.url + path.lstrip("/"), data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as reply:
+                return reply.status, dict(reply.headers), reply.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def get(self, path: str) -> tuple[int, dict, bytes]:
+        return self.request("GET", path)
+
+    def post_query(self, der: bytes, path: str = "/",
+                   content_type: str = QUERY_TYPE) -> tuple[int, dict, bytes]:
+        return self.request("POST", path, der, {"Content-Type": content_type})
