@@ -54,3 +54,27 @@ def make_server(tmp_path: Path, hsm: Hsm, ntp: NtpResponder):
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def hsm_config(hsm: Hsm, tmp_path_factory: pytest.TempPathFactory):
+    """A Config for in-process tests on the session token (ledger path per test below)."""
+    from tests.support.tsa import write_config
+    from tsa_server.config import load_config
+
+    path = write_config(
+        tmp_path_factory.mktemp("cfg") / "tsa.toml",
+        {"pkcs11": hsm.pkcs11, "certificates": hsm.certificates},
+    )
+    return load_config(path)
+
+
+@pytest.fixture(scope="session")
+def signer(hsm_config):
+    """The session token's TSA key as a Pkcs11Signer."""
+    from tsa_server.services import token_location
+    from tsa_server.signing.pkcs11 import Pkcs11Signer
+
+    key = Pkcs11Signer(token_location(hsm_config), hsm_config.pkcs11.key_label)
+    yield key
+    key.close()

@@ -94,8 +94,8 @@ def parse_response(body: bytes) -> TimeStampResp:
     return TimeStampResp.load(body, strict=True)
 
 
-def failure_of(body: bytes) -> tuple[str, set[str]]:
+def failure_of(body: bytes) -> tuple[str, frozenset[str]]:
     """(status, set of failInfo names) of a DER TimeStampResp."""
     status = parse_response(body)["status"]
     fail = status["fail_info"].native
-    return status["status"].native, set(fail or ())
+    return status["status"].native, frozenset(fail or ())

@@ -1,0 +1,163 @@
+"""The issuance path in-process, on the real SoftHSM key and a real SQLite ledger, with
+a ManualClock: ordering, accuracy, serials, fail-closed clock and failed commits."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ledger.store.sqlite import SqliteStore
+from tests.support.queries import failure_of, make_request, parse_response
+from tsa_server.clock.base import ManualClock
+from tsa_server.issuance import IssuanceSettings, Issuer
+from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
+from tsa_server.rfc3161.request import Profile
+from tsa_server.rfc3161.token import TokenTemplate
+from tsa_server.services import load_chain
+
+PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
+T0 = datetime(2026, 11, 22, 12, 0, 0, 250_400, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "ledger.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(T0, error_bound=timedelta(microseconds=300))
+
+
+@pytest.fixture
+def make_issuer(hsm_config, signer, clock):
+    template = TokenTemplate(signer.key_spec, load_chain(hsm_config))
+
+    def make(store, **settings) -> Issuer:
+        return Issuer(template=template, signer=signer, clock=clock, store=store,
+                      profile=PROFILE, settings=IssuanceSettings(**settings))
+
+    return make
+
+
+def tst_of(reply: bytes):
+    token = parse_response(reply)["time_stamp_token"]
+    return token["content"]["encap_content_info"]["content"].parsed
+
+
+def issue_all(issuer: Issuer, bodies: list[bytes]) -> list[bytes]:
+    async def run():
+        return await asyncio.gather(*(issuer.issue(b) for b in bodies))
+
+    return asyncio.run(run())
+
+
+def test_granted_tokens_are_in_the_ledger_in_order(store, make_issuer) -> None:
+    issuer = make_issuer(store)
+    replies = issue_all(issuer, [make_request(b"%d" % i) for i in range(50)])
+    assert all(failure_of(r)[0] == "granted" for r in replies)
+    entries = list(store.entries())
+    tokens = [parse_response(r)["time_stamp_token"].dump() for r in replies]
+    assert [e.token for e in entries] == tokens
+    assert [e.index for e in entries] == list(range(50))
+    serials = [tst_of(r)["serial_number"].native for r in replies]
+    assert len(set(serials)) == 50
+    assert all(64 <= s.bit_length() <= 160 for s in serials)
+    assert [e.serial for e in entries] == serials
+
+
+def test_accuracy_covers_error_bound_and_ms_truncation(store, make_issuer) -> None:
+    tst = tst_of(issue_all(make_issuer(store), [make_request()])[0])
+    # 0.3 ms error bound + up to 1 ms lost by truncating to ms, rounded up to whole ms.
+    assert tst["gen_time"].native == T0.replace(microsecond=250_000)
+    assert tst["accuracy"].native == {"seconds": None, "millis": 2, "micros": None}
+
+
+def test_gen_time_never_decreases_when_the_clock_steps_back(store, make_issuer, clock) -> None:
+    issuer = make_issuer(store)
+    first = tst_of(issue_all(issuer, [make_request()])[0])
+    clock.set(T0 - timedelta(milliseconds=100))
+    second = tst_of(issue_all(issuer, [make_request()])[0])
+    assert second["gen_time"].native == first["gen_time"].native
+    # Held 100.4 ms ahead of the clock: the stated accuracy must include that.
+    assert second["accuracy"].native["millis"] >= 101
+    gen_times = [e.gen_time_ms for e in store.entries()]
+    assert gen_times == sorted(gen_times)
+
+
+def test_step_back_beyond_max_accuracy_refuses(store, make_issuer, clock) -> None:
+    issuer = make_issuer(store, max_accuracy=timedelta(milliseconds=50))
+    issue_all(issuer, [make_request()])
+    clock.set(T0 - timedelta(seconds=2))
+    status, failures = failure_of(issue_all(issuer, [make_request()])[0])
+    assert (status, failures) == ("rejection", {"time_not_available"})
+    assert store.size() == 1
+
+
+def test_unusable_clock_gives_time_not_available_and_no_entry(store, make_issuer, clock) -> None:
+    issuer = make_issuer(store)
+    clock.make_unusable("NTP silent")
+    replies = issue_all(issuer, [make_request() for _ in range(3)])
+    assert {failure_of(r) for r in replies} == {("rejection", frozenset({"time_not_available"}))}
+    assert store.size() == 0
+    clock.make_usable()
+    assert failure_of(issue_all(issuer, [make_request()])[0])[0] == "granted"
+
+
+def test_failed_commit_is_system_failure_and_releases_nothing(tmp_path, make_issuer) -> None:
+    path = tmp_path / "ledger.sqlite"
+    store = SqliteStore(path)
+    issuer = make_issuer(store)
+    issue_all(issuer, [make_request()])
+    # A second writer claims the ledger (a real epoch bump): our commits must now fail.
+    usurper = SqliteStore(path)
+    usurper.claim_epoch()
+    replies = issue_all(issuer, [make_request(b"%d" % i) for i in range(5)])
+    assert {failure_of(r) for r in replies} == {("rejection", frozenset({"system_failure"}))}
+    assert all(parse_response(r)["time_stamp_token"].native is None for r in replies)
+    assert store.size() == 1
+    assert issuer.last_failure is not None
+    usurper.close()
+    store.close()
+
+
+def test_serials_are_never_reused_across_restarts(tmp_path, make_issuer) -> None:
+    path = tmp_path / "ledger.sqlite"
+    seen = set()
+    for _ in range(3):
+        store = SqliteStore(path)
+        issuer = make_issuer(store)
+        # Tokens of a discarded batch consume serials too: simulate by issuing then
+        # "crashing" (dropping the issuer without a clean shutdown).
+        for reply in issue_all(issuer, [make_request(b"%d" % i) for i in range(10)]):
+            serial = tst_of(reply)["serial_number"].native
+            assert serial not in seen
+            seen.add(serial)
+        store.close()
+    assert SqliteStore(path).size() == 30
+
+
+def test_batches_are_bounded(store, make_issuer) -> None:
+    issuer = make_issuer(store, max_batch=7)
+    replies = issue_all(issuer, [make_request(b"%d" % i) for i in range(30)])
+    assert all(failure_of(r)[0] == "granted" for r in replies)
+    assert store.size() == 30
+
+
+def test_ledger_rejects_update_and_delete(store, make_issuer) -> None:
+    import sqlite3
+
+    issue_all(make_issuer(store), [make_request()])
+    conn = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE entries SET token = x'00' WHERE idx = 0")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM entries")
+    with pytest.raises(sqlite3.IntegrityError, match="contiguous"):
+        conn.execute("INSERT INTO entries (idx, token, gen_time, serial, leaf_hash, chain_hash)"
+                     " VALUES (5, x'00', 0, 'ff', x'00', x'00')")
+    conn.close()
