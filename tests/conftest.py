@@ -47,7 +47,6 @@ def make_server(tmp_path: Path, hsm: Hsm, ntp: NtpResponder):
 
     def make(**overrides) -> TsaServer:
         server = TsaServer(tmp_path / f"s{len(servers)}", hsm, ntp.address, **overrides)
-        server.workdir.mkdir(parents=True, exist_ok=True)
         servers.append(server)
         return server
 

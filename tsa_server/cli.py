@@ -23,6 +23,15 @@ def _load(path: str) -> Config:
     return load_config(path)
 
 
+class Failure(click.ClickException):
+    """An error the operator can fix: one line, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"tsa: {self.message}", err=True)
+
+
 class _Group(click.Group):
     """Turns the server's own errors into one clear line instead of a traceback."""
 
@@ -30,8 +39,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except TSAError as exc:
-            click.echo(f"tsa: {exc}", err=True)
-            ctx.exit(2)
+            raise Failure(str(exc)) from None
 
 
 config_option = click.option(
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        return 1 if isinstance(exc, click.UsageError) else 2
+        return exc.exit_code
     except click.Abort:
         return 1
     return 0

@@ -87,6 +87,7 @@ class TsaServer:
 
     def __init__(self, workdir: Path, hsm: Hsm, ntp_address: str, **overrides: dict):
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.ledger_path = workdir / "ledger.sqlite"
         sections = {

@@ -1,0 +1,227 @@
+"""The real server end to end: concurrency with the ledger, the fail-closed NTP clock,
+and refusing to start on a bad certificate or configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+import pytest
+from asn1crypto import x509 as asn1_x509
+
+from tests.support.queries import failure_of, make_request, parse_response
+from tests.support.tsa import QUERY_TYPE, TSA_BIN, TsaServer, write_config
+from tsa_server.services import load_chain, token_location
+from tsa_server.signing.base import signature_algorithm
+from tsa_server.signing.certs import to_pem
+from tsa_server.signing.pkcs11 import Pkcs11Signer
+
+
+def ledger_tokens(server: TsaServer) -> list[bytes]:
+    conn = sqlite3.connect(server.ledger_path)
+    try:
+        return [row[0] for row in conn.execute("SELECT token FROM entries ORDER BY idx")]
+    finally:
+        conn.close()
+
+
+def test_200_concurrent_requests_from_20_clients(tsa: TsaServer) -> None:
+    async def client(n: int) -> list[bytes]:
+        async with aiohttp.ClientSession() as session:
+            replies = []
+            for i in range(10):
+                body = make_request(b"client %d request %d" % (n, i))
+                async with session.post(tsa.url, data=body,
+                                        headers={"Content-Type": QUERY_TYPE}) as reply:
+                    assert reply.status == 200
+                    replies.append(await reply.read())
+            return replies
+
+    async def run() -> list[bytes]:
+        results = await asyncio.gather(*(client(n) for n in range(20)))
+        return [r for replies in results for r in replies]
+
+    replies = asyncio.run(run())
+    assert len(replies) == 200
+    assert all(failure_of(r)[0] == "granted" for r in replies)
+    tokens = [parse_response(r)["time_stamp_token"] for r in replies]
+    serials = {t["content"]["encap_content_info"]["content"].parsed["serial_number"].native
+               for t in tokens}
+    assert len(serials) == 200
+    in_ledger = set(ledger_tokens(tsa))
+    assert all(t.dump() in in_ledger for t in tokens)
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def granted_now(server: TsaServer) -> bool:
+    return failure_of(server.post_query(make_request())[2])[0] == "granted"
+
+
+def refused_for_time(server: TsaServer) -> bool:
+    return failure_of(server.post_query(make_request())[2]) == (
+        "rejection", frozenset({"time_not_available"}))
+
+
+def test_clock_offset_too_large_stops_issuance_and_recovers(make_server, ntp) -> None:
+    server = make_server().start()
+    assert granted_now(server)
+    ntp.offset = 5.0  # the reference says our clock is 5 s off
+    wait_for(lambda: refused_for_time(server))
+    assert server.get("/readyz")[0] == 503
+    size = len(ledger_tokens(server))
+    assert refused_for_time(server) and len(ledger_tokens(server)) == size
+    ntp.offset = 0.0
+    wait_for(lambda: granted_now(server))
+    assert server.get("/readyz")[0] == 200
+    log = server.log()
+    assert "clock unusable" in log.lower() or "unusable" in log
+
+
+def test_silent_ntp_server_stops_issuance_after_max_age(make_server, ntp) -> None:
+    server = make_server().start()
+    assert granted_now(server)
+    ntp.silent = True
+    wait_for(lambda: refused_for_time(server), timeout=15)
+    status, _, body = server.get("/readyz")
+    assert status == 503 and b"clock" in body
+    ntp.silent = False
+    wait_for(lambda: granted_now(server), timeout=15)
+
+
+def test_unsynchronised_reference_is_not_trusted(make_server, ntp) -> None:
+    ntp.leap = 3  # "alarm: clock not synchronised"
+    server = make_server().start(wait_ready=False)
+    assert refused_for_time(server)
+    ntp.leap = 0
+    wait_for(lambda: granted_now(server))
+
+
+# --- refusing to start --------------------------------------------------------------
+
+
+def serve_fails(workdir, sections) -> str:
+    path = write_config(workdir / "bad.toml", sections)
+    result = subprocess.run([TSA_BIN, "serve", "--config", str(path)], capture_output=True,
+                            text=True, timeout=60, cwd=workdir)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def reissue(hsm_config, mutate) -> bytes:
+    """Re-sign the TSA certificate with the development CA key after `mutate(tbs)`."""
+    chain = load_chain(hsm_config)
+    cert, ca = chain[0], chain[-1]
+    tbs = cert["tbs_certificate"].copy()
+    mutate(tbs)
+    ca_key = Pkcs11Signer(token_location(hsm_config), hsm_config.certificates.ca_key_label)
+    try:
+        alg = signature_algorithm(ca_key.key_spec, "sha256")
+        tbs["signature"] = alg.identifier
+        signature = ca_key.sign(tbs.dump(force=True), "sha256")
+    finally:
+        ca_key.close()
+    new = asn1_x509.Certificate(
+        {"tbs_certificate": tbs, "signature_algorithm": alg.identifier,
+         "signature_value": signature})
+    return to_pem(new.dump()) + to_pem(ca.dump())
+
+
+def set_extension(name: str, critical: bool, value):
+    def mutate(tbs) -> None:
+        extensions = [e for e in tbs["extensions"] if e["extn_id"].native != name]
+        if value is not None:
+            extensions.append({"extn_id": name, "critical": critical, "extn_value": value})
+        tbs["extensions"] = extensions
+
+    return mutate
+
+
+def set_validity(not_before: datetime, not_after: datetime):
+    def mutate(tbs) -> None:
+        tbs["validity"] = {"not_before": asn1_x509.Time({"utc_time": not_before}),
+                           "not_after": asn1_x509.Time({"utc_time": not_after})}
+
+    return mutate
+
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+BAD_CERTIFICATES = {
+    "no-eku": (set_extension("extended_key_usage", True, None), "timeStamping"),
+    "eku-not-critical": (set_extension("extended_key_usage", False, ["time_stamping"]),
+                         "critical"),
+    "extra-eku": (set_extension("extended_key_usage", True, ["time_stamping", "code_signing"]),
+                  "no other"),
+    "expired": (set_validity(NOW - timedelta(days=30), NOW - timedelta(days=1)), "expired"),
+    "not-yet-valid": (set_validity(NOW + timedelta(days=1), NOW + timedelta(days=30)),
+                      "not valid before"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CERTIFICATES))
+def test_refuses_to_start_with_a_bad_certificate(tmp_path, hsm, hsm_config, case) -> None:
+    mutate, message = BAD_CERTIFICATES[case]
+    chain_file = tmp_path / "chain.pem"
+    chain_file.write_bytes(reissue(hsm_config, mutate))
+    stderr = serve_fails(tmp_path, {
+        "pkcs11": hsm.pkcs11,
+        "certificates": dict(hsm.certificates, chain=str(chain_file)),
+        "ledger": {"path": str(tmp_path / "l.sqlite")},
+    })
+    assert message in stderr
+
+
+def test_refuses_to_start_when_certificate_is_for_another_key(tmp_path, hsm) -> None:
+    # The CA certificate is a fine certificate, but not for the TSA key.
+    chain_file = tmp_path / "chain.pem"
+    chain_file.write_bytes(hsm.ca_file.read_bytes())
+    stderr = serve_fails(tmp_path, {
+        "pkcs11": hsm.pkcs11,
+        "certificates": dict(hsm.certificates, chain=str(chain_file)),
+        "ledger": {"path": str(tmp_path / "l.sqlite")},
+    })
+    assert "does not match the signing key" in stderr
+
+
+def test_refuses_to_start_with_a_wrong_pin(tmp_path, hsm) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("000000\n")
+    stderr = serve_fails(tmp_path, {
+        "pkcs11": dict(hsm.pkcs11, pin_file=str(pin_file)),
+        "certificates": hsm.certificates,
+    })
+    assert "refused the PIN" in stderr and "000000" not in stderr
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"server": {"prot": 1}}, "unknown key(s) in [server]: prot"),
+    ({"sever": {}}, "unknown section(s): sever"),
+    ({"server": {"port": "80"}}, "[server] port must be an integer"),
+    ({"server": {"port": 70000}}, "[server] port must be 1-65535"),
+    ({"tsa": {"accepted_hashes": ["md5"]}}, "unknown hash 'md5'"),
+    ({"tsa": {"policies": ["not-an-oid"]}}, "is not a dotted OID"),
+    ({"clock": {"servers": []}}, "[clock]"),
+])
+def test_broken_config_stops_the_server_with_a_clear_message(tmp_path, sections, message) -> None:
+    assert message in serve_fails(tmp_path, sections)
+
+
+def test_unparseable_toml_is_reported(tmp_path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\nport = 1\n")
+    result = subprocess.run([TSA_BIN, "serve", "--config", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "not valid TOML" in result.stderr and "Traceback" not in result.stderr
