@@ -32,8 +32,9 @@ def ntp() -> Iterator[NtpResponder]:
 
 
 @pytest.fixture(scope="session")
-def tsa(tmp_path_factory: pytest.TempPathFactory, hsm: Hsm, session_ntp: NtpResponder
-        ) -> Iterator[TsaServer]:
+def tsa(
+    tmp_path_factory: pytest.TempPathFactory, hsm: Hsm, session_ntp: NtpResponder
+) -> Iterator[TsaServer]:
     """The real server (`tsa serve`) shared by the tests that only talk to it."""
     server = TsaServer(tmp_path_factory.mktemp("tsa"), hsm, session_ntp.address).start()
     yield server

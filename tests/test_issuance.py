@@ -4,7 +4,7 @@ a ManualClock: ordering, accuracy, serials, fail-closed clock and failed commits
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from tsa_server.rfc3161.token import TokenTemplate
 from tsa_server.services import load_chain
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
-T0 = datetime(2026, 11, 22, 12, 0, 0, 250_400, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 12, 0, 0, 250_400, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -38,8 +38,14 @@ def make_issuer(hsm_config, signer, clock):
     template = TokenTemplate(signer.key_spec, load_chain(hsm_config))
 
     def make(store, **settings) -> Issuer:
-        return Issuer(template=template, signer=signer, clock=clock, store=store,
-                      profile=PROFILE, settings=IssuanceSettings(**settings))
+        return Issuer(
+            template=template,
+            signer=signer,
+            clock=clock,
+            store=store,
+            profile=PROFILE,
+            settings=IssuanceSettings(**settings),
+        )
 
     return make
 
@@ -158,6 +164,8 @@ def test_ledger_rejects_update_and_delete(store, make_issuer) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM entries")
     with pytest.raises(sqlite3.IntegrityError, match="contiguous"):
-        conn.execute("INSERT INTO entries (idx, token, gen_time, serial, leaf_hash, chain_hash)"
-                     " VALUES (5, x'00', 0, 'ff', x'00', x'00')")
+        conn.execute(
+            "INSERT INTO entries (idx, token, gen_time, serial, leaf_hash, chain_hash)"
+            " VALUES (5, x'00', 0, 'ff', x'00', x'00')"
+        )
     conn.close()

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -35,8 +35,9 @@ def test_200_concurrent_requests_from_20_clients(tsa: TsaServer) -> None:
             replies = []
             for i in range(10):
                 body = make_request(b"client %d request %d" % (n, i))
-                async with session.post(tsa.url, data=body,
-                                        headers={"Content-Type": QUERY_TYPE}) as reply:
+                async with session.post(
+                    tsa.url, data=body, headers={"Content-Type": QUERY_TYPE}
+                ) as reply:
                     assert reply.status == 200
                     replies.append(await reply.read())
             return replies
@@ -49,8 +50,9 @@ def test_200_concurrent_requests_from_20_clients(tsa: TsaServer) -> None:
     assert len(replies) == 200
     assert all(failure_of(r)[0] == "granted" for r in replies)
     tokens = [parse_response(r)["time_stamp_token"] for r in replies]
-    serials = {t["content"]["encap_content_info"]["content"].parsed["serial_number"].native
-               for t in tokens}
+    serials = {
+        t["content"]["encap_content_info"]["content"].parsed["serial_number"].native for t in tokens
+    }
     assert len(serials) == 200
     in_ledger = set(ledger_tokens(tsa))
     assert all(t.dump() in in_ledger for t in tokens)
@@ -71,7 +73,9 @@ def granted_now(server: TsaServer) -> bool:
 
 def refused_for_time(server: TsaServer) -> bool:
     return failure_of(server.post_query(make_request())[2]) == (
-        "rejection", frozenset({"time_not_available"}))
+        "rejection",
+        frozenset({"time_not_available"}),
+    )
 
 
 def test_clock_offset_too_large_stops_issuance_and_recovers(make_server, ntp) -> None:
@@ -113,8 +117,13 @@ def test_unsynchronised_reference_is_not_trusted(make_server, ntp) -> None:
 
 def serve_fails(workdir, sections) -> str:
     path = write_config(workdir / "bad.toml", sections)
-    result = subprocess.run([TSA_BIN, "serve", "--config", str(path)], capture_output=True,
-                            text=True, timeout=60, cwd=workdir)
+    result = subprocess.run(
+        [TSA_BIN, "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=workdir,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
@@ -134,8 +143,12 @@ def reissue(hsm_config, mutate) -> bytes:
     finally:
         ca_key.close()
     new = asn1_x509.Certificate(
-        {"tbs_certificate": tbs, "signature_algorithm": alg.identifier,
-         "signature_value": signature})
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": alg.identifier,
+            "signature_value": signature,
+        }
+    )
     return to_pem(new.dump()) + to_pem(ca.dump())
 
 
@@ -151,22 +164,27 @@ def set_extension(name: str, critical: bool, value):
 
 def set_validity(not_before: datetime, not_after: datetime):
     def mutate(tbs) -> None:
-        tbs["validity"] = {"not_before": asn1_x509.Time({"utc_time": not_before}),
-                           "not_after": asn1_x509.Time({"utc_time": not_after})}
+        tbs["validity"] = {
+            "not_before": asn1_x509.Time({"utc_time": not_before}),
+            "not_after": asn1_x509.Time({"utc_time": not_after}),
+        }
 
     return mutate
 
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 BAD_CERTIFICATES = {
     "no-eku": (set_extension("extended_key_usage", True, None), "timeStamping"),
-    "eku-not-critical": (set_extension("extended_key_usage", False, ["time_stamping"]),
-                         "critical"),
-    "extra-eku": (set_extension("extended_key_usage", True, ["time_stamping", "code_signing"]),
-                  "no other"),
+    "eku-not-critical": (set_extension("extended_key_usage", False, ["time_stamping"]), "critical"),
+    "extra-eku": (
+        set_extension("extended_key_usage", True, ["time_stamping", "code_signing"]),
+        "no other",
+    ),
     "expired": (set_validity(NOW - timedelta(days=30), NOW - timedelta(days=1)), "expired"),
-    "not-yet-valid": (set_validity(NOW + timedelta(days=1), NOW + timedelta(days=30)),
-                      "not valid before"),
+    "not-yet-valid": (
+        set_validity(NOW + timedelta(days=1), NOW + timedelta(days=30)),
+        "not valid before",
+    ),
 }
 
 
@@ -175,11 +193,14 @@ def test_refuses_to_start_with_a_bad_certificate(tmp_path, hsm, hsm_config, case
     mutate, message = BAD_CERTIFICATES[case]
     chain_file = tmp_path / "chain.pem"
     chain_file.write_bytes(reissue(hsm_config, mutate))
-    stderr = serve_fails(tmp_path, {
-        "pkcs11": hsm.pkcs11,
-        "certificates": dict(hsm.certificates, chain=str(chain_file)),
-        "ledger": {"path": str(tmp_path / "l.sqlite")},
-    })
+    stderr = serve_fails(
+        tmp_path,
+        {
+            "pkcs11": hsm.pkcs11,
+            "certificates": dict(hsm.certificates, chain=str(chain_file)),
+            "ledger": {"path": str(tmp_path / "l.sqlite")},
+        },
+    )
     assert message in stderr
 
 
@@ -187,33 +208,42 @@ def test_refuses_to_start_when_certificate_is_for_another_key(tmp_path, hsm) -> 
     # The CA certificate is a fine certificate, but not for the TSA key.
     chain_file = tmp_path / "chain.pem"
     chain_file.write_bytes(hsm.ca_file.read_bytes())
-    stderr = serve_fails(tmp_path, {
-        "pkcs11": hsm.pkcs11,
-        "certificates": dict(hsm.certificates, chain=str(chain_file)),
-        "ledger": {"path": str(tmp_path / "l.sqlite")},
-    })
+    stderr = serve_fails(
+        tmp_path,
+        {
+            "pkcs11": hsm.pkcs11,
+            "certificates": dict(hsm.certificates, chain=str(chain_file)),
+            "ledger": {"path": str(tmp_path / "l.sqlite")},
+        },
+    )
     assert "does not match the signing key" in stderr
 
 
 def test_refuses_to_start_with_a_wrong_pin(tmp_path, hsm) -> None:
     pin_file = tmp_path / "pin"
     pin_file.write_text("000000\n")
-    stderr = serve_fails(tmp_path, {
-        "pkcs11": dict(hsm.pkcs11, pin_file=str(pin_file)),
-        "certificates": hsm.certificates,
-    })
+    stderr = serve_fails(
+        tmp_path,
+        {
+            "pkcs11": dict(hsm.pkcs11, pin_file=str(pin_file)),
+            "certificates": hsm.certificates,
+        },
+    )
     assert "refused the PIN" in stderr and "000000" not in stderr
 
 
-@pytest.mark.parametrize(("sections", "message"), [
-    ({"server": {"prot": 1}}, "unknown key(s) in [server]: prot"),
-    ({"sever": {}}, "unknown section(s): sever"),
-    ({"server": {"port": "80"}}, "[server] port must be an integer"),
-    ({"server": {"port": 70000}}, "[server] port must be 1-65535"),
-    ({"tsa": {"accepted_hashes": ["md5"]}}, "unknown hash 'md5'"),
-    ({"tsa": {"policies": ["not-an-oid"]}}, "is not a dotted OID"),
-    ({"clock": {"servers": []}}, "[clock]"),
-])
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"server": {"prot": 1}}, "unknown key(s) in [server]: prot"),
+        ({"sever": {}}, "unknown section(s): sever"),
+        ({"server": {"port": "80"}}, "[server] port must be an integer"),
+        ({"server": {"port": 70000}}, "[server] port must be 1-65535"),
+        ({"tsa": {"accepted_hashes": ["md5"]}}, "unknown hash 'md5'"),
+        ({"tsa": {"policies": ["not-an-oid"]}}, "is not a dotted OID"),
+        ({"clock": {"servers": []}}, "[clock]"),
+    ],
+)
 def test_broken_config_stops_the_server_with_a_clear_message(tmp_path, sections, message) -> None:
     assert message in serve_fails(tmp_path, sections)
 
@@ -221,7 +251,8 @@ def test_broken_config_stops_the_server_with_a_clear_message(tmp_path, sections,
 def test_unparseable_toml_is_reported(tmp_path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("[server\nport = 1\n")
-    result = subprocess.run([TSA_BIN, "serve", "--config", str(path)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [TSA_BIN, "serve", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "not valid TOML" in result.stderr and "Traceback" not in result.stderr

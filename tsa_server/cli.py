@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -43,8 +43,12 @@ class _Group(click.Group):
 
 
 config_option = click.option(
-    "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-    type=click.Path(dir_okay=False), help="Configuration file.",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Configuration file.",
 )
 
 
@@ -94,8 +98,13 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
     click.echo(f"TSA serving on http://{host}:{port}/  (CA file: {config.certificates.ca})")
     try:
         web.run_app(
-            create_app(services), host=host, port=port, print=None,
-            access_log=None, backlog=config.server.max_connections, handle_signals=True,
+            create_app(services),
+            host=host,
+            port=port,
+            print=None,
+            access_log=None,
+            backlog=config.server.max_connections,
+            handle_signals=True,
         )
     finally:
         services.close()
@@ -110,7 +119,10 @@ def keys() -> None:
 @config_option
 @click.option("--label", required=True, help="Label of the new key in the token.")
 @click.option(
-    "--type", "key_type", default="ec-p256", show_default=True,
+    "--type",
+    "key_type",
+    default="ec-p256",
+    show_default=True,
     type=click.Choice(["ec-p256", "ec-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519"]),
 )
 def keys_generate(config_path: str, label: str, key_type: str) -> None:
@@ -171,7 +183,7 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
         raise click.ClickException(f"{config.certificates.chain} exists; use --force to replace it")
     location = token_location(config)
     ensure_key(location, config.certificates.ca_key_label, KeySpec.EC_P256, [])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     make_dev_certificates(config, location, now)
     check_chain(config, location, now)
     click.echo(f"development CA: {config.certificates.ca}; chain: {config.certificates.chain}")

@@ -141,7 +141,9 @@ def parse_config(data: dict[str, Any]) -> Config:
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(unknown)}")
-    config = Config(**{name: _section(cls, name, data.get(name, {})) for name, cls in sections.items()})
+    config = Config(
+        **{name: _section(cls, name, data.get(name, {})) for name, cls in sections.items()}
+    )
     validate(config)
     return config
 
@@ -166,7 +168,9 @@ def validate(config: Config) -> None:
     """Constraints across keys; each message names the key and the rule."""
     server, tsa = config.server, config.tsa
     _require(0 < server.port < 65536, "[server] port must be 1-65535")
-    _require(256 <= server.max_body_bytes <= 1 << 20, "[server] max_body_bytes must be 256..1048576")
+    _require(
+        256 <= server.max_body_bytes <= 1 << 20, "[server] max_body_bytes must be 256..1048576"
+    )
     _require(server.max_connections >= 1, "[server] max_connections must be at least 1")
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:

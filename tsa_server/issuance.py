@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ledger.store.base import NewEntry, Store
 from tsa_server.clock.base import Clock
@@ -31,7 +31,7 @@ log = logging.getLogger("tsa.issuance")
 
 _SERIAL_MARK = 1 << 120
 _MAX_COUNTER = (1 << 64) - 1
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,9 @@ class Issuer:
             if self.last_failure != reason:
                 log.error("issuance failing (batch of %d discarded): %s", len(batch), reason)
             self.last_failure = reason
-            replies = [response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure")] * len(batch)
+            replies = [response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure")] * len(
+                batch
+            )
             self.rejected += len(batch)
         for pending, reply in zip(batch, replies, strict=True):
             if not pending.future.done():

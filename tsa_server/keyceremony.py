@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tsa_server.config import Config
-from tsa_server.errors import CertificateError, ConfigError
+from tsa_server.errors import CertificateError
 from tsa_server.services import load_chain, token_location
 from tsa_server.signing.base import KeySpec
 from tsa_server.signing.certs import (
@@ -92,12 +92,22 @@ def make_dev_certificates(config: Config, location: TokenLocation, now: datetime
     tsa_signer = Pkcs11Signer(location, config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss)
     try:
         ca_cert = issue_certificate(
-            ca_signer, None, name_from_text(*DEV_CA_NAME), ca_signer.public_key_info(),
-            now=now, days=3650, ca=True,
+            ca_signer,
+            None,
+            name_from_text(*DEV_CA_NAME),
+            ca_signer.public_key_info(),
+            now=now,
+            days=3650,
+            ca=True,
         )
         tsa_cert = issue_certificate(
-            ca_signer, ca_cert, name_from_text(*DEV_TSA_NAME), tsa_signer.public_key_info(),
-            now=now, days=825, ca=False,
+            ca_signer,
+            ca_cert,
+            name_from_text(*DEV_TSA_NAME),
+            tsa_signer.public_key_info(),
+            now=now,
+            days=825,
+            ca=False,
         )
     finally:
         ca_signer.close()
@@ -111,7 +121,7 @@ def make_dev_certificates(config: Config, location: TokenLocation, now: datetime
 
 def initialise(config: Config, now: datetime | None = None) -> InitReport:
     """Idempotent first-run setup of the embedded development configuration."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     created: list[str] = []
     ensure_softhsm_token(config, created)
     location = token_location(config)
@@ -119,7 +129,9 @@ def initialise(config: Config, now: datetime | None = None) -> InitReport:
     if not Path(config.certificates.chain).exists():
         ensure_key(location, config.certificates.ca_key_label, KeySpec.EC_P256, created)
         make_dev_certificates(config, location, now)
-        created.append(f"development CA {config.certificates.ca} and TSA chain {config.certificates.chain}")
+        created.append(
+            f"development CA {config.certificates.ca} and TSA chain {config.certificates.chain}"
+        )
     check_chain(config, location, now)
     Path(config.ledger.path).parent.mkdir(parents=True, exist_ok=True)
     return InitReport(tuple(created), Path(config.certificates.ca))
@@ -134,9 +146,13 @@ def check_chain(config: Config, location: TokenLocation, now: datetime) -> None:
 
 
 def write_csr(config: Config, subject: str, organization: str | None) -> bytes:
-    signer = Pkcs11Signer(token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss)
+    signer = Pkcs11Signer(
+        token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
+    )
     try:
-        return to_pem(make_csr(signer, name_from_text(subject, organization)).dump(), "CERTIFICATE REQUEST")
+        return to_pem(
+            make_csr(signer, name_from_text(subject, organization)).dump(), "CERTIFICATE REQUEST"
+        )
     finally:
         signer.close()
 
@@ -149,9 +165,11 @@ def import_chain(config: Config, data: bytes, now: datetime | None = None) -> in
         raise CertificateError("the file does not hold PEM or DER certificates") from None
     if not chain:
         raise CertificateError("the file holds no certificate")
-    signer = Pkcs11Signer(token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss)
+    signer = Pkcs11Signer(
+        token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
+    )
     try:
-        check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(timezone.utc))
+        check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(UTC))
     finally:
         signer.close()
     path = Path(config.certificates.chain)
@@ -160,5 +178,3 @@ def import_chain(config: Config, data: bytes, now: datetime | None = None) -> in
     tmp.write_bytes(b"".join(to_pem(c.dump()) for c in chain))
     os.replace(tmp, path)
     return len(chain)
-
-

@@ -8,7 +8,7 @@ certificate (match, EKU, validity), the ledger.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
@@ -54,7 +54,9 @@ def load_chain(config: Config) -> list[asn1_x509.Certificate]:
     try:
         chain = load_certificates(path.read_bytes())
     except OSError:
-        raise ConfigError(f"no TSA certificate chain at {path}: run `tsa init` or `tsa keys import-chain`") from None
+        raise ConfigError(
+            f"no TSA certificate chain at {path}: run `tsa init` or `tsa keys import-chain`"
+        ) from None
     except ValueError:
         raise CertificateError(f"{path} does not hold PEM or DER certificates") from None
     if not chain:
@@ -62,24 +64,33 @@ def load_chain(config: Config) -> list[asn1_x509.Certificate]:
     return chain
 
 
-def build_template(config: Config, signer: Pkcs11Signer, chain: list[asn1_x509.Certificate]) -> TokenTemplate:
+def build_template(
+    config: Config, signer: Pkcs11Signer, chain: list[asn1_x509.Certificate]
+) -> TokenTemplate:
     tsa_name = None
     if config.tsa.tsa_name:
         from tsa_server.signing.certs import name_from_text
 
         tsa_name = name_from_text(config.tsa.tsa_name)
     return TokenTemplate(
-        signer.key_spec, chain, rsa_pss=signer.rsa_pss, tsa_name=tsa_name,
+        signer.key_spec,
+        chain,
+        rsa_pss=signer.rsa_pss,
+        tsa_name=tsa_name,
         include_chain=config.tsa.include_chain,
     )
 
 
-def build_services(config: Config, *, clock: Clock | None = None, now: datetime | None = None) -> Services:
+def build_services(
+    config: Config, *, clock: Clock | None = None, now: datetime | None = None
+) -> Services:
     """Open the token, check the certificate against it, open the ledger, make the issuer."""
-    signer = Pkcs11Signer(token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss)
+    signer = Pkcs11Signer(
+        token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
+    )
     try:
         chain = load_chain(config)
-        check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(timezone.utc))
+        check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(UTC))
         template = build_template(config, signer, chain)
         store = SqliteStore(config.ledger.path)
     except BaseException:
@@ -92,7 +103,12 @@ def build_services(config: Config, *, clock: Clock | None = None, now: datetime 
         max_accuracy=_ms(config.tsa.max_accuracy_ms),
     )
     issuer = Issuer(
-        template=template, signer=signer, clock=clock, store=store, profile=profile, settings=settings
+        template=template,
+        signer=signer,
+        clock=clock,
+        store=store,
+        profile=profile,
+        settings=settings,
     )
     return Services(config, signer, store, clock, issuer, chain)
 

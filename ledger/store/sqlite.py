@@ -116,7 +116,9 @@ class SqliteStore:
         return row[0]
 
     def entry(self, index: int) -> Entry | None:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE idx = ?", (index,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE idx = ?", (index,)
+        ).fetchone()
         return _entry(row) if row else None
 
     def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry]:
@@ -169,8 +171,14 @@ class SqliteStore:
             head = chain_hash(head, leaf)
             rows.append(
                 (
-                    first_index + offset, new.token, new.gen_time_ms, _serial_key(new.serial),
-                    new.imprint_alg, new.imprint, leaf, head,
+                    first_index + offset,
+                    new.token,
+                    new.gen_time_ms,
+                    _serial_key(new.serial),
+                    new.imprint_alg,
+                    new.imprint,
+                    leaf,
+                    head,
                 )
             )
         conn = self._conn

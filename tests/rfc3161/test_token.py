@@ -4,7 +4,7 @@ signed in SoftHSM: structure, attributes, digests, encodings, size."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asn1crypto import cms, core
@@ -20,7 +20,7 @@ from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
 from tsa_server.services import load_chain
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
-GEN_TIME = datetime(2026, 11, 22, 10, 30, 15, 120_000, tzinfo=timezone.utc)
+GEN_TIME = datetime(2026, 11, 22, 10, 30, 15, 120_000, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,9 @@ def build(template, signer, body: bytes, fields: TokenFields | None = None) -> b
     digest = template.signature_digest(request)
     tst = template.tst_info(request, fields)
     attrs = template.signed_attributes(tst, digest)
-    return template.assemble(tst, attrs, signer.sign(to_be_signed(attrs), digest), digest,
-                             request.cert_req)
+    return template.assemble(
+        tst, attrs, signer.sign(to_be_signed(attrs), digest), digest, request.cert_req
+    )
 
 
 def signed_data(token: bytes) -> cms.SignedData:
@@ -47,7 +48,7 @@ def signed_data(token: bytes) -> cms.SignedData:
 def test_token_is_byte_identical_to_asn1crypto_encoding(template, signer) -> None:
     token = build(template, signer, make_request(b"x"))
     reparsed = cms.ContentInfo.load(token)
-    reparsed.native  # parse everything
+    _ = reparsed.native  # parse everything
     assert reparsed.dump(force=True) == token
 
 
@@ -83,8 +84,12 @@ def test_signed_attributes(template, signer, hsm_config) -> None:
     sd = signed_data(build(template, signer, make_request(b"x", hash_name="sha384")))
     info = sd["signer_infos"][0]
     attrs = {a["type"].native: a["values"][0] for a in info["signed_attrs"]}
-    assert set(attrs) == {"content_type", "message_digest", "signing_certificate_v2",
-                          "cms_algorithm_protection"}
+    assert set(attrs) == {
+        "content_type",
+        "message_digest",
+        "signing_certificate_v2",
+        "cms_algorithm_protection",
+    }
     assert attrs["content_type"].native == "tst_info"
     econtent = sd["encap_content_info"]["content"].contents
     assert attrs["message_digest"].native == hashlib.sha384(econtent).digest()
@@ -103,8 +108,15 @@ def test_signed_attributes(template, signer, hsm_config) -> None:
 
 @pytest.mark.parametrize(
     ("imprint", "signature_digest"),
-    [("sha256", "sha256"), ("sha384", "sha384"), ("sha512", "sha512"), ("sha3_256", "sha256"),
-     ("sha3_384", "sha384"), ("sha3_512", "sha512"), ("sm3", "sha256")],
+    [
+        ("sha256", "sha256"),
+        ("sha384", "sha384"),
+        ("sha512", "sha512"),
+        ("sha3_256", "sha256"),
+        ("sha3_384", "sha384"),
+        ("sha3_512", "sha512"),
+        ("sm3", "sha256"),
+    ],
 )
 def test_signature_digest_follows_imprint(template, signer, imprint, signature_digest) -> None:
     sd = signed_data(build(template, signer, make_request(b"x", hash_name=imprint)))
@@ -136,20 +148,25 @@ def test_tst_info_fields(template, signer, hsm_config) -> None:
 
 @pytest.mark.parametrize(
     ("moment", "text"),
-    [(datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=timezone.utc), b"20260102030405Z"),
-     (datetime(2026, 1, 2, 3, 4, 5, 500_000, tzinfo=timezone.utc), b"20260102030405.5Z"),
-     (datetime(2026, 1, 2, 3, 4, 5, 120_000, tzinfo=timezone.utc), b"20260102030405.12Z"),
-     (datetime(2026, 1, 2, 3, 4, 5, 7_999, tzinfo=timezone.utc), b"20260102030405.007Z")],
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=UTC), b"20260102030405Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, 500_000, tzinfo=UTC), b"20260102030405.5Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, 120_000, tzinfo=UTC), b"20260102030405.12Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, 7_999, tzinfo=UTC), b"20260102030405.007Z"),
+    ],
 )
 def test_gen_time_der_has_no_trailing_zeros(moment, text) -> None:
     assert der.generalized_time(moment)[2:] == text
 
 
-@pytest.mark.parametrize(("micros", "native"), [
-    (1000, {"seconds": None, "millis": 1, "micros": None}),
-    (1_500_250, {"seconds": 1, "millis": 500, "micros": 250}),
-    (2_000_000, {"seconds": 2, "millis": None, "micros": None}),
-])
+@pytest.mark.parametrize(
+    ("micros", "native"),
+    [
+        (1000, {"seconds": None, "millis": 1, "micros": None}),
+        (1_500_250, {"seconds": 1, "millis": 500, "micros": 250}),
+        (2_000_000, {"seconds": 2, "millis": None, "micros": None}),
+    ],
+)
 def test_accuracy_encoding(template, signer, micros, native) -> None:
     fields = TokenFields(serial=5, gen_time=GEN_TIME, accuracy_micros=micros)
     sd = signed_data(build(template, signer, make_request(b"x"), fields))
@@ -159,9 +176,11 @@ def test_accuracy_encoding(template, signer, micros, native) -> None:
 def test_token_size_is_stable_and_small(template, signer) -> None:
     sizes = set()
     for i in range(40):
-        fields = TokenFields(serial=(1 << 120) | (i << 64) | i * 977,
-                             gen_time=GEN_TIME + timedelta(milliseconds=i * 37),
-                             accuracy_micros=2000)
+        fields = TokenFields(
+            serial=(1 << 120) | (i << 64) | i * 977,
+            gen_time=GEN_TIME + timedelta(milliseconds=i * 37),
+            accuracy_micros=2000,
+        )
         sizes.add(len(build(template, signer, make_request(b"%d" % i), fields)))
     # ECDSA DER signatures vary by a couple of bytes; nothing else may.
     assert max(sizes) - min(sizes) <= 3

@@ -74,10 +74,11 @@ def make_hsm(root: Path, key_type: str = "ec-p256") -> Hsm:
         "pin_file": str(root / "secrets" / "pin"),
         "softhsm_conf": str(root / "softhsm2.conf"),
     }
-    certificates = {"chain": str(root / "certs" / "chain.pem"), "ca": str(root / "certs" / "ca.pem")}
-    config_path = write_config(
-        root / "init.toml", {"pkcs11": pkcs11, "certificates": certificates}
-    )
+    certificates = {
+        "chain": str(root / "certs" / "chain.pem"),
+        "ca": str(root / "certs" / "ca.pem"),
+    }
+    config_path = write_config(root / "init.toml", {"pkcs11": pkcs11, "certificates": certificates})
     initialise(load_config(config_path))
     return Hsm(root, pkcs11, certificates)
 
@@ -95,8 +96,12 @@ class TsaServer:
             "pkcs11": dict(hsm.pkcs11),
             "certificates": dict(hsm.certificates),
             "ledger": {"path": str(self.ledger_path)},
-            "clock": {"servers": [ntp_address], "interval_s": 0.5, "max_age_s": 3.0,
-                      "timeout_s": 0.5},
+            "clock": {
+                "servers": [ntp_address],
+                "interval_s": 0.5,
+                "max_age_s": 3.0,
+                "timeout_s": 0.5,
+            },
             "logging": {"level": "INFO"},
         }
         for name, values in overrides.items():
@@ -113,7 +118,9 @@ class TsaServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [TSA_BIN, "serve", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         deadline = time.monotonic() + timeout
@@ -143,10 +150,12 @@ class TsaServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def request(self, method: str, path: str = "", body: bytes | None = None,
-                headers: dict | None = None) -> tuple[int, dict, bytes]:
-        req = urllib.request.Request(self.url + path.lstrip("/"), data=body, method=method,
-                                     headers=headers or {})
+    def request(
+        self, method: str, path: str = "", body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, dict, bytes]:
+        req = urllib.request.Request(
+            self.url + path.lstrip("/"), data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as reply:
                 return reply.status, dict(reply.headers), reply.read()
@@ -156,6 +165,7 @@ class TsaServer:
     def get(self, path: str) -> tuple[int, dict, bytes]:
         return self.request("GET", path)
 
-    def post_query(self, der: bytes, path: str = "/",
-                   content_type: str = QUERY_TYPE) -> tuple[int, dict, bytes]:
+    def post_query(
+        self, der: bytes, path: str = "/", content_type: str = QUERY_TYPE
+    ) -> tuple[int, dict, bytes]:
         return self.request("POST", path, der, {"Content-Type": content_type})

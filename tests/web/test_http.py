@@ -46,14 +46,17 @@ REJECTIONS = {
     "hash-params-integer": (make_request(params=b"\x02\x01\x05"), "bad_alg"),
     "digest-too-short": (make_request(digest=b"\x01" * 31), "bad_data_format"),
     "digest-too-long-for-sha384": (
-        make_request(hash_name="sha384", digest=b"\x01" * 64), "bad_data_format"
+        make_request(hash_name="sha384", digest=b"\x01" * 64),
+        "bad_data_format",
     ),
     "unknown-policy": (make_request(policy="1.2.3.4.5.6"), "unaccepted_policy"),
     "critical-unknown-extension": (
-        make_request(extensions=extension("1.2.3.4", True)), "unaccepted_extensions"
+        make_request(extensions=extension("1.2.3.4", True)),
+        "unaccepted_extensions",
     ),
     "noncritical-unknown-extension": (
-        make_request(extensions=extension("1.2.3.4", False)), "unaccepted_extensions"
+        make_request(extensions=extension("1.2.3.4", False)),
+        "unaccepted_extensions",
     ),
     "absurd-nonce": (make_request(nonce=1 << 1000), "bad_request"),
 }
@@ -86,8 +89,9 @@ def test_wrong_method_is_405(tsa: TsaServer) -> None:
     assert_granted(tsa)
 
 
-@pytest.mark.parametrize("content_type", ["application/octet-stream", "text/plain",
-                                          "application/timestamp-reply"])
+@pytest.mark.parametrize(
+    "content_type", ["application/octet-stream", "text/plain", "application/timestamp-reply"]
+)
 def test_wrong_content_type_is_415(tsa: TsaServer, content_type: str) -> None:
     status, _, _ = tsa.post_query(make_request(), content_type=content_type)
     assert status == 415
@@ -131,9 +135,13 @@ def test_chunked_oversized_body_is_413(tsa: TsaServer) -> None:
 def test_chunked_valid_request_is_granted(tsa: TsaServer) -> None:
     body = make_request(b"chunked")
     conn = http.client.HTTPConnection("127.0.0.1", tsa.port, timeout=30)
-    conn.request("POST", "/", body=iter([body[:10], body[10:]]),
-                 headers={"Content-Type": QUERY_TYPE, "Transfer-Encoding": "chunked"},
-                 encode_chunked=True)
+    conn.request(
+        "POST",
+        "/",
+        body=iter([body[:10], body[10:]]),
+        headers={"Content-Type": QUERY_TYPE, "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )
     reply = conn.getresponse()
     assert reply.status == 200
     assert failure_of(reply.read())[0] == "granted"

@@ -37,7 +37,7 @@ def integer(value: int) -> bytes:
 
 
 def generalized_time(moment: datetime) -> bytes:
-    """GeneralizedTime in UTC with millisecond precision, trailing zeros removed (RFC 3161 §2.4.2)."""
+    """GeneralizedTime, UTC, millisecond precision, no trailing zeros (RFC 3161 §2.4.2)."""
     text = moment.strftime("%Y%m%d%H%M%S")
     millis = moment.microsecond // 1000
     if millis:

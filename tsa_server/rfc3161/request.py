@@ -91,7 +91,7 @@ def _reject(failure: FailureInfo, text: str) -> RequestRejected:
 def _load(body: bytes) -> _TimeStampReq:
     try:
         request = _TimeStampReq.load(body, strict=True)
-        request.native  # force a full parse: asn1crypto parses lazily
+        _ = request.native  # force a full parse: asn1crypto parses lazily
     except Exception:  # asn1crypto raises ValueError, TypeError, OverflowError...
         raise _reject(FailureInfo.BAD_DATA_FORMAT, "request is not a DER TimeStampReq") from None
     return request

@@ -154,7 +154,12 @@ class TokenTemplate:
         return template.attrs_before_md + _message_digest_attribute(md) + template.attrs_after_md
 
     def assemble(
-        self, tst_info: bytes, signed_attrs: bytes, signature: bytes, digest_name: str, cert_req: bool
+        self,
+        tst_info: bytes,
+        signed_attrs: bytes,
+        signature: bytes,
+        digest_name: str,
+        cert_req: bool,
     ) -> bytes:
         """The TimeStampToken: ContentInfo wrapping SignedData (RFC 5652 §5.1)."""
         template = self._by_digest[digest_name]

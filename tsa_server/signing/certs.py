@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from asn1crypto import csr as asn1_csr
 from asn1crypto import keys as asn1_keys
@@ -60,8 +60,11 @@ def issue_certificate(
             "extn_value": {"key_cert_sign", "crl_sign"} if ca else {"digital_signature"},
         },
         {"extn_id": "key_identifier", "critical": False, "extn_value": ski},
-        {"extn_id": "authority_key_identifier", "critical": False,
-         "extn_value": {"key_identifier": aki}},
+        {
+            "extn_id": "authority_key_identifier",
+            "critical": False,
+            "extn_value": {"key_identifier": aki},
+        },
     ]
     if not ca:
         # RFC 3161 §2.3: the TSA certificate carries exactly one EKU, critical.
@@ -95,8 +98,10 @@ def issue_certificate(
 def make_csr(signer: Signer, subject: asn1_x509.Name) -> asn1_csr.CertificationRequest:
     """A PKCS#10 request for a TSA certificate, signed by the key in the token."""
     eku_request = asn1_x509.Extensions(
-        [{"extn_id": "extended_key_usage", "critical": True, "extn_value": [TIME_STAMPING_EKU]},
-         {"extn_id": "key_usage", "critical": True, "extn_value": {"digital_signature"}}]
+        [
+            {"extn_id": "extended_key_usage", "critical": True, "extn_value": [TIME_STAMPING_EKU]},
+            {"extn_id": "key_usage", "critical": True, "extn_value": {"digital_signature"}},
+        ]
     )
     info = asn1_csr.CertificationRequestInfo(
         {
@@ -146,4 +151,4 @@ def check_tsa_certificate(cert: asn1_x509.Certificate, spki_der: bytes, now: dat
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

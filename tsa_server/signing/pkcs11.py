@@ -18,7 +18,11 @@ from pathlib import Path
 import pkcs11
 from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
+from pkcs11.util.ec import (
+    encode_ec_public_key,
+    encode_ecdsa_signature,
+    encode_named_curve_parameters,
+)
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from tsa_server.errors import SignerUnavailable
@@ -98,24 +102,37 @@ def generate_key(session: pkcs11.Session, spec: KeySpec, label: str) -> None:
     public = {Attribute.VERIFY: True, Attribute.TOKEN: True}
     if spec.family == "rsa":
         session.generate_keypair(
-            KeyType.RSA, spec.rsa_bits, label=label, store=True,
-            private_template=private, public_template=public,
+            KeyType.RSA,
+            spec.rsa_bits,
+            label=label,
+            store=True,
+            private_template=private,
+            public_template=public,
         )
         return
     if spec.family == "ec":
         params = encode_named_curve_parameters(spec.curve)
         key_type, mechanism = KeyType.EC, Mechanism.EC_KEY_PAIR_GEN
     else:
-        params, key_type, mechanism = _ED25519_PARAMS, KeyType.EC_EDWARDS, Mechanism.EC_EDWARDS_KEY_PAIR_GEN
+        params, key_type, mechanism = (
+            _ED25519_PARAMS,
+            KeyType.EC_EDWARDS,
+            Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
+        )
     domain = session.create_domain_parameters(key_type, {Attribute.EC_PARAMS: params}, local=True)
     domain.generate_keypair(
-        label=label, store=True, mechanism=mechanism,
-        private_template=private, public_template=public,
+        label=label,
+        store=True,
+        mechanism=mechanism,
+        private_template=private,
+        public_template=public,
     )
 
 
 def _find_private_key(session: pkcs11.Session, label: str, *, required: bool = True):
-    keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}))
+    keys = list(
+        session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})
+    )
     if not keys:
         if required:
             raise SignerUnavailable(f"the token holds no private key labelled {label!r}")
@@ -149,7 +166,9 @@ def _has(obj, attribute) -> bool:
 
 
 def _public_key(session: pkcs11.Session, label: str):
-    keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label}))
+    keys = list(
+        session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label})
+    )
     if not keys:
         raise SignerUnavailable(f"the token holds no public key labelled {label!r}")
     return keys[0]
@@ -167,7 +186,9 @@ def public_key_info(session: pkcs11.Session, label: str, spec: KeySpec) -> bytes
     if spec.family == "ec":
         return encode_ec_public_key(pub)
     point = pub[Attribute.EC_POINT]
-    raw = asn1_keys.OctetString.load(point).native if point[0] == 0x04 and len(point) == 34 else point
+    raw = (
+        asn1_keys.OctetString.load(point).native if point[0] == 0x04 and len(point) == 34 else point
+    )
     info = asn1_keys.PublicKeyInfo({"algorithm": {"algorithm": "ed25519"}, "public_key": raw})
     return info.dump()
 
@@ -227,7 +248,9 @@ class Pkcs11Signer:
                 raise
             except pkcs11.PKCS11Error as exc:
                 self._drop_session()
-                raise SignerUnavailable(f"signing failed in the token: {type(exc).__name__}") from None
+                raise SignerUnavailable(
+                    f"signing failed in the token: {type(exc).__name__}"
+                ) from None
 
     def _sign_one(self, message: bytes, digest_name: str) -> bytes:
         family = self.key_spec.family
@@ -241,7 +264,9 @@ class Pkcs11Signer:
             return self._key.sign(
                 hashed, mechanism=Mechanism.RSA_PKCS_PSS, mechanism_param=(hash_mech, mgf, salt)
             )
-        return self._key.sign(_DIGEST_INFO_PREFIX[digest_name] + hashed, mechanism=Mechanism.RSA_PKCS)
+        return self._key.sign(
+            _DIGEST_INFO_PREFIX[digest_name] + hashed, mechanism=Mechanism.RSA_PKCS
+        )
 
     def _drop_session(self) -> None:
         session, self._session = self._session, None
@@ -256,7 +281,9 @@ class Pkcs11Signer:
             self._drop_session()
 
 
-def init_softhsm_token(softhsm_conf: Path, token_dir: Path, label: str, pin: str, so_pin: str) -> None:
+def init_softhsm_token(
+    softhsm_conf: Path, token_dir: Path, label: str, pin: str, so_pin: str
+) -> None:
     """Create a SoftHSM2 config and an initialised token (development and tests only)."""
     import subprocess
 
@@ -266,6 +293,18 @@ def init_softhsm_token(softhsm_conf: Path, token_dir: Path, label: str, pin: str
     )
     env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin],
-        check=True, env=env, capture_output=True,
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            pin,
+            "--so-pin",
+            so_pin,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
     )

@@ -122,5 +122,3 @@ async def errors_middleware(request: web.Request, handler):
         if request.method == "POST" and request.path in ("/", "/tsr"):
             return _reply(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
         return web.json_response({"error": "internal error"}, status=500)
-
-
