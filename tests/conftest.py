@@ -12,9 +12,15 @@ from tests.support.tsa import Hsm, TsaServer, make_hsm
 
 
 @pytest.fixture(scope="session")
-def hsm(tmp_path_factory: pytest.TempPathFactory) -> Hsm:
+def softhsm_conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's SoftHSM2 configuration, shared by every token the tests make."""
+    return tmp_path_factory.mktemp("softhsm") / "softhsm2.conf"
+
+
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory: pytest.TempPathFactory, softhsm_conf: Path) -> Hsm:
     """A SoftHSM token with an EC P-256 TSA key, a development CA and its chain."""
-    return make_hsm(tmp_path_factory.mktemp("hsm"))
+    return make_hsm(tmp_path_factory.mktemp("hsm"), softhsm_conf)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from tsa_server.signing.pkcs11 import (
     generate_key,
     init_softhsm_token,
     open_session,
+    softhsm_token_exists,
 )
 
 DEV_CA_NAME = ("TSA Development Root CA", "Development only - not trusted")
@@ -51,12 +52,12 @@ def _write_secret(path: Path, value: str) -> None:
 
 
 def ensure_softhsm_token(config: Config, created: list[str]) -> None:
-    """Create the SoftHSM config, PIN file and token on first run."""
+    """Create the SoftHSM config, PIN files and token when they do not exist yet."""
     conf = config.pkcs11
     if "softhsm" not in conf.module or not conf.softhsm_conf:
         return
     softhsm_conf = Path(conf.softhsm_conf).resolve()
-    if softhsm_conf.exists():
+    if softhsm_token_exists(softhsm_conf, conf.token_label):
         return
     if not os.environ.get(conf.pin_env) and not Path(conf.pin_file).exists():
         _write_secret(Path(conf.pin_file), secrets.token_hex(16))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -61,25 +62,33 @@ class Hsm:
         return Path(self.certificates["chain"])
 
 
-def make_hsm(root: Path, key_type: str = "ec-p256") -> Hsm:
-    from tsa_server.config import load_config
-    from tsa_server.keyceremony import initialise
+def make_hsm(root: Path, softhsm_conf: Path, key_type: str = "ec-p256") -> Hsm:
+    """A token of its own (randomly labelled) in the shared SoftHSM configuration.
 
+    One configuration per test session: the PKCS#11 library reads SOFTHSM2_CONF once per
+    process, so every token a session makes must live in the same token directory. The
+    token is made by `tsa init` in a subprocess because a process that has loaded SoftHSM
+    does not see tokens created after that: in-process tests use the session's token."""
     root.mkdir(parents=True, exist_ok=True)
     pkcs11 = {
-        "token_label": "tsa-test",
+        "token_label": f"t-{secrets.token_hex(8)}",
         "key_label": "tsa-signing",
         "key_type": key_type,
         "pin_env": "TSA_TEST_PIN_UNSET",
         "pin_file": str(root / "secrets" / "pin"),
-        "softhsm_conf": str(root / "softhsm2.conf"),
+        "softhsm_conf": str(softhsm_conf),
     }
     certificates = {
         "chain": str(root / "certs" / "chain.pem"),
         "ca": str(root / "certs" / "ca.pem"),
     }
     config_path = write_config(root / "init.toml", {"pkcs11": pkcs11, "certificates": certificates})
-    initialise(load_config(config_path))
+    subprocess.run(
+        [TSA_BIN, "init", "--config", str(config_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return Hsm(root, pkcs11, certificates)
 
 

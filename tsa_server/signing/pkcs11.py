@@ -10,6 +10,7 @@ two processes at the same instant sometimes fails (we retry).
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -281,30 +282,35 @@ class Pkcs11Signer:
             self._drop_session()
 
 
+def _softhsm_util(softhsm_conf: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
+    return subprocess.run(
+        ["softhsm2-util", *args], check=True, env=env, capture_output=True, text=True
+    )
+
+
+def softhsm_token_exists(softhsm_conf: Path, label: str) -> bool:
+    """Whether the SoftHSM2 configuration exists and holds an initialised token `label`."""
+    if not softhsm_conf.exists():
+        return False
+    slots = _softhsm_util(softhsm_conf, "--show-slots").stdout
+    return any(
+        line.split(":", 1)[1].strip() == label
+        for line in slots.splitlines()
+        if line.strip().startswith("Label:")
+    )
+
+
 def init_softhsm_token(
     softhsm_conf: Path, token_dir: Path, label: str, pin: str, so_pin: str
 ) -> None:
-    """Create a SoftHSM2 config and an initialised token (development and tests only)."""
-    import subprocess
-
-    token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    softhsm_conf.write_text(
-        f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
-    subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--pin",
-            pin,
-            "--so-pin",
-            so_pin,
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
+    """Initialise a SoftHSM2 token (development and tests only), writing the config first
+    if it does not exist. Several tokens may share one config and token directory."""
+    if not softhsm_conf.exists():
+        token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        softhsm_conf.write_text(
+            f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
+        )
+    _softhsm_util(
+        softhsm_conf, "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin
     )
