@@ -1,0 +1,41 @@
+"""Trade-name (字号 / handle) registry: pure rules and the in-process service.
+
+Part D of evidence-rules.md (H-1 .. H-18), decisions A-13 .. A-16 as configuration.
+Modules, one job each:
+
+- calendar    G-1/G-2/G-3: Beijing month arithmetic, half-open intervals
+- charset     G-7: NFKC, allowed characters, GBK byte length
+- words       banned / restricted / brand lists (reloadable), word-break segmentation
+- validation  handle and shop-name validity with typed refusal reasons (live check)
+- applicants  shops, applicant groups, eligibility windows (H-11, H-14, H-15)
+- quota       handle change quota (H-10, A-13)
+- holds       one-month hold and penalty review (H-12, A-16)
+- disputes    metrics, scores, ranking, tie-breaks, objection period (H-15 .. H-17)
+- events      event values, canonical bytes, the `EventSink` seam
+- store       `NameStore` protocol and the in-memory store
+- core, lifecycle, registry   the service
+- config      `Policy` loaded from conf/names.toml
+"""
+
+from .applicants import Group, Mark, MarkKind, Shop, ShopState
+from .calendar import BEIJING, Interval, add_months, beijing
+from .charset import CharacterError, Measure, fold, gbk_length, measure, normalize
+from .config import Policy, PolicyError, load_policy
+from .core import Done, ReleaseCause, Result, ReviewOutcome
+from .disputes import Metrics, Ranking, rank, score, search_to_shop_rate
+from .events import Event, EventKind, EventSink, MemorySink
+from .reasons import Field, Refusal, Refused
+from .registry import ContestView, Registry
+from .store import HandleStatus, MemoryStore, NameStore
+from .validation import Check, check_custom, check_handle, check_shop_name
+from .words import Lexicon, LexiconSource, segment
+
+__all__ = [
+    "BEIJING", "CharacterError", "Check", "ContestView", "Done", "Event", "EventKind",
+    "EventSink", "Field", "Group", "HandleStatus", "Interval", "Lexicon", "LexiconSource",
+    "Mark", "MarkKind", "Measure", "MemorySink", "MemoryStore", "Metrics", "NameStore",
+    "Policy", "PolicyError", "Ranking", "Refusal", "Refused", "Registry", "ReleaseCause",
+    "Result", "ReviewOutcome", "Shop", "ShopState", "add_months", "beijing", "check_custom",
+    "check_handle", "check_shop_name", "fold", "gbk_length", "load_policy", "measure",
+    "normalize", "rank", "score", "search_to_shop_rate", "segment",
+]
