@@ -71,7 +71,11 @@ class TokenTemplate:
         self._key_spec = key_spec
         self._rsa_pss = rsa_pss
         bag = chain if include_chain else chain[:1]
-        self._certificates_der = der.tlv(der.CONTEXT_0, b"".join(c.dump() for c in bag))
+        # CertificateSet is a SET OF: DER orders it by encoding (X.690 §11.6), so with the
+        # full chain the signer certificate is first only when it sorts first. Verifiers
+        # find the signer by its SID, never by position.
+        encoded = sorted(c.dump() for c in bag)
+        self._certificates_der = der.tlv(der.CONTEXT_0, b"".join(encoded))
         self._sid_der = cms.IssuerAndSerialNumber(
             {"issuer": signer_cert.issuer, "serial_number": signer_cert.serial_number}
         ).dump()
