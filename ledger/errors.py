@@ -68,3 +68,7 @@ class ChainError(LedgerError):
         super().__init__(
             f"hash chain differs at index {index}: expected {_hex(expected)}, stored {_hex(stored)}"
         )
+
+
+class LedgerWriteError(LedgerError):
+    """An append did not become durable (disk full, I/O error, deposed writer)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ledger.errors import LedgerWriteError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
 from ledger.store.base import Entry, NewEntry, SequenceState
 
@@ -35,10 +36,6 @@ CREATE TRIGGER IF NOT EXISTS seq_epoch_forward BEFORE UPDATE ON seq
 WHEN NEW.epoch < OLD.epoch OR NEW.next_idx < OLD.next_idx
 BEGIN SELECT RAISE(ABORT, 'the sequence only moves forward'); END;
 """
-
-
-class LedgerWriteError(Exception):
-    """An append did not become durable (disk full, I/O error, deposed writer)."""
 
 
 def _serial_key(serial: int) -> str:
