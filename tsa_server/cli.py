@@ -191,7 +191,7 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="tsa", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="tsa", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.Abort:
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

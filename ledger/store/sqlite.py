@@ -94,19 +94,17 @@ def _entry(row: tuple) -> Entry:
 _COLUMNS = "idx, token, gen_time, serial, imprint_alg, imprint, leaf_hash, chain_hash"
 
 
-class SqliteStore:
-    """The embedded ledger store: one SQLite file, durable on every commit."""
+class SqliteReader:
+    """Read access to a ledger file; opens it read-only and never changes it."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._conn = connect(self.path)
-        create_schema(self._conn)
-        self._chain_head: bytes | None = None
+        self._conn = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
 
     def close(self) -> None:
         self._conn.close()
-
-    # Reader
 
     def size(self) -> int:
         row = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
@@ -131,6 +129,16 @@ class SqliteStore:
             f"SELECT {_COLUMNS} FROM entries WHERE serial = ?", (_serial_key(serial),)
         ).fetchone()
         return _entry(row) if row else None
+
+
+class SqliteStore(SqliteReader):
+    """The embedded ledger store: one SQLite file, durable on every commit."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        create_schema(self._conn)
+        self._chain_head: bytes | None = None
 
     # Store
 

@@ -1,0 +1,132 @@
+"""`tsa-ledger audit` on a ledger made by the real server, and on tampered copies of it:
+each tampering is found and named by its index; exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.audit import audit
+from ledger.merkle import root_of
+from ledger.store.sqlite import SqliteReader
+from tests.support.queries import make_request
+from tests.support.tsa import TsaServer
+
+AUDIT = [str(Path(sys.executable).with_name("tsa-ledger")), "audit", "--quiet"]
+TRIGGERS = ("entries_no_update", "entries_no_delete", "entries_contiguous", "entries_monotone")
+
+
+@pytest.fixture
+def ledger_copy(tsa: TsaServer, tmp_path) -> Path:
+    """A consistent copy (SQLite backup API) of the live server's ledger, >= 20 entries."""
+    for i in range(20):
+        tsa.post_query(make_request(b"audit %d" % i))
+    copy = tmp_path / "copy.sqlite"
+    src, dst = sqlite3.connect(tsa.ledger_path), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    for trigger in TRIGGERS:  # the tamperer's first move
+        dst.execute(f"DROP TRIGGER {trigger}")
+    dst.commit()
+    dst.close()
+    return copy
+
+
+def run_audit(path: Path):
+    reader = SqliteReader(path)
+    try:
+        return audit(reader.entries())
+    finally:
+        reader.close()
+
+
+def tamper(path: Path, *statements: tuple) -> None:
+    conn = sqlite3.connect(path)
+    for sql, *args in statements:
+        conn.execute(sql, args)
+    conn.commit()
+    conn.close()
+
+
+def test_untampered_ledger_verifies(ledger_copy) -> None:
+    report = run_audit(ledger_copy)
+    assert report.ok, report.failures
+    reader = SqliteReader(ledger_copy)
+    leaves = [e.leaf_hash for e in reader.entries()]
+    reader.close()
+    assert report.size == len(leaves) >= 20
+    assert report.root == root_of(leaves)
+    result = subprocess.run([*AUDIT, str(ledger_copy)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("OK:")
+
+
+def test_one_changed_byte_in_a_token(ledger_copy) -> None:
+    reader = SqliteReader(ledger_copy)
+    token = reader.entry(7).token
+    reader.close()
+    changed = token[:-10] + bytes([token[-10] ^ 1]) + token[-9:]
+    tamper(ledger_copy, ("UPDATE entries SET token = ? WHERE idx = 7", changed))
+    failures = run_audit(ledger_copy).failures
+    assert failures[0].index == 7 and failures[0].check == "leaf_hash"
+    result = subprocess.run([*AUDIT, str(ledger_copy)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "FAIL index 7 [leaf_hash]" in result.stdout
+
+
+def test_rehashed_token_still_breaks_the_chain(ledger_copy) -> None:
+    from ledger.hashing import leaf_hash
+
+    reader = SqliteReader(ledger_copy)
+    other = reader.entry(3).token
+    reader.close()
+    tamper(
+        ledger_copy,
+        ("UPDATE entries SET token = ?, leaf_hash = ? WHERE idx = 9", other, leaf_hash(other)),
+    )
+    failures = run_audit(ledger_copy).failures
+    assert (failures[0].index, failures[0].check) == (9, "chain")
+
+
+def test_dropped_row(ledger_copy) -> None:
+    tamper(ledger_copy, ("DELETE FROM entries WHERE idx = 5",))
+    failures = run_audit(ledger_copy).failures
+    assert (failures[0].index, failures[0].check) == (5, "contiguous")
+
+
+def test_swapped_rows(ledger_copy) -> None:
+    tamper(
+        ledger_copy,
+        ("UPDATE entries SET idx = -1 WHERE idx = 4",),
+        ("UPDATE entries SET idx = 4 WHERE idx = 6",),
+        ("UPDATE entries SET idx = 6 WHERE idx = -1",),
+    )
+    failures = run_audit(ledger_copy).failures
+    assert failures and failures[0].index == 4 and failures[0].check == "chain"
+
+
+def test_duplicate_serial_and_decreasing_gen_time(ledger_copy) -> None:
+    reader = SqliteReader(ledger_copy)
+    first = reader.entry(2)
+    reader.close()
+    tamper(
+        ledger_copy,
+        ("DROP INDEX idx_entries_serial",),
+        ("UPDATE entries SET serial = ? WHERE idx = 11", format(first.serial, "040x")),
+        ("UPDATE entries SET gen_time = 0 WHERE idx = 12",),
+    )
+    checks = {(f.index, f.check) for f in run_audit(ledger_copy).failures}
+    assert (11, "serial") in checks and (12, "gen_time") in checks
+    assert (11, "token") in checks and (12, "token") in checks  # rows disagree with tokens
+
+
+def test_usage_errors_exit_1(tmp_path) -> None:
+    missing = subprocess.run([*AUDIT, str(tmp_path / "none.sqlite")], capture_output=True)
+    assert missing.returncode in (1, 2) and b"Traceback" not in missing.stderr
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all" * 100)
+    result = subprocess.run([*AUDIT, str(junk)], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
