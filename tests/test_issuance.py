@@ -4,10 +4,12 @@ a ManualClock: ordering, accuracy, serials, fail-closed clock and failed commits
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ledger.errors import LedgerWriteError
 from ledger.store.sqlite import SqliteStore
 from tests.support.queries import failure_of, make_request, parse_response
 from tsa_server.clock.base import ManualClock
@@ -119,9 +121,11 @@ def test_failed_commit_is_system_failure_and_releases_nothing(tmp_path, make_iss
     store = SqliteStore(path)
     issuer = make_issuer(store)
     issue_all(issuer, [make_request()])
-    # A second writer claims the ledger (a real epoch bump): our commits must now fail.
-    usurper = SqliteStore(path)
-    usurper.claim_epoch()
+    # A writer the lock file cannot see (another host on a shared filesystem) claims the
+    # ledger: a real epoch bump, so our commits must now fail (L-08 fencing).
+    usurper = sqlite3.connect(path)
+    usurper.execute("UPDATE seq SET epoch = epoch + 1")
+    usurper.commit()
     replies = issue_all(issuer, [make_request(b"%d" % i) for i in range(5)])
     assert {failure_of(r) for r in replies} == {("rejection", frozenset({"system_failure"}))}
     assert all(parse_response(r)["time_stamp_token"].native is None for r in replies)
@@ -147,6 +151,13 @@ def test_serials_are_never_reused_across_restarts(tmp_path, make_issuer) -> None
     assert SqliteStore(path).size() == 30
 
 
+def test_a_second_writer_is_refused_while_the_first_runs(store, tmp_path) -> None:
+    with pytest.raises(LedgerWriteError, match="in use by another process"):
+        SqliteStore(store.path)
+    store.close()
+    SqliteStore(store.path).close()  # free again once the first writer is gone
+
+
 def test_batches_are_bounded(store, make_issuer) -> None:
     issuer = make_issuer(store, max_batch=7)
     replies = issue_all(issuer, [make_request(b"%d" % i) for i in range(30)])
@@ -155,8 +166,6 @@ def test_batches_are_bounded(store, make_issuer) -> None:
 
 
 def test_ledger_rejects_update_and_delete(store, make_issuer) -> None:
-    import sqlite3
-
     issue_all(make_issuer(store), [make_request()])
     conn = sqlite3.connect(store.path)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -169,3 +178,23 @@ def test_ledger_rejects_update_and_delete(store, make_issuer) -> None:
             " VALUES (5, x'00', 0, 'ff', x'00', x'00')"
         )
     conn.close()
+
+
+def test_no_token_once_the_certificate_has_expired(store, make_issuer, clock) -> None:
+    issuer = make_issuer(store, certificate_not_after=T0 + timedelta(seconds=1))
+    assert failure_of(issue_all(issuer, [make_request()])[0])[0] == "granted"
+    assert issuer.problems() == []
+    clock.advance(timedelta(seconds=1))
+    reply = issue_all(issuer, [make_request()])[0]
+    assert failure_of(reply) == ("rejection", frozenset({"system_failure"}))
+    assert store.size() == 1
+    assert any("expired" in p for p in issuer.problems())
+
+
+def test_nonce_of_256_bits_is_echoed_and_257_refused(store, make_issuer) -> None:
+    issuer = make_issuer(store)
+    biggest = (1 << 256) - 1  # 33 content bytes: a leading 00 keeps it positive
+    reply = issue_all(issuer, [make_request(nonce=biggest)])[0]
+    assert tst_of(reply)["nonce"].native == biggest
+    refused = issue_all(issuer, [make_request(nonce=1 << 256)])[0]
+    assert failure_of(refused) == ("rejection", frozenset({"bad_request"}))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from asn1crypto import core
 from asn1crypto import x509 as asn1_x509
 
 from tests.support.queries import failure_of, make_request, parse_response
@@ -185,6 +186,7 @@ BAD_CERTIFICATES = {
         set_validity(NOW + timedelta(days=1), NOW + timedelta(days=30)),
         "not valid before",
     ),
+    "no-key-usage": (set_extension("key_usage", True, None), "digitalSignature"),
 }
 
 
@@ -256,3 +258,50 @@ def test_unparseable_toml_is_reported(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "not valid TOML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_second_server_on_the_same_ledger_is_refused(make_server) -> None:
+    first = make_server().start()
+    assert granted_now(first)
+    second = subprocess.run(
+        [TSA_BIN, "serve", "--config", str(first.config_path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=first.workdir,
+    )
+    assert second.returncode == 2 and "in use by another process" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert granted_now(first)  # the running server keeps its sequence
+    assert first.get("/readyz")[0] == 200
+
+
+def test_command_line_overrides_are_validated(make_server) -> None:
+    server = make_server()
+    result = subprocess.run(
+        [TSA_BIN, "serve", "--config", str(server.config_path), "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=server.workdir,
+    )
+    assert result.returncode == 2 and "[server] port must be 1-65535" in result.stderr
+
+
+def test_unopenable_ledger_is_one_clear_line(tmp_path, hsm) -> None:
+    stderr = serve_fails(
+        tmp_path,
+        {
+            "pkcs11": hsm.pkcs11,
+            "certificates": hsm.certificates,
+            "ledger": {"path": str(tmp_path / "no" / "such" / "dir" / "ledger.sqlite")},
+        },
+    )
+    assert "ledger" in stderr
+
+
+def test_token_without_tsa_name_when_configured(make_server) -> None:
+    server = make_server(tsa={"include_tsa_name": False}).start()
+    reply = parse_response(server.post_query(make_request())[2])
+    tst = reply["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed
+    assert isinstance(tst["tsa"], core.Void)

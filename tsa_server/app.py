@@ -23,6 +23,12 @@ def create_app(services: Services) -> web.Application:
         ledger=services.store,
         chain_pem=services.chain_pem,
         max_body_bytes=config.server.max_body_bytes,
+        trust_roots=tuple(services.trust_roots),
+        tsa_chain=tuple(services.chain),
+        time_zone=config.verify.time_zone,
+        max_token_bytes=config.verify.max_token_bytes,
+        max_data_bytes=config.verify.max_data_bytes,
+        ledger_path=str(config.ledger.path),
     )
     add_routes(app)
     app.cleanup_ctx.append(_clock_monitor(services))

@@ -6,15 +6,19 @@ Every failure the operator can fix is one line on stderr and exit status 2; no t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from tsa_server.config import Config, load_config
+from ledger.errors import LedgerError
+from tsa_server.config import Config, load_config, validate
 from tsa_server.errors import TSAError
+from tsa_server.verify_cli import verify
 
 DEFAULT_CONFIG = "conf/tsa.toml"
 
@@ -38,8 +42,12 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except TSAError as exc:
+        except (TSAError, LedgerError) as exc:
             raise Failure(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise Failure(f"ledger database error: {exc}") from None
+        except OSError as exc:  # e.g. the port is taken or the address is not ours
+            raise Failure(f"{exc.strerror or exc}") from None
 
 
 config_option = click.option(
@@ -83,12 +91,22 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
     from tsa_server.services import build_services
 
     config = _load(config_path)
+    if host is not None or port is not None:
+        server = dataclasses.replace(
+            config.server, host=host or config.server.host, port=port or config.server.port
+        )
+        config = dataclasses.replace(config, server=server)
+        validate(config)
     logging.basicConfig(
         level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if config.clock.accept_local_reference:
+        logging.getLogger("tsa.clock").warning(
+            "[clock] accept_local_reference is on: an NTP server serving its own local clock "
+            "is trusted (development only)"
+        )
     services = build_services(config)
-    host = host or config.server.host
-    port = port or config.server.port
+    host, port = config.server.host, config.server.port
     try:
         import uvloop
 
@@ -187,6 +205,9 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
     make_dev_certificates(config, location, now)
     check_chain(config, location, now)
     click.echo(f"development CA: {config.certificates.ca}; chain: {config.certificates.chain}")
+
+
+cli.add_command(verify)
 
 
 def main(argv: list[str] | None = None) -> int:

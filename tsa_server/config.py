@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -32,7 +33,7 @@ class ServerConfig:
 class TsaConfig:
     policies: tuple[str, ...] = (DEFAULT_POLICY,)
     accepted_hashes: tuple[str, ...] = DEFAULT_ACCEPTED_HASHES
-    tsa_name: str = ""
+    include_tsa_name: bool = True
     include_chain: bool = False
     max_accuracy_ms: int = 1000
     max_batch: int = 256
@@ -63,6 +64,16 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """Token verification (POST /verify, `tsa verify`)."""
+
+    trust_roots: str = "var/certs/trust"  # directory; empty or missing: [certificates] ca
+    time_zone: str = "UTC"  # IANA name, for genTime shown in local time
+    max_data_bytes: int = 1 << 30  # largest data file POST /verify hashes
+    max_token_bytes: int = 256 * 1024  # largest token POST /verify reads
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -75,6 +86,7 @@ class Config:
     certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     clock: NtpSettings = field(default_factory=NtpSettings)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def pin(self) -> str:
@@ -164,6 +176,14 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_oid(text: str) -> bool:
+    """X.660: first arc 0, 1 or 2; second arc below 40 unless the first is 2."""
+    parts = text.split(".")
+    if len(parts) < 2 or not all(p.isdigit() and (p == "0" or p[0] != "0") for p in parts):
+        return False
+    return parts[0] in ("0", "1", "2") and (parts[0] == "2" or int(parts[1]) < 40)
+
+
 def validate(config: Config) -> None:
     """Constraints across keys; each message names the key and the rule."""
     server, tsa = config.server, config.tsa
@@ -174,11 +194,7 @@ def validate(config: Config) -> None:
     _require(server.max_connections >= 1, "[server] max_connections must be at least 1")
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:
-        parts = oid.split(".")
-        _require(
-            len(parts) >= 2 and all(p.isdigit() for p in parts) and parts[0] in "012",
-            f"[tsa] policies: {oid!r} is not a dotted OID",
-        )
+        _require(_is_oid(oid), f"[tsa] policies: {oid!r} is not a dotted OID")
     for name in tsa.accepted_hashes:
         _require(name in IMPRINT_HASH_BY_NAME, f"[tsa] accepted_hashes: unknown hash {name!r}")
     _require(len(tsa.accepted_hashes) >= 1, "[tsa] accepted_hashes must not be empty")
@@ -188,7 +204,25 @@ def validate(config: Config) -> None:
         config.pkcs11.key_type in {k.value for k in KeySpec},
         f"[pkcs11] key_type must be one of {', '.join(k.value for k in KeySpec)}",
     )
+    verify = config.verify
+    _require(bool(verify.trust_roots), "[verify] trust_roots must name a directory")
+    _require(_is_time_zone(verify.time_zone), "[verify] time_zone must be an IANA time zone name")
+    _require(
+        1 <= verify.max_data_bytes <= 1 << 40, "[verify] max_data_bytes must be 1..1099511627776"
+    )
+    _require(
+        1024 <= verify.max_token_bytes <= 16 << 20,
+        "[verify] max_token_bytes must be 1024..16777216",
+    )
     _require(
         config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},
         "[logging] level must be DEBUG, INFO, WARNING or ERROR",
     )
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +39,8 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class IssuanceSettings:
     max_batch: int = 256  # tokens per durable commit
     max_accuracy: timedelta = timedelta(seconds=1)  # never state a worse accuracy than this
+    certificate_not_after: datetime | None = None  # no token with a genTime at or after it
+    failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Issuer:
         self.issued = 0
         self.rejected = 0
         self.last_failure: str | None = None  # set when a batch fails, cleared by a success
+        self._last_failure_at = 0.0
+        self._probe: tuple[float, str | None] = (-1e9, None)  # (when, problem) of the signer
 
     @property
     def next_index(self) -> int:
@@ -120,6 +125,7 @@ class Issuer:
             if self.last_failure != reason:
                 log.error("issuance failing (batch of %d discarded): %s", len(batch), reason)
             self.last_failure = reason
+            self._last_failure_at = time.monotonic()
             replies = [response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure")] * len(
                 batch
             )
@@ -159,12 +165,40 @@ class Issuer:
             self.last_failure = None
         return [response.granted(t) for t in tokens]
 
+    def problems(self) -> list[str]:
+        """Why issuance would fail now (for /readyz): a recent failed batch, the signer
+        (probed at most every 2 s with a real signature), an expired certificate."""
+        found = []
+        now = time.monotonic()
+        if (
+            self.last_failure
+            and now - self._last_failure_at < self._settings.failure_memory.total_seconds()
+        ):
+            found.append(f"issuance: {self.last_failure}")
+        probed_at, problem = self._probe
+        if now - probed_at > 2.0:
+            try:
+                self._signer.sign(b"readiness probe", "sha256")
+                problem = None
+            except Exception as exc:  # noqa: BLE001 - any signer fault means not ready
+                problem = f"signer: {_describe(exc)}"
+            self._probe = (now, problem)
+        if problem:
+            found.append(problem)
+        not_after = self._settings.certificate_not_after
+        if not_after is not None and self._clock.now() >= not_after:
+            found.append(f"certificate: expired at {not_after.isoformat()}")
+        return found
+
     def _gen_time(self) -> tuple[int, int]:
         """genTime in ms (monotone) and the accuracy in µs that honestly covers it."""
         status = self._clock.status()
         if not status.usable:
             raise RequestRejected(FailureInfo.TIME_NOT_AVAILABLE, "time source not available")
         now = self._clock.now()
+        not_after = self._settings.certificate_not_after
+        if not_after is not None and now >= not_after:
+            raise TSAError(f"the TSA certificate expired at {not_after.isoformat()}")
         now_us = (now - _UNIX_EPOCH) // timedelta(microseconds=1)
         now_ms = now_us // 1000
         gen_ms = max(now_ms, self._last_gen_ms)

@@ -7,7 +7,8 @@ certificate (match, EKU, validity), the ledger.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.issuance import IssuanceSettings, Issuer
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import TokenTemplate
+from tsa_server.rfc3161.verify_load import CertificateDecodeError
+from tsa_server.rfc3161.verify_load import load_certificates as load_any_certificates
 from tsa_server.signing.certs import check_tsa_certificate, load_certificates, to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
 
@@ -33,6 +36,7 @@ class Services:
     clock: Clock
     issuer: Issuer
     chain: list[asn1_x509.Certificate]
+    trust_roots: list[asn1_x509.Certificate] = field(default_factory=list)
 
     @property
     def chain_pem(self) -> bytes:
@@ -64,19 +68,44 @@ def load_chain(config: Config) -> list[asn1_x509.Certificate]:
     return chain
 
 
+def load_trust_roots(config: Config) -> list[asn1_x509.Certificate]:
+    """The verification trust roots: every certificate in [verify] trust_roots (a
+    directory of PEM/DER files), or, when it is missing or holds no file, the
+    [certificates] ca file. An unreadable or undecodable file is a ConfigError naming it;
+    an absent CA file gives no roots (every verification then fails its chain check)."""
+    directory = Path(config.verify.trust_roots)
+    files: list[Path] = []
+    if directory.exists():
+        if not directory.is_dir():
+            raise ConfigError(f"[verify] trust_roots: {directory} is not a directory")
+        files = sorted(p for p in directory.iterdir() if p.is_file() and p.name[:1] != ".")
+    if not files:
+        ca = Path(config.certificates.ca)
+        if not ca.exists():
+            return []
+        files = [ca]
+    roots: list[asn1_x509.Certificate] = []
+    for path in files:
+        try:
+            found = load_any_certificates(path.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read trust root {path}: {exc.strerror}") from None
+        except CertificateDecodeError as exc:
+            raise ConfigError(f"trust root {path} is not PEM or DER certificates: {exc}") from None
+        if not found:
+            raise ConfigError(f"trust root {path} holds no certificate")
+        roots.extend(found)
+    return roots
+
+
 def build_template(
     config: Config, signer: Pkcs11Signer, chain: list[asn1_x509.Certificate]
 ) -> TokenTemplate:
-    tsa_name = None
-    if config.tsa.tsa_name:
-        from tsa_server.signing.certs import name_from_text
-
-        tsa_name = name_from_text(config.tsa.tsa_name)
     return TokenTemplate(
         signer.key_spec,
         chain,
         rsa_pss=signer.rsa_pss,
-        tsa_name=tsa_name,
+        include_tsa_name=config.tsa.include_tsa_name,
         include_chain=config.tsa.include_chain,
     )
 
@@ -85,6 +114,14 @@ def build_services(
     config: Config, *, clock: Clock | None = None, now: datetime | None = None
 ) -> Services:
     """Open the token, check the certificate against it, open the ledger, make the issuer."""
+    trust_roots = load_trust_roots(config)
+    if not trust_roots:
+        logging.getLogger("tsa.services").warning(
+            "no verification trust roots (%s is empty and %s is missing): "
+            "POST /verify will find no token valid",
+            config.verify.trust_roots,
+            config.certificates.ca,
+        )
     signer = Pkcs11Signer(
         token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
     )
@@ -101,6 +138,7 @@ def build_services(
     settings = IssuanceSettings(
         max_batch=config.tsa.max_batch,
         max_accuracy=_ms(config.tsa.max_accuracy_ms),
+        certificate_not_after=chain[0]["tbs_certificate"]["validity"]["not_after"].native,
     )
     issuer = Issuer(
         template=template,
@@ -110,7 +148,7 @@ def build_services(
         profile=profile,
         settings=settings,
     )
-    return Services(config, signer, store, clock, issuer, chain)
+    return Services(config, signer, store, clock, issuer, chain, trust_roots)
 
 
 def _ms(value: float):

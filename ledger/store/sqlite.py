@@ -7,6 +7,7 @@ commits: one `BEGIN IMMEDIATE ... COMMIT` for a whole batch.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,21 @@ CREATE TRIGGER IF NOT EXISTS seq_epoch_forward BEFORE UPDATE ON seq
 WHEN NEW.epoch < OLD.epoch OR NEW.next_idx < OLD.next_idx
 BEGIN SELECT RAISE(ABORT, 'the sequence only moves forward'); END;
 """
+
+
+def _lock_exclusively(path: Path):
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise LedgerWriteError(f"cannot create the ledger lock {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LedgerWriteError(
+            f"the ledger {path.with_suffix('')} is in use by another process (lock {path})"
+        ) from None
+    return handle
 
 
 def _serial_key(serial: int) -> str:
@@ -132,13 +148,28 @@ class SqliteReader:
 
 
 class SqliteStore(SqliteReader):
-    """The embedded ledger store: one SQLite file, durable on every commit."""
+    """The embedded ledger store: one SQLite file, durable on every commit.
+
+    A writer holds an exclusive lock on `<ledger>.lock` for its lifetime, so a second
+    server started on the same ledger by mistake fails at once instead of taking the
+    sequence away from the running one. The epoch fence (L-08) still guards writers
+    the lock cannot see (another host on a shared filesystem).
+    """
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._conn = connect(self.path)
-        create_schema(self._conn)
+        self._lock = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
+        try:
+            self._conn = connect(self.path)
+            create_schema(self._conn)
+        except sqlite3.Error as exc:
+            self._lock.close()
+            raise LedgerWriteError(f"cannot open the ledger {self.path}: {exc}") from None
         self._chain_head: bytes | None = None
+
+    def close(self) -> None:
+        super().close()
+        self._lock.close()
 
     # Store
 

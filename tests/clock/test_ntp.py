@@ -423,5 +423,25 @@ def test_against_local_ntp_daemon() -> None:
     """The machine's NTP daemon, which scripts/test and scripts/run start (scripts/local-ntp)."""
     sample = ntp_module.query("127.0.0.1:123", timeout=1.0)
     assert 1 <= sample.stratum <= 15
-    status = NtpMonitor(NtpSettings()).poll_once()
+    # scripts/local-ntp's chrony has no upstream: it serves its local clock (refid LOCAL),
+    # which a production setting refuses and the development setting accepts.
+    assert sample.local_reference
+    refused = NtpMonitor(NtpSettings()).poll_once()
+    assert not refused.usable and "local clock" in refused.reason
+    status = NtpMonitor(NtpSettings(accept_local_reference=True)).poll_once()
     assert status.usable, status.reason
+
+
+@pytest.mark.parametrize(("stratum", "ref_id"), [(10, b"\x7f\x7f\x01\x01"), (1, b"LOCL")])
+def test_a_local_clock_reference_is_refused_unless_accepted(
+    fake: FakeTime, server: NtpResponder, stratum: int, ref_id: bytes
+) -> None:
+    server.stratum, server.ref_id = stratum, ref_id
+    strict = monitor(fake, server)
+    status = strict.poll_once()
+    assert not status.usable and "local clock" in status.reason
+    lenient = NtpMonitor(
+        NtpSettings(servers=(server.address,), accept_local_reference=True),
+        time_source=fake.time, monotonic_source=fake.monotonic,
+    )
+    assert lenient.poll_once().usable

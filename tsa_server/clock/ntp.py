@@ -76,6 +76,8 @@ class NtpSettings:
     max_error_ms: float = 1000.0  # largest error bound we issue under = accuracy we state
     drift_ppm: float = 15.0  # growth of the error bound with the sample's age
     min_good_servers: int = 1  # good samples one poll needs to count as in sync
+    # Trust a server whose reference is its own local clock (development only).
+    accept_local_reference: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "servers", tuple(self.servers))
@@ -112,6 +114,7 @@ class NtpSample:
     error_bound: float  # bound on |UTC - our clock| when the sample was taken
     wall: float  # our time source when the reply arrived
     mono: float  # our monotonic source at the same moment
+    local_reference: bool = False  # the server serves its own unsynchronised clock
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -218,7 +221,14 @@ def _sample(label: str, reply: bytes, t1: float, t4: float, mono: float) -> NtpS
         error_bound=bound,
         wall=t4,
         mono=mono,
+        local_reference=_is_local_reference(stats.stratum, reply[12:16]),
     )
+
+
+def _is_local_reference(stratum: int, refid: bytes) -> bool:
+    """A server whose reference is its own undisciplined clock (chrony/ntpd `local`
+    driver: refid 127.127.1.x, or "LOCL" at stratum 1) vouches for nothing."""
+    return refid[:3] == b"\x7f\x7f\x01" or (stratum == 1 and refid == b"LOCL")
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,9 @@ class NtpMonitor:
                 log.debug("NTP %s: %s", server, exc)
                 continue
             log.debug("NTP %s", sample)
+            if sample.local_reference and not limits.accept_local_reference:
+                problems.append(f"{server}: serves its local clock, not a time reference")
+                continue
             if abs(sample.offset) * 1e3 > limits.max_offset_ms:
                 limit = _fmt(limits.max_offset_ms / 1e3)
                 against.append((sample, f"offset {_fmt(sample.offset, True)} exceeds {limit}"))

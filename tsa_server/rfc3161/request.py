@@ -15,8 +15,8 @@ from tsa_server.rfc3161 import der
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
 
 # A nonce is a random number for replay detection (RFC 3161 §2.4.1): 64 bits is usual,
-# 160 bits generous. Anything above 32 bytes is not a nonce but a smuggled payload.
-MAX_NONCE_BYTES = 32
+# 160 bits generous. Anything above 256 bits is not a nonce but a smuggled payload.
+MAX_NONCE_BITS = 256
 _NULL = b"\x05\x00"
 
 
@@ -148,6 +148,7 @@ def _check_policy(requested, profile: Profile) -> str:
 def _check_nonce(nonce) -> int | None:
     if nonce.native is None:
         return None
-    if len(nonce.contents) > MAX_NONCE_BYTES:
-        raise _reject(FailureInfo.BAD_REQUEST, f"nonce longer than {MAX_NONCE_BYTES} bytes")
+    # Bound the encoding before converting it: a 1 MB INTEGER must not be parsed.
+    if len(nonce.contents) > MAX_NONCE_BITS // 8 + 1 or abs(nonce.native).bit_length() > 256:
+        raise _reject(FailureInfo.BAD_REQUEST, f"nonce longer than {MAX_NONCE_BITS} bits")
     return nonce.native

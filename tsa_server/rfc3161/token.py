@@ -64,7 +64,7 @@ class TokenTemplate:
         chain: list[asn1_x509.Certificate],
         *,
         rsa_pss: bool = False,
-        tsa_name: asn1_x509.Name | None = None,
+        include_tsa_name: bool = True,
         include_chain: bool = False,
     ):
         signer_cert = chain[0]
@@ -79,9 +79,13 @@ class TokenTemplate:
         self._sid_der = cms.IssuerAndSerialNumber(
             {"issuer": signer_cert.issuer, "serial_number": signer_cert.serial_number}
         ).dump()
-        name = tsa_name if tsa_name is not None else signer_cert.subject
         # [0] EXPLICIT GeneralName, whose directoryName alternative is [4] EXPLICIT Name.
-        self._tsa_name_der = der.tlv(der.CONTEXT_0, der.tlv(0xA4, name.dump()))
+        # Always the signer's subject: verifiers reject a tsa name the certificate lacks.
+        self._tsa_name_der = (
+            der.tlv(der.CONTEXT_0, der.tlv(0xA4, signer_cert.subject.dump()))
+            if include_tsa_name
+            else b""
+        )
         self._signing_cert_attr = self._signing_certificate_v2(signer_cert)
         self._by_digest = {
             d: self._digest_template(d) for d in sorted(set(SIGNATURE_DIGEST_FOR_IMPRINT.values()))

@@ -140,8 +140,8 @@ def check_tsa_certificate(cert: asn1_x509.Certificate, spki_der: bytes, now: dat
     if "extended_key_usage" not in cert.critical_extensions:
         raise CertificateError("the TSA certificate's extendedKeyUsage must be critical")
     key_usage = cert.key_usage_value
-    if key_usage is not None and "digital_signature" not in key_usage.native:
-        raise CertificateError("the TSA certificate's keyUsage lacks digitalSignature")
+    if key_usage is None or "digital_signature" not in key_usage.native:
+        raise CertificateError("the TSA certificate's keyUsage must include digitalSignature")
     validity = cert["tbs_certificate"]["validity"]
     not_before, not_after = validity["not_before"].native, validity["not_after"].native
     if now < not_before:

@@ -215,13 +215,18 @@ class Pkcs11Signer:
     def _connect(self) -> None:
         session = open_session(self._location)
         try:
-            self._spec = key_spec_of(session, self._label)
+            spec = key_spec_of(session, self._label)
+            spki = public_key_info(session, self._label, spec)
+            if self._spki is not None and spki != self._spki:
+                # Reconnecting must never switch keys under a certificate issued for another.
+                raise SignerUnavailable(
+                    f"the key labelled {self._label!r} is not the key this signer started with"
+                )
             self._key = _find_private_key(session, self._label)
-            self._spki = public_key_info(session, self._label, self._spec)
         except Exception:
             session.close()
             raise
-        self._session = session
+        self._spec, self._spki, self._session = spec, spki, session
 
     @property
     def key_spec(self) -> KeySpec:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from importlib import resources
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from asn1crypto import x509 as asn1_x509
 
 from ledger.store.base import Reader
 from tsa_server.clock.base import Clock
@@ -16,6 +18,9 @@ from tsa_server.rfc3161 import response
 
 log = logging.getLogger("tsa.web")
 
+# A TimeStampReq is ~100 bytes: a client that needs longer than this to send one is
+# holding a connection open (slow-loris), not sending a request.
+BODY_TIMEOUT_S = 10.0
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
 
@@ -27,6 +32,14 @@ class WebState:
     ledger: Reader
     chain_pem: bytes
     max_body_bytes: int
+    # POST /verify (web/verify.py): roots, this TSA's chain (TSA certificate first), the
+    # zone genTime is also shown in, body bounds, and the ledger file for proofs.
+    trust_roots: tuple[asn1_x509.Certificate, ...] = ()
+    tsa_chain: tuple[asn1_x509.Certificate, ...] = ()
+    time_zone: str = "UTC"
+    max_token_bytes: int = 256 * 1024
+    max_data_bytes: int = 1 << 30
+    ledger_path: str | None = None
 
 
 STATE = web.AppKey("state", WebState)
@@ -47,7 +60,15 @@ async def timestamp(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(
             max_size=state.max_body_bytes, actual_size=length, text="request too large\n"
         )
-    body = await _read_bounded(request, state.max_body_bytes)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            body = await _read_bounded(request, state.max_body_bytes)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="request body too slow\n") from None
+    except (ConnectionError, ClientPayloadError) as exc:
+        # The client went away mid-body: nothing to answer, nothing worth an ERROR.
+        log.debug("request body aborted: %s", type(exc).__name__)
+        raise web.HTTPBadRequest(text="incomplete request body\n") from None
     return _reply(await state.issuer.issue(body))
 
 
@@ -86,9 +107,7 @@ async def readyz(request: web.Request) -> web.Response:
     problems = []
     if not clock.usable:
         problems.append(f"clock: {clock.reason}")
-    failure = state.issuer.last_failure
-    if failure is not None:
-        problems.append(f"issuance: {failure}")
+    problems.extend(state.issuer.problems())
     body = {
         "ready": not problems,
         "clock": clock.reason,

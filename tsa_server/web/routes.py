@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import handlers
+from tsa_server.web import handlers, verify
 
 
 def add_routes(app: web.Application) -> None:
@@ -17,5 +17,6 @@ def add_routes(app: web.Application) -> None:
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),
             web.get("/tokens/{serial}", handlers.token_by_serial),
+            web.post("/verify", verify.verify),
         ]
     )
