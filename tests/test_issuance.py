@@ -198,3 +198,22 @@ def test_nonce_of_256_bits_is_echoed_and_257_refused(store, make_issuer) -> None
     assert tst_of(reply)["nonce"].native == biggest
     refused = issue_all(issuer, [make_request(nonce=1 << 256)])[0]
     assert failure_of(refused) == ("rejection", frozenset({"bad_request"}))
+
+
+def test_timestamp_a_digest_for_internal_services(store, make_issuer) -> None:
+    import hashlib
+
+    issuer = make_issuer(store)
+
+    async def run():
+        return await issuer.timestamp(hashlib.sha256(b"deposit").digest())
+
+    outcome = asyncio.run(run())
+    assert outcome.token is not None and outcome.index == 0
+    assert store.entry(0).token == outcome.token
+    tst = tst_of(outcome.reply)
+    assert tst["message_imprint"]["hashed_message"].native == hashlib.sha256(b"deposit").digest()
+    with pytest.raises(ValueError, match="32 bytes"):
+        asyncio.run(issuer.timestamp(b"short"))
+    with pytest.raises(ValueError, match="not accepted"):
+        asyncio.run(issuer.timestamp(bytes(20), "sha1"))

@@ -24,6 +24,7 @@ from ledger.store.base import NewEntry, Store
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo, RequestRejected, TSAError
 from tsa_server.rfc3161 import response
+from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import Profile, TimeStampRequest, parse_request
 from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
 from tsa_server.signing.base import Signer
@@ -41,6 +42,16 @@ class IssuanceSettings:
     max_accuracy: timedelta = timedelta(seconds=1)  # never state a worse accuracy than this
     certificate_not_after: datetime | None = None  # no token with a genTime at or after it
     failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
+
+
+@dataclass(frozen=True)
+class Issued:
+    """The outcome of one request: the TimeStampResp, and the token and its ledger index
+    when granted (both None for a rejection)."""
+
+    reply: bytes
+    token: bytes | None = None
+    index: int | None = None
 
 
 @dataclass
@@ -91,10 +102,29 @@ class Issuer:
         """Answer one request body with a DER TimeStampResp (granted or rejection)."""
         try:
             request = parse_request(body, self._profile)
-            self._check_clock()
         except RequestRejected as exc:
             self.rejected += 1
             return response.rejection(exc.failure, exc.text)
+        return (await self.submit(request)).reply
+
+    async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> Issued:
+        """Time-stamp a digest for the server's own services (evidence, names): the same
+        path, ledger and policy as a client request, with certReq and no nonce."""
+        imprint = IMPRINT_HASH_BY_NAME.get(hash_name)
+        if imprint is None or imprint.name not in self._profile.accepted_hashes:
+            raise ValueError(f"hash algorithm {hash_name!r} is not accepted")
+        if len(digest) != imprint.size:
+            raise ValueError(f"a {hash_name} digest has {imprint.size} bytes, not {len(digest)}")
+        request = TimeStampRequest(imprint, digest, self._profile.default_policy, None, True)
+        return await self.submit(request)
+
+    async def submit(self, request: TimeStampRequest) -> Issued:
+        """Queue a validated request for the next batch and wait for its outcome."""
+        try:
+            self._check_clock()
+        except RequestRejected as exc:
+            self.rejected += 1
+            return Issued(response.rejection(exc.failure, exc.text))
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(request, future))
         if not self._flush_scheduled:
@@ -116,9 +146,11 @@ class Issuer:
 
     def _issue_batch(self, batch: list[_Pending]) -> None:
         try:
-            replies = self._sign_and_commit([p.request for p in batch])
+            first = self._next_index
+            tokens = self._sign_and_commit([p.request for p in batch])
+            outcomes = [Issued(response.granted(t), t, first + i) for i, t in enumerate(tokens)]
         except RequestRejected as exc:
-            replies = [response.rejection(exc.failure, exc.text)] * len(batch)
+            outcomes = [Issued(response.rejection(exc.failure, exc.text))] * len(batch)
             self.rejected += len(batch)
         except Exception as exc:  # noqa: BLE001 - any fault before the commit is systemFailure
             reason = _describe(exc)
@@ -126,13 +158,12 @@ class Issuer:
                 log.error("issuance failing (batch of %d discarded): %s", len(batch), reason)
             self.last_failure = reason
             self._last_failure_at = time.monotonic()
-            replies = [response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure")] * len(
-                batch
-            )
+            failed = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
+            outcomes = [failed] * len(batch)
             self.rejected += len(batch)
-        for pending, reply in zip(batch, replies, strict=True):
+        for pending, outcome in zip(batch, outcomes, strict=True):
             if not pending.future.done():
-                pending.future.set_result(reply)
+                pending.future.set_result(outcome)
 
     def _sign_and_commit(self, requests: list[TimeStampRequest]) -> list[bytes]:
         gen_ms, accuracy_us = self._gen_time()
@@ -163,7 +194,7 @@ class Issuer:
         if self.last_failure is not None:
             log.warning("issuance recovered after: %s", self.last_failure)
             self.last_failure = None
-        return [response.granted(t) for t in tokens]
+        return tokens
 
     def problems(self) -> list[str]:
         """Why issuance would fail now (for /readyz): a recent failed batch, the signer
