@@ -38,6 +38,18 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A signed checkpoint as archived: its size, root, the B.8 chain head at that size,
+    the signed note (C2SP), and when it was signed (Unix seconds)."""
+
+    size: int
+    root: bytes
+    chain_head: bytes
+    note: str
+    signed_at: int | None = None
+
+
+@dataclass(frozen=True)
 class SequenceState:
     """Where a writer resumes: the next index, the last genTime and its own epoch."""
 

@@ -16,7 +16,10 @@ import sqlite_utils
 
 from ledger.errors import LedgerWriteError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
-from ledger.store.base import Entry, NewEntry, SequenceState
+from ledger.merkle import root_from_reader
+from ledger.proofs import consistency_proof, inclusion_proof
+from ledger.store import sqlite_tree
+from ledger.store.base import Checkpoint, Entry, NewEntry, SequenceState
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +34,13 @@ BEGIN SELECT RAISE(ABORT, 'ledger indices must be contiguous'); END;
 CREATE TRIGGER IF NOT EXISTS entries_monotone BEFORE INSERT ON entries
 WHEN NEW.gen_time < (SELECT gen_time FROM entries WHERE idx = NEW.idx - 1)
 BEGIN SELECT RAISE(ABORT, 'genTime must not decrease'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_advance BEFORE INSERT ON checkpoints
+WHEN NEW.size <= (SELECT COALESCE(MAX(size), -1) FROM checkpoints)
+BEGIN SELECT RAISE(ABORT, 'a checkpoint must be larger than the last one'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'signed checkpoints are archived, never changed'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'signed checkpoints are archived, never changed'); END;
 CREATE TRIGGER IF NOT EXISTS seq_no_delete BEFORE DELETE ON seq
 BEGIN SELECT RAISE(ABORT, 'the sequence row is permanent'); END;
 CREATE TRIGGER IF NOT EXISTS seq_epoch_forward BEFORE UPDATE ON seq
@@ -95,11 +105,18 @@ def create_schema(conn: sqlite3.Connection) -> None:
         db["seq"].insert(
             {"id": 1, "next_idx": 0, "last_gen_time": 0, "epoch": 0, "schema": SCHEMA_VERSION}
         )
+    # Ledgers made before checkpoints were signed had placeholder tables, never written.
+    for stale in ("integrated", "checkpoints"):
+        table = db[stale]
+        if table.exists() and "chain_head" not in table.columns_dict and not table.count:
+            table.drop()
     if "checkpoints" not in db.table_names():
-        db["checkpoints"].create({"size": int, "note": str}, pk="size")
-    if "integrated" not in db.table_names():
-        db["integrated"].create({"size": int, "root": bytes, "compact_range": bytes}, pk="size")
-    conn.executescript(_TRIGGERS)
+        db["checkpoints"].create(
+            {"size": int, "root": bytes, "chain_head": bytes, "note": str, "signed_at": int},
+            pk="size",
+            not_null={"root", "chain_head", "note"},
+        )
+    conn.executescript(_TRIGGERS + sqlite_tree.SCHEMA)
 
 
 def _entry(row: tuple) -> Entry:
@@ -146,6 +163,82 @@ class SqliteReader:
         ).fetchone()
         return _entry(row) if row else None
 
+    def entries_by_imprint(self, imprint: bytes, limit: int = 100) -> list[Entry]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE imprint = ? ORDER BY idx LIMIT ?",
+            (imprint, limit),
+        )
+        return [_entry(row) for row in rows]
+
+    def index_at_time(self, gen_time_ms: int) -> int:
+        """The first index whose genTime is >= gen_time_ms (the size if none): genTime is
+        non-decreasing in the index, so a time range is an index range."""
+        row = self._conn.execute(
+            "SELECT MIN(idx) FROM entries WHERE gen_time >= ?", (gen_time_ms,)
+        ).fetchone()
+        return self.size() if row[0] is None else row[0]
+
+    # The tree
+
+    def node_reader(self, size: int):
+        return sqlite_tree.cached_reader(self._conn, size)
+
+    def root(self, size: int) -> bytes:
+        return root_from_reader(size, self.node_reader(size))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return inclusion_proof(index, size, self.node_reader(size))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return consistency_proof(old_size, new_size, self.node_reader(new_size))
+
+    def tile_hashes(self, level: int, index: int, width: int) -> bytes:
+        """Contents of tlog tile (level, index) of the given width: 32-byte hashes."""
+        stratum = level * sqlite_tree.STRATUM
+        start = index << 8
+        return b"".join(sqlite_tree.stratum_hashes(self._conn, stratum, start, start + width))
+
+    def entry_bundle(self, index: int, width: int) -> list[bytes]:
+        start = index << 8
+        rows = self._conn.execute(
+            "SELECT token FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, start + width),
+        )
+        return [row[0] for row in rows]
+
+    def chain_head(self, size: int) -> bytes:
+        """The B.8 chain value after `size` entries."""
+        if size == 0:
+            return CHAIN_GENESIS
+        row = self._conn.execute(
+            "SELECT chain_hash FROM entries WHERE idx = ?", (size - 1,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"the ledger has fewer than {size} entries")
+        return row[0]
+
+    # Checkpoints
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self._conn.execute(
+            "SELECT size, root, chain_head, note, signed_at FROM checkpoints ORDER BY size"
+        )
+        return [Checkpoint(*row) for row in rows]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        row = self._conn.execute(
+            "SELECT size, root, chain_head, note, signed_at FROM checkpoints "
+            "ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return Checkpoint(*row) if row else None
+
+    def checkpoint_at(self, size: int) -> Checkpoint | None:
+        row = self._conn.execute(
+            "SELECT size, root, chain_head, note, signed_at FROM checkpoints WHERE size = ?",
+            (size,),
+        ).fetchone()
+        return Checkpoint(*row) if row else None
+
 
 class SqliteStore(SqliteReader):
     """The embedded ledger store: one SQLite file, durable on every commit.
@@ -162,6 +255,9 @@ class SqliteStore(SqliteReader):
         try:
             self._conn = connect(self.path)
             create_schema(self._conn)
+            with self._conn:  # a ledger written before the tree was stored: backfill it
+                self._conn.execute("BEGIN IMMEDIATE")
+                sqlite_tree.integrate(self._conn, self.size())
         except sqlite3.Error as exc:
             self._lock.close()
             raise LedgerWriteError(f"cannot open the ledger {self.path}: {exc}") from None
@@ -222,6 +318,7 @@ class SqliteStore(SqliteReader):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+                sqlite_tree.integrate(conn, first_index + len(entries))
                 updated = conn.execute(
                     "UPDATE seq SET next_idx = ?, last_gen_time = ? WHERE id = 1 AND epoch = ?",
                     (first_index + len(entries), entries[-1].gen_time_ms, epoch),
@@ -236,3 +333,28 @@ class SqliteStore(SqliteReader):
         except sqlite3.Error as exc:
             raise LedgerWriteError(f"ledger commit failed: {exc}") from None
         self._chain_head = head
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Archive a signed checkpoint; the database refuses one that does not advance
+        (the compare-and-swap of L-08/L-12: two signers can never both win)."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO checkpoints (size, root, chain_head, note, signed_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        checkpoint.size,
+                        checkpoint.root,
+                        checkpoint.chain_head,
+                        checkpoint.note,
+                        checkpoint.signed_at,
+                    ),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerWriteError(f"checkpoint {checkpoint.size} not archived: {exc}") from None
