@@ -18,9 +18,13 @@ from datetime import UTC, datetime, timedelta
 
 from asn1crypto import cms, tsp  # noqa: F401 - importing tsp registers TSTInfo with cms
 
+from ledger.binding import LedgerBinding, find_binding
+from ledger.checkpoint import Checkpoint as NoteCheckpoint
+from ledger.checkpoint import NoteVerifier, open_checkpoint
+from ledger.errors import LedgerError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
 from ledger.merkle import CompactRange
-from ledger.store.base import Entry
+from ledger.store.base import Entry, SignedCheckpoint
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -43,6 +47,7 @@ class AuditReport:
     chain_head: bytes = CHAIN_GENESIS
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,24 +62,46 @@ class AuditReport:
             "chain_head": self.chain_head.hex(),
             "seconds": round(self.seconds, 3),
             "failures": [f.__dict__ for f in self.failures],
+            "warnings": self.warnings,
         }
 
 
-def _token_fields(token: bytes) -> tuple[int, int, bytes]:
-    """(serial, genTime in ms, imprint digest) from a DER TimeStampToken."""
+def _token_fields(token: bytes) -> tuple[int, int, bytes, LedgerBinding | None]:
+    """(serial, genTime in ms, imprint digest, LedgerBinding) from a DER TimeStampToken."""
     info = cms.ContentInfo.load(token, strict=True)
     tst = info["content"]["encap_content_info"]["content"].parsed
     gen_time = tst["gen_time"].native
     gen_ms = (gen_time - _UNIX_EPOCH) // timedelta(milliseconds=1)
-    return tst["serial_number"].native, gen_ms, tst["message_imprint"]["hashed_message"].native
+    imprint = tst["message_imprint"]["hashed_message"].native
+    return tst["serial_number"].native, gen_ms, imprint, find_binding(tst)
 
 
-def _check_token(entry: Entry) -> list[str]:
+def _check_binding(
+    binding: LedgerBinding, index: int, roots: dict[int, bytes] | None, origin: str | None
+) -> list[str]:
+    """L-07 invariants: own index, an anchor at or below it that is a published root."""
+    problems = []
+    if binding.leaf_index != index:
+        problems.append(f"LedgerBinding.leafIndex is {binding.leaf_index}, not {index}")
+    if origin is not None and binding.origin != origin:
+        problems.append(f"LedgerBinding.origin {binding.origin!r} is not {origin!r}")
+    if binding.anchor_size > index:
+        problems.append(f"LedgerBinding.anchorSize {binding.anchor_size} exceeds the index")
+    elif roots is None:
+        pass  # no checkpoint archive to check the anchor against (reported as a warning)
+    elif binding.anchor_size not in roots:
+        problems.append(f"anchor {binding.anchor_size} is not an archived checkpoint")
+    elif roots[binding.anchor_size] != binding.anchor_root:
+        problems.append(f"anchorRoot differs from MTH(D[0:{binding.anchor_size}])")
+    return problems
+
+
+def _check_token(entry: Entry, roots: dict[int, bytes] | None, origin: str | None) -> list[str]:
     try:
-        serial, gen_ms, imprint = _token_fields(entry.token)
+        serial, gen_ms, imprint, binding = _token_fields(entry.token)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a finding, not a crash
         return [f"token does not parse: {type(exc).__name__}"]
-    problems = []
+    problems = _check_binding(binding, entry.index, roots, origin) if binding else []
     if serial != entry.serial:
         problems.append(f"token serial {serial:x} differs from the stored {entry.serial:x}")
     if gen_ms != entry.gen_time_ms:
@@ -84,13 +111,46 @@ def _check_token(entry: Entry) -> list[str]:
     return problems
 
 
+def _check_checkpoint(
+    checkpoint: SignedCheckpoint,
+    root: bytes,
+    head: bytes,
+    verifier: NoteVerifier | None,
+    origin: str | None,
+) -> list[str]:
+    problems = []
+    if checkpoint.root != root:
+        problems.append("archived root differs from the replayed tree")
+    if checkpoint.chain_head != head:
+        problems.append("archived chain head differs from the replayed chain")
+    try:
+        if verifier is not None:
+            signed, _ = open_checkpoint(checkpoint.note, verifier, origin=origin)
+        else:
+            signed = NoteCheckpoint.parse(checkpoint.note.split("\n\n", 1)[0] + "\n")
+    except LedgerError as exc:
+        return problems + [f"signed note rejected: {exc}"]
+    if (signed.size, signed.root) != (checkpoint.size, root):
+        problems.append("the signed note's size or root differs from the replayed tree")
+    return problems
+
+
 def audit(
     entries: Iterable[Entry],
     *,
+    checkpoints: Iterable[SignedCheckpoint] | None = None,
+    verifier: NoteVerifier | None = None,
+    origin: str | None = None,
+    tokens: bool = True,
     token_check: TokenCheck | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
-    """Replay `entries` (in stored order) and report every failure with its index."""
+    """Replay `entries` (in stored order) and report every failure with its index.
+
+    Every archived checkpoint is checked at its size against the replayed root and
+    chain head, and its signed note against `verifier` (the log's vkey); tokens'
+    LedgerBindings must anchor to those roots. `tokens=False` audits a log whose
+    entries are not tokens (the operations log)."""
     report = AuditReport()
     started = time.monotonic()
     tree = CompactRange()
@@ -98,6 +158,24 @@ def audit(
     last_gen = None
     serials: set[int] = set()
     fail = report.failures.append
+    pending = sorted(checkpoints or (), key=lambda c: c.size)
+    # Without the checkpoint archive, LedgerBinding anchors cannot be checked: say so.
+    roots: dict[int, bytes] | None = {0: tree.root()} if checkpoints is not None else None
+    if roots is None:
+        report.warnings.append("LedgerBinding anchors not checked: no checkpoints given")
+    if verifier is None and pending:
+        report.warnings.append("checkpoint signatures not verified: no verifier key given")
+
+    def reach(size: int) -> None:
+        root = tree.root()
+        if roots is not None:
+            roots[size] = root
+        while pending and pending[0].size == size:
+            checkpoint = pending.pop(0)
+            for problem in _check_checkpoint(checkpoint, root, head, verifier, origin):
+                fail(Failure(None, "checkpoint", f"checkpoint {size}: {problem}"))
+
+    reach(0)
     for expected, entry in enumerate(entries):
         i = entry.index
         if i != expected:
@@ -116,13 +194,25 @@ def audit(
         if entry.serial in serials:
             fail(Failure(i, "serial", f"serial {entry.serial:x} appears twice"))
         serials.add(entry.serial)
-        for problem in _check_token(entry) + (token_check(entry) if token_check else []):
+        problems = _check_token(entry, roots, origin) if tokens else []
+        for problem in problems + (token_check(entry) if token_check else []):
             fail(Failure(i, "token", problem))
         tree.append(leaf)
         report.size += 1
         report.bytes += len(entry.token)
+        if pending and pending[0].size == report.size:
+            reach(report.size)
         if progress is not None:
             progress(report.size, report.bytes)
+    for checkpoint in pending:
+        fail(
+            Failure(
+                None,
+                "checkpoint",
+                f"checkpoint {checkpoint.size} is beyond the "
+                f"{report.size} entries of the ledger: entries lost or rolled back",
+            )
+        )
     report.root = tree.root()
     report.chain_head = head
     report.seconds = time.monotonic() - started

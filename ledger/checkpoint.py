@@ -263,7 +263,7 @@ def encode_vkey(name: str, sig_type: int, public_key: bytes) -> str:
 
 
 def parse_vkey(vkey: str) -> VerifierKey:
-    parts = vkey.split("+")
+    parts = vkey.split("+", 2)  # the name has no "+", the base64 key may
     if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1], re.ASCII):
         raise NoteError(f"malformed vkey {vkey!r}")
     name, hex_id, blob = parts

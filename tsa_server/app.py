@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from tsa_server.services import Services
 from tsa_server.web import handlers
+from tsa_server.web.ledger import LOGS, LogView
 from tsa_server.web.routes import add_routes
 
 
@@ -29,9 +33,16 @@ def create_app(services: Services) -> web.Application:
         max_token_bytes=config.verify.max_token_bytes,
         max_data_bytes=config.verify.max_data_bytes,
         ledger_path=str(config.ledger.path),
+        evidence=services.evidence,
     )
+    logs = {}
+    if services.publisher is not None:
+        logs["tokens"] = LogView(services.store, services.publisher.origin, services.publisher.vkey)
+    app[LOGS] = logs
     add_routes(app)
     app.cleanup_ctx.append(_clock_monitor(services))
+    if services.publisher is not None:
+        app.cleanup_ctx.append(_publisher(services))
     return app
 
 
@@ -44,5 +55,22 @@ def _clock_monitor(services: Services):
         stop = getattr(services.clock, "stop", None)
         if stop is not None:
             await stop()
+
+    return run
+
+
+def _publisher(services: Services):
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(
+            services.publisher.run(services.config.ledger.checkpoint_interval_s)
+        )
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:  # a last checkpoint on a clean shutdown, so nothing waits an interval
+            await services.publisher.publish_now()
+        except Exception:  # noqa: BLE001 - shutdown goes on; the next start publishes
+            logging.getLogger("tsa.publisher").exception("final checkpoint failed")
 
     return run

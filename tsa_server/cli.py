@@ -18,6 +18,7 @@ import click
 from ledger.errors import LedgerError
 from tsa_server.config import Config, load_config, validate
 from tsa_server.errors import TSAError
+from tsa_server.evidence_cli import accounts
 from tsa_server.verify_cli import verify
 
 DEFAULT_CONFIG = "conf/tsa.toml"
@@ -208,6 +209,7 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
 
 
 cli.add_command(verify)
+cli.add_command(accounts)
 
 
 def main(argv: list[str] | None = None) -> int:

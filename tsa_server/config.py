@@ -61,6 +61,11 @@ class CertificatesConfig:
 @dataclass(frozen=True)
 class LedgerConfig:
     path: str = "var/ledger.sqlite"
+    origin: str = "localhost/tsa/ledger/tokens"
+    checkpoint_dir: str = "var/ledger/tokens"
+    checkpoint_key_label: str = "checkpoint"
+    checkpoint_interval_s: float = 5.0
+    ledger_binding: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,15 @@ class VerifyConfig:
     time_zone: str = "UTC"  # IANA name, for genTime shown in local time
     max_data_bytes: int = 1 << 30  # largest data file POST /verify hashes
     max_token_bytes: int = 256 * 1024  # largest token POST /verify reads
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """Accounts, API keys, evidence items and stored originals."""
+
+    path: str = "var/evidence.sqlite"  # SQLite file (WAL, synchronous=FULL)
+    blobs: str = "var/blobs"  # directory of the content-addressed originals
+    max_upload_bytes: int = 1 << 30  # largest original a deposit may upload
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     clock: NtpSettings = field(default_factory=NtpSettings)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def pin(self) -> str:
@@ -200,6 +215,15 @@ def validate(config: Config) -> None:
     _require(len(tsa.accepted_hashes) >= 1, "[tsa] accepted_hashes must not be empty")
     _require(1 <= tsa.max_accuracy_ms <= 60_000, "[tsa] max_accuracy_ms must be 1..60000")
     _require(1 <= tsa.max_batch <= 4096, "[tsa] max_batch must be 1..4096")
+    origin = config.ledger.origin
+    _require(
+        bool(origin) and origin.isprintable() and not any(c in origin for c in " +\u2014"),
+        "[ledger] origin must be non-empty, printable, without spaces or '+'",
+    )
+    _require(
+        0.1 <= config.ledger.checkpoint_interval_s <= 3600,
+        "[ledger] checkpoint_interval_s must be 0.1..3600",
+    )
     _require(
         config.pkcs11.key_type in {k.value for k in KeySpec},
         f"[pkcs11] key_type must be one of {', '.join(k.value for k in KeySpec)}",
@@ -213,6 +237,13 @@ def validate(config: Config) -> None:
     _require(
         1024 <= verify.max_token_bytes <= 16 << 20,
         "[verify] max_token_bytes must be 1024..16777216",
+    )
+    evidence = config.evidence
+    _require(bool(evidence.path), "[evidence] path must name a file")
+    _require(bool(evidence.blobs), "[evidence] blobs must name a directory")
+    _require(
+        1 <= evidence.max_upload_bytes <= 1 << 40,
+        "[evidence] max_upload_bytes must be 1..1099511627776",
     )
     _require(
         config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},

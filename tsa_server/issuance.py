@@ -26,7 +26,7 @@ from tsa_server.errors import FailureInfo, RequestRejected, TSAError
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import Profile, TimeStampRequest, parse_request
-from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
+from tsa_server.rfc3161.token import BindingEncoder, TokenFields, TokenTemplate, to_be_signed
 from tsa_server.signing.base import Signer
 
 log = logging.getLogger("tsa.issuance")
@@ -72,6 +72,7 @@ class Issuer:
         store: Store,
         profile: Profile,
         settings: IssuanceSettings = IssuanceSettings(),
+        binding: BindingEncoder | None = None,
     ):
         self._template = template
         self._signer = signer
@@ -79,6 +80,7 @@ class Issuer:
         self._store = store
         self._profile = profile
         self._settings = settings
+        self._binding = binding
         state = store.claim_epoch()
         if state.epoch >= 1 << 56:
             raise TSAError("serial epoch space exhausted")
@@ -170,12 +172,14 @@ class Issuer:
         gen_time = _UNIX_EPOCH + timedelta(milliseconds=gen_ms)
         template = self._template
         tst_infos, attrs, digests = [], [], []
-        for request in requests:
+        binding = self._binding
+        for offset, request in enumerate(requests):
             self._counter += 1
             if self._counter > _MAX_COUNTER:
                 raise TSAError("serial counter exhausted; restart to claim a new epoch")
             serial = _SERIAL_MARK | (self._epoch << 64) | self._counter
-            tst = template.tst_info(request, TokenFields(serial, gen_time, accuracy_us))
+            extensions = binding.extensions(self._next_index + offset) if binding else b""
+            tst = template.tst_info(request, TokenFields(serial, gen_time, accuracy_us, extensions))
             digest_name = template.signature_digest(request)
             tst_infos.append((tst, serial))
             attrs.append(template.signed_attributes(tst, digest_name))

@@ -127,6 +127,7 @@ def initialise(config: Config, now: datetime | None = None) -> InitReport:
     ensure_softhsm_token(config, created)
     location = token_location(config)
     ensure_key(location, config.pkcs11.key_label, KeySpec(config.pkcs11.key_type), created)
+    ensure_key(location, config.ledger.checkpoint_key_label, KeySpec.ED25519, created)
     if not Path(config.certificates.chain).exists():
         ensure_key(location, config.certificates.ca_key_label, KeySpec.EC_P256, created)
         make_dev_certificates(config, location, now)

@@ -8,6 +8,7 @@ certificate (match, EKU, validity), the ledger.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +20,12 @@ from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError, ConfigError
+from tsa_server.evidence.blobs import FileBlobStore
+from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import IssuanceSettings, Issuer
+from tsa_server.publisher import CheckpointPublisher
 from tsa_server.rfc3161.request import Profile
-from tsa_server.rfc3161.token import TokenTemplate
+from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
 from tsa_server.rfc3161.verify_load import CertificateDecodeError
 from tsa_server.rfc3161.verify_load import load_certificates as load_any_certificates
 from tsa_server.signing.certs import check_tsa_certificate, load_certificates, to_pem
@@ -37,14 +41,22 @@ class Services:
     issuer: Issuer
     chain: list[asn1_x509.Certificate]
     trust_roots: list[asn1_x509.Certificate] = field(default_factory=list)
+    publisher: CheckpointPublisher | None = None
+    checkpoint_signer: Pkcs11Signer | None = None
+    evidence: EvidenceStore | None = None
+    blobs: FileBlobStore | None = None
 
     @property
     def chain_pem(self) -> bytes:
         return b"".join(to_pem(c.dump()) for c in self.chain)
 
     def close(self) -> None:
+        if self.evidence is not None:
+            self.evidence.close()
         self.store.close()
         self.signer.close()
+        if self.checkpoint_signer is not None:
+            self.checkpoint_signer.close()
 
 
 def token_location(config: Config) -> TokenLocation:
@@ -129,10 +141,34 @@ def build_services(
         chain = load_chain(config)
         check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(UTC))
         template = build_template(config, signer, chain)
-        store = SqliteStore(config.ledger.path)
+        checkpoint_signer = Pkcs11Signer(token_location(config), config.ledger.checkpoint_key_label)
     except BaseException:
         signer.close()
         raise
+    try:
+        store = SqliteStore(config.ledger.path)
+    except BaseException:
+        signer.close()
+        checkpoint_signer.close()
+        raise
+    binding = BindingEncoder(config.ledger.origin) if config.ledger.ledger_binding else None
+    publisher = CheckpointPublisher(
+        store,
+        checkpoint_signer,
+        config.ledger.origin,
+        Path(config.ledger.checkpoint_dir),
+        on_publish=(lambda c: binding.set_anchor(c.size, c.root)) if binding else None,
+    )
+    try:
+        publisher.check_rollback()
+    except BaseException:
+        store.close()
+        signer.close()
+        checkpoint_signer.close()
+        raise
+    latest = store.latest_checkpoint()
+    if binding is not None and latest is not None:
+        binding.set_anchor(latest.size, latest.root)
     clock = clock or NtpMonitor(config.clock)
     profile = Profile(frozenset(config.tsa.accepted_hashes), config.tsa.policies)
     settings = IssuanceSettings(
@@ -147,8 +183,32 @@ def build_services(
         store=store,
         profile=profile,
         settings=settings,
+        binding=binding,
     )
-    return Services(config, signer, store, clock, issuer, chain, trust_roots)
+    services = Services(
+        config, signer, store, clock, issuer, chain, trust_roots, publisher, checkpoint_signer
+    )
+    try:
+        services.evidence, services.blobs = open_evidence(config)
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:
+    """The evidence database and the blob store of [evidence]."""
+    conf = config.evidence
+    try:
+        blobs = FileBlobStore(conf.blobs, max_bytes=conf.max_upload_bytes)
+        blobs.sweep_temp()
+    except OSError as exc:
+        raise ConfigError(f"[evidence] blobs: cannot use {conf.blobs}: {exc.strerror}") from None
+    try:
+        evidence = EvidenceStore(conf.path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"[evidence] path: cannot open {conf.path}: {exc}") from None
+    return evidence, blobs
 
 
 def _ms(value: float):

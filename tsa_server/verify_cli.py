@@ -44,24 +44,49 @@ class _VerifyCommand(click.Command):
 
 @click.command("verify", cls=_VerifyCommand)
 @click.argument("token", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--data", "data_file", type=click.Path(dir_okay=False),
-              help="The time-stamped file (hashed with the token's imprint algorithm).")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(dir_okay=False),
+    help="The time-stamped file (hashed with the token's imprint algorithm).",
+)
 @click.option("--digest", metavar="HEX", help="The digest of the time-stamped data, in hex.")
-@click.option("--digest-algorithm", metavar="NAME",
-              help="Algorithm of --digest (e.g. sha256); the token must use it.")
-@click.option("--ca", "ca_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Trusted root certificate(s), PEM or DER; repeatable. Replaces the "
-              "configured trust roots.")
-@click.option("--tsa-cert", "tsa_cert_files", multiple=True, type=click.Path(dir_okay=False),
-              help="TSA certificate and intermediates for tokens that carry none; repeatable.")
+@click.option(
+    "--digest-algorithm",
+    metavar="NAME",
+    help="Algorithm of --digest (e.g. sha256); the token must use it.",
+)
+@click.option(
+    "--ca",
+    "ca_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Trusted root certificate(s), PEM or DER; repeatable. Replaces the "
+    "configured trust roots.",
+)
+@click.option(
+    "--tsa-cert",
+    "tsa_cert_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="TSA certificate and intermediates for tokens that carry none; repeatable.",
+)
 @click.option("--nonce", metavar="INT", help="Expected nonce (decimal or 0x-hex).")
 @click.option("--policy", metavar="OID", help="Expected policy OID.")
-@click.option("--tsa-name", metavar="NAME",
-              help="Expected TSA: RFC 4514 subject (CN=...,O=...) or a common name.")
+@click.option(
+    "--tsa-name",
+    metavar="NAME",
+    help="Expected TSA: RFC 4514 subject (CN=...,O=...) or a common name.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False),
-              help="Configuration file (trust roots, time zone); optional with --ca.")
+@click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Configuration file (trust roots, time zone); optional with --ca.",
+)
 def verify(
     token: str,
     data_file: str | None,

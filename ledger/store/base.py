@@ -38,7 +38,7 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class SignedCheckpoint:
     """A signed checkpoint as archived: its size, root, the B.8 chain head at that size,
     the signed note (C2SP), and when it was signed (Unix seconds)."""
 

@@ -19,7 +19,7 @@ from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
 from ledger.merkle import root_from_reader
 from ledger.proofs import consistency_proof, inclusion_proof
 from ledger.store import sqlite_tree
-from ledger.store.base import Checkpoint, Entry, NewEntry, SequenceState
+from ledger.store.base import Entry, NewEntry, SequenceState, SignedCheckpoint
 
 SCHEMA_VERSION = 1
 
@@ -34,6 +34,7 @@ BEGIN SELECT RAISE(ABORT, 'ledger indices must be contiguous'); END;
 CREATE TRIGGER IF NOT EXISTS entries_monotone BEFORE INSERT ON entries
 WHEN NEW.gen_time < (SELECT gen_time FROM entries WHERE idx = NEW.idx - 1)
 BEGIN SELECT RAISE(ABORT, 'genTime must not decrease'); END;
+CREATE INDEX IF NOT EXISTS idx_entries_leaf_hash ON entries(leaf_hash);
 CREATE TRIGGER IF NOT EXISTS checkpoints_advance BEFORE INSERT ON checkpoints
 WHEN NEW.size <= (SELECT COALESCE(MAX(size), -1) FROM checkpoints)
 BEGIN SELECT RAISE(ABORT, 'a checkpoint must be larger than the last one'); END;
@@ -163,6 +164,12 @@ class SqliteReader:
         ).fetchone()
         return _entry(row) if row else None
 
+    def entry_by_leaf_hash(self, leaf: bytes) -> Entry | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1", (leaf,)
+        ).fetchone()
+        return _entry(row) if row else None
+
     def entries_by_imprint(self, imprint: bytes, limit: int = 100) -> list[Entry]:
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM entries WHERE imprint = ? ORDER BY idx LIMIT ?",
@@ -219,25 +226,25 @@ class SqliteReader:
 
     # Checkpoints
 
-    def checkpoints(self) -> list[Checkpoint]:
+    def checkpoints(self) -> list[SignedCheckpoint]:
         rows = self._conn.execute(
             "SELECT size, root, chain_head, note, signed_at FROM checkpoints ORDER BY size"
         )
-        return [Checkpoint(*row) for row in rows]
+        return [SignedCheckpoint(*row) for row in rows]
 
-    def latest_checkpoint(self) -> Checkpoint | None:
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
         row = self._conn.execute(
             "SELECT size, root, chain_head, note, signed_at FROM checkpoints "
             "ORDER BY size DESC LIMIT 1"
         ).fetchone()
-        return Checkpoint(*row) if row else None
+        return SignedCheckpoint(*row) if row else None
 
-    def checkpoint_at(self, size: int) -> Checkpoint | None:
+    def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
         row = self._conn.execute(
             "SELECT size, root, chain_head, note, signed_at FROM checkpoints WHERE size = ?",
             (size,),
         ).fetchone()
-        return Checkpoint(*row) if row else None
+        return SignedCheckpoint(*row) if row else None
 
 
 class SqliteStore(SqliteReader):
@@ -334,7 +341,7 @@ class SqliteStore(SqliteReader):
             raise LedgerWriteError(f"ledger commit failed: {exc}") from None
         self._chain_head = head
 
-    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def add_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
         """Archive a signed checkpoint; the database refuses one that does not advance
         (the compare-and-swap of L-08/L-12: two signers can never both win)."""
         try:

@@ -39,7 +39,7 @@ def ledger_copy(tsa: TsaServer, tmp_path) -> Path:
 def run_audit(path: Path):
     reader = SqliteReader(path)
     try:
-        return audit(reader.entries())
+        return audit(reader.entries(), checkpoints=reader.checkpoints())
     finally:
         reader.close()
 
@@ -61,7 +61,8 @@ def test_untampered_ledger_verifies(ledger_copy) -> None:
     assert report.size == len(leaves) >= 20
     assert report.root == root_of(leaves)
     result = subprocess.run([*AUDIT, str(ledger_copy)], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.startswith("OK:")
+    assert result.returncode == 0 and "\nOK:" in "\n" + result.stdout
+    assert "checkpoint signatures not verified" in result.stdout  # no --vkey: said, not hidden
 
 
 def test_one_changed_byte_in_a_token(ledger_copy) -> None:
@@ -130,3 +131,87 @@ def test_usage_errors_exit_1(tmp_path) -> None:
     junk.write_bytes(b"not a database at all" * 100)
     result = subprocess.run([*AUDIT, str(junk)], capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def vkey_of(tsa: TsaServer) -> str:
+    return tsa.get("/ledger/tokens/vkey")[2].decode().strip()
+
+
+def wait_for_checkpoint(tsa: TsaServer, size: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, _, body = tsa.get("/ledger/tokens/checkpoint")
+        if status == 200 and int(body.decode().split("\n")[1]) >= size:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint")
+
+
+def test_checkpoints_and_bindings_verify_with_the_vkey(tsa: TsaServer, ledger_copy) -> None:
+    reader = SqliteReader(ledger_copy)
+    checkpoints = reader.checkpoints()
+    assert checkpoints
+    result = subprocess.run(
+        [*AUDIT, "--vkey", vkey_of(tsa), str(ledger_copy)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+    assert "WARNING" not in result.stdout
+    reader.close()
+
+
+def test_forged_checkpoint_note_is_found(tsa: TsaServer, ledger_copy) -> None:
+    reader = SqliteReader(ledger_copy)
+    last = reader.checkpoints()[-1]
+    reader.close()
+    forged = last.note.replace(last.note.split("\n")[2], "A" * 43 + "=", 1)
+    tamper(
+        ledger_copy,
+        ("DROP TRIGGER checkpoints_no_update",),
+        ("UPDATE checkpoints SET note = ? WHERE size = ?", forged, last.size),
+    )
+    result = subprocess.run(
+        [*AUDIT, "--vkey", vkey_of(tsa), str(ledger_copy)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert f"checkpoint {last.size}: signed note rejected" in result.stdout
+
+
+def test_checkpoint_beyond_the_ledger_means_lost_entries(ledger_copy) -> None:
+    from ledger.store.base import SignedCheckpoint
+
+    reader = SqliteReader(ledger_copy)
+    size = reader.size()
+    report = audit(
+        reader.entries(),
+        checkpoints=[SignedCheckpoint(size + 5, bytes(32), bytes(32), "x\n5\nAA==\n\n")],
+    )
+    reader.close()
+    assert any("beyond" in f.message for f in report.failures)
+
+
+def test_verify_token_offline(tsa: TsaServer, tmp_path) -> None:
+    from tests.support.queries import parse_response
+
+    body = tsa.post_query(make_request(b"offline proof"))[2]
+    token = parse_response(body)["time_stamp_token"]
+    tst = token["content"]["encap_content_info"]["content"].parsed
+    from ledger.binding import find_binding
+
+    index = find_binding(tst).leaf_index
+    wait_for_checkpoint(tsa, index + 1)
+    tsr, proof = tmp_path / "t.tsr", tmp_path / "t.tlog-proof"
+    tsr.write_bytes(body)
+    proof.write_bytes(tsa.get(f"/ledger/tokens/tlog-proof/{index}")[2])
+    tool = [AUDIT[0], "verify-token", str(tsr), str(proof), "--vkey", vkey_of(tsa)]
+    ok = subprocess.run(tool, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith(f"OK: entry {index}")
+    other = tmp_path / "other.tsr"
+    other.write_bytes(tsa.post_query(make_request(b"another"))[2])
+    bad = subprocess.run(
+        [AUDIT[0], "verify-token", str(other), str(proof), "--vkey", vkey_of(tsa)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and bad.stdout.startswith("INVALID")

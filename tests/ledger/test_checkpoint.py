@@ -313,3 +313,20 @@ def test_note_text_may_contain_blank_lines(log_signer) -> None:
     text = "first\n\nthird\n"
     data = sign_note(text, [log_signer])
     assert open_note(data, [Ed25519Verifier(ORIGIN, log_signer.public_key)]).note.text == text
+
+
+def test_vkey_whose_base64_contains_plus_signs() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from ledger.checkpoint import encode_vkey, parse_vkey
+
+    for seed in range(256):
+        public = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32).public_key()
+        raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        vkey = encode_vkey("example.com/log", 1, raw)
+        if "+" in vkey.split("+", 2)[2]:
+            break
+    else:
+        raise AssertionError("no seed gives a '+' in the base64 key")
+    assert parse_vkey(vkey).public_key == raw

@@ -11,7 +11,7 @@ import pytest
 from ledger.errors import LedgerWriteError
 from ledger.hashing import leaf_hash
 from ledger.proofs import verify_consistency, verify_inclusion
-from ledger.store.base import Checkpoint, NewEntry
+from ledger.store.base import NewEntry, SignedCheckpoint
 from ledger.store.sqlite import SqliteStore
 from tests.ledger.reference import ReferenceTree
 
@@ -92,11 +92,11 @@ def test_missing_nodes_are_backfilled_on_open(tmp_path) -> None:
 
 def test_checkpoints_only_advance(tmp_path) -> None:
     store = SqliteStore(tmp_path / "l.sqlite")
-    store.add_checkpoint(Checkpoint(5, b"r" * 32, b"c" * 32, "note5", 1))
+    store.add_checkpoint(SignedCheckpoint(5, b"r" * 32, b"c" * 32, "note5", 1))
     for size in (5, 4):
         with pytest.raises(LedgerWriteError, match="larger than the last"):
-            store.add_checkpoint(Checkpoint(size, b"r" * 32, b"c" * 32, "other", 2))
-    store.add_checkpoint(Checkpoint(9, b"s" * 32, b"d" * 32, "note9", 3))
+            store.add_checkpoint(SignedCheckpoint(size, b"r" * 32, b"c" * 32, "other", 2))
+    store.add_checkpoint(SignedCheckpoint(9, b"s" * 32, b"d" * 32, "note9", 3))
     assert [c.size for c in store.checkpoints()] == [5, 9]
     assert store.latest_checkpoint().note == "note9"
     store.close()

@@ -39,7 +39,12 @@ class BrandMatch(enum.StrEnum):
 
 
 METRICS = (
-    "search_rate", "usage_duration", "wangwang", "repeat_rate", "transactions", "star_level",
+    "search_rate",
+    "usage_duration",
+    "wangwang",
+    "repeat_rate",
+    "transactions",
+    "star_level",
 )
 
 
@@ -73,8 +78,12 @@ class DisputePolicy:
     tie_breaks: tuple[str, ...] = ("usage_duration", "search_rate", "wangwang")
 
     def __post_init__(self) -> None:
-        _positive(objection_days=self.objection_days, usage_days_cap=self.usage_days_cap,
-                  transactions_cap=self.transactions_cap, star_level_max=self.star_level_max)
+        _positive(
+            objection_days=self.objection_days,
+            usage_days_cap=self.usage_days_cap,
+            transactions_cap=self.transactions_cap,
+            star_level_max=self.star_level_max,
+        )
         if not 0 <= self.intermittent_factor <= 1:
             raise PolicyError("disputes.intermittent_factor must be within [0, 1]")
         tb = self.tie_breaks
@@ -100,14 +109,21 @@ class BetaPhase:
     ends_at: datetime
 
     def __post_init__(self) -> None:
-        names = ("shop_opened_before", "applications_open", "applications_close",
-                 "publish_at", "ends_at")
+        names = (
+            "shop_opened_before",
+            "applications_open",
+            "applications_close",
+            "publish_at",
+            "ends_at",
+        )
         for n in names:
             object.__setattr__(self, n, require_aware(getattr(self, n), n))
-        if not (self.applications_open < self.applications_close <= self.publish_at
-                <= self.ends_at):
-            raise PolicyError("beta: need applications_open < applications_close"
-                              " <= publish_at <= ends_at")
+        if not (
+            self.applications_open < self.applications_close <= self.publish_at <= self.ends_at
+        ):
+            raise PolicyError(
+                "beta: need applications_open < applications_close <= publish_at <= ends_at"
+            )
 
 
 @dataclass(frozen=True)
@@ -137,9 +153,12 @@ class Policy:
     word_lists: WordListPaths | None = None
 
     def __post_init__(self) -> None:
-        _positive(handle_min_bytes=self.handle_min_bytes,
-                  shop_name_min_bytes=self.shop_name_min_bytes,
-                  change_interval_hours=self.change_interval_hours, hold_months=self.hold_months)
+        _positive(
+            handle_min_bytes=self.handle_min_bytes,
+            shop_name_min_bytes=self.shop_name_min_bytes,
+            change_interval_hours=self.change_interval_hours,
+            hold_months=self.hold_months,
+        )
         if self.change_quota < 0 or self.mark_min_age_months < 0:
             raise PolicyError("change_quota and mark_min_age_months must be >= 0")
         if not self.handle_min_bytes <= self.handle_max_bytes <= self.shop_name_max_bytes:
@@ -212,10 +231,12 @@ def _enum(enum_type: type[enum.StrEnum], value: str, where: str) -> Any:
 def _disputes(t: _Table) -> DisputePolicy:
     d = DisputePolicy()
     w = t.table("weights")
-    weights = Weights(**{
-        m: _fraction(w.take(m, (int, float, str), getattr(d.weights, m)), f"{w.where}.{m}")
-        for m in METRICS
-    })
+    weights = Weights(
+        **{
+            m: _fraction(w.take(m, (int, float, str), getattr(d.weights, m)), f"{w.where}.{m}")
+            for m in METRICS
+        }
+    )
     w.done()
     factor = t.take("intermittent_factor", (int, float, str), d.intermittent_factor)
     policy = DisputePolicy(
@@ -234,8 +255,13 @@ def _disputes(t: _Table) -> DisputePolicy:
 def _beta(t: _Table) -> BetaPhase | None:
     if not t.data:
         return None
-    keys = ("shop_opened_before", "applications_open", "applications_close",
-            "publish_at", "ends_at")
+    keys = (
+        "shop_opened_before",
+        "applications_open",
+        "applications_close",
+        "publish_at",
+        "ends_at",
+    )
     instants = {k: _instant(t.take(k, (datetime, date), None), f"{t.where}.{k}") for k in keys}
     beta = BetaPhase(name=t.take("name", str, "beta"), **instants)
     t.done()
@@ -264,11 +290,13 @@ def policy_from_mapping(data: dict[str, Any], base_dir: Path = Path(".")) -> Pol
         change_quota=changes.take("quota", int, d.change_quota),
         change_interval_hours=changes.take("min_interval_hours", int, d.change_interval_hours),
         hold_months=hold.take("months", int, d.hold_months),
-        hold_reclaim_by=_enum(HoldReclaim, hold.take("reclaim_by", str, d.hold_reclaim_by),
-                              "hold.reclaim_by"),
+        hold_reclaim_by=_enum(
+            HoldReclaim, hold.take("reclaim_by", str, d.hold_reclaim_by), "hold.reclaim_by"
+        ),
         case_insensitive=matching.take("case_insensitive", bool, d.case_insensitive),
-        brand_match=_enum(BrandMatch, matching.take("brand_match", str, d.brand_match),
-                          "matching.brand_match"),
+        brand_match=_enum(
+            BrandMatch, matching.take("brand_match", str, d.brand_match), "matching.brand_match"
+        ),
         mark_min_age_months=groups.take("mark_min_age_months", int, d.mark_min_age_months),
         disputes=_disputes(root.table("disputes")),
         beta=_beta(root.table("beta")),

@@ -90,8 +90,14 @@ class RegistryCore:
         return rec
 
     def _emit(
-        self, kind: EventKind, at: datetime, key: str, handle: str, data: dict[str, Any],
-        put: Iterable[HandleRecord] = (), delete: Iterable[str] = (),
+        self,
+        kind: EventKind,
+        at: datetime,
+        key: str,
+        handle: str,
+        data: dict[str, Any],
+        put: Iterable[HandleRecord] = (),
+        delete: Iterable[str] = (),
     ) -> Done:
         seq = self.store.last_seq() + 1
         event = Event(seq, kind, at, key, handle, data)
@@ -119,8 +125,11 @@ class RegistryCore:
     def check(self, handle: str, shop_name: str | None = None) -> Check:
         """Live check: name rules (byte count, validity, reason) plus availability."""
         lex = self._lexicon()
-        c = (check_handle(handle, lex, self.policy) if shop_name is None
-             else check_shop_name(handle, shop_name, lex, self.policy))
+        c = (
+            check_handle(handle, lex, self.policy)
+            if shop_name is None
+            else check_shop_name(handle, shop_name, lex, self.policy)
+        )
         if c.ok:
             rec = self.lookup(handle)
             if rec is not None and rec.status in BLOCKING:

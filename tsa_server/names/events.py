@@ -71,13 +71,21 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "seq": self.seq, "kind": self.kind.value, "at": utc_text(self.at),
-            "key": self.key, "handle": self.handle, "data": dict(self.data),
+            "schema": SCHEMA,
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "at": utc_text(self.at),
+            "key": self.key,
+            "handle": self.handle,
+            "data": dict(self.data),
         }
 
     def canonical_bytes(self) -> bytes:
         return json.dumps(
-            self.to_json(), ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+            self.to_json(),
+            ensure_ascii=False,
+            sort_keys=True,
+            separators=(",", ":"),
             allow_nan=False,
         ).encode("utf-8")
 
@@ -87,8 +95,14 @@ def decode_event(raw: bytes) -> Event:
     obj = json.loads(raw.decode("utf-8"))
     if obj.get("schema") != SCHEMA:
         raise ValueError(f"not a {SCHEMA} record")
-    return Event(obj["seq"], EventKind(obj["kind"]), parse_utc_text(obj["at"]), obj["key"],
-                 obj["handle"], obj["data"])
+    return Event(
+        obj["seq"],
+        EventKind(obj["kind"]),
+        parse_utc_text(obj["at"]),
+        obj["key"],
+        obj["handle"],
+        obj["data"],
+    )
 
 
 class EventSink(Protocol):

@@ -41,8 +41,9 @@ def release_hold(account: str, shop: str, deleted_at: datetime, policy: Policy) 
     """H-12: `available_at = add_months(deleted_at, 1)` (also used when a holder withdraws
     or changes away from a handle)."""
     deleted_at = require_aware(deleted_at)
-    return Hold(HoldKind.ON_HOLD, account, shop, deleted_at,
-                add_months(deleted_at, policy.hold_months))
+    return Hold(
+        HoldKind.ON_HOLD, account, shop, deleted_at, add_months(deleted_at, policy.hold_months)
+    )
 
 
 def review_hold(account: str, shop: str, removed_at: datetime) -> Hold:

@@ -55,12 +55,15 @@ class Lifecycle(RegistryCore):
             assert hold.available_at is not None
             data["old_available_at"] = event_time(hold.available_at)
         assert c.custom is not None
-        holding = Holding(shop_id, account_id, c.handle.text, c.custom,
-                          old.history.with_change(now))
+        holding = Holding(
+            shop_id, account_id, c.handle.text, c.custom, old.history.with_change(now)
+        )
         put.append(HandleRecord(new_key, holding.handle, HandleStatus.ACTIVE, holding=holding))
-        data.update(shop_name=holding.shop_name,
-                    changes_used=len(holding.history.changes),
-                    changes_left=changes_left(holding.history, self.policy))
+        data.update(
+            shop_name=holding.shop_name,
+            changes_used=len(holding.history.changes),
+            changes_left=changes_left(holding.history, self.policy),
+        )
         return self._emit(EventKind.HANDLE_CHANGED, now, new_key, holding.handle, data, put=put)
 
     def _change_target(
@@ -87,10 +90,21 @@ class Lifecycle(RegistryCore):
             return c.refused
         assert c.custom is not None
         holding = replace(old, custom=c.custom)
-        data = {"shop": shop_id, "account": account_id, "old_custom": old.custom,
-                "custom": holding.custom, "shop_name": holding.shop_name}
-        return self._emit(EventKind.CUSTOM_CHANGED, now, rec.key, rec.handle, data,
-                          put=[replace(rec, holding=holding)])
+        data = {
+            "shop": shop_id,
+            "account": account_id,
+            "old_custom": old.custom,
+            "custom": holding.custom,
+            "shop_name": holding.shop_name,
+        }
+        return self._emit(
+            EventKind.CUSTOM_CHANGED,
+            now,
+            rec.key,
+            rec.handle,
+            data,
+            put=[replace(rec, holding=holding)],
+        )
 
     # ---------------------------------------------------- release / reclaim
     def release(
@@ -115,9 +129,13 @@ class Lifecycle(RegistryCore):
         else:
             hold = release_hold(holding.account_id, shop_id, now, self.policy)
             status = HandleStatus.ON_HOLD
-        data = {"shop": shop_id, "account": holding.account_id, "cause": cause.value,
-                "status": status.value,
-                "available_at": event_time(hold.available_at) if hold.available_at else None}
+        data = {
+            "shop": shop_id,
+            "account": holding.account_id,
+            "cause": cause.value,
+            "status": status.value,
+            "available_at": event_time(hold.available_at) if hold.available_at else None,
+        }
         new = HandleRecord(rec.key, rec.handle, status, hold=hold)
         return self._emit(EventKind.RELEASED, now, rec.key, rec.handle, data, put=[new])
 
@@ -132,19 +150,27 @@ class Lifecycle(RegistryCore):
             return Refused(Refusal.UNDER_REVIEW, rec.handle)
         if rec.hold.expired(now):
             return Refused(Refusal.HOLD_EXPIRED, "the hold is over: apply instead")
-        refused = (check_take(rec.hold, shop.account_id, now, self.policy)
-                   or check_shop_state(shop) or self._bound(shop.shop_id))
+        refused = (
+            check_take(rec.hold, shop.account_id, now, self.policy)
+            or check_shop_state(shop)
+            or self._bound(shop.shop_id)
+        )
         if refused:
             return refused
-        c = check_shop_name(rec.handle, shop_name or shop.name, self._lexicon(), self.policy,
-                            brand_proof=True)
+        c = check_shop_name(
+            rec.handle, shop_name or shop.name, self._lexicon(), self.policy, brand_proof=True
+        )
         if c.refused:
             return c.refused
         assert c.custom is not None
         holding = Holding(shop.shop_id, shop.account_id, rec.handle, c.custom, ChangeHistory(now))
         new = HandleRecord(rec.key, rec.handle, HandleStatus.ACTIVE, holding=holding)
-        data = {"shop": shop.shop_id, "account": shop.account_id, "shop_name": holding.shop_name,
-                "former_shop": rec.hold.former_shop}
+        data = {
+            "shop": shop.shop_id,
+            "account": shop.account_id,
+            "shop_name": holding.shop_name,
+            "former_shop": rec.hold.former_shop,
+        }
         return self._emit(EventKind.RECLAIMED, now, rec.key, rec.handle, data, put=[new])
 
     def resolve_review(self, handle: str, outcome: ReviewOutcome, note: str = "") -> Result:
@@ -155,7 +181,8 @@ class Lifecycle(RegistryCore):
             return Refused(Refusal.NOT_UNDER_REVIEW, handle)
         data = {"outcome": outcome.value, "note": note}
         if outcome is ReviewOutcome.RELEASE:
-            return self._emit(EventKind.REVIEW_RESOLVED, now, rec.key, rec.handle, data,
-                              delete=[rec.key])
+            return self._emit(
+                EventKind.REVIEW_RESOLVED, now, rec.key, rec.handle, data, delete=[rec.key]
+            )
         new = replace(rec, status=HandleStatus.RETAINED)
         return self._emit(EventKind.REVIEW_RESOLVED, now, rec.key, rec.handle, data, put=[new])

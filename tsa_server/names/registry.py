@@ -40,12 +40,17 @@ class ContestView:
 def _standing_data(s: Standing) -> dict[str, Any]:
     m = s.metrics
     return {
-        "shop": s.contender, "rank": s.rank, "score": str(s.score),
+        "shop": s.contender,
+        "rank": s.rank,
+        "score": str(s.score),
         "metrics": {
-            "search_rate": str(m.search_rate), "usage_days": m.usage_days,
-            "continuous_days": m.continuous_days, "wangwang": m.wangwang,
+            "search_rate": str(m.search_rate),
+            "usage_days": m.usage_days,
+            "continuous_days": m.continuous_days,
+            "wangwang": m.wangwang,
             "repeat_rate": str(m.repeat_rate),
-            "transactions": str(m.transactions), "star_level": m.star_level,
+            "transactions": str(m.transactions),
+            "star_level": m.star_level,
         },
     }
 
@@ -71,7 +76,12 @@ class Registry(Lifecycle):
 
     # ---------------------------------------------------------------- apply
     def apply(
-        self, shop: Shop, handle: str, *, group: Group = Group.PUBLIC, mark: Mark | None = None,
+        self,
+        shop: Shop,
+        handle: str,
+        *,
+        group: Group = Group.PUBLIC,
+        mark: Mark | None = None,
         shop_name: str | None = None,
     ) -> Result:
         """Apply for `handle` for `shop`. Group 2 uses the shop's current name (H-7);
@@ -82,8 +92,13 @@ class Registry(Lifecycle):
         refused = check_eligibility(shop, group, mark, handle, now, self.policy)
         if refused:
             return refused
-        c = check_shop_name(handle, shop_name or shop.name, self._lexicon(), self.policy,
-                            brand_proof=group is Group.BRAND)
+        c = check_shop_name(
+            handle,
+            shop_name or shop.name,
+            self._lexicon(),
+            self.policy,
+            brand_proof=group is Group.BRAND,
+        )
         if c.refused:
             return c.refused
         refused = self._bound(shop.shop_id)
@@ -94,17 +109,24 @@ class Registry(Lifecycle):
         if rec is not None and rec.status in BLOCKING:
             return Refused(BLOCKING[rec.status], rec.handle)
         assert c.shop_name is not None
-        app = Application(shop.shop_id, shop.account_id, c.handle.text, c.shop_name.text, group,
-                          now)
+        app = Application(
+            shop.shop_id, shop.account_id, c.handle.text, c.shop_name.text, group, now
+        )
         apps = (*rec.applications, app) if rec else (app,)
         new = HandleRecord(key, rec.handle if rec else app.handle, HandleStatus.PENDING, apps)
         data: dict[str, Any] = {
-            "shop": shop.shop_id, "account": shop.account_id, "group": int(group),
-            "shop_name": app.shop_name, "applicants": len(apps),
+            "shop": shop.shop_id,
+            "account": shop.account_id,
+            "group": int(group),
+            "shop_name": app.shop_name,
+            "applicants": len(apps),
         }
         if mark is not None:
-            data["mark"] = {"kind": mark.kind.value, "text": mark.text,
-                            "filed_at": event_time(mark.filed_at)}
+            data["mark"] = {
+                "kind": mark.kind.value,
+                "text": mark.text,
+                "filed_at": event_time(mark.filed_at),
+            }
         return self._emit(EventKind.APPLIED, now, key, new.handle, data, put=[new])
 
     # ------------------------------------------------------ approve / publish
@@ -144,8 +166,12 @@ class Registry(Lifecycle):
         if len(pool) == 1 and not self._shop_name_taken(rec, pool[0]):
             holding = self._holding_for(pool[0], now)
             new = HandleRecord(rec.key, holding.handle, HandleStatus.ACTIVE, holding=holding)
-            data = {"shop": holding.shop_id, "account": holding.account_id,
-                    "shop_name": holding.shop_name, "dropped": dropped}
+            data = {
+                "shop": holding.shop_id,
+                "account": holding.account_id,
+                "shop_name": holding.shop_name,
+                "dropped": dropped,
+            }
             return self._emit(EventKind.APPROVED, now, rec.key, new.handle, data, put=[new])
         metrics = metrics or {}
         # a sole applicant is contested only for a duplicate shop name: metrics optional
@@ -153,24 +179,37 @@ class Registry(Lifecycle):
         if missing:
             return Refused(Refusal.METRICS_MISSING, ",".join(missing))
         dp = self.policy.disputes
-        entries = [Entry(a.shop_id, score(m, dp), m)
-                   for a in pool for m in [metrics.get(a.shop_id, Metrics())]]
+        entries = [
+            Entry(a.shop_id, score(m, dp), m)
+            for a in pool
+            for m in [metrics.get(a.shop_id, Metrics())]
+        ]
         contest = Contest(objection_window(now, dp), rank(entries, dp))
         new = HandleRecord(rec.key, rec.handle, HandleStatus.CONTESTED, pool, contest)
-        data = {"standings": [_standing_data(s) for s in contest.ranking.standings],
-                "leader": contest.ranking.leader, "decided_by": contest.ranking.decided_by,
-                "objections_until": event_time(contest.window.end), "dropped": dropped}
+        data = {
+            "standings": [_standing_data(s) for s in contest.ranking.standings],
+            "leader": contest.ranking.leader,
+            "decided_by": contest.ranking.decided_by,
+            "objections_until": event_time(contest.window.end),
+            "dropped": dropped,
+        }
         return self._emit(EventKind.CONTESTED, now, rec.key, rec.handle, data, put=[new])
 
     def publish(self, metrics: Mapping[str, Metrics] | None = None) -> list[Result]:
         """H-15 publication day: `approve` every pending handle (in key order)."""
-        pending = sorted((r.key, r.handle) for r in self.store.records()
-                         if r.status is HandleStatus.PENDING)
+        pending = sorted(
+            (r.key, r.handle) for r in self.store.records() if r.status is HandleStatus.PENDING
+        )
         return [self.approve(handle, metrics) for _, handle in pending]
 
     def _holding_for(self, app: Application, now: datetime) -> Holding:
-        return Holding(app.shop_id, app.account_id, app.handle,
-                       app.shop_name[len(app.handle):], ChangeHistory(now))
+        return Holding(
+            app.shop_id,
+            app.account_id,
+            app.handle,
+            app.shop_name[len(app.handle) :],
+            ChangeHistory(now),
+        )
 
     # ------------------------------------------------------- object / decide
     def object(self, handle: str, shop_id: str, account_id: str, statement: str = "") -> Result:
@@ -191,8 +230,9 @@ class Registry(Lifecycle):
         objection = Objection(shop_id, account_id, now, statement)
         contest = replace(rec.contest, objections=(*rec.contest.objections, objection))
         data = {"shop": shop_id, "account": account_id, "statement": statement}
-        return self._emit(EventKind.OBJECTED, now, rec.key, rec.handle, data,
-                          put=[replace(rec, contest=contest)])
+        return self._emit(
+            EventKind.OBJECTED, now, rec.key, rec.handle, data, put=[replace(rec, contest=contest)]
+        )
 
     def decide(self, handle: str, *, winner: str | None = None, note: str = "") -> Result:
         """H-15/H-16: at the end of the objection period the provisional leader's handle
@@ -216,6 +256,12 @@ class Registry(Lifecycle):
             return Refused(Refusal.NOT_CONTENDER, winner)
         holding = self._holding_for(app, now)
         new = HandleRecord(rec.key, holding.handle, HandleStatus.ACTIVE, holding=holding)
-        data = {"shop": winner, "account": app.account_id, "by": by, "note": note,
-                "shop_name": holding.shop_name, "objections": len(contest.objections)}
+        data = {
+            "shop": winner,
+            "account": app.account_id,
+            "by": by,
+            "note": note,
+            "shop_name": holding.shop_name,
+            "objections": len(contest.objections),
+        }
         return self._emit(EventKind.DECIDED, now, rec.key, new.handle, data, put=[new])

@@ -36,7 +36,7 @@ class Check:
         """The custom part (自定义区) of a valid shop name: what follows the handle."""
         if self.shop_name is None or not self.ok:
             return None
-        return self.shop_name.text[len(self.handle.text):]
+        return self.shop_name.text[len(self.handle.text) :]
 
 
 def name_key(text: str, policy: Policy) -> str:
@@ -96,7 +96,7 @@ def _shop_rules(handle: str, shop: Measure, lexicon: Lexicon, policy: Policy) ->
         return Refused(Refusal.NOT_IN_SHOP_NAME, handle, Field.HANDLE)
     if not skey.startswith(hkey):  # H-1 [DECISION]: the handle stands at the front
         return Refused(Refusal.NOT_PREFIX, handle, Field.HANDLE)
-    custom = shop.text[len(handle):]
+    custom = shop.text[len(handle) :]
     for text, where in ((custom, Field.CUSTOM), (shop.text, Field.SHOP_NAME)):
         banned = lexicon.find_banned(text)  # H-5 and A-22: custom part and whole name
         if banned:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.binding import LEDGER_BINDING_OID
+
 ID_CT_TSTINFO = "1.2.840.113549.1.9.16.1.4"
 ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 
@@ -39,4 +41,4 @@ DEFAULT_ACCEPTED_HASHES = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384",
 # unique by construction. .1.1 = default TSA policy, .2.1 = LedgerBinding extension.
 PROJECT_ARC = "2.25.328647189271043128402055038478261803153"
 DEFAULT_POLICY = PROJECT_ARC + ".1.1"
-LEDGER_BINDING = PROJECT_ARC + ".2.1"
+LEDGER_BINDING = LEDGER_BINDING_OID  # defined with its ASN.1 module in ledger/binding.py

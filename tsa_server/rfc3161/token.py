@@ -18,7 +18,7 @@ from asn1crypto import algos, cms, tsp
 from asn1crypto import x509 as asn1_x509
 
 from tsa_server.rfc3161 import der
-from tsa_server.rfc3161.oids import ID_CT_TSTINFO, ID_SIGNED_DATA
+from tsa_server.rfc3161.oids import ID_CT_TSTINFO, ID_SIGNED_DATA, LEDGER_BINDING
 from tsa_server.rfc3161.request import TimeStampRequest
 from tsa_server.signing.base import (
     SIGNATURE_DIGEST_FOR_IMPRINT,
@@ -219,3 +219,23 @@ def _accuracy(micros: int) -> bytes:
     if micros_part:
         body += der.tlv(0x81, der.integer(micros_part)[2:])
     return der.tlv(der.SEQUENCE, body)
+
+
+class BindingEncoder:
+    """Per-token DER of the LedgerBinding extension (ledger/binding.py), spliced: the
+    version and origin are encoded once, the anchor once per checkpoint."""
+
+    def __init__(self, origin: str):
+        self._head = der.integer(1) + der.tlv(0x0C, origin.encode("utf-8"))
+        self._oid = der.oid(LEDGER_BINDING)
+        self._anchor = b""
+        self.set_anchor(0, hashlib.sha256(b"").digest())
+
+    def set_anchor(self, size: int, root: bytes) -> None:
+        self._anchor = der.integer(size) + der.tlv(der.OCTET_STRING, root)
+
+    def extensions(self, leaf_index: int) -> bytes:
+        """[1] IMPLICIT Extensions holding one non-critical LedgerBinding extension."""
+        value = der.tlv(der.SEQUENCE, self._head + der.integer(leaf_index) + self._anchor)
+        extension = der.tlv(der.SEQUENCE, self._oid + der.tlv(der.OCTET_STRING, value))
+        return der.tlv(der.CONTEXT_1, extension)

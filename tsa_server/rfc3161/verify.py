@@ -339,4 +339,3 @@ def _fields(ctx: Context) -> TokenFields | None:
         tsa_name=_tsa_text(tst["tsa"]),
         signer=_signer_fields(ctx.signer_cert),
     )
-

@@ -369,6 +369,7 @@ def check_signing_certificate(ctx: Context) -> str:
 
 def _same_algorithm(a: core.Asn1Value, b: core.Asn1Value) -> bool:
     """Algorithm identifiers equal, treating absent and NULL parameters alike."""
+
     def params(alg: core.Asn1Value) -> bytes:
         p = alg["parameters"]
         return b"" if isinstance(p, core.Void | core.Null) else p.dump()

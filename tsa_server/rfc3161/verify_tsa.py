@@ -40,8 +40,11 @@ _CHUNK = 1 << 20
 def check_tsa_certificate_purpose(ctx: Context) -> str:
     """RFC 3161 §2.3: EKU is critical and only id-kp-timeStamping; keyUsage allows signing."""
     cert = ctx.need_signer_cert()
-    ekus = [e for e in cert["tbs_certificate"]["extensions"]
-            if e["extn_id"].native == "extended_key_usage"]
+    ekus = [
+        e
+        for e in cert["tbs_certificate"]["extensions"]
+        if e["extn_id"].native == "extended_key_usage"
+    ]
     if len(ekus) != 1:
         raise Failed(f"{label(cert)} has {len(ekus)} extendedKeyUsage extensions, needs one")
     if not ekus[0]["critical"].native:
@@ -111,8 +114,10 @@ def check_message_imprint(ctx: Context) -> str:
     if algorithm not in HASHES:
         raise CannotCheck(f"unsupported imprint hash algorithm {algorithm}")
     if len(value) != HASHES[algorithm].digest_size:
-        raise Failed(f"the imprint has {len(value)} bytes, {digest_name(algorithm)} has "
-                     f"{HASHES[algorithm].digest_size}")
+        raise Failed(
+            f"the imprint has {len(value)} bytes, {digest_name(algorithm)} has "
+            f"{HASHES[algorithm].digest_size}"
+        )
     if options.digest is not None:
         wanted = options.digest_algorithm
         if wanted is not None and _plain(wanted) != _plain(algorithm):
@@ -176,8 +181,14 @@ def _general_name_text(general_name: x509.GeneralName) -> str:
 
 
 _STANDARD_NAMES = {
-    "CN": "2.5.4.3", "C": "2.5.4.6", "L": "2.5.4.7", "ST": "2.5.4.8", "STREET": "2.5.4.9",
-    "O": "2.5.4.10", "OU": "2.5.4.11", "UID": "0.9.2342.19200300.100.1.1",
+    "CN": "2.5.4.3",
+    "C": "2.5.4.6",
+    "L": "2.5.4.7",
+    "ST": "2.5.4.8",
+    "STREET": "2.5.4.9",
+    "O": "2.5.4.10",
+    "OU": "2.5.4.11",
+    "UID": "0.9.2342.19200300.100.1.1",
     "DC": "0.9.2342.19200300.100.1.25",
 }
 

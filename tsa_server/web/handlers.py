@@ -13,6 +13,7 @@ from asn1crypto import x509 as asn1_x509
 from ledger.store.base import Reader
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo
+from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import Issuer
 from tsa_server.rfc3161 import response
 
@@ -40,6 +41,7 @@ class WebState:
     max_token_bytes: int = 256 * 1024
     max_data_bytes: int = 1 << 30
     ledger_path: str | None = None
+    evidence: EvidenceStore | None = None  # accounts, API keys, items (web/accounts.py)
 
 
 STATE = web.AppKey("state", WebState)

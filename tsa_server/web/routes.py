@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import handlers, verify
+from tsa_server.web import accounts, handlers, ledger, verify
 
 
 def add_routes(app: web.Application) -> None:
@@ -18,5 +18,27 @@ def add_routes(app: web.Application) -> None:
             web.get("/readyz", handlers.readyz),
             web.get("/tokens/{serial}", handlers.token_by_serial),
             web.post("/verify", verify.verify),
+            web.get("/api/v1/account", accounts.account),
+            web.get("/api/v1/keys", accounts.list_keys),
+            web.post("/api/v1/keys", accounts.create_key),
+            web.delete("/api/v1/keys/{key_id}", accounts.revoke_key),
+        ]
+    )
+    # Each ledger log is a C2SP tlog-tiles prefix plus proofs and lookups (web/ledger.py).
+    log = "/ledger/{log:tokens|ops}/"
+    app.add_routes(
+        [
+            web.get(log + "checkpoint", ledger.checkpoint),
+            web.get(log + "checkpoints/{size}", ledger.archived_checkpoint),
+            web.get(log + "vkey", ledger.vkey),
+            web.get(log + "chain/{size}", ledger.chain_head),
+            web.get(log + "tile/{path:.+}", ledger.tile),
+            web.get(log + "proof/inclusion", ledger.inclusion),
+            web.get(log + "proof/consistency", ledger.consistency),
+            web.get(log + "tlog-proof/{index}", ledger.tlog_proof),
+            web.get(log + "lookup/serial/{serial}", ledger.by_serial),
+            web.get(log + "lookup/imprint/{imprint}", ledger.by_imprint),
+            web.get(log + "lookup/leaf/{leaf_hash}", ledger.by_leaf_hash),
+            web.get(log + "lookup/time", ledger.by_time),
         ]
     )

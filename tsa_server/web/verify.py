@@ -218,9 +218,7 @@ def _check_plain(part: BodyPartReader, name: str) -> None:
             raise BadInput(400, f"the part {name!r} has {header}: {value}; send it unencoded")
 
 
-async def _read_part(
-    part: BodyPartReader, name: str, given: VerifyInput, state: WebState
-) -> None:
+async def _read_part(part: BodyPartReader, name: str, given: VerifyInput, state: WebState) -> None:
     if name == "token":
         raw = await _read_part_bytes(part, state.max_token_bytes, "token")
         _set_token(given, raw)
@@ -246,8 +244,9 @@ async def _read_part(
         _set_text_field(given, name, text)
     else:
         raise BadInput(
-            400, f"unknown part {name!r}; expected token, data or digest, and optionally "
-            "digest_algorithm, nonce, policy, tsa_name, certificates"
+            400,
+            f"unknown part {name!r}; expected token, data or digest, and optionally "
+            "digest_algorithm, nonce, policy, tsa_name, certificates",
         )
 
 
@@ -517,4 +516,3 @@ def ledger_lookup(reader: Reader, serial: int) -> dict[str, Any]:
         "inclusion_proof": [h.hex() for h in proof],
         "checkpoint": None,
     }
-

@@ -1,0 +1,286 @@
+"""The content-addressed blob store: layout, digests, deduplication, size limits,
+keys that cannot be paths, crash safety, and bounded memory for a 300 MiB stream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from tsa_server.evidence import blobs as blobs_module
+from tsa_server.evidence.blobs import HAS_SM3, FileBlobStore, check_key
+from tsa_server.evidence.errors import BlobError, BlobNotFound, BlobTooLarge, InvalidBlobKey
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "blobs", max_bytes=8 * MiB)
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def temp_files(blobs: FileBlobStore) -> list[Path]:
+    return list(blobs.tmp.iterdir())
+
+
+async def agen(chunks):
+    for chunk in chunks:
+        yield chunk
+        await asyncio.sleep(0)
+
+
+def test_put_stores_by_sha256_with_all_digests(blobs: FileBlobStore) -> None:
+    data = b"the original design drawing\n" * 1000
+    ref = blobs.put(data)
+    assert ref.key == ref.sha256 == hashlib.sha256(data).hexdigest()
+    assert ref.sha512 == hashlib.sha512(data).hexdigest() and ref.size == len(data)
+    if HAS_SM3:
+        assert ref.sm3 == hashlib.new("sm3", data).hexdigest()
+    path = blobs.root / ref.key[:2] / ref.key[2:4] / ref.key
+    assert files_under(blobs.root) == [path] and path.read_bytes() == data
+    assert not os.stat(path).st_mode & 0o222  # read-only once stored
+    with blobs.open(ref.key) as handle:
+        assert handle.read() == data
+    assert blobs.exists(ref.key) and blobs.verify(ref.key)
+
+
+def test_every_input_form_gives_the_same_blob(blobs: FileBlobStore) -> None:
+    data = os.urandom(3 * MiB + 17)
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    refs = {
+        blobs.put(data),
+        blobs.put(io.BytesIO(data)),
+        blobs.put(iter(chunks)),
+        asyncio.run(blobs.put_stream(agen(chunks))),
+    }
+    assert len(refs) == 1 and len(files_under(blobs.root)) == 1
+    assert temp_files(blobs) == []
+
+
+def test_empty_original(blobs: FileBlobStore) -> None:
+    ref = blobs.put(b"")
+    assert ref.size == 0 and ref.key == hashlib.sha256(b"").hexdigest()
+    with blobs.open(ref.key) as handle:
+        assert handle.read() == b""
+
+
+def test_identical_content_is_stored_once(blobs: FileBlobStore) -> None:
+    first, second = blobs.put(b"same bytes"), blobs.put(b"same bytes")
+    assert first == second and len(files_under(blobs.root)) == 1
+    assert temp_files(blobs) == []
+
+
+def test_a_damaged_copy_is_replaced_by_a_good_one(blobs: FileBlobStore) -> None:
+    ref = blobs.put(b"precious")
+    path = blobs.path(ref.key)
+    path.chmod(0o644)
+    path.write_bytes(b"bitrot")  # another size: not taken for the same content
+    assert not blobs.verify(ref.key)
+    blobs.put(b"precious")
+    assert path.read_bytes() == b"precious" and blobs.verify(ref.key)
+
+
+def test_concurrent_puts_of_the_same_content(blobs: FileBlobStore) -> None:
+    data = os.urandom(2 * MiB)
+    refs = []
+    threads = [threading.Thread(target=lambda: refs.append(blobs.put(data))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(refs)) == 1 and len(files_under(blobs.root)) == 1
+    assert blobs.path(refs[0].key).read_bytes() == data
+
+
+@pytest.mark.parametrize("limit", [0, 1, MiB, 3 * MiB + 1])
+def test_size_limit_exact_and_one_over(tmp_path: Path, limit: int) -> None:
+    blobs = FileBlobStore(tmp_path / "blobs", max_bytes=limit)
+    data = os.urandom(limit + 1)
+    with pytest.raises(BlobTooLarge) as info:
+        blobs.put(data)
+    assert info.value.limit == limit
+    with pytest.raises(BlobTooLarge):
+        asyncio.run(blobs.put_stream(agen([data[: limit // 2], data[limit // 2 :]])))
+    assert files_under(blobs.root) == []
+    assert blobs.put(data[:limit]).size == limit
+    assert asyncio.run(blobs.put_stream(agen([data[:limit]]))).size == limit
+
+
+def test_per_call_limit(blobs: FileBlobStore) -> None:
+    with pytest.raises(BlobTooLarge):
+        blobs.put(b"12345", max_bytes=4)
+    assert blobs.put(b"12345", max_bytes=5).size == 5
+
+
+PATH_TRICKS = [
+    "../x",
+    "ab/../../etc",
+    "/etc/passwd",
+    "..",
+    "",
+    "0" * 63,
+    "0" * 65,
+    "A" * 64,  # upper case is another string for the same digest: refused
+    "g" * 64,
+    "0" * 63 + "\n",
+    "0" * 64 + "\n",
+    "0" * 62 + "/.",
+    "00/00/" + "0" * 64,
+    "0" * 32 + "\x00" + "0" * 31,
+    "٠" * 64,  # ARABIC-INDIC DIGIT ZERO: a digit, not hex
+    None,
+    64,
+    b"0" * 64,
+]
+
+
+@pytest.mark.parametrize("key", PATH_TRICKS)
+def test_keys_that_are_not_64_hex_digits_are_refused(blobs: FileBlobStore, key) -> None:
+    for call in (blobs.open, blobs.delete, blobs.exists, blobs.path, blobs.verify, check_key):
+        with pytest.raises(InvalidBlobKey):
+            call(key)
+
+
+def test_missing_blob(blobs: FileBlobStore) -> None:
+    key = "0" * 64
+    assert not blobs.exists(key) and not blobs.delete(key)
+    with pytest.raises(BlobNotFound):
+        blobs.open(key)
+
+
+def test_a_planted_symlink_is_not_followed(blobs: FileBlobStore, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("server secrets")
+    key = hashlib.sha256(b"whatever").hexdigest()
+    link = blobs.root / key[:2] / key[2:4] / key
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    with pytest.raises(BlobError):
+        blobs.open(key)
+    assert not blobs.exists(key)
+
+
+def test_delete(blobs: FileBlobStore) -> None:
+    ref = blobs.put(b"delete me")
+    assert blobs.delete(ref.key) and not blobs.exists(ref.key) and not blobs.delete(ref.key)
+
+
+# crash safety: a failed put leaves nothing behind
+
+
+def test_a_failing_source_leaves_no_file(blobs: FileBlobStore) -> None:
+    def broken():
+        yield b"x" * MiB
+        yield b"y" * MiB
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        blobs.put(broken())
+
+    async def broken_async():
+        yield b"x" * (2 * MiB)
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(blobs.put_stream(broken_async()))
+    assert files_under(blobs.root) == []
+
+
+def test_a_failing_rename_leaves_no_file(blobs: FileBlobStore, monkeypatch) -> None:
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobs_module.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        blobs.put(b"never stored")
+    assert files_under(blobs.root) == []
+
+
+def test_a_failing_fsync_leaves_no_file(blobs: FileBlobStore, monkeypatch) -> None:
+    def io_error(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(blobs_module.os, "fsync", io_error)
+    with pytest.raises(OSError):
+        asyncio.run(blobs.put_stream(agen([b"never stored"])))
+    assert files_under(blobs.root) == []
+
+
+def test_a_cancelled_upload_leaves_no_file(tmp_path: Path) -> None:
+    blobs = FileBlobStore(tmp_path / "blobs", max_bytes=1 << 40)
+
+    async def slow():
+        while True:
+            yield b"z" * 65536
+            await asyncio.sleep(0.001)
+
+    async def run():
+        task = asyncio.create_task(blobs.put_stream(slow()))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert files_under(blobs.root) == []
+
+
+def test_a_multipart_reader_is_accepted(blobs: FileBlobStore) -> None:
+    class Part:  # the shape of aiohttp's BodyPartReader
+        def __init__(self, data: bytes) -> None:
+            self.stream = io.BytesIO(data)
+
+        async def read_chunk(self, size: int = 8192) -> bytes:
+            return self.stream.read(min(size, 8192))
+
+    data = os.urandom(MiB + 5)
+    assert asyncio.run(blobs.put_stream(Part(data))).key == hashlib.sha256(data).hexdigest()
+    with pytest.raises(TypeError):
+        asyncio.run(blobs.put_stream(agen(["text, not bytes"])))
+    assert temp_files(blobs) == []
+
+
+def test_sweep_removes_only_old_temporary_files(blobs: FileBlobStore) -> None:
+    old, young = blobs.tmp / "put-old.part", blobs.tmp / "put-young.part"
+    old.write_bytes(b"left by a crash")
+    young.write_bytes(b"an upload in progress")
+    past = time.time() - 2 * 86400
+    os.utime(old, (past, past))
+    assert blobs.sweep_temp() == 1
+    assert not old.exists() and young.exists()
+
+
+@pytest.mark.slow
+def test_a_300_mib_stream_is_hashed_in_bounded_memory(tmp_path: Path) -> None:
+    blobs = FileBlobStore(tmp_path / "blobs", max_bytes=1 << 40)
+    block = os.urandom(64 * 1024)
+    count = 300 * 16  # 300 MiB in 64 KiB chunks, each a new bytes object
+    expected = hashlib.sha256()
+
+    async def upload():
+        for i in range(count):
+            chunk = i.to_bytes(8, "big") + block[8:]
+            yield chunk
+
+    for i in range(count):
+        expected.update(i.to_bytes(8, "big") + block[8:])
+    tracemalloc.start()
+    try:
+        ref = asyncio.run(blobs.put_stream(upload()))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ref.size == 300 * MiB and ref.key == expected.hexdigest()
+    assert peak < 20 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert os.path.getsize(blobs.path(ref.key)) == 300 * MiB

@@ -1,0 +1,73 @@
+"""The rollback tripwire (ledger.md L-13): a ledger restored from an older copy, or one
+that differs from what was checkpointed, makes the server refuse to issue."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import time
+
+from tests.support.queries import make_request
+from tests.support.tsa import TSA_BIN, TsaServer
+
+
+def latest_checkpoint_size(server: TsaServer) -> int:
+    status, _, body = server.get("/ledger/tokens/checkpoint")
+    return int(body.decode().split("\n")[1]) if status == 200 else -1
+
+
+def wait_checkpoint(server: TsaServer, size: int) -> None:
+    deadline = time.monotonic() + 10
+    while latest_checkpoint_size(server) < size:
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.05)
+
+
+def backup(src, dst) -> None:
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    b.close()
+
+
+def serve_fails(server: TsaServer) -> str:
+    result = subprocess.run([TSA_BIN, "serve", "--config", str(server.config_path)],
+                            capture_output=True, text=True, timeout=60, cwd=server.workdir)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_restored_older_ledger_refuses_to_issue(make_server, tmp_path) -> None:
+    server = make_server().start()
+    for i in range(5):
+        server.post_query(make_request(b"%d" % i))
+    wait_checkpoint(server, 5)
+    old_copy = tmp_path / "old.sqlite"
+    backup(server.ledger_path, old_copy)
+    for i in range(5):
+        server.post_query(make_request(b"later %d" % i))
+    wait_checkpoint(server, 10)
+    server.stop()
+    # The operator "restores from backup": the whole database file, its own checkpoint
+    # archive included. Only the checkpoint published outside the database tells.
+    for suffix in ("-wal", "-shm"):
+        (server.ledger_path.parent / (server.ledger_path.name + suffix)).unlink(missing_ok=True)
+    shutil.copy(old_copy, server.ledger_path)
+    stderr = serve_fails(server)
+    assert "rolled back" in stderr and "refusing to issue" in stderr
+
+
+def test_ledger_differing_from_its_checkpoint_refuses(make_server) -> None:
+    server = make_server().start()
+    for i in range(4):
+        server.post_query(make_request(b"%d" % i))
+    wait_checkpoint(server, 4)
+    server.stop()
+    conn = sqlite3.connect(server.ledger_path)
+    conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute("UPDATE entries SET leaf_hash = zeroblob(32) WHERE idx = 1")
+    conn.commit()
+    conn.close()
+    assert "differs from" in serve_fails(server)

@@ -1,0 +1,102 @@
+"""Errors of the evidence layer. Every message is client-safe: no secrets, no paths.
+
+web/auth.py maps them to HTTP in one place; the CLI turns any TSAError into one line.
+"""
+
+from __future__ import annotations
+
+from tsa_server.errors import TSAError
+
+
+class EvidenceError(TSAError):
+    """Root of the evidence layer's errors."""
+
+
+class InvalidInput(EvidenceError, ValueError):
+    """A value a caller supplied is malformed or out of bounds (HTTP 400)."""
+
+
+class NotFound(EvidenceError, LookupError):
+    """No such thing in this organisation (HTTP 404). Another organisation's things are
+    reported exactly like missing ones, so ids reveal nothing across accounts."""
+
+
+class OrganisationNotFound(NotFound):
+    pass
+
+
+class MemberNotFound(NotFound):
+    pass
+
+
+class ApiKeyNotFound(NotFound):
+    pass
+
+
+class ItemNotFound(NotFound):
+    pass
+
+
+class AuthenticationError(EvidenceError):
+    """The request carries no usable API key (HTTP 401)."""
+
+
+class InvalidApiKey(AuthenticationError):
+    """Missing, malformed, unknown or wrong secret: one message for all of them."""
+
+    def __init__(self, message: str = "invalid API key") -> None:
+        super().__init__(message)
+
+
+class ApiKeyRevoked(AuthenticationError):
+    def __init__(self, message: str = "this API key has been revoked") -> None:
+        super().__init__(message)
+
+
+class ApiKeyExpired(AuthenticationError):
+    def __init__(self, message: str = "this API key has expired") -> None:
+        super().__init__(message)
+
+
+class PermissionDenied(EvidenceError):
+    """A valid key that may not do this (HTTP 403). `scope` names a missing scope."""
+
+    def __init__(self, message: str, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class Conflict(EvidenceError):
+    """The request contradicts stored state (HTTP 409)."""
+
+
+class ItemImmutable(Conflict):
+    """An update touching what a certified item can no longer change."""
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key reused for a different credit entry."""
+
+
+class BlobError(EvidenceError):
+    """Blob store failures."""
+
+
+class InvalidBlobKey(BlobError, ValueError):
+    """A blob key that is not 64 lowercase hex digits (never turned into a path)."""
+
+    def __init__(self) -> None:
+        super().__init__("a blob key is 64 lowercase hexadecimal digits")
+
+
+class BlobNotFound(BlobError, LookupError):
+    def __init__(self) -> None:
+        super().__init__("no such blob")
+
+
+class BlobTooLarge(BlobError):
+    """The stream exceeded the size limit; nothing was kept (HTTP 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upload exceeds the limit of {limit} bytes")
+        self.limit = limit

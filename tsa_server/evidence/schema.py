@@ -1,0 +1,199 @@
+"""The evidence database's schema: tables made with sqlite-utils, rules as triggers.
+
+The triggers are the last line of defence under store.py's own checks: they hold for
+every writer (the server, the CLI, an operator's sqlite3 shell), so the guarantees do
+not depend on one code path being right:
+
+* credit_entries are append-only (no UPDATE, no DELETE) and contiguous;
+* evidence items are never deleted, their identity and digests never change, and once
+  certified their token, ledger index, serial, time and statement are frozen;
+* a stored original is always the item's certified content (blob_key = sha256), held
+  exactly in the states that hold one; hash-only items never have one;
+* organisations are never deleted; API keys are revoked, never deleted, and a
+  revocation is final; a key's hash, role and scopes never change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+_ORG_FK = [("org_id", "organisations", "id")]
+
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS organisations_no_delete BEFORE DELETE ON organisations
+BEGIN SELECT RAISE(ABORT, 'organisations are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS organisations_fixed BEFORE UPDATE ON organisations
+WHEN NEW.id IS NOT OLD.id OR NEW.created_at IS NOT OLD.created_at
+BEGIN SELECT RAISE(ABORT, 'an organisation id never changes'); END;
+
+CREATE TRIGGER IF NOT EXISTS members_fixed BEFORE UPDATE ON members
+WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
+BEGIN SELECT RAISE(ABORT, 'a member stays in its organisation'); END;
+
+CREATE TRIGGER IF NOT EXISTS api_keys_no_delete BEFORE DELETE ON api_keys
+BEGIN SELECT RAISE(ABORT, 'API keys are revoked, never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS api_keys_fixed BEFORE UPDATE ON api_keys
+WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
+  OR NEW.secret_hash IS NOT OLD.secret_hash OR NEW.role IS NOT OLD.role
+  OR NEW.scopes IS NOT OLD.scopes OR NEW.created_at IS NOT OLD.created_at
+  OR NEW.created_by IS NOT OLD.created_by OR NEW.member_id IS NOT OLD.member_id
+  OR NEW.expires_at IS NOT OLD.expires_at
+  OR (OLD.revoked_at IS NOT NULL
+      AND (NEW.revoked_at IS NOT OLD.revoked_at OR NEW.revoked_by IS NOT OLD.revoked_by))
+BEGIN SELECT RAISE(ABORT, 'an API key only gains last_used_at and one revocation'); END;
+
+CREATE TRIGGER IF NOT EXISTS items_no_delete BEFORE DELETE ON items
+BEGIN SELECT RAISE(ABORT, 'evidence items are never deleted, only their originals'); END;
+CREATE TRIGGER IF NOT EXISTS items_fixed BEFORE UPDATE ON items
+WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id OR NEW.mode IS NOT OLD.mode
+  OR NEW.sha256 IS NOT OLD.sha256 OR NEW.sha512 IS NOT OLD.sha512 OR NEW.sm3 IS NOT OLD.sm3
+  OR NEW.size IS NOT OLD.size OR NEW.created_at IS NOT OLD.created_at
+BEGIN SELECT RAISE(ABORT, 'an item''s identity and digests never change'); END;
+CREATE TRIGGER IF NOT EXISTS items_certified_frozen BEFORE UPDATE ON items
+WHEN OLD.token IS NOT NULL AND (
+  NEW.token IS NOT OLD.token OR NEW.ledger_index IS NOT OLD.ledger_index
+  OR NEW.serial IS NOT OLD.serial OR NEW.certified_at IS NOT OLD.certified_at
+  OR NEW.file_name IS NOT OLD.file_name OR NEW.media_type IS NOT OLD.media_type
+  OR NEW.title IS NOT OLD.title OR NEW.statement IS NOT OLD.statement
+  OR NEW.depositor IS NOT OLD.depositor)
+BEGIN SELECT RAISE(ABORT, 'a certified item''s token and statement never change'); END;
+"""
+
+# A row's storage and certification columns must agree (checked on insert and update;
+# COALESCE: a NULL somewhere in the test must not make SQL's three-valued logic pass it).
+_ITEM_CONSISTENT = """(
+  (NEW.mode = 'HASH_ONLY' AND NEW.blob_key IS NULL AND NEW.storage_state IS NULL)
+  OR (NEW.mode = 'STORED' AND NEW.storage_state IN ('active', 'expired')
+      AND NEW.blob_key IS NEW.sha256)
+  OR (NEW.mode = 'STORED' AND NEW.storage_state IN ('original_deleted', 'purged')
+      AND NEW.blob_key IS NULL)
+) AND (
+  (NEW.token IS NULL AND NEW.ledger_index IS NULL AND NEW.serial IS NULL
+   AND NEW.certified_at IS NULL)
+  OR (NEW.token IS NOT NULL AND NEW.ledger_index IS NOT NULL AND NEW.serial IS NOT NULL
+      AND NEW.certified_at IS NOT NULL)
+)"""
+
+_CONSISTENCY_TRIGGERS = "".join(
+    f"""
+CREATE TRIGGER IF NOT EXISTS items_consistent_{op.lower()} BEFORE {op} ON items
+WHEN NOT COALESCE({_ITEM_CONSISTENT}, 0)
+BEGIN SELECT RAISE(ABORT, 'item mode, original, storage state and token disagree'); END;
+"""
+    for op in ("INSERT", "UPDATE")
+)
+
+_CREDIT_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS credit_entries_no_update BEFORE UPDATE ON credit_entries
+BEGIN SELECT RAISE(ABORT, 'credit entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS credit_entries_no_delete BEFORE DELETE ON credit_entries
+BEGIN SELECT RAISE(ABORT, 'credit entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS credit_entries_contiguous BEFORE INSERT ON credit_entries
+WHEN NEW.id != (SELECT COALESCE(MAX(id), 0) + 1 FROM credit_entries)
+BEGIN SELECT RAISE(ABORT, 'credit entry ids must be contiguous'); END;
+"""
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    tables = set(db.table_names())
+    if "meta" not in tables:
+        db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+        db["meta"].insert({"key": "schema", "value": str(SCHEMA_VERSION)})
+    if "organisations" not in tables:
+        db["organisations"].create(
+            {"id": str, "name": str, "created_at": str},
+            pk="id",
+            not_null={"name", "created_at"},
+        )
+    if "members" not in tables:
+        db["members"].create(
+            {"id": str, "org_id": str, "name": str, "role": str, "created_at": str},
+            pk="id",
+            not_null={"org_id", "name", "role", "created_at"},
+            foreign_keys=_ORG_FK,
+        )
+        db["members"].create_index(["org_id"])
+    if "api_keys" not in tables:
+        db["api_keys"].create(
+            {
+                "id": str,
+                "org_id": str,
+                "name": str,
+                "role": str,
+                "scopes": str,  # space-separated, sorted
+                "secret_hash": bytes,  # SHA-256 (accounts.hash_secret); never the secret
+                "created_at": str,
+                "created_by": str,
+                "member_id": str,
+                "expires_at": str,
+                "revoked_at": str,
+                "revoked_by": str,
+                "last_used_at": str,
+            },
+            pk="id",
+            not_null={"org_id", "name", "role", "scopes", "secret_hash", "created_at"},
+            foreign_keys=[*_ORG_FK, ("member_id", "members", "id")],
+        )
+        db["api_keys"].create_index(["org_id"])
+    if "items" not in tables:
+        db["items"].create(
+            {
+                "id": str,
+                "org_id": str,
+                "mode": str,
+                "sha256": str,  # lowercase hex
+                "sha512": str,
+                "sm3": str,
+                "size": int,  # bytes of the original (G-5)
+                "file_name": str,
+                "media_type": str,
+                "title": str,
+                "statement": str,
+                "depositor": str,
+                "tags": str,  # JSON array of strings
+                "token": bytes,  # the TimeStampToken (DER)
+                "ledger_index": int,
+                "serial": str,  # 40 hex digits, as in the issuance ledger
+                "certified_at": str,  # the token's genTime
+                "created_at": str,
+                "blob_key": str,  # content address of the original; = sha256 when held
+                "storage_state": str,  # records.StorageState; NULL for hash-only items
+            },
+            pk="id",
+            not_null={"org_id", "mode", "sha256", "tags", "created_at"},
+            foreign_keys=_ORG_FK,
+        )
+        db["items"].create_index(["org_id", "created_at"])
+        db["items"].create_index(["org_id", "sha256"])
+        db["items"].create_index(["blob_key"])
+    if "credit_entries" not in tables:
+        db["credit_entries"].create(
+            {
+                "id": int,
+                "org_id": str,
+                "kind": str,
+                "units": int,
+                "lot_id": str,
+                "item_id": str,
+                "period": int,
+                "idempotency_key": str,
+                "created_at": str,
+                "note": str,
+                "record": str,  # the fee rules' canonical JSON of the entry, verbatim
+                "chain_hash": bytes,  # SHA-256 chain over every entry, like the ledger's
+            },
+            pk="id",
+            not_null={"org_id", "kind", "units", "idempotency_key", "created_at", "chain_hash"},
+            # item_id is not a foreign key: a batch may reserve units before its items
+            # exist; the store refuses an item id that belongs to another organisation.
+            foreign_keys=_ORG_FK,
+        )
+        # Per organisation: one account's keys never collide with (or reveal) another's.
+        db["credit_entries"].create_index(["org_id", "idempotency_key"], unique=True)
+        db["credit_entries"].create_index(["org_id", "id"])
+    conn.executescript(_TRIGGERS + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS)

@@ -1,0 +1,436 @@
+"""The evidence store: organisations, members, API keys, items and credit entries in one
+SQLite file (WAL, synchronous=FULL: durable on every commit).
+
+Isolation is structural: every method that reads or changes items takes the
+organisation id first and puts it in the WHERE clause, so one account's id for another
+account's item finds nothing (and reports exactly what a missing id reports). There is
+no method that reads an item by id alone. Blob reference counts (for deleting a shared,
+deduplicated original) return a number, never an item.
+
+Several processes may open the same file (the server and `tsa accounts`): writes take
+SQLite's write lock with BEGIN IMMEDIATE and wait up to `busy_timeout` for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tsa_server.evidence.accounts import (
+    ApiKey,
+    Member,
+    Now,
+    Organisation,
+    Role,
+    new_id,
+)
+from tsa_server.evidence.errors import (
+    EvidenceError,
+    IdempotencyConflict,
+    InvalidInput,
+    ItemImmutable,
+    ItemNotFound,
+    OrganisationNotFound,
+)
+from tsa_server.evidence.records import (
+    Appended,
+    CreditEntry,
+    Item,
+    ItemMode,
+    NewCreditEntry,
+    NewItem,
+    StorageState,
+    canonical_json,
+)
+from tsa_server.evidence.rows import (
+    CHAIN_GENESIS,
+    api_key_from_row,
+    credit_chain_hash,
+    credit_from_row,
+    item_column_value,
+    item_from_row,
+)
+from tsa_server.evidence.schema import create_schema
+from tsa_server.evidence.times import dt, ts, utc_now
+
+#: Item columns update_item may change; the schema's triggers decide which changes hold.
+UPDATABLE_ITEM_FIELDS = frozenset(
+    {
+        "tags",
+        "token",
+        "ledger_index",
+        "serial",
+        "certified_at",
+        "blob_key",
+        "storage_state",
+        "file_name",
+        "media_type",
+        "title",
+        "statement",
+        "depositor",
+    }
+)
+MAX_PAGE = 1000
+#: check(org_id, earlier entries, added entries): raise to refuse (see append_credit_entries)
+CreditCheck = Callable[[str, list[CreditEntry], list[CreditEntry]], None]
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600: it holds key hashes and customers' metadata.
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+class EvidenceStore:
+    """The accounts, items and credit entries of every organisation (one SQLite file)."""
+
+    def __init__(self, path: Path | str, *, now: Now = utc_now) -> None:
+        self.path = Path(path)
+        self.now = now
+        _create_private(self.path)
+        self._conn = connect(self.path)
+        create_schema(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # plumbing
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One BEGIN IMMEDIATE ... COMMIT: all of it or nothing."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # organisations and members
+
+    def insert_organisation(self, org: Organisation) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)",
+                (org.id, org.name, ts(org.created_at)),
+            )
+
+    def organisation(self, org_id: str) -> Organisation | None:
+        row = self._row("SELECT * FROM organisations WHERE id = ?", (org_id,))
+        return Organisation(row["id"], row["name"], dt(row["created_at"])) if row else None
+
+    def organisations(self) -> list[Organisation]:
+        rows = self._rows("SELECT * FROM organisations ORDER BY created_at, id")
+        return [Organisation(r["id"], r["name"], dt(r["created_at"])) for r in rows]
+
+    def insert_member(self, member: Member) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO members (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                (member.id, member.org_id, member.name, member.role, ts(member.created_at)),
+            )
+
+    def member(self, org_id: str, member_id: str) -> Member | None:
+        row = self._row(
+            "SELECT * FROM members WHERE org_id = ? AND id = ?", (org_id, member_id)
+        )
+        if row is None:
+            return None
+        return Member(row["id"], org_id, row["name"], Role(row["role"]), dt(row["created_at"]))
+
+    def members(self, org_id: str) -> list[Member]:
+        rows = self._rows(
+            "SELECT * FROM members WHERE org_id = ? ORDER BY created_at, id", (org_id,)
+        )
+        return [
+            Member(r["id"], org_id, r["name"], Role(r["role"]), dt(r["created_at"])) for r in rows
+        ]
+
+    # API keys
+
+    def insert_api_key(self, key: ApiKey, secret_hash: bytes) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (id, org_id, name, role, scopes, secret_hash, created_at,"
+                " created_by, member_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key.id,
+                    key.org_id,
+                    key.name,
+                    key.role,
+                    " ".join(sorted(key.scopes)),
+                    secret_hash,
+                    ts(key.created_at),
+                    key.created_by,
+                    key.member_id,
+                    ts(key.expires_at),
+                ),
+            )
+
+    def api_key_for_authentication(self, key_id: str) -> tuple[ApiKey, bytes] | None:
+        """The key and its secret's hash: for Accounts.authenticate only."""
+        row = self._row("SELECT * FROM api_keys WHERE id = ?", (key_id,))
+        return (api_key_from_row(row), row["secret_hash"]) if row else None
+
+    def api_key_org(self, key_id: str) -> str | None:
+        """The organisation of a key id (operator CLI)."""
+        row = self._row("SELECT org_id FROM api_keys WHERE id = ?", (key_id,))
+        return row["org_id"] if row else None
+
+    def api_key(self, org_id: str, key_id: str) -> ApiKey | None:
+        row = self._row("SELECT * FROM api_keys WHERE org_id = ? AND id = ?", (org_id, key_id))
+        return api_key_from_row(row) if row else None
+
+    def api_keys(self, org_id: str) -> list[ApiKey]:
+        rows = self._rows(
+            "SELECT * FROM api_keys WHERE org_id = ? ORDER BY created_at, id", (org_id,)
+        )
+        return [api_key_from_row(r) for r in rows]
+
+    def revoke_api_key(self, org_id: str, key_id: str, at: datetime, by: str) -> ApiKey | None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_by = ?"
+                " WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+                (ts(at), by, org_id, key_id),
+            )
+        return self.api_key(org_id, key_id)
+
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (ts(at), key_id))
+
+    # items: every method takes the organisation first
+
+    def insert_item(self, org_id: str, new: NewItem, *, created_at: datetime | None = None) -> Item:
+        if self.organisation(org_id) is None:
+            raise OrganisationNotFound(f"no organisation {org_id}")
+        item_id = new_id("itm")
+        state = StorageState.ACTIVE if new.mode is ItemMode.STORED else None
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO items (id, org_id, mode, sha256, sha512, sm3, size, file_name,"
+                " media_type, title, statement, depositor, tags, created_at, blob_key,"
+                " storage_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item_id,
+                    org_id,
+                    new.mode,
+                    new.sha256,
+                    new.sha512,
+                    new.sm3,
+                    new.size,
+                    new.file_name,
+                    new.media_type,
+                    new.title,
+                    new.statement,
+                    new.depositor,
+                    json.dumps(list(new.tags), ensure_ascii=False),
+                    ts(created_at or self.now()),
+                    new.blob_key,
+                    state,
+                ),
+            )
+        item = self.item(org_id, item_id)
+        assert item is not None
+        return item
+
+    def item(self, org_id: str, item_id: str) -> Item | None:
+        row = self._row("SELECT * FROM items WHERE org_id = ? AND id = ?", (org_id, item_id))
+        return item_from_row(row) if row else None
+
+    def items(self, org_id: str, *, limit: int = 100, offset: int = 0) -> list[Item]:
+        """The organisation's items, newest first."""
+        if not (1 <= limit <= MAX_PAGE) or offset < 0:
+            raise InvalidInput(f"limit is 1-{MAX_PAGE} and offset non-negative")
+        rows = self._rows(
+            "SELECT * FROM items WHERE org_id = ? ORDER BY created_at DESC, id DESC"
+            " LIMIT ? OFFSET ?",
+            (org_id, limit, offset),
+        )
+        return [item_from_row(r) for r in rows]
+
+    def items_by_sha256(self, org_id: str, sha256: str) -> list[Item]:
+        rows = self._rows(
+            "SELECT * FROM items WHERE org_id = ? AND sha256 = ? ORDER BY created_at, id",
+            (org_id, sha256.lower()),
+        )
+        return [item_from_row(r) for r in rows]
+
+    def count_items(self, org_id: str) -> int:
+        row = self._row("SELECT COUNT(*) AS n FROM items WHERE org_id = ?", (org_id,))
+        return row["n"] if row else 0
+
+    def update_item(self, org_id: str, item_id: str, /, **changes: Any) -> Item:
+        """Change some of UPDATABLE_ITEM_FIELDS of one of the organisation's items.
+        ItemNotFound for another organisation's id; ItemImmutable when the schema's rules
+        refuse (a certified item's token or statement, a blob that is not the item's
+        content, a storage state the mode does not have)."""
+        unknown = set(changes) - UPDATABLE_ITEM_FIELDS
+        if unknown:
+            raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
+        if not changes:
+            raise InvalidInput("nothing to update")
+        values = {name: item_column_value(name, value) for name, value in changes.items()}
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        try:
+            with self._write() as conn:
+                updated = conn.execute(
+                    f"UPDATE items SET {assignments} WHERE org_id = ? AND id = ?",
+                    (*values.values(), org_id, item_id),
+                ).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise ItemImmutable(str(exc)) from None
+        if updated != 1:
+            raise ItemNotFound(f"no item {item_id}")
+        item = self.item(org_id, item_id)
+        assert item is not None
+        return item
+
+    def blob_references(self, blob_key: str) -> int:
+        """How many items (of any organisation) hold this original: delete the blob only
+        at zero. A count, never an item."""
+        row = self._row("SELECT COUNT(*) AS n FROM items WHERE blob_key = ?", (blob_key,))
+        return row["n"] if row else 0
+
+    # credit entries: append-only
+
+    def append_credit_entries(
+        self, entries: Iterable[NewCreditEntry], *, check: CreditCheck | None = None
+    ) -> list[Appended]:
+        """Store the entries in one BEGIN IMMEDIATE transaction, all or none.
+
+        An entry whose idempotency key its organisation already used is not stored again:
+        the earlier entry comes back with inserted=False, or IdempotencyConflict when the
+        key now names a different movement. `check(org_id, existing, added)` runs inside
+        the transaction for each organisation that gains entries, with its earlier and
+        its new entries; whatever it raises rolls everything back. That is where the fee
+        rules' fold refuses a negative balance atomically: no other writer can slip an
+        entry in between the check and the commit."""
+        entries = list(entries)
+        results: list[Appended] = []
+        with self._write() as conn:
+            last = self._row("SELECT id, chain_hash FROM credit_entries ORDER BY id DESC LIMIT 1")
+            next_id, head = (last["id"] + 1, last["chain_hash"]) if last else (1, CHAIN_GENESIS)
+            added: dict[str, list[CreditEntry]] = {}
+            for new in entries:
+                existing = self._row(
+                    "SELECT * FROM credit_entries WHERE org_id = ? AND idempotency_key = ?",
+                    (new.org_id, new.idempotency_key),
+                )
+                if existing is not None:
+                    stored = credit_from_row(existing)
+                    if not new.same_movement(stored):
+                        raise IdempotencyConflict(
+                            f"idempotency key {new.idempotency_key!r} was used for another entry"
+                        )
+                    results.append(Appended(stored, inserted=False))
+                    continue
+                self._check_references(new)
+                entry = CreditEntry(
+                    id=next_id,
+                    org_id=new.org_id,
+                    kind=new.kind,
+                    units=new.units,
+                    idempotency_key=new.idempotency_key,
+                    lot_id=new.lot_id,
+                    item_id=new.item_id,
+                    period=new.period,
+                    note=new.note,
+                    created_at=dt(ts(new.created_at or self.now())),
+                    record=None if new.record is None else dict(new.record),
+                )
+                head = credit_chain_hash(head, entry)
+                entry = replace(entry, chain_hash=head)
+                conn.execute(
+                    "INSERT INTO credit_entries (id, org_id, kind, units, lot_id, item_id, period,"
+                    " idempotency_key, created_at, note, record, chain_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        entry.id,
+                        entry.org_id,
+                        entry.kind,
+                        entry.units,
+                        entry.lot_id,
+                        entry.item_id,
+                        entry.period,
+                        entry.idempotency_key,
+                        ts(entry.created_at),
+                        entry.note,
+                        None if entry.record is None else canonical_json(entry.record),
+                        head,
+                    ),
+                )
+                results.append(Appended(entry, inserted=True))
+                added.setdefault(new.org_id, []).append(entry)
+                next_id += 1
+            if check is not None:
+                for org_id, new_entries in added.items():
+                    first_new = new_entries[0].id
+                    earlier = [e for e in self.credit_entries(org_id) if e.id < first_new]
+                    check(org_id, earlier, list(new_entries))
+        return results
+
+    def _check_references(self, new: NewCreditEntry) -> None:
+        if self.organisation(new.org_id) is None:
+            raise OrganisationNotFound(f"no organisation {new.org_id}")
+        if new.item_id is not None:
+            row = self._row("SELECT org_id FROM items WHERE id = ?", (new.item_id,))
+            if row is not None and row["org_id"] != new.org_id:
+                # Reported like a missing item: ids reveal nothing across organisations.
+                raise ItemNotFound(f"no item {new.item_id}")
+
+    def credit_entries(
+        self, org_id: str, *, after_id: int = 0, limit: int | None = None
+    ) -> list[CreditEntry]:
+        rows = self._rows(
+            "SELECT * FROM credit_entries WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (org_id, after_id, -1 if limit is None else limit),
+        )
+        return [credit_from_row(r) for r in rows]
+
+    def verify_credit_chain(self) -> int:
+        """Recompute the chain over every entry; the number of entries, or EvidenceError
+        naming the first entry that does not match."""
+        head, count = CHAIN_GENESIS, 0
+        cursor = self._conn.execute("SELECT * FROM credit_entries ORDER BY id")
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            entry = credit_from_row(dict(zip(names, row, strict=True)))
+            count += 1
+            if entry.id != count:
+                raise EvidenceError(f"credit entry ids jump to {entry.id} after {count - 1}")
+            head = credit_chain_hash(head, entry)
+            if head != entry.chain_hash:
+                raise EvidenceError(f"credit entry {entry.id} does not match the chain")
+        return count

@@ -1,0 +1,172 @@
+"""API-key authentication for the account, evidence and fee endpoints, and the one
+mapping of the evidence layer's errors to HTTP.
+
+``@require(Scope.X)`` on a handler: the request must carry exactly one
+``Authorization: Bearer tsa_<id>_<secret>`` header (keys in query strings or cookies are
+ignored: URLs end up in logs and browser histories). Missing, malformed, unknown,
+revoked or expired keys get 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3); a valid
+key without the scope gets 403 with ``error="insufficient_scope"``. The handler then
+finds the caller in ``request[PRINCIPAL]``, and every query it makes is scoped to
+``principal.org_id``. Answers are JSON ``{"error": ...}`` and never cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientPayloadError, web
+
+from tsa_server.evidence.accounts import Accounts, Principal, Scope
+from tsa_server.evidence.errors import (
+    AuthenticationError,
+    BlobNotFound,
+    BlobTooLarge,
+    Conflict,
+    EvidenceError,
+    InvalidApiKey,
+    InvalidBlobKey,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from tsa_server.evidence.store import EvidenceStore
+from tsa_server.web.handlers import STATE
+
+log = logging.getLogger("tsa.web.auth")
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+REALM = "tsa"
+#: Largest JSON body of the account endpoints: a key request is ~100 bytes.
+MAX_JSON_BYTES = 16 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    """A request refused before it reaches the evidence layer: status and reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def json_error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": reason}, status=status, headers=headers)
+
+
+def _challenge(error: str | None = None, **params: str) -> dict[str, str]:
+    parts = [f'realm="{REALM}"']
+    if error:
+        parts.append(f'error="{error}"')
+    parts.extend(f'{name}="{value}"' for name, value in params.items())
+    return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+
+
+def error_response(exc: Exception) -> web.Response:
+    """The HTTP answer for an evidence-layer error (the one place they are mapped)."""
+    if isinstance(exc, BadRequest):
+        return json_error(exc.status, exc.reason)
+    if isinstance(exc, AuthenticationError):
+        return json_error(401, str(exc), _challenge("invalid_token"))
+    if isinstance(exc, PermissionDenied):
+        params = {"scope": exc.scope} if exc.scope else {}
+        return json_error(403, str(exc), _challenge("insufficient_scope", **params))
+    if isinstance(exc, NotFound | BlobNotFound):
+        return json_error(404, str(exc))
+    if isinstance(exc, InvalidInput | InvalidBlobKey):
+        return json_error(400, str(exc))
+    if isinstance(exc, BlobTooLarge):
+        return json_error(413, str(exc))
+    if isinstance(exc, Conflict):
+        return json_error(409, str(exc))
+    log.error("evidence error: %s", exc)
+    return json_error(500, "internal error")
+
+
+def bearer_token(request: web.Request) -> str:
+    values = request.headers.getall("Authorization", [])
+    if not values:
+        raise _MissingKey()
+    if len(values) > 1:
+        raise InvalidApiKey("send one Authorization header")
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidApiKey("use Authorization: Bearer <API key>")
+    return token.strip()
+
+
+class _MissingKey(AuthenticationError):
+    def __init__(self) -> None:
+        super().__init__("an API key is required: Authorization: Bearer <API key>")
+
+
+def evidence_store(request: web.Request) -> EvidenceStore:
+    store = request.app[STATE].evidence
+    if store is None:
+        raise BadRequest(404, "accounts are not enabled on this server")
+    return store
+
+
+def accounts(request: web.Request) -> Accounts:
+    return Accounts(evidence_store(request))
+
+
+def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
+    """Authenticate the request's API key (and check `scope`) before the handler runs;
+    evidence-layer errors the handler raises become their JSON answers."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                token = bearer_token(request)
+                principal = accounts(request).authenticate(token)
+                if scope is not None:
+                    principal.require(scope)
+            except _MissingKey as exc:  # no credentials: a bare challenge (RFC 6750 §3.1)
+                return json_error(401, str(exc), _challenge())
+            except (EvidenceError, BadRequest) as exc:
+                return error_response(exc)
+            request[PRINCIPAL] = principal
+            try:
+                response = await handler(request)
+            except (EvidenceError, BadRequest) as exc:
+                response = error_response(exc)
+            if not response.prepared:
+                response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return wrapped
+
+    return decorate
+
+
+async def read_json_object(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The body as a JSON object: 415 unless application/json, 413 past `limit`, 400 when
+    it is not one JSON object."""
+    if request.content_type != "application/json":
+        raise BadRequest(415, "send application/json")
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(413, f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    try:
+        while chunk := await request.content.read(limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"the body exceeds {limit} bytes")
+    except (ConnectionError, ClientPayloadError):
+        raise BadRequest(400, "incomplete request body") from None
+    body = b"".join(chunks)
+    try:
+        value = json.loads(body) if body else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadRequest(400, "the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest(400, "the body must be a JSON object")
+    return value
