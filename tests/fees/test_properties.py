@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.fees.conftest import MB, bj, item
+from tsa_server.beijing_calendar import to_beijing
 from tsa_server.fees import (
     EMPTY,
     EntryKind,
@@ -31,7 +32,6 @@ from tsa_server.fees import (
     reserve,
     tick,
 )
-from tsa_server.names.calendar import to_beijing
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -3,7 +3,7 @@ parts A, B, C, F and REC-1 .. REC-4, REC-6, REC-10.
 
 Nothing here does I/O or reads the system clock: every function takes its instants
 (aware datetimes, stored in UTC, month arithmetic on the Beijing wall clock through
-`tsa_server.names.calendar.add_months`, G-1 .. G-3) and returns values the storage
+`tsa_server.beijing_calendar.add_months`, G-1 .. G-3) and returns values the storage
 layer persists. Modules, one job each:
 
 - units       G-4/G-5/S-2/S-3: STORAGE_BLOCK_BYTES, size class, annual fee
@@ -20,10 +20,10 @@ layer persists. Modules, one job each:
 - notices     REC-10 notice kinds (webhooks), the Outcome of one rule application
 - access      S-10/A-6/REC-4: what is downloadable; certificate content
 - kit         REC-6: evidence kit layout and manifest
-- accounts    REC-10: roles, API-key scopes, monthly quotas, rate limits
+- quotas      REC-10: monthly quotas and rate limits (roles and keys: evidence/accounts.py)
 """
 
-from tsa_server.names.calendar import BEIJING, add_months, beijing
+from tsa_server.beijing_calendar import BEIJING, add_months, beijing
 
 from .access import Artefact, certificate_fields, downloadable, require_download
 from .deposit import DepositForm, parse_deposit_form

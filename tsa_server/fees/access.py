@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from urllib.parse import quote
 
-from tsa_server.names.calendar import display, utc_text
+from tsa_server.beijing_calendar import display, utc_text
 
 from .errors import OriginalLocked
 from .items import EvidenceItem, StorageStatus

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-from tsa_server.names.calendar import require_aware
+from tsa_server.beijing_calendar import require_aware
 
 from .entries import EntryKind, PeriodRef
 from .errors import (

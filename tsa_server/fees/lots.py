@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
 
-from tsa_server.names.calendar import add_months, require_aware
+from tsa_server.beijing_calendar import add_months, require_aware
 
 from .entries import (
     STORAGE_DEBITS,

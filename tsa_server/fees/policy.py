@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from tsa_server.names.calendar import BEIJING, beijing, require_aware
+from tsa_server.beijing_calendar import BEIJING, beijing, require_aware
 
 from .errors import PricingError
 from .units import STORAGE_BLOCK_BYTES, SizeClass, annual_fee, size_class

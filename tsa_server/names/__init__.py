@@ -17,8 +17,9 @@ Modules, one job each:
 - config      `Policy` loaded from conf/names.toml
 """
 
+from tsa_server.beijing_calendar import BEIJING, Interval, add_months, beijing
+
 from .applicants import Group, Mark, MarkKind, Shop, ShopState
-from .calendar import BEIJING, Interval, add_months, beijing
 from .charset import CharacterError, Measure, fold, gbk_length, measure, normalize
 from .config import Policy, PolicyError, load_policy
 from .core import Done, ReleaseCause, Result, ReviewOutcome

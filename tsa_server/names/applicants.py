@@ -14,7 +14,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from .calendar import add_months, display, require_aware
+from tsa_server.beijing_calendar import add_months, display, require_aware
+
 from .config import Policy
 from .reasons import Refusal, Refused
 from .validation import name_key

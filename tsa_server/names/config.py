@@ -15,9 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from tsa_server.beijing_calendar import BEIJING, require_aware
 from tsa_server.errors import ConfigError
-
-from .calendar import BEIJING, require_aware
 
 
 class PolicyError(ConfigError):

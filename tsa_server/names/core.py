@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .calendar import Clock, require_aware
+from tsa_server.beijing_calendar import Clock, require_aware
+
 from .config import Policy
 from .events import Event, EventKind, EventSink
 from .reasons import Refusal, Refused

@@ -15,7 +15,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-from .calendar import Interval, require_aware
+from tsa_server.beijing_calendar import Interval, require_aware
+
 from .config import DisputePolicy
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .calendar import display, require_aware
+from tsa_server.beijing_calendar import display, require_aware
+
 from .config import Policy
 from .reasons import Refusal, Refused
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from tsa_server.beijing_calendar import Interval
+
 from .applicants import Group, Mark, Shop, check_eligibility
-from .calendar import Interval
 from .core import BLOCKING, Done, Result
 from .disputes import Entry, Metrics, Standing, objection_window, rank, score
 from .events import EventKind, event_time

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from tsa_server.beijing_calendar import Interval
+
 from .applicants import Group
-from .calendar import Interval
 from .disputes import Ranking
 from .holds import Hold
 from .quota import ChangeHistory

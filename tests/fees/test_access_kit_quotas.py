@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,6 @@ from tests.fees.conftest import MB, bj, item, wallet
 from tsa_server.fees import (
     Artefact,
     Mode,
-    NotAllowed,
     OriginalLocked,
     QuotaExceeded,
     StorageStatus,
@@ -22,21 +20,14 @@ from tsa_server.fees import (
     require_download,
     tick,
 )
-from tsa_server.fees.accounts import (
-    Action,
-    ApiKey,
+from tsa_server.fees.kit import safe_name
+from tsa_server.fees.quotas import (
     RateLimit,
-    Role,
-    Scope,
     Usage,
-    authorize,
     check_quota,
-    key_digest,
     month_window,
-    role_allows,
     take,
 )
-from tsa_server.fees.kit import safe_name
 
 PROOFS = frozenset(Artefact) - {Artefact.ORIGINAL}
 
@@ -108,26 +99,6 @@ def test_rec6_kit_includes_the_original_only_when_downloadable() -> None:
 ])
 def test_kit_names_cannot_escape(raw: str, safe: str) -> None:
     assert safe_name(raw) == safe
-
-
-def test_rec10_roles_and_scopes() -> None:
-    assert role_allows(Role.OWNER, Action.MANAGE)
-    assert not role_allows(Role.MEMBER, Action.MANAGE)
-    assert role_allows(Role.AUDITOR, Action.READ) and not role_allows(Role.AUDITOR, Action.DEPOSIT)
-    now = bj(2024, 1, 1)
-    key = ApiKey("k1", key_digest("s3cret"), frozenset({Scope.TIMESTAMP}), Role.MEMBER)
-    authorize(key, "s3cret", Action.TIMESTAMP, now)
-    with pytest.raises(NotAllowed):
-        authorize(key, "wrong", Action.TIMESTAMP, now)
-    with pytest.raises(NotAllowed):
-        authorize(key, "s3cret", Action.DEPOSIT, now)  # scope
-    auditor_key = ApiKey("k2", key_digest("x"), frozenset({Scope.DEPOSIT}), Role.AUDITOR)
-    with pytest.raises(NotAllowed):
-        authorize(auditor_key, "x", Action.DEPOSIT, now)  # a key never exceeds its role
-    revoked = replace(key, revoked_at=now)
-    authorize(revoked, "s3cret", Action.TIMESTAMP, now - timedelta(seconds=1))
-    with pytest.raises(NotAllowed):
-        authorize(revoked, "s3cret", Action.TIMESTAMP, now)
 
 
 def test_rec10_monthly_quota_in_beijing_months() -> None:

@@ -1,4 +1,4 @@
-"""Calendar arithmetic of the handle registry (evidence-rules G-1, G-2, G-3).
+"""Beijing-time calendar arithmetic shared by the fee and handle rules (G-1, G-2, G-3).
 
 Instants are aware datetimes stored in UTC; month arithmetic happens on the Beijing
 wall clock. Nothing here reads the system clock: every function takes its instants.
