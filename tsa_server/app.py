@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from tsa_server.publisher import CheckpointPublisher
 from tsa_server.services import Services
 from tsa_server.web import handlers
 from tsa_server.web.ledger import LOGS, LogView
@@ -35,14 +36,14 @@ def create_app(services: Services) -> web.Application:
         ledger_path=str(config.ledger.path),
         evidence=services.evidence,
     )
-    logs = {}
-    if services.publisher is not None:
-        logs["tokens"] = LogView(services.store, services.publisher.origin, services.publisher.vkey)
-    app[LOGS] = logs
+    app[LOGS] = {
+        name: LogView(log.store, log.origin, log.publisher.vkey)
+        for name, log in services.logs.items()
+    }
     add_routes(app)
     app.cleanup_ctx.append(_clock_monitor(services))
-    if services.publisher is not None:
-        app.cleanup_ctx.append(_publisher(services))
+    for log in services.logs.values():
+        app.cleanup_ctx.append(_publisher(log.publisher, config.ledger.checkpoint_interval_s))
     return app
 
 
@@ -59,17 +60,15 @@ def _clock_monitor(services: Services):
     return run
 
 
-def _publisher(services: Services):
+def _publisher(publisher: CheckpointPublisher, interval_s: float):
     async def run(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(
-            services.publisher.run(services.config.ledger.checkpoint_interval_s)
-        )
+        task = asyncio.create_task(publisher.run(interval_s))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         try:  # a last checkpoint on a clean shutdown, so nothing waits an interval
-            await services.publisher.publish_now()
+            await publisher.publish_now()
         except Exception:  # noqa: BLE001 - shutdown goes on; the next start publishes
             logging.getLogger("tsa.publisher").exception("final checkpoint failed")
 

@@ -66,6 +66,9 @@ class LedgerConfig:
     checkpoint_key_label: str = "checkpoint"
     checkpoint_interval_s: float = 5.0
     ledger_binding: bool = True
+    ops_path: str = "var/ops.sqlite"
+    ops_origin: str = "localhost/tsa/ledger/ops"
+    ops_checkpoint_dir: str = "var/ledger/ops"
 
 
 @dataclass(frozen=True)
@@ -215,11 +218,13 @@ def validate(config: Config) -> None:
     _require(len(tsa.accepted_hashes) >= 1, "[tsa] accepted_hashes must not be empty")
     _require(1 <= tsa.max_accuracy_ms <= 60_000, "[tsa] max_accuracy_ms must be 1..60000")
     _require(1 <= tsa.max_batch <= 4096, "[tsa] max_batch must be 1..4096")
-    origin = config.ledger.origin
-    _require(
-        bool(origin) and origin.isprintable() and not any(c in origin for c in " +\u2014"),
-        "[ledger] origin must be non-empty, printable, without spaces or '+'",
-    )
+    for key in ("origin", "ops_origin"):
+        origin = getattr(config.ledger, key)
+        _require(
+            bool(origin) and origin.isprintable() and not any(c in origin for c in " +\u2014"),
+            f"[ledger] {key} must be non-empty, printable, without spaces or '+'",
+        )
+    _require(config.ledger.origin != config.ledger.ops_origin, "[ledger] the two origins differ")
     _require(
         0.1 <= config.ledger.checkpoint_interval_s <= 3600,
         "[ledger] checkpoint_interval_s must be 0.1..3600",

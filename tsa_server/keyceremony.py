@@ -135,7 +135,8 @@ def initialise(config: Config, now: datetime | None = None) -> InitReport:
             f"development CA {config.certificates.ca} and TSA chain {config.certificates.chain}"
         )
     check_chain(config, location, now)
-    Path(config.ledger.path).parent.mkdir(parents=True, exist_ok=True)
+    for path in (config.ledger.path, config.ledger.ops_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     return InitReport(tuple(created), Path(config.certificates.ca))
 
 

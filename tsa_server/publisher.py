@@ -77,7 +77,7 @@ class CheckpointPublisher:
         self._directory = directory
         self._public_key = raw_ed25519_public_key(signer)
         self._note_signer = NoteSigner(origin, self._public_key, lambda m: signer.sign(m, "sha512"))
-        self._on_publish = on_publish
+        self.on_publish = on_publish
         self._wall_clock = wall_clock
         self._grease = grease
         self._lock = asyncio.Lock()
@@ -136,8 +136,8 @@ class CheckpointPublisher:
         self._store.add_checkpoint(signed)
         write_durably(self._directory / "checkpoints" / str(size), note.encode())
         write_durably(self._directory / "checkpoint", note.encode())
-        if self._on_publish is not None:
-            self._on_publish(signed)
+        if self.on_publish is not None:
+            self.on_publish(signed)
         return signed
 
     def _spot_check(self, size: int) -> None:

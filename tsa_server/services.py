@@ -7,8 +7,10 @@ certificate (match, EKU, validity), the ledger.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import IssuanceSettings, Issuer
+from tsa_server.opslog import OpsLog
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
@@ -30,6 +33,18 @@ from tsa_server.rfc3161.verify_load import CertificateDecodeError
 from tsa_server.rfc3161.verify_load import load_certificates as load_any_certificates
 from tsa_server.signing.certs import check_tsa_certificate, load_certificates, to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
+
+
+@dataclass
+class LedgerLog:
+    """One published log: its store, checkpoint publisher and origin."""
+
+    store: SqliteStore
+    publisher: CheckpointPublisher
+
+    @property
+    def origin(self) -> str:
+        return self.publisher.origin
 
 
 @dataclass
@@ -41,22 +56,23 @@ class Services:
     issuer: Issuer
     chain: list[asn1_x509.Certificate]
     trust_roots: list[asn1_x509.Certificate] = field(default_factory=list)
-    publisher: CheckpointPublisher | None = None
-    checkpoint_signer: Pkcs11Signer | None = None
+    logs: dict[str, LedgerLog] = field(default_factory=dict)  # "tokens", "ops"
+    ops: OpsLog | None = None
     evidence: EvidenceStore | None = None
     blobs: FileBlobStore | None = None
+    resources: ExitStack = field(default_factory=ExitStack)  # closed by close()
+
+    @property
+    def publisher(self) -> CheckpointPublisher | None:
+        log = self.logs.get("tokens")
+        return log.publisher if log else None
 
     @property
     def chain_pem(self) -> bytes:
         return b"".join(to_pem(c.dump()) for c in self.chain)
 
     def close(self) -> None:
-        if self.evidence is not None:
-            self.evidence.close()
-        self.store.close()
-        self.signer.close()
-        if self.checkpoint_signer is not None:
-            self.checkpoint_signer.close()
+        self.resources.close()
 
 
 def token_location(config: Config) -> TokenLocation:
@@ -125,7 +141,15 @@ def build_template(
 def build_services(
     config: Config, *, clock: Clock | None = None, now: datetime | None = None
 ) -> Services:
-    """Open the token, check the certificate against it, open the ledger, make the issuer."""
+    """Open the token, check the certificate against it, open the ledgers (refusing a
+    rolled-back one), and make the issuer. Whatever was opened is closed on failure."""
+    with ExitStack() as stack:
+        services = _build(config, stack, clock, now)
+        services.resources = stack.pop_all()
+        return services
+
+
+def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime | None) -> Services:
     trust_roots = load_trust_roots(config)
     if not trust_roots:
         logging.getLogger("tsa.services").warning(
@@ -134,66 +158,93 @@ def build_services(
             config.verify.trust_roots,
             config.certificates.ca,
         )
-    signer = Pkcs11Signer(
-        token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
-    )
-    try:
-        chain = load_chain(config)
-        check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(UTC))
-        template = build_template(config, signer, chain)
-        checkpoint_signer = Pkcs11Signer(token_location(config), config.ledger.checkpoint_key_label)
-    except BaseException:
-        signer.close()
-        raise
-    try:
-        store = SqliteStore(config.ledger.path)
-    except BaseException:
-        signer.close()
-        checkpoint_signer.close()
-        raise
-    binding = BindingEncoder(config.ledger.origin) if config.ledger.ledger_binding else None
-    publisher = CheckpointPublisher(
+    location = token_location(config)
+    signer = Pkcs11Signer(location, config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss)
+    stack.callback(signer.close)
+    chain = load_chain(config)
+    check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(UTC))
+    template = build_template(config, signer, chain)
+    checkpoint_signer = Pkcs11Signer(location, config.ledger.checkpoint_key_label)
+    stack.callback(checkpoint_signer.close)
+
+    ledger = config.ledger
+    store = SqliteStore(ledger.path)
+    stack.callback(store.close)
+    ops_store = SqliteStore(ledger.ops_path)
+    stack.callback(ops_store.close)
+    tokens_log = LedgerLog(
         store,
-        checkpoint_signer,
-        config.ledger.origin,
-        Path(config.ledger.checkpoint_dir),
-        on_publish=(lambda c: binding.set_anchor(c.size, c.root)) if binding else None,
+        CheckpointPublisher(store, checkpoint_signer, ledger.origin, Path(ledger.checkpoint_dir)),
     )
-    try:
-        publisher.check_rollback()
-    except BaseException:
-        store.close()
-        signer.close()
-        checkpoint_signer.close()
-        raise
+    ops_log = LedgerLog(
+        ops_store,
+        CheckpointPublisher(
+            ops_store, checkpoint_signer, ledger.ops_origin, Path(ledger.ops_checkpoint_dir)
+        ),
+    )
+    for log in (tokens_log, ops_log):
+        log.publisher.check_rollback()
+    ops = OpsLog(ops_store)
+    ops.record(
+        "start",
+        tsa_certificate_sha256=hashlib.sha256(chain[0].dump()).hexdigest(),
+        tsa_key_label=config.pkcs11.key_label,
+        checkpoint_vkey=tokens_log.publisher.vkey,
+        policies=list(config.tsa.policies),
+        ledger_size=store.size(),
+    )
+
+    binding = BindingEncoder(ledger.origin) if ledger.ledger_binding else None
     latest = store.latest_checkpoint()
     if binding is not None and latest is not None:
         binding.set_anchor(latest.size, latest.root)
-    clock = clock or NtpMonitor(config.clock)
-    profile = Profile(frozenset(config.tsa.accepted_hashes), config.tsa.policies)
-    settings = IssuanceSettings(
-        max_batch=config.tsa.max_batch,
-        max_accuracy=_ms(config.tsa.max_accuracy_ms),
-        certificate_not_after=chain[0]["tbs_certificate"]["validity"]["not_after"].native,
+
+    def on_checkpoint(checkpoint) -> None:
+        if binding is not None:
+            binding.set_anchor(checkpoint.size, checkpoint.root)
+        ops.record_safely(
+            "checkpoint",
+            origin=ledger.origin,
+            size=checkpoint.size,
+            root=checkpoint.root.hex(),
+            chain_head=checkpoint.chain_head.hex(),
+        )
+
+    tokens_log.publisher.on_publish = on_checkpoint
+    clock = clock or NtpMonitor(
+        config.clock,
+        on_change=lambda status: ops.record_safely(
+            "clock", usable=status.usable, reason=status.reason
+        ),
     )
     issuer = Issuer(
         template=template,
         signer=signer,
         clock=clock,
         store=store,
-        profile=profile,
-        settings=settings,
+        profile=Profile(frozenset(config.tsa.accepted_hashes), config.tsa.policies),
+        settings=IssuanceSettings(
+            max_batch=config.tsa.max_batch,
+            max_accuracy=_ms(config.tsa.max_accuracy_ms),
+            certificate_not_after=chain[0]["tbs_certificate"]["validity"]["not_after"].native,
+        ),
         binding=binding,
     )
-    services = Services(
-        config, signer, store, clock, issuer, chain, trust_roots, publisher, checkpoint_signer
+    evidence, blobs = open_evidence(config)
+    stack.callback(evidence.close)
+    return Services(
+        config,
+        signer,
+        store,
+        clock,
+        issuer,
+        chain,
+        trust_roots,
+        logs={"tokens": tokens_log, "ops": ops_log},
+        ops=ops,
+        evidence=evidence,
+        blobs=blobs,
     )
-    try:
-        services.evidence, services.blobs = open_evidence(config)
-    except BaseException:
-        services.close()
-        raise
-    return services
 
 
 def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:

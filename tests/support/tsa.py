@@ -104,7 +104,11 @@ class TsaServer:
             "server": {"host": "127.0.0.1", "port": self.port},
             "pkcs11": dict(hsm.pkcs11),
             "certificates": dict(hsm.certificates),
-            "ledger": {"path": str(self.ledger_path), "checkpoint_interval_s": 0.3},
+            "ledger": {
+                "path": str(self.ledger_path),
+                "ops_path": str(workdir / "ops.sqlite"),
+                "checkpoint_interval_s": 0.3,
+            },
             "clock": {
                 "servers": [ntp_address],
                 "interval_s": 0.5,

@@ -75,8 +75,9 @@ class BlobRef:
 
 
 class BlobStore(Protocol):
-    def put(self, data: bytes | BinaryIO | Iterable[bytes], *, max_bytes: int | None = None
-            ) -> BlobRef: ...
+    def put(
+        self, data: bytes | BinaryIO | Iterable[bytes], *, max_bytes: int | None = None
+    ) -> BlobRef: ...
 
     async def put_stream(self, chunks: Any, *, max_bytes: int | None = None) -> BlobRef: ...
 

@@ -161,9 +161,7 @@ class EvidenceStore:
             )
 
     def member(self, org_id: str, member_id: str) -> Member | None:
-        row = self._row(
-            "SELECT * FROM members WHERE org_id = ? AND id = ?", (org_id, member_id)
-        )
+        row = self._row("SELECT * FROM members WHERE org_id = ? AND id = ?", (org_id, member_id))
         if row is None:
             return None
         return Member(row["id"], org_id, row["name"], Role(row["role"]), dt(row["created_at"]))

@@ -43,8 +43,10 @@ def require_download(item: EvidenceItem, artefact: Artefact) -> None:
     """Raise `OriginalLocked` unless `artefact` of `item` may be served now (R-2)."""
     if artefact not in downloadable(item):
         if item.status is StorageStatus.EXPIRED:
-            raise OriginalLocked("storage expired: the original cannot be viewed or downloaded"
-                                 " (the certificate and token remain available)")
+            raise OriginalLocked(
+                "storage expired: the original cannot be viewed or downloaded"
+                " (the certificate and token remain available)"
+            )
         raise OriginalLocked("no stored original for this item")
 
 
@@ -55,9 +57,11 @@ def storage_text(item: EvidenceItem) -> str:
         return "hash only (no original stored)"
     if s.status is StorageStatus.ACTIVE:
         return f"original stored until {display(s.expires_at)} ({utc_text(s.expires_at)})"
-    return {StorageStatus.EXPIRED: "original locked (storage expired)",
-            StorageStatus.ORIGINAL_DELETED: "original deleted by the depositor",
-            StorageStatus.PURGED: "original purged after the grace period"}[s.status]
+    return {
+        StorageStatus.EXPIRED: "original locked (storage expired)",
+        StorageStatus.ORIGINAL_DELETED: "original deleted by the depositor",
+        StorageStatus.PURGED: "original purged after the grace period",
+    }[s.status]
 
 
 def openssl_recipe(item: EvidenceItem, file_name: str = "") -> tuple[str, str, str]:
@@ -71,9 +75,15 @@ def openssl_recipe(item: EvidenceItem, file_name: str = "") -> tuple[str, str, s
     )
 
 
-def certificate_fields(item: EvidenceItem, *, tsa_name: str, policy_oid: str,
-                       hash_algorithm: str, verify_base_url: str,
-                       issued_at: datetime | None = None) -> dict[str, object]:
+def certificate_fields(
+    item: EvidenceItem,
+    *,
+    tsa_name: str,
+    policy_oid: str,
+    hash_algorithm: str,
+    verify_base_url: str,
+    issued_at: datetime | None = None,
+) -> dict[str, object]:
     """REC-4: the content of the certificate PDF, in print order (rendering is elsewhere)."""
     d = item.digests
     return {

@@ -17,8 +17,13 @@ from .errors import FieldError
 REQUIRED = ("depositor", "work_content")  # P-7
 OPTIONAL = ("work_title", "statement", "handle", "file_name", "media_type")
 MAX_CHARS = {
-    "depositor": 200, "work_content": 4000, "work_title": 300, "statement": 4000,
-    "handle": 20, "file_name": 255, "media_type": 127,
+    "depositor": 200,
+    "work_content": 4000,
+    "work_title": 300,
+    "statement": 4000,
+    "handle": 20,
+    "file_name": 255,
+    "media_type": 127,
 }
 """Upper bounds in characters: generous for people, small enough for a certificate page."""
 TIME_FIELDS = frozenset({"evidence_time", "certified_at", "deposit_time", "gen_time", "time"})

@@ -93,8 +93,8 @@ def _check_shape(e: LedgerEntry) -> None:
     k = e.kind
     need: dict[str, bool] = {
         "lot": k in (EntryKind.PURCHASE, EntryKind.LAPSE, EntryKind.ADJUST),
-        "draws": k in STORAGE_DEBITS or k in (EntryKind.RESERVE, EntryKind.CONSUME,
-                                              EntryKind.REFUND, EntryKind.RELEASE),
+        "draws": k in STORAGE_DEBITS
+        or k in (EntryKind.RESERVE, EntryKind.CONSUME, EntryKind.REFUND, EntryKind.RELEASE),
         "item": k in (EntryKind.CONSUME, EntryKind.REFUND, EntryKind.PURGE),
         "batch": k in (EntryKind.RESERVE, EntryKind.RELEASE),
         "period": k in STORAGE_DEBITS or k is EntryKind.PURGE,
@@ -186,10 +186,16 @@ def from_record(rec: dict[str, Any]) -> LedgerEntry:
     period = rec.get("period")
     lapses = rec.get("lapses_at")
     return LedgerEntry(
-        key=rec["key"], kind=EntryKind(rec["kind"]), at=parse_utc_text(rec["at"]),
-        lot=rec.get("lot"), units=rec.get("units", 0),
+        key=rec["key"],
+        kind=EntryKind(rec["kind"]),
+        at=parse_utc_text(rec["at"]),
+        lot=rec.get("lot"),
+        units=rec.get("units", 0),
         lapses_at=None if lapses is None else parse_utc_text(lapses),
         draws=tuple(Draw(lot, n) for lot, n in rec.get("draws", ())),
-        items=tuple(rec.get("items", ())), item=rec.get("item"), batch=rec.get("batch"),
-        period=None if period is None else PeriodRef(*period), note=rec.get("note", ""),
+        items=tuple(rec.get("items", ())),
+        item=rec.get("item"),
+        batch=rec.get("batch"),
+        period=None if period is None else PeriodRef(*period),
+        note=rec.get("note", ""),
     )

@@ -74,12 +74,16 @@ def _schedule(items: Sequence[EvidenceItem], until: datetime) -> list[tuple]:
     return due
 
 
-def project(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
-            until: datetime) -> tuple[tuple[Obligation, ...], dict[str, tuple[datetime, int]]]:
+def project(
+    wallet: Wallet, items: Sequence[EvidenceItem], now: datetime, until: datetime
+) -> tuple[tuple[Obligation, ...], dict[str, tuple[datetime, int]]]:
     """Simulate renewals and lapses up to `until`; returns obligations and lapses by lot."""
     now, until = require_aware(now, "now"), require_aware(until, "until")
-    avail = {lot.lot_id: lot.available for lot in wallet.lots.values()
-             if lot.available > 0 and not lot.lapse_recorded}
+    avail = {
+        lot.lot_id: lot.available
+        for lot in wallet.lots.values()
+        if lot.available > 0 and not lot.lapse_recorded
+    }
     lots = {lot_id: wallet.lots[lot_id] for lot_id in avail}
     events: list[tuple] = []
     for lot in lots.values():
@@ -96,8 +100,10 @@ def project(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
             avail[data] = 0
             continue
         item_id, term, period, due_at, fee = data
-        usable = sorted((lots[i] for i, n in avail.items() if n and lots[i].usable_at(due_at)),
-                        key=lambda lot: lot.fefo_key)
+        usable = sorted(
+            (lots[i] for i, n in avail.items() if n and lots[i].usable_at(due_at)),
+            key=lambda lot: lot.fefo_key,
+        )
         covered = sum(avail[lot.lot_id] for lot in usable) >= fee
         if covered:
             left = fee
@@ -109,8 +115,12 @@ def project(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
     return tuple(obligations), lapses
 
 
-def forecast(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
-             policy: PricingPolicy = DEFAULT_POLICY) -> Forecast:
+def forecast(
+    wallet: Wallet,
+    items: Sequence[EvidenceItem],
+    now: datetime,
+    policy: PricingPolicy = DEFAULT_POLICY,
+) -> Forecast:
     """REC-3 / REC-8: per-month obligations for `policy.forecast_months`, and the alert."""
     now = require_aware(now, "now")
     bounds = [add_months(now, i) for i in range(policy.forecast_months + 1)]  # from anchor
@@ -118,14 +128,25 @@ def forecast(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
     months = []
     for start, end in zip(bounds, bounds[1:], strict=False):
         here = [o for o in obligations if start <= max(o.due_at, now) < end]
-        months.append(MonthLine(
-            start, end, sum(o.fee for o in here), sum(o.fee for o in here if not o.covered),
-            sum(n for at, n in lapses.values() if start <= at < end)))
+        months.append(
+            MonthLine(
+                start,
+                end,
+                sum(o.fee for o in here),
+                sum(o.fee for o in here if not o.covered),
+                sum(n for at, n in lapses.values() if start <= at < end),
+            )
+        )
     uncovered = [o for o in obligations if not o.covered]
     window = now + timedelta(days=policy.low_balance_days)
     first = uncovered[0] if uncovered else None
     return Forecast(
-        now, wallet.balance(now), obligations, tuple(months),
-        sum(o.fee for o in obligations), sum(o.fee for o in uncovered),
-        first is not None and first.due_at < window, first,
+        now,
+        wallet.balance(now),
+        obligations,
+        tuple(months),
+        sum(o.fee for o in obligations),
+        sum(o.fee for o in uncovered),
+        first is not None and first.due_at < window,
+        first,
     )

@@ -121,9 +121,16 @@ class EvidenceItem:
 
 
 def new_item(
-    item_id: str, serial: str, mode: Mode, digests: Digests, size: int,
-    certified_at: datetime, form: DepositForm, *,
-    stored_at: datetime | None = None, auto_renew: bool = True,
+    item_id: str,
+    serial: str,
+    mode: Mode,
+    digests: Digests,
+    size: int,
+    certified_at: datetime,
+    form: DepositForm,
+    *,
+    stored_at: datetime | None = None,
+    auto_renew: bool = True,
     policy: PricingPolicy = DEFAULT_POLICY,
 ) -> EvidenceItem:
     """A freshly certified item: epoch from genTime (S-4), free term for STORED (S-5)."""

@@ -67,20 +67,31 @@ def plan_kit(items: Sequence[EvidenceItem], created_at: datetime) -> KitPlan:
             mine.insert(0, KitFile(f"{folder}/original/{name}", Artefact.ORIGINAL, item.item_id))
         files.extend(mine)
         d = item.digests
-        entries.append({
-            "serial": item.serial, "item_id": item.item_id, "file_name": item.form.file_name,
-            "size_bytes": item.size,
-            "digests": {k: v for k, v in (("sha256", d.sha256), ("sha512", d.sha512),
-                                          ("sm3", d.sm3)) if v},
-            "gen_time_utc": utc_text(item.certified_at),
-            "gen_time_beijing": display(item.certified_at),
-            "mode": item.mode.value, "storage": storage_text(item),
-            "original_included": with_original,
-            "files": [f.path for f in mine],
-            "verify": list(openssl_recipe(item, f"original/{name}")),
-        })
-    manifest: dict[str, object] = {"format": KIT_FORMAT, "created_at": utc_text(created_at),
-                                   "items": entries}
+        entries.append(
+            {
+                "serial": item.serial,
+                "item_id": item.item_id,
+                "file_name": item.form.file_name,
+                "size_bytes": item.size,
+                "digests": {
+                    k: v
+                    for k, v in (("sha256", d.sha256), ("sha512", d.sha512), ("sm3", d.sm3))
+                    if v
+                },
+                "gen_time_utc": utc_text(item.certified_at),
+                "gen_time_beijing": display(item.certified_at),
+                "mode": item.mode.value,
+                "storage": storage_text(item),
+                "original_included": with_original,
+                "files": [f.path for f in mine],
+                "verify": list(openssl_recipe(item, f"original/{name}")),
+            }
+        )
+    manifest: dict[str, object] = {
+        "format": KIT_FORMAT,
+        "created_at": utc_text(created_at),
+        "items": entries,
+    }
     return KitPlan(tuple(files), manifest, README)
 
 

@@ -40,8 +40,7 @@ def _storage(item: EvidenceItem) -> Storage:
     return item.storage
 
 
-def delete_original(item: EvidenceItem, now: datetime, *,
-                    downloaded_confirmed: bool) -> Outcome:
+def delete_original(item: EvidenceItem, now: datetime, *, downloaded_confirmed: bool) -> Outcome:
     """S-8 / R-9 / R-10: delete the stored original; no storage fee is charged afterwards.
 
     The certificate, token and hash record are untouched. An ACTIVE item whose expiry
@@ -54,13 +53,23 @@ def delete_original(item: EvidenceItem, now: datetime, *,
     if not downloaded_confirmed:  # R-10: "务必将原件先下载"
         raise ConfirmationRequired("confirm that the original was downloaded before deleting")
     new = item.with_storage(status=StorageStatus.ORIGINAL_DELETED, since=now)
-    note = Notice(f"original-deleted/{item.item_id}/{s.term.number}",
-                  NoticeKind.ORIGINAL_DELETED, now, item.item_id, now)
+    note = Notice(
+        f"original-deleted/{item.item_id}/{s.term.number}",
+        NoticeKind.ORIGINAL_DELETED,
+        now,
+        item.item_id,
+        now,
+    )
     return Outcome(now, (), new, (note,))
 
 
-def reupload(wallet: Wallet, item: EvidenceItem, sha256_hex: str, now: datetime,
-             policy: PricingPolicy = DEFAULT_POLICY) -> Outcome:
+def reupload(
+    wallet: Wallet,
+    item: EvidenceItem,
+    sha256_hex: str,
+    now: datetime,
+    policy: PricingPolicy = DEFAULT_POLICY,
+) -> Outcome:
     """S-9 / R-11 .. R-13: re-upload the same bytes into a new, immediately paid term."""
     now = require_aware(now, "now")
     s = _storage(item)
@@ -71,16 +80,24 @@ def reupload(wallet: Wallet, item: EvidenceItem, sha256_hex: str, now: datetime,
     term = reupload_term(item.size, item.epoch, s.term.number + 1, now, policy)
     ref = PeriodRef(item.item_id, term.number, 0)
     new = item.with_storage(term=term, period=0, status=StorageStatus.ACTIVE, since=now)
-    note = Notice(f"reuploaded/{item.item_id}/{term.number}", NoticeKind.REUPLOADED, now,
-                  item.item_id, term.expiry(0), term.fee, True)
+    note = Notice(
+        f"reuploaded/{item.item_id}/{term.number}",
+        NoticeKind.REUPLOADED,
+        now,
+        item.item_id,
+        term.expiry(0),
+        term.fee,
+        True,
+    )
     if wallet.is_paid(ref):  # a retry after the debit was stored: only the item lags
         return Outcome(now, (), new, (note,))
     entries = debit_storage(wallet, EntryKind.REUPLOAD, ref, term.fee, now)  # R-12 refuses
     return Outcome(now, entries, new, (note,))
 
 
-def reinstate(wallet: Wallet, item: EvidenceItem, now: datetime,
-              policy: PricingPolicy = DEFAULT_POLICY) -> Outcome:
+def reinstate(
+    wallet: Wallet, item: EvidenceItem, now: datetime, policy: PricingPolicy = DEFAULT_POLICY
+) -> Outcome:
     """S-10 / R-14: pay the missed period(s) within the grace window; ACTIVE again.
 
     Refused after the window (GraceExpired, R-15) and when the balance cannot pay every
@@ -107,8 +124,15 @@ def reinstate(wallet: Wallet, item: EvidenceItem, now: datetime,
         wallet = append(wallet, step)
         entries.extend(step)
     new = item.with_storage(period=last, status=StorageStatus.ACTIVE, since=now)
-    note = Notice(f"reinstated/{item.item_id}/{s.term.number}/{first}",
-                  NoticeKind.REINSTATED, now, item.item_id, s.term.expiry(last), total, True)
+    note = Notice(
+        f"reinstated/{item.item_id}/{s.term.number}/{first}",
+        NoticeKind.REINSTATED,
+        now,
+        item.item_id,
+        s.term.expiry(last),
+        total,
+        True,
+    )
     return Outcome(now, tuple(entries), new, (note,))
 
 

@@ -109,8 +109,9 @@ class Wallet:
 
     def lapsed_units(self, at: datetime) -> int:
         """Units lost to lapse by `at` (recorded or not yet recorded)."""
-        return sum(lot.lapsed + (0 if lot.valid_at(at) else lot.available)
-                   for lot in self.lots.values())
+        return sum(
+            lot.lapsed + (0 if lot.valid_at(at) else lot.available) for lot in self.lots.values()
+        )
 
     def fefo(self, at: datetime) -> tuple[Lot, ...]:
         """Lots with units usable at `at`, in consumption order (P-8, A-19)."""
@@ -142,12 +143,20 @@ class Journal:
         self.paid: dict[PeriodRef, None] = dict.fromkeys(w.paid)
 
     def view(self) -> Wallet:
-        return Wallet(MappingProxyType(self.lots), MappingProxyType(self.holds),
-                      MappingProxyType(self.entries), self.paid.keys())
+        return Wallet(
+            MappingProxyType(self.lots),
+            MappingProxyType(self.holds),
+            MappingProxyType(self.entries),
+            self.paid.keys(),
+        )
 
     def freeze(self) -> Wallet:
-        return Wallet(MappingProxyType(dict(self.lots)), MappingProxyType(dict(self.holds)),
-                      MappingProxyType(dict(self.entries)), frozenset(self.paid))
+        return Wallet(
+            MappingProxyType(dict(self.lots)),
+            MappingProxyType(dict(self.holds)),
+            MappingProxyType(dict(self.entries)),
+            frozenset(self.paid),
+        )
 
     def extend(self, entries: Iterable[LedgerEntry]) -> None:
         for e in entries:
@@ -178,8 +187,9 @@ class Journal:
                 raise InvalidEntry(f"{e.key}: lot {d.lot} has only {lot.available} units")
         for d in e.draws:
             lot = self.lots[d.lot]
-            self.lots[d.lot] = replace(lot, available=lot.available - d.units,
-                                       **{to: getattr(lot, to) + d.units})
+            self.lots[d.lot] = replace(
+                lot, available=lot.available - d.units, **{to: getattr(lot, to) + d.units}
+            )
 
     def _unhold(self, item: str, lot_id: str, batch: str | None, state: HoldState) -> None:
         hold = self.holds.get(item)
@@ -240,8 +250,9 @@ class Journal:
         lot = self.lot(e.lot)
         if lot.lapse_recorded or e.at < lot.lapses_at or e.units != lot.available:
             raise InvalidEntry(f"{e.key}: not the lapse of lot {lot.lot_id} as it stands")
-        self.lots[lot.lot_id] = replace(lot, available=0, lapsed=lot.lapsed + e.units,
-                                        lapse_recorded=True)
+        self.lots[lot.lot_id] = replace(
+            lot, available=0, lapsed=lot.lapsed + e.units, lapse_recorded=True
+        )
 
     def _purge(self, e: LedgerEntry) -> None:
         pass  # R-15: a record only; no credit moves
@@ -252,8 +263,9 @@ class Journal:
             raise InvalidEntry(f"{e.key}: lot {lot.lot_id} has only {lot.available} units")
         if e.units > 0 and (lot.lapse_recorded or not lot.valid_at(e.at)):
             raise InvalidEntry(f"{e.key}: cannot credit lapsed lot {lot.lot_id}")
-        self.lots[lot.lot_id] = replace(lot, available=lot.available + e.units,
-                                        adjusted=lot.adjusted + e.units)
+        self.lots[lot.lot_id] = replace(
+            lot, available=lot.available + e.units, adjusted=lot.adjusted + e.units
+        )
 
 
 def append(wallet: Wallet, entries: Iterable[LedgerEntry]) -> Wallet:
@@ -300,16 +312,32 @@ def _replay(wallet: Wallet, key: str, same: bool | None) -> tuple[LedgerEntry, .
     return (old,)
 
 
-def purchase(wallet: Wallet, lot_id: str, quantity: int, at: datetime,
-             policy: PricingPolicy = DEFAULT_POLICY, note: str = "") -> tuple[LedgerEntry, ...]:
+def purchase(
+    wallet: Wallet,
+    lot_id: str,
+    quantity: int,
+    at: datetime,
+    policy: PricingPolicy = DEFAULT_POLICY,
+    note: str = "",
+) -> tuple[LedgerEntry, ...]:
     """P-1 / P-3: an operator grants a lot (no payment gateway); it lapses 12 months on."""
     lapses = add_months(at, policy.lot_validity_months)
-    return (LedgerEntry(purchase_key(lot_id), EntryKind.PURCHASE, at, lot=lot_id,
-                        units=quantity, lapses_at=lapses, note=note),)
+    return (
+        LedgerEntry(
+            purchase_key(lot_id),
+            EntryKind.PURCHASE,
+            at,
+            lot=lot_id,
+            units=quantity,
+            lapses_at=lapses,
+            note=note,
+        ),
+    )
 
 
-def reserve(wallet: Wallet, batch: str, items: Sequence[str],
-            at: datetime) -> tuple[LedgerEntry, ...]:
+def reserve(
+    wallet: Wallet, batch: str, items: Sequence[str], at: datetime
+) -> tuple[LedgerEntry, ...]:
     """P-2 / P-8 / T-4: one unit per file, reserved for the whole batch or not at all."""
     key = reserve_key(batch)
     old = wallet.entry(key)
@@ -318,8 +346,7 @@ def reserve(wallet: Wallet, batch: str, items: Sequence[str],
     if not items or len(set(items)) != len(items):
         raise ValueError("a batch needs distinct item ids")
     draws = draw_units(wallet, len(items), at)
-    return (LedgerEntry(key, EntryKind.RESERVE, at, draws=draws, items=tuple(items),
-                        batch=batch),)
+    return (LedgerEntry(key, EntryKind.RESERVE, at, draws=draws, items=tuple(items), batch=batch),)
 
 
 def _held(wallet: Wallet, item: str) -> Hold:
@@ -344,8 +371,9 @@ def refund(wallet: Wallet, item: str, at: datetime, note: str = "") -> tuple[Led
     if (r := _replay(wallet, key, True)) is not None:
         return r
     hold = _held(wallet, item)
-    return (LedgerEntry(key, EntryKind.REFUND, at, draws=(Draw(hold.lot, 1),), item=item,
-                        note=note),)
+    return (
+        LedgerEntry(key, EntryKind.REFUND, at, draws=(Draw(hold.lot, 1),), item=item, note=note),
+    )
 
 
 def release(wallet: Wallet, batch: str, at: datetime) -> tuple[LedgerEntry, ...]:
@@ -364,8 +392,9 @@ def release(wallet: Wallet, batch: str, at: datetime) -> tuple[LedgerEntry, ...]
     return (LedgerEntry(key, EntryKind.RELEASE, at, draws=draws, items=items, batch=batch),)
 
 
-def debit_storage(wallet: Wallet, kind: EntryKind, ref: PeriodRef, units: int,
-                  at: datetime) -> tuple[LedgerEntry, ...]:
+def debit_storage(
+    wallet: Wallet, kind: EntryKind, ref: PeriodRef, units: int, at: datetime
+) -> tuple[LedgerEntry, ...]:
     """S-7 / S-9 / R-14: pay one storage period FEFO; a paid period is never paid twice."""
     if kind not in STORAGE_DEBITS:
         raise ValueError(f"{kind} is not a storage debit")
@@ -383,19 +412,24 @@ def lapse_entry(wallet: Wallet, lot_id: str) -> tuple[LedgerEntry, ...]:
     lot = wallet.lots[lot_id]
     if lot.lapse_recorded or lot.available == 0:
         return ()
-    return (LedgerEntry(lapse_key(lot_id), EntryKind.LAPSE, lot.lapses_at, lot=lot_id,
-                        units=lot.available),)
+    return (
+        LedgerEntry(
+            lapse_key(lot_id), EntryKind.LAPSE, lot.lapses_at, lot=lot_id, units=lot.available
+        ),
+    )
 
 
 def lapse_due(wallet: Wallet, now: datetime) -> tuple[LedgerEntry, ...]:
     """Every lapse due at `now` (lapses_at <= now), in lapse order."""
-    due = sorted((lot for lot in wallet.lots.values() if not lot.valid_at(now)),
-                 key=lambda lot: lot.fefo_key)
+    due = sorted(
+        (lot for lot in wallet.lots.values() if not lot.valid_at(now)), key=lambda lot: lot.fefo_key
+    )
     return tuple(e for lot in due for e in lapse_entry(wallet, lot.lot_id))
 
 
-def adjust(wallet: Wallet, reference: str, lot_id: str, delta: int, at: datetime,
-           note: str) -> tuple[LedgerEntry, ...]:
+def adjust(
+    wallet: Wallet, reference: str, lot_id: str, delta: int, at: datetime, note: str
+) -> tuple[LedgerEntry, ...]:
     """An operator correction on one lot; a debit larger than the lot's units is refused."""
     if lot_id not in wallet.lots:
         raise InvalidEntry(f"unknown lot {lot_id!r}")
@@ -404,5 +438,8 @@ def adjust(wallet: Wallet, reference: str, lot_id: str, delta: int, at: datetime
         raise InsufficientCredits(-delta, lot.available if lot.usable_at(at) else 0)
     if delta > 0 and (lot.lapse_recorded or not lot.valid_at(at)):
         raise InvalidEntry(f"cannot credit lapsed lot {lot_id!r}; grant a new lot instead")
-    return (LedgerEntry(adjust_key(reference), EntryKind.ADJUST, at, lot=lot_id, units=delta,
-                        note=note),)
+    return (
+        LedgerEntry(
+            adjust_key(reference), EntryKind.ADJUST, at, lot=lot_id, units=delta, note=note
+        ),
+    )

@@ -62,5 +62,13 @@ def certified_notice(item: EvidenceItem) -> Notice:
     """REC-10 "item certified": due at the token's genTime."""
     target = item.storage.expires_at if item.storage is not None else None
     fee = item.storage.term.fee if item.storage is not None else 0
-    return Notice(f"certified/{item.item_id}", NoticeKind.CERTIFIED, item.certified_at,
-                  item.item_id, target, fee, None, "free storage until target" if target else "")
+    return Notice(
+        f"certified/{item.item_id}",
+        NoticeKind.CERTIFIED,
+        item.certified_at,
+        item.item_id,
+        target,
+        fee,
+        None,
+        "free storage until target" if target else "",
+    )

@@ -30,8 +30,12 @@ def latest_offset(target: datetime, days: Sequence[int], now: datetime) -> int |
     return min(due) if due else None
 
 
-def reminders_due(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
-                  policy: PricingPolicy = DEFAULT_POLICY) -> tuple[Notice, ...]:
+def reminders_due(
+    wallet: Wallet,
+    items: Sequence[EvidenceItem],
+    now: datetime,
+    policy: PricingPolicy = DEFAULT_POLICY,
+) -> tuple[Notice, ...]:
     """REC-3 reminders and alerts due at `now`, in target order."""
     now = require_aware(now, "now")
     fc = forecast(wallet, items, now, policy)
@@ -47,25 +51,61 @@ def reminders_due(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
             if d is not None:
                 ok = covered.get((item.item_id, s.term.number, s.period + 1))
                 detail = "auto-renew off: the original will be locked" if not s.auto_renew else ""
-                out.append(Notice(
-                    f"expiry-reminder/{item.item_id}/{s.term.number}/{s.period}/{d}d",
-                    NoticeKind.EXPIRY_REMINDER, now, item.item_id, t, s.term.fee,
-                    ok if s.auto_renew else None, detail))
+                out.append(
+                    Notice(
+                        f"expiry-reminder/{item.item_id}/{s.term.number}/{s.period}/{d}d",
+                        NoticeKind.EXPIRY_REMINDER,
+                        now,
+                        item.item_id,
+                        t,
+                        s.term.fee,
+                        ok if s.auto_renew else None,
+                        detail,
+                    )
+                )
         p = purge_at(item, policy)
         if p is not None and (d := latest_offset(p, policy.purge_notice_days, now)) is not None:
-            out.append(Notice(f"purge-reminder/{item.item_id}/{s.term.number}/{d}d",
-                              NoticeKind.PURGE_REMINDER, now, item.item_id, p, s.term.fee,
-                              wallet.balance(now) >= s.term.fee, "reinstate before purge"))
+            out.append(
+                Notice(
+                    f"purge-reminder/{item.item_id}/{s.term.number}/{d}d",
+                    NoticeKind.PURGE_REMINDER,
+                    now,
+                    item.item_id,
+                    p,
+                    s.term.fee,
+                    wallet.balance(now) >= s.term.fee,
+                    "reinstate before purge",
+                )
+            )
     for lot in wallet.lots.values():
-        if lot.available and (d := latest_offset(lot.lapses_at, policy.lot_reminder_days,
-                                                 now)) is not None:
-            out.append(Notice(f"lot-reminder/{lot.lot_id}/{d}d", NoticeKind.LOT_LAPSE_REMINDER,
-                              now, lot.lot_id, lot.lapses_at, lot.available))
+        if (
+            lot.available
+            and (d := latest_offset(lot.lapses_at, policy.lot_reminder_days, now)) is not None
+        ):
+            out.append(
+                Notice(
+                    f"lot-reminder/{lot.lot_id}/{d}d",
+                    NoticeKind.LOT_LAPSE_REMINDER,
+                    now,
+                    lot.lot_id,
+                    lot.lapses_at,
+                    lot.available,
+                )
+            )
     if fc.low_balance and fc.first_uncovered is not None:
         o = fc.first_uncovered
         window = now + timedelta(days=policy.low_balance_days)
         short = sum(x.fee for x in fc.obligations if not x.covered and x.due_at < window)
-        out.append(Notice(f"low-balance/{o.item_id}/{o.term}/{o.period}",
-                          NoticeKind.LOW_BALANCE, now, o.item_id, o.due_at, short, False,
-                          f"{short} credit(s) short within {policy.low_balance_days} days"))
+        out.append(
+            Notice(
+                f"low-balance/{o.item_id}/{o.term}/{o.period}",
+                NoticeKind.LOW_BALANCE,
+                now,
+                o.item_id,
+                o.due_at,
+                short,
+                False,
+                f"{short} credit(s) short within {policy.low_balance_days} days",
+            )
+        )
     return tuple(sorted(out, key=lambda n: (n.target or now, n.key)))

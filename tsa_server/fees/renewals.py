@@ -116,18 +116,40 @@ def renew_at_expiry(wallet: Wallet, item: EvidenceItem) -> Outcome:
         return Outcome(t, (), renewed, ())
     failed = item.with_storage(status=StorageStatus.EXPIRED, since=t)
     if not s.auto_renew:  # S-7 [EXT] auto-renew off: the period ends, nothing is charged
-        note = Notice(f"renewal-failed/{ref.item}/{ref.term}/{ref.period}",
-                      NoticeKind.RENEWAL_FAILED, t, item.item_id, t, fee, None, "auto-renew off")
+        note = Notice(
+            f"renewal-failed/{ref.item}/{ref.term}/{ref.period}",
+            NoticeKind.RENEWAL_FAILED,
+            t,
+            item.item_id,
+            t,
+            fee,
+            None,
+            "auto-renew off",
+        )
         return Outcome(t, (), failed, (note,))
     try:
         entries = debit_storage(wallet, EntryKind.RENEW, ref, fee, t)
     except InsufficientCredits as short:  # R-2: no partial debit; original locked
-        note = Notice(f"renewal-failed/{ref.item}/{ref.term}/{ref.period}",
-                      NoticeKind.RENEWAL_FAILED, t, item.item_id, t, fee, False,
-                      f"balance {short.available} < fee {fee}")
+        note = Notice(
+            f"renewal-failed/{ref.item}/{ref.term}/{ref.period}",
+            NoticeKind.RENEWAL_FAILED,
+            t,
+            item.item_id,
+            t,
+            fee,
+            False,
+            f"balance {short.available} < fee {fee}",
+        )
         return Outcome(t, (), failed, (note,))
-    note = Notice(f"renewed/{ref.item}/{ref.term}/{ref.period}", NoticeKind.RENEWED, t,
-                  item.item_id, renewed.storage.expires_at if renewed.storage else None, fee, True)
+    note = Notice(
+        f"renewed/{ref.item}/{ref.term}/{ref.period}",
+        NoticeKind.RENEWED,
+        t,
+        item.item_id,
+        renewed.storage.expires_at if renewed.storage else None,
+        fee,
+        True,
+    )
     return Outcome(t, entries, renewed, (note,))
 
 
@@ -140,15 +162,24 @@ def purge(item: EvidenceItem, policy: PricingPolicy = DEFAULT_POLICY) -> Outcome
     p = purge_at(item, policy)
     assert s is not None and p is not None
     ref = PeriodRef(item.item_id, s.term.number, s.period + 1)
-    entry = LedgerEntry(purge_key(item.item_id, s.term.number), EntryKind.PURGE, p,
-                        item=item.item_id, period=ref, note="original purged after grace")
-    note = Notice(f"purged/{item.item_id}/{s.term.number}", NoticeKind.PURGED, p,
-                  item.item_id, p)
+    entry = LedgerEntry(
+        purge_key(item.item_id, s.term.number),
+        EntryKind.PURGE,
+        p,
+        item=item.item_id,
+        period=ref,
+        note="original purged after grace",
+    )
+    note = Notice(f"purged/{item.item_id}/{s.term.number}", NoticeKind.PURGED, p, item.item_id, p)
     return Outcome(p, (entry,), item.with_storage(status=StorageStatus.PURGED, since=p), (note,))
 
 
-def tick(wallet: Wallet, items: Sequence[EvidenceItem], now: datetime,
-         policy: PricingPolicy = DEFAULT_POLICY) -> TickResult:
+def tick(
+    wallet: Wallet,
+    items: Sequence[EvidenceItem],
+    now: datetime,
+    policy: PricingPolicy = DEFAULT_POLICY,
+) -> TickResult:
     """REC-3: every step due at `now`, in order; idempotent; catches up after downtime."""
     now = require_aware(now, "now")
     journal = Journal(wallet)

@@ -96,7 +96,10 @@ def initial_term(
 
 
 def reupload_term(
-    size_bytes: int, epoch: str, number: int, reuploaded_at: datetime,
+    size_bytes: int,
+    epoch: str,
+    number: int,
+    reuploaded_at: datetime,
     policy: PricingPolicy = DEFAULT_POLICY,
 ) -> StorageTerm:
     """S-9: no free term; period 0 is paid at `r`, `expiry_k = add_months(r, 12*(k+1))`.
@@ -104,8 +107,14 @@ def reupload_term(
     The item's epoch does not change: fee and period come from its original version.
     """
     version = policy.version(epoch)
-    return StorageTerm(number, reuploaded_at, version.period_months, version.period_months,
-                       version.fee(size_bytes), prepaid=True)
+    return StorageTerm(
+        number,
+        reuploaded_at,
+        version.period_months,
+        version.period_months,
+        version.fee(size_bytes),
+        prepaid=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,5 +136,6 @@ def preview(
     if mode is Mode.HASH_ONLY:
         return Preview(CERTIFICATION_UNITS, version.epoch, None, None, None)
     term = initial_term(size_bytes, at, policy=policy)
-    return Preview(CERTIFICATION_UNITS, version.epoch, version.size_class(size_bytes),
-                   term.expiry(0), term.fee)
+    return Preview(
+        CERTIFICATION_UNITS, version.epoch, version.size_class(size_bytes), term.expiry(0), term.fee
+    )
