@@ -4,15 +4,17 @@ Checks per entry: contiguous index; stored leaf hash = SHA-256(0x00 || token) (B
 stored chain value = the B.8 chain recomputed from the genesis; genTime non-decreasing;
 serial unique; the token parses and its TSTInfo agrees with the row (serial, genTime,
 imprint). The Merkle root of the whole log is recomputed with a compact range. Callers
-add deeper per-token checks (signatures, certificates) through `token_check`.
+add deeper per-token checks (signatures, certificates) through `inspect`.
 Memory is O(log n) for the tree plus the set of serials seen.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +30,8 @@ from ledger.store.base import Entry, SignedCheckpoint
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-TokenCheck = Callable[[Entry], list[str]]
+Inspect = Callable[[bytes], "Inspection"]
+_BATCH = 4096  # entries handed to the workers at a time
 Progress = Callable[[int, int], None]  # (entries done, bytes done)
 
 
@@ -66,14 +69,38 @@ class AuditReport:
         }
 
 
-def _token_fields(token: bytes) -> tuple[int, int, bytes, LedgerBinding | None]:
-    """(serial, genTime in ms, imprint digest, LedgerBinding) from a DER TimeStampToken."""
-    info = cms.ContentInfo.load(token, strict=True)
-    tst = info["content"]["encap_content_info"]["content"].parsed
-    gen_time = tst["gen_time"].native
-    gen_ms = (gen_time - _UNIX_EPOCH) // timedelta(milliseconds=1)
-    imprint = tst["message_imprint"]["hashed_message"].native
-    return tst["serial_number"].native, gen_ms, imprint, find_binding(tst)
+@dataclass(frozen=True)
+class Inspection:
+    """What one token says about itself, computed independently of every other entry (so
+    workers can do it in parallel): its fields, its LedgerBinding, and any problems a
+    deeper check (signature, certificate) found."""
+
+    serial: int | None = None
+    gen_time_ms: int | None = None
+    imprint: bytes | None = None
+    binding: LedgerBinding | None = None
+    problems: tuple[str, ...] = ()
+
+
+def inspect_token(token: bytes) -> Inspection:
+    """Parse a DER TimeStampToken; a token that does not parse is a problem, not a crash."""
+    try:
+        info = cms.ContentInfo.load(token, strict=True)
+        tst = info["content"]["encap_content_info"]["content"].parsed
+        gen_ms = (tst["gen_time"].native - _UNIX_EPOCH) // timedelta(milliseconds=1)
+        return Inspection(
+            tst["serial_number"].native,
+            gen_ms,
+            tst["message_imprint"]["hashed_message"].native,
+            find_binding(tst),
+        )
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a finding
+        return Inspection(problems=(f"token does not parse: {type(exc).__name__}",))
+
+
+def inspect_entry(_token: bytes) -> Inspection:
+    """For logs whose entries are not tokens (the operations log)."""
+    return Inspection()
 
 
 def _check_binding(
@@ -96,19 +123,44 @@ def _check_binding(
     return problems
 
 
-def _check_token(entry: Entry, roots: dict[int, bytes] | None, origin: str | None) -> list[str]:
-    try:
-        serial, gen_ms, imprint, binding = _token_fields(entry.token)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a finding, not a crash
-        return [f"token does not parse: {type(exc).__name__}"]
-    problems = _check_binding(binding, entry.index, roots, origin) if binding else []
-    if serial != entry.serial:
-        problems.append(f"token serial {serial:x} differs from the stored {entry.serial:x}")
-    if gen_ms != entry.gen_time_ms:
-        problems.append(f"token genTime {gen_ms} ms differs from the stored {entry.gen_time_ms}")
-    if imprint != entry.imprint:
+def _check_token(
+    entry: Entry, seen: Inspection, roots: dict[int, bytes] | None, origin: str | None
+) -> list[str]:
+    problems = list(seen.problems)
+    if seen.binding is not None:
+        problems += _check_binding(seen.binding, entry.index, roots, origin)
+    if seen.serial is not None and seen.serial != entry.serial:
+        problems.append(f"token serial {seen.serial:x} differs from the stored {entry.serial:x}")
+    if seen.gen_time_ms is not None and seen.gen_time_ms != entry.gen_time_ms:
+        problems.append(
+            f"token genTime {seen.gen_time_ms} ms differs from the stored {entry.gen_time_ms}"
+        )
+    if seen.imprint is not None and seen.imprint != entry.imprint:
         problems.append("token imprint differs from the stored imprint")
     return problems
+
+
+def _inspected(
+    entries: Iterable[Entry], inspect: Inspect, jobs: int
+) -> Iterator[tuple[Entry, Inspection]]:
+    """Entries in order with their inspections, computed by `jobs` worker processes."""
+    if jobs <= 1:
+        for entry in entries:
+            yield entry, inspect(entry.token)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        batch: list[Entry] = []
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) == _BATCH:
+                yield from zip(
+                    batch, pool.map(inspect, [e.token for e in batch], chunksize=64), strict=True
+                )
+                batch = []
+        yield from zip(
+            batch, pool.map(inspect, [e.token for e in batch], chunksize=64), strict=True
+        )
 
 
 def _check_checkpoint(
@@ -141,16 +193,17 @@ def audit(
     checkpoints: Iterable[SignedCheckpoint] | None = None,
     verifier: NoteVerifier | None = None,
     origin: str | None = None,
-    tokens: bool = True,
-    token_check: TokenCheck | None = None,
+    inspect: Inspect = inspect_token,
+    jobs: int = 1,
     progress: Progress | None = None,
 ) -> AuditReport:
     """Replay `entries` (in stored order) and report every failure with its index.
 
     Every archived checkpoint is checked at its size against the replayed root and
     chain head, and its signed note against `verifier` (the log's vkey); tokens'
-    LedgerBindings must anchor to those roots. `tokens=False` audits a log whose
-    entries are not tokens (the operations log)."""
+    LedgerBindings must anchor to those roots. `inspect` looks at each entry alone (give
+    `inspect_entry` for a log whose entries are not tokens, or a deeper check such as
+    signatures); `jobs` > 1 runs it in that many worker processes."""
     report = AuditReport()
     started = time.monotonic()
     tree = CompactRange()
@@ -176,7 +229,7 @@ def audit(
                 fail(Failure(None, "checkpoint", f"checkpoint {size}: {problem}"))
 
     reach(0)
-    for expected, entry in enumerate(entries):
+    for expected, (entry, seen) in enumerate(_inspected(entries, inspect, jobs)):
         i = entry.index
         if i != expected:
             fail(Failure(expected, "contiguous", f"expected index {expected}, found {i}"))
@@ -194,8 +247,7 @@ def audit(
         if entry.serial in serials:
             fail(Failure(i, "serial", f"serial {entry.serial:x} appears twice"))
         serials.add(entry.serial)
-        problems = _check_token(entry, roots, origin) if tokens else []
-        for problem in problems + (token_check(entry) if token_check else []):
+        for problem in _check_token(entry, seen, roots, origin):
             fail(Failure(i, "token", problem))
         tree.append(leaf)
         report.size += 1

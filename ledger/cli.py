@@ -14,11 +14,12 @@ import click
 from asn1crypto import cms, core
 from tqdm import tqdm
 
-from ledger.audit import audit
+from ledger.audit import AuditReport, Inspect, audit, inspect_entry, inspect_token
 from ledger.binding import find_binding
 from ledger.checkpoint import parse_vkey
 from ledger.errors import LedgerError
 from ledger.proof_file import ProofFile
+from ledger.sources import TileSource, directory_fetcher, http_fetcher
 from ledger.store.sqlite import SqliteReader
 
 
@@ -27,39 +28,71 @@ def cli() -> None:
     """Audit the TSA's evidence ledger without trusting its operator."""
 
 
-@cli.command("audit")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bar on stderr.")
-@click.option("--vkey", default=None, help="The log's note verifier key (or @FILE holding it).")
-@click.option("--not-tokens", is_flag=True, help="Entries are not tokens (operations log).")
-def audit_command(
-    source: str, as_json: bool, quiet: bool, vkey: str | None, not_tokens: bool
-) -> None:
-    """Replay every entry of the SQLite ledger SOURCE and report every failure."""
-    verifier = _verifier(vkey) if vkey else None
+class _SqliteSource:
+    def __init__(self, path: Path):
+        self._reader = SqliteReader(path)
+
+    def size(self) -> int:
+        return self._reader.size()
+
+    def checkpoints(self):
+        return self._reader.checkpoints()
+
+    def entries(self, tokens: bool = True):
+        return self._reader.entries()
+
+
+def open_source(source: str):
+    """A SQLite ledger file, a tlog-tiles URL (http/https), or a directory mirroring one."""
+    if source.startswith(("http://", "https://")):
+        return TileSource(http_fetcher(source))
+    path = Path(source)
+    if path.is_dir():
+        return TileSource(directory_fetcher(path))
+    if not path.is_file():
+        raise click.ClickException(f"{source}: no such file, directory or URL")
     try:
-        reader = SqliteReader(Path(source))
-        total = reader.size()
-        checkpoints = reader.checkpoints()
+        return _SqliteSource(path)
     except sqlite3.Error as exc:
         raise click.ClickException(f"cannot read {source} as a ledger: {exc}") from None
-    bar = tqdm(total=total, unit="entries", disable=quiet, file=sys.stderr, smoothing=0.1)
 
-    def progress(done: int, _bytes: int) -> None:
-        if done % 1024 == 0 or done == total:
-            bar.update(done - bar.n)
 
-    report = audit(
-        reader.entries(),
-        checkpoints=checkpoints,
-        verifier=verifier,
-        origin=verifier.name if verifier else None,
-        tokens=not not_tokens,
-        progress=progress,
-    )
-    bar.close()
-    reader.close()
+def run_audit(
+    source: str,
+    *,
+    vkey: str | None,
+    tokens: bool,
+    quiet: bool,
+    jobs: int,
+    inspect: Inspect | None = None,
+) -> AuditReport:
+    """Open SOURCE and audit it with a progress bar on stderr (shared by `tsa audit`)."""
+    verifier = _verifier(vkey) if vkey else None
+    opened = open_source(source)
+    try:
+        total, checkpoints = opened.size(), opened.checkpoints()
+        bar = tqdm(total=total, unit="entries", disable=quiet, file=sys.stderr, smoothing=0.1)
+
+        def progress(done: int, _bytes: int) -> None:
+            if done % 1024 == 0 or done == total:
+                bar.update(done - bar.n)
+
+        report = audit(
+            opened.entries(tokens=tokens),
+            checkpoints=checkpoints,
+            verifier=verifier,
+            origin=verifier.name if verifier else None,
+            inspect=inspect or (inspect_token if tokens else inspect_entry),
+            jobs=jobs,
+            progress=progress,
+        )
+        bar.close()
+    except (sqlite3.Error, LedgerError) as exc:
+        raise click.ClickException(f"cannot read {source}: {exc}") from None
+    return report
+
+
+def print_report(report: AuditReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -76,6 +109,40 @@ def audit_command(
         )
     if not report.ok:
         click.get_current_context().exit(2)
+
+
+audit_options = [
+    click.argument("source"),
+    click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),
+    click.option("--quiet", is_flag=True, help="No progress bar on stderr."),
+    click.option("--vkey", default=None, help="The log's note verifier key (or @FILE)."),
+    click.option(
+        "-j",
+        "--jobs",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Worker processes for the per-token checks.",
+    ),
+]
+
+
+def with_audit_options(command):
+    for option in reversed(audit_options):
+        command = option(command)
+    return command
+
+
+@cli.command("audit")
+@with_audit_options
+@click.option("--not-tokens", is_flag=True, help="Entries are not tokens (operations log).")
+def audit_command(
+    source: str, as_json: bool, quiet: bool, vkey: str | None, jobs: int, not_tokens: bool
+) -> None:
+    """Replay the log at SOURCE (SQLite file, tlog-tiles URL or directory) and report
+    every failure with its index."""
+    report = run_audit(source, vkey=vkey, tokens=not not_tokens, quiet=quiet, jobs=jobs)
+    print_report(report, as_json)
 
 
 def _verifier(vkey: str):

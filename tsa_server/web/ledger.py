@@ -90,6 +90,12 @@ async def archived_checkpoint(request: web.Request) -> web.Response:
     )
 
 
+async def checkpoint_list(request: web.Request) -> web.Response:
+    """The sizes of every archived checkpoint, one per line (for auditors and mirrors)."""
+    sizes = [str(c.size) for c in _log(request).store.checkpoints()]
+    return web.Response(text="\n".join(sizes) + "\n", content_type="text/plain")
+
+
 async def vkey(request: web.Request) -> web.Response:
     return web.Response(text=_log(request).vkey + "\n", content_type="text/plain")
 

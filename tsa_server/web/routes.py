@@ -29,6 +29,7 @@ def add_routes(app: web.Application) -> None:
     app.add_routes(
         [
             web.get(log + "checkpoint", ledger.checkpoint),
+            web.get(log + "checkpoints/", ledger.checkpoint_list),
             web.get(log + "checkpoints/{size}", ledger.archived_checkpoint),
             web.get(log + "vkey", ledger.vkey),
             web.get(log + "chain/{size}", ledger.chain_head),
