@@ -17,7 +17,7 @@ from datetime import datetime
 from asn1crypto import crl, x509
 
 from .verify_crypto import SignatureInvalid, verify_signature
-from .verify_load import name_text
+from .verify_load import name_text, same_name
 
 __all__ = ["PathResult", "RevocationResult", "check_revocation", "label", "validate_path"]
 
@@ -58,7 +58,7 @@ class RevocationResult:
 
 
 def _same_key(a: x509.Certificate, b: x509.Certificate) -> bool:
-    return a.subject == b.subject and a.public_key.dump() == b.public_key.dump()
+    return same_name(a.subject, b.subject) and a.public_key.dump() == b.public_key.dump()
 
 
 def _is_anchor(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> bool:
@@ -87,7 +87,7 @@ def _issuers(
 ) -> Iterator[x509.Certificate]:
     aki = cert.authority_key_identifier
     for cand in pool:
-        if cand.subject != cert.issuer:
+        if not same_name(cand.subject, cert.issuer):
             continue
         if aki is not None and cand.key_identifier is not None and aki != cand.key_identifier:
             continue
@@ -125,7 +125,7 @@ def _paths(
 
 def _no_issuer(cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> str:
     issuer = f"'{name_text(cert.issuer)}'"
-    if any(c.subject == cert.issuer for c in pool):
+    if any(same_name(c.subject, cert.issuer) for c in pool):
         aki = (cert.authority_key_identifier or b"").hex()
         return (
             f"certificates named {issuer} are at hand, but none has the key identifier "
@@ -210,7 +210,7 @@ def validate_path(
 def _crl_problem(item: crl.CertificateList, issuer: x509.Certificate, at: datetime) -> str | None:
     """Why ``item`` cannot vouch for certificates of ``issuer`` at ``at`` (RFC 5280 §6.3.3)."""
     tbs = item["tbs_cert_list"]
-    if tbs["issuer"] != issuer.subject:
+    if not same_name(tbs["issuer"], issuer.subject):
         return "issued by someone else"
     usage = issuer.key_usage_value
     if usage is not None and "crl_sign" not in usage.native:

@@ -20,7 +20,7 @@ from asn1crypto import cms, core, crl, tsp, x509
 
 from .verify_chain import label
 from .verify_crypto import HASHES, SignatureInvalid, digest_name, hash_bytes, verify_signature
-from .verify_load import LoadedToken, name_text
+from .verify_load import LoadedToken, name_text, same_name
 
 if TYPE_CHECKING:
     from .verify import VerifyOptions
@@ -189,8 +189,8 @@ def check_single_signer(ctx: Context) -> str:
 def _matches_sid(cert: x509.Certificate, sid: cms.SignerIdentifier) -> bool:
     if sid.name == "issuer_and_serial_number":
         chosen = sid.chosen
-        return cert.serial_number == chosen["serial_number"].native and (
-            cert.issuer == chosen["issuer"]
+        return cert.serial_number == chosen["serial_number"].native and same_name(
+            cert.issuer, chosen["issuer"]
         )
     return cert.key_identifier is not None and cert.key_identifier == sid.chosen.native
 
@@ -341,7 +341,7 @@ def _issuer_serial_problem(ess_id: core.Asn1Value, cert: x509.Certificate) -> st
     if issuer_serial[serial_field].native != cert.serial_number:
         return "its issuerSerial names another serial number"
     names = [g.chosen for g in issuer_serial["issuer"] if g.name == "directory_name"]
-    if not any(n == cert.issuer for n in names):
+    if not any(same_name(n, cert.issuer) for n in names):
         return "its issuerSerial names another issuer"
     return None
 

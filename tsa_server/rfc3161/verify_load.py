@@ -281,3 +281,9 @@ def name_text(name: x509.Name) -> str:
                 atoms.append(f"{label}=#{atv['value'].dump().hex()}")
         parts.append("+".join(atoms))
     return ",".join(parts)
+
+
+def same_name(a: x509.Name, b: x509.Name) -> bool:
+    """RFC 5280 §7.1 name equality; identical DER first, because the full comparison
+    (LDAP string preparation) costs far more and almost every real pair is identical."""
+    return a.dump() == b.dump() or a == b

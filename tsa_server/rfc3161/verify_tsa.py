@@ -15,7 +15,7 @@ from cryptography import x509 as pyca_x509
 from .verify_chain import check_revocation, label, validate_path
 from .verify_checks import CannotCheck, Context, Failed, Skipped
 from .verify_crypto import HASHES, digest_name, hash_bytes, new_hash
-from .verify_load import EXTRA_NAME_ATTRIBUTES, name_text
+from .verify_load import EXTRA_NAME_ATTRIBUTES, name_text, same_name
 
 if TYPE_CHECKING:
     from .verify import VerifyOptions
@@ -157,7 +157,7 @@ def check_policy(ctx: Context) -> str:
 
 
 def _names_certificate(general_name: x509.GeneralName, cert: x509.Certificate) -> bool:
-    if general_name.name == "directory_name" and general_name.chosen == cert.subject:
+    if general_name.name == "directory_name" and same_name(general_name.chosen, cert.subject):
         return True
     san = cert.subject_alt_name_value
     return san is not None and any(g.dump() == general_name.dump() for g in san)
