@@ -136,12 +136,30 @@ def with_audit_options(command):
 @cli.command("audit")
 @with_audit_options
 @click.option("--not-tokens", is_flag=True, help="Entries are not tokens (operations log).")
+@click.option(
+    "--tree-only",
+    is_flag=True,
+    help="Entries, leaf hashes, chain, tree and checkpoints only: no token parsing.",
+)
 def audit_command(
-    source: str, as_json: bool, quiet: bool, vkey: str | None, jobs: int, not_tokens: bool
+    source: str,
+    as_json: bool,
+    quiet: bool,
+    vkey: str | None,
+    jobs: int,
+    not_tokens: bool,
+    tree_only: bool,
 ) -> None:
     """Replay the log at SOURCE (SQLite file, tlog-tiles URL or directory) and report
-    every failure with its index."""
-    report = run_audit(source, vkey=vkey, tokens=not not_tokens, quiet=quiet, jobs=jobs)
+    every failure with its index. For token signatures and chains, use `tsa audit`."""
+    report = run_audit(
+        source,
+        vkey=vkey,
+        tokens=not not_tokens,
+        quiet=quiet,
+        jobs=jobs,
+        inspect=inspect_entry if tree_only else None,
+    )
     print_report(report, as_json)
 
 

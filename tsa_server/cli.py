@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from ledger.errors import LedgerError
+from tsa_server.audit_cli import audit_command
 from tsa_server.config import Config, load_config, validate
 from tsa_server.errors import TSAError
 from tsa_server.evidence_cli import accounts
@@ -210,6 +211,7 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
 
 cli.add_command(verify)
 cli.add_command(accounts)
+cli.add_command(audit_command)
 
 
 def main(argv: list[str] | None = None) -> int:

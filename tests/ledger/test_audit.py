@@ -286,3 +286,63 @@ def test_parallel_audit_reports_the_same(ledger_copy) -> None:
     first, second = json.loads(one.stdout), json.loads(two.stdout)
     assert first["failures"] == second["failures"] and first["failures"]
     assert first["root"] == second["root"]
+
+
+def test_tsa_audit_verifies_every_token_against_the_roots(
+    tsa: TsaServer, hsm, ledger_copy, tmp_path
+) -> None:
+    tsa_bin = str(Path(sys.executable).with_name("tsa"))
+    ok = subprocess.run(
+        [
+            tsa_bin,
+            "audit",
+            "--quiet",
+            "-j",
+            "2",
+            "--ca",
+            str(hsm.ca_file),
+            "--vkey",
+            vkey_of(tsa),
+            str(ledger_copy),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # Another CA: every token's chain fails, and each failure names its index.
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "Other CA")])
+    now = datetime.now(UTC)
+    other = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=9))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    other_file = tmp_path / "other.pem"
+    other_file.write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    bad = subprocess.run(
+        [tsa_bin, "audit", "--quiet", "--ca", str(other_file), str(ledger_copy)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert "FAIL index 0 [token] certificate_chain" in bad.stdout
+
+
+def test_tree_only_audit(ledger_copy) -> None:
+    result = subprocess.run(
+        [*AUDIT, "--tree-only", str(ledger_copy)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "OK:" in result.stdout
