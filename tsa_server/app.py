@@ -37,7 +37,13 @@ def create_app(services: Services) -> web.Application:
         evidence=services.evidence,
     )
     app[LOGS] = {
-        name: LogView(log.store, log.origin, log.publisher.vkey)
+        name: LogView(
+            log.store,
+            log.origin,
+            log.publisher.vkey,
+            public_entries=config.ledger.public_entries,
+            publish=log.publisher.publish_now,
+        )
         for name, log in services.logs.items()
     }
     add_routes(app)

@@ -59,14 +59,16 @@ def audit_command(
 ) -> None:
     """Replay the token log at SOURCE and verify every token's signature and chain."""
     global _OPTIONS
+    extra = [c for path in tsa_certs for c in load_certificates(open(path, "rb").read())]
     if ca_files:
         roots = [c for path in ca_files for c in load_certificates(open(path, "rb").read())]
-    else:
+    else:  # this TSA's own view: its trust roots, and its chain for certReq=false tokens
         from tsa_server.config import load_config
-        from tsa_server.services import load_trust_roots
+        from tsa_server.services import load_chain, load_trust_roots
 
-        roots = load_trust_roots(load_config(config_path))
-    extra = [c for path in tsa_certs for c in load_certificates(open(path, "rb").read())]
+        config = load_config(config_path)
+        roots = load_trust_roots(config)
+        extra = extra or load_chain(config)
     _OPTIONS = VerifyOptions(trust_roots=roots, extra_certs=extra)
     report = run_audit(
         source, vkey=vkey, tokens=True, quiet=quiet, jobs=jobs, inspect=inspect_verified

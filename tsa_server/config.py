@@ -66,6 +66,7 @@ class LedgerConfig:
     checkpoint_key_label: str = "checkpoint"
     checkpoint_interval_s: float = 5.0
     ledger_binding: bool = True
+    public_entries: bool = True
     ops_path: str = "var/ops.sqlite"
     ops_origin: str = "localhost/tsa/ledger/ops"
     ops_checkpoint_dir: str = "var/ledger/ops"

@@ -292,6 +292,7 @@ def test_tsa_audit_verifies_every_token_against_the_roots(
     tsa: TsaServer, hsm, ledger_copy, tmp_path
 ) -> None:
     tsa_bin = str(Path(sys.executable).with_name("tsa"))
+    chain = ["--tsa-cert", str(hsm.chain_file)]  # certReq=false tokens carry no certificate
     ok = subprocess.run(
         [
             tsa_bin,
@@ -301,6 +302,7 @@ def test_tsa_audit_verifies_every_token_against_the_roots(
             "2",
             "--ca",
             str(hsm.ca_file),
+            *chain,
             "--vkey",
             vkey_of(tsa),
             str(ledger_copy),
@@ -333,7 +335,7 @@ def test_tsa_audit_verifies_every_token_against_the_roots(
     other_file = tmp_path / "other.pem"
     other_file.write_bytes(other.public_bytes(serialization.Encoding.PEM))
     bad = subprocess.run(
-        [tsa_bin, "audit", "--quiet", "--ca", str(other_file), str(ledger_copy)],
+        [tsa_bin, "audit", "--quiet", "--ca", str(other_file), *chain, str(ledger_copy)],
         capture_output=True,
         text=True,
     )

@@ -9,6 +9,7 @@ that no signed root commits to.
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +20,9 @@ from ledger.proof_file import ProofFile
 from ledger.store.base import SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
 from ledger.tiles import encode_entry_bundle, parse_tile_path
+from tsa_server.evidence.accounts import Scope
+from tsa_server.evidence.errors import EvidenceError
+from tsa_server.web import auth
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHECKPOINT_MAX_AGE = "public, max-age=5"
@@ -32,6 +36,7 @@ class LogView:
     origin: str
     vkey: str
     public_entries: bool = True
+    publish: Callable[[], Awaitable[SignedCheckpoint | None]] | None = None
 
 
 LOGS = web.AppKey("ledger_logs", dict)
@@ -42,6 +47,17 @@ def _log(request: web.Request) -> LogView:
     if view is None:
         raise web.HTTPNotFound(text="no such log\n")
     return view
+
+
+def _auditor(request: web.Request) -> web.Response | None:
+    """None when the request carries an API key with the read scope (L-21: entries may be
+    restricted to auditors); otherwise the 401/403 answer to send."""
+    try:
+        principal = auth.accounts(request).authenticate(auth.bearer_token(request))
+        principal.require(Scope.READ)
+    except (EvidenceError, auth.BadRequest) as exc:
+        return auth.error_response(exc)
+    return None
 
 
 def _published(view: LogView) -> SignedCheckpoint:
@@ -120,8 +136,8 @@ async def tile(request: web.Request) -> web.Response:
     if end > size:
         raise web.HTTPNotFound(text="tile beyond the published tree\n")
     if tile_id.entries:
-        if not view.public_entries:
-            raise web.HTTPForbidden(text="entry bundles are served to auditors only\n")
+        if not view.public_entries and (refusal := _auditor(request)) is not None:
+            return refusal
         body = encode_entry_bundle(view.store.entry_bundle(tile_id.index, tile_id.width))
     else:
         body = view.store.tile_hashes(tile_id.level, tile_id.index, tile_id.width)
@@ -277,3 +293,14 @@ async def by_time(request: web.Request) -> web.Response:
             "boundary_after": after[0] if after else None,
         }
     )
+
+
+@auth.require(Scope.ADMIN)
+async def publish(request: web.Request) -> web.Response:
+    """Sign a checkpoint now rather than at the next interval (operators, tests)."""
+    view = _log(request)
+    if view.publish is None:
+        raise web.HTTPNotFound(text="this log is not published here\n")
+    signed = await view.publish()
+    latest = signed or _published(view)
+    return web.json_response({"size": latest.size, "new": signed is not None})

@@ -41,5 +41,6 @@ def add_routes(app: web.Application) -> None:
             web.get(log + "lookup/imprint/{imprint}", ledger.by_imprint),
             web.get(log + "lookup/leaf/{leaf_hash}", ledger.by_leaf_hash),
             web.get(log + "lookup/time", ledger.by_time),
+            web.post(log + "publish", ledger.publish),
         ]
     )
