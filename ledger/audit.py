@@ -25,12 +25,13 @@ from ledger.checkpoint import Checkpoint as NoteCheckpoint
 from ledger.checkpoint import NoteVerifier, open_checkpoint
 from ledger.errors import LedgerError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
-from ledger.merkle import CompactRange
+from ledger.merkle import CompactRange, root_of
 from ledger.store.base import Entry, SignedCheckpoint
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Inspect = Callable[[bytes], "Inspection"]
+StoredNode = Callable[[int, int], "bytes | None"]
 _BATCH = 4096  # entries handed to the workers at a time
 Progress = Callable[[int, int], None]  # (entries done, bytes done)
 
@@ -187,6 +188,32 @@ def _check_checkpoint(
     return problems
 
 
+class _Strata:
+    """Completes the perfect nodes at tree levels 8, 16, ... as leaves arrive, so that a
+    source's stored tile hashes can be compared with the replay in O(log n) memory."""
+
+    def __init__(self) -> None:
+        self._pending: list[list[bytes]] = []  # per stratum: hashes awaiting a full group
+        self._counts: list[int] = []
+
+    def add(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        done, value, depth = [], leaf, 0
+        while True:
+            if depth == len(self._pending):
+                self._pending.append([])
+                self._counts.append(0)
+            group = self._pending[depth]
+            group.append(value)
+            if len(group) < 256:
+                return done
+            value = root_of(group)
+            group.clear()
+            level, index = 8 * (depth + 1), self._counts[depth]
+            self._counts[depth] += 1
+            done.append((level, index, value))
+            depth += 1
+
+
 def audit(
     entries: Iterable[Entry],
     *,
@@ -196,6 +223,7 @@ def audit(
     inspect: Inspect = inspect_token,
     jobs: int = 1,
     progress: Progress | None = None,
+    stored_node: StoredNode | None = None,
 ) -> AuditReport:
     """Replay `entries` (in stored order) and report every failure with its index.
 
@@ -203,7 +231,9 @@ def audit(
     chain head, and its signed note against `verifier` (the log's vkey); tokens'
     LedgerBindings must anchor to those roots. `inspect` looks at each entry alone (give
     `inspect_entry` for a log whose entries are not tokens, or a deeper check such as
-    signatures); `jobs` > 1 runs it in that many worker processes."""
+    signatures); `jobs` > 1 runs it in that many worker processes. `stored_node(level,
+    index)` gives the source's own hash of each complete node at the tile strata (levels
+    8, 16, ...), which must equal the replay's."""
     report = AuditReport()
     started = time.monotonic()
     tree = CompactRange()
@@ -228,6 +258,7 @@ def audit(
             for problem in _check_checkpoint(checkpoint, root, head, verifier, origin):
                 fail(Failure(None, "checkpoint", f"checkpoint {size}: {problem}"))
 
+    strata = _Strata()
     reach(0)
     for expected, (entry, seen) in enumerate(_inspected(entries, inspect, jobs)):
         i = entry.index
@@ -250,6 +281,16 @@ def audit(
         for problem in _check_token(entry, seen, roots, origin):
             fail(Failure(i, "token", problem))
         tree.append(leaf)
+        if stored_node is not None:
+            for level, index, node in strata.add(leaf):
+                if stored_node(level, index) != node:
+                    fail(
+                        Failure(
+                            None,
+                            "tile",
+                            f"stored node ({level}, {index}) differs from the replayed tree",
+                        )
+                    )
         report.size += 1
         report.bytes += len(entry.token)
         if pending and pending[0].size == report.size:

@@ -41,6 +41,10 @@ class _SqliteSource:
     def entries(self, tokens: bool = True):
         return self._reader.entries()
 
+    def stored_node(self, level: int, index: int) -> bytes | None:
+        hashes = self._reader.tile_hashes(level // 8, index >> 8, (index & 255) + 1)
+        return hashes[-32:] if len(hashes) == 32 * ((index & 255) + 1) else None
+
 
 def open_source(source: str):
     """A SQLite ledger file, a tlog-tiles URL (http/https), or a directory mirroring one."""
@@ -85,6 +89,7 @@ def run_audit(
             inspect=inspect or (inspect_token if tokens else inspect_entry),
             jobs=jobs,
             progress=progress,
+            stored_node=opened.stored_node,
         )
         bar.close()
     except (sqlite3.Error, LedgerError) as exc:

@@ -75,6 +75,8 @@ class TileSource:
 
     def __init__(self, fetch: Fetch):
         self._fetch = fetch
+        self._tile_key: tuple[int, int] | None = None
+        self._tile = b""
         self.note = fetch("checkpoint").decode("utf-8")
         self.checkpoint = Checkpoint.parse(self.note.split("\n\n", 1)[0] + "\n")
 
@@ -99,6 +101,16 @@ class TileSource:
             head = bytes.fromhex(self._fetch(f"chain/{size}").decode().strip()) if size else None
             found.append(SignedCheckpoint(size, parsed.root, head or CHAIN_GENESIS, note))
         return found
+
+    def stored_node(self, level: int, index: int) -> bytes | None:
+        """A node from the published tiles of level level/8 (full tiles only)."""
+        tile_index, offset = index >> 8, index & 255
+        if ((tile_index + 1) << (8 + level)) > self.checkpoint.size:
+            return None  # only full tiles are compared; partial ones end the tree
+        key = (level, tile_index)
+        if key != self._tile_key:
+            self._tile_key, self._tile = key, self._fetch(TileId(level // 8, tile_index).path)
+        return self._tile[32 * offset : 32 * offset + 32]
 
     def entries(self, tokens: bool = True) -> Iterator[Entry]:
         size, head, index = self.checkpoint.size, CHAIN_GENESIS, 0

@@ -43,6 +43,7 @@ def test_events_are_logged_and_the_log_is_published(make_server, ntp) -> None:
     assert kinds[0] == "start"
     start = events(server)[0]
     assert len(start["tsa_certificate_sha256"]) == 64 and "checkpoint_vkey" in start
+    assert len(start["config_sha256"]) == 64
     times = [e["time_ms"] for e in events(server)]
     assert times == sorted(times)
     checkpoint = [e for e in events(server) if e["kind"] == "checkpoint"][-1]

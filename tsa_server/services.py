@@ -7,6 +7,7 @@ certificate (match, EKU, validity), the ledger.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import sqlite3
@@ -25,7 +26,7 @@ from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import IssuanceSettings, Issuer
-from tsa_server.opslog import OpsLog
+from tsa_server.opslog import OpsLog, canonical
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
@@ -191,6 +192,8 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
         tsa_key_label=config.pkcs11.key_label,
         checkpoint_vkey=tokens_log.publisher.vkey,
         policies=list(config.tsa.policies),
+        # The whole configuration (it holds no secret), so any change shows between starts.
+        config_sha256=hashlib.sha256(canonical(dataclasses.asdict(config))).hexdigest(),
         ledger_size=store.size(),
     )
 

@@ -348,3 +348,19 @@ def test_tree_only_audit(ledger_copy) -> None:
         [*AUDIT, "--tree-only", str(ledger_copy)], capture_output=True, text=True
     )
     assert result.returncode == 0 and "OK:" in result.stdout
+
+
+def test_a_stored_tree_node_that_disagrees_is_found(tsa: TsaServer, tmp_path) -> None:
+    for i in range(260):
+        tsa.post_query(make_request(b"node %d" % i))
+    copy = tmp_path / "nodes.sqlite"
+    src, dst = sqlite3.connect(tsa.ledger_path), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.execute("DROP TRIGGER nodes_no_update")
+    dst.execute("UPDATE nodes SET hash = zeroblob(32) WHERE level = 8 AND idx = 0")
+    dst.commit()
+    dst.close()
+    result = subprocess.run([*AUDIT, "--tree-only", str(copy)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "[tile] stored node (8, 0) differs from the replayed tree" in result.stdout
