@@ -24,7 +24,7 @@ from ledger.binding import LedgerBinding, find_binding
 from ledger.checkpoint import Checkpoint as NoteCheckpoint
 from ledger.checkpoint import NoteVerifier, open_checkpoint
 from ledger.errors import LedgerError
-from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
+from ledger.hashing import CHAIN_GENESIS, EMPTY_ROOT, chain_hash, leaf_hash
 from ledger.merkle import CompactRange, root_of
 from ledger.store.base import Entry, SignedCheckpoint
 
@@ -52,6 +52,7 @@ class AuditReport:
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    state: AuditState | None = None  # where a later --resume starts
 
     @property
     def ok(self) -> bool:
@@ -192,9 +193,16 @@ class _Strata:
     """Completes the perfect nodes at tree levels 8, 16, ... as leaves arrive, so that a
     source's stored tile hashes can be compared with the replay in O(log n) memory."""
 
-    def __init__(self) -> None:
-        self._pending: list[list[bytes]] = []  # per stratum: hashes awaiting a full group
-        self._counts: list[int] = []
+    def __init__(self, pending: list[list[bytes]] | None = None, counts: list[int] | None = None):
+        self._pending = pending or []  # per stratum: hashes awaiting a full group
+        self._counts = counts or []
+
+    def to_json(self) -> dict:
+        return {"pending": [[h.hex() for h in g] for g in self._pending], "counts": self._counts}
+
+    @classmethod
+    def from_json(cls, data: dict) -> _Strata:
+        return cls([[bytes.fromhex(h) for h in g] for g in data["pending"]], data["counts"])
 
     def add(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         done, value, depth = [], leaf, 0
@@ -214,6 +222,19 @@ class _Strata:
             depth += 1
 
 
+@dataclass
+class AuditState:
+    """Everything a replay carries from one entry to the next: enough to resume."""
+
+    size: int = 0
+    tree: CompactRange = field(default_factory=CompactRange)
+    chain_head: bytes = CHAIN_GENESIS
+    last_gen_ms: int | None = None
+    serials: set[int] = field(default_factory=set)
+    roots: dict[int, bytes] = field(default_factory=lambda: {0: EMPTY_ROOT})
+    strata: _Strata = field(default_factory=lambda: _Strata())
+
+
 def audit(
     entries: Iterable[Entry],
     *,
@@ -224,6 +245,7 @@ def audit(
     jobs: int = 1,
     progress: Progress | None = None,
     stored_node: StoredNode | None = None,
+    state: AuditState | None = None,
 ) -> AuditReport:
     """Replay `entries` (in stored order) and report every failure with its index.
 
@@ -233,17 +255,24 @@ def audit(
     `inspect_entry` for a log whose entries are not tokens, or a deeper check such as
     signatures); `jobs` > 1 runs it in that many worker processes. `stored_node(level,
     index)` gives the source's own hash of each complete node at the tile strata (levels
-    8, 16, ...), which must equal the replay's."""
+    8, 16, ...), which must equal the replay's. With `state` (from an earlier audit of
+    the same log) the replay resumes where that audit stopped: `entries` must start at
+    `state.size`; the report carries the new state."""
     report = AuditReport()
     started = time.monotonic()
-    tree = CompactRange()
-    head = CHAIN_GENESIS
-    last_gen = None
-    serials: set[int] = set()
+    st = state or AuditState()
+    tree, head, last_gen, serials, strata = (
+        st.tree,
+        st.chain_head,
+        st.last_gen_ms,
+        st.serials,
+        st.strata,
+    )
+    report.size = st.size
     fail = report.failures.append
-    pending = sorted(checkpoints or (), key=lambda c: c.size)
+    pending = sorted((c for c in checkpoints or () if c.size >= st.size), key=lambda c: c.size)
     # Without the checkpoint archive, LedgerBinding anchors cannot be checked: say so.
-    roots: dict[int, bytes] | None = {0: tree.root()} if checkpoints is not None else None
+    roots: dict[int, bytes] | None = st.roots if checkpoints is not None else None
     if roots is None:
         report.warnings.append("LedgerBinding anchors not checked: no checkpoints given")
     if verifier is None and pending:
@@ -258,9 +287,8 @@ def audit(
             for problem in _check_checkpoint(checkpoint, root, head, verifier, origin):
                 fail(Failure(None, "checkpoint", f"checkpoint {size}: {problem}"))
 
-    strata = _Strata()
-    reach(0)
-    for expected, (entry, seen) in enumerate(_inspected(entries, inspect, jobs)):
+    reach(st.size)
+    for expected, (entry, seen) in enumerate(_inspected(entries, inspect, jobs), st.size):
         i = entry.index
         if i != expected:
             fail(Failure(expected, "contiguous", f"expected index {expected}, found {i}"))
@@ -283,14 +311,10 @@ def audit(
         tree.append(leaf)
         if stored_node is not None:
             for level, index, node in strata.add(leaf):
-                if stored_node(level, index) != node:
-                    fail(
-                        Failure(
-                            None,
-                            "tile",
-                            f"stored node ({level}, {index}) differs from the replayed tree",
-                        )
-                    )
+                stored = stored_node(level, index)
+                if stored is not None and stored != node:
+                    message = f"stored node ({level}, {index}) differs from the replayed tree"
+                    fail(Failure(None, "tile", message))
         report.size += 1
         report.bytes += len(entry.token)
         if pending and pending[0].size == report.size:
@@ -309,4 +333,5 @@ def audit(
     report.root = tree.root()
     report.chain_head = head
     report.seconds = time.monotonic() - started
+    report.state = AuditState(report.size, tree, head, last_gen, serials, roots or {}, strata)
     return report

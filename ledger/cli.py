@@ -14,10 +14,12 @@ import click
 from asn1crypto import cms, core
 from tqdm import tqdm
 
+from ledger import audit_state
 from ledger.audit import AuditReport, Inspect, audit, inspect_entry, inspect_token
 from ledger.binding import find_binding
 from ledger.checkpoint import parse_vkey
 from ledger.errors import LedgerError
+from ledger.hashing import CHAIN_GENESIS
 from ledger.proof_file import ProofFile
 from ledger.sources import TileSource, directory_fetcher, http_fetcher
 from ledger.store.sqlite import SqliteReader
@@ -38,8 +40,8 @@ class _SqliteSource:
     def checkpoints(self):
         return self._reader.checkpoints()
 
-    def entries(self, tokens: bool = True):
-        return self._reader.entries()
+    def entries(self, tokens: bool = True, start: int = 0, head: bytes = b""):
+        return self._reader.entries(start)
 
     def stored_node(self, level: int, index: int) -> bytes | None:
         hashes = self._reader.tile_hashes(level // 8, index >> 8, (index & 255) + 1)
@@ -69,20 +71,34 @@ def run_audit(
     quiet: bool,
     jobs: int,
     inspect: Inspect | None = None,
+    resume: str | None = None,
 ) -> AuditReport:
     """Open SOURCE and audit it with a progress bar on stderr (shared by `tsa audit`)."""
     verifier = _verifier(vkey) if vkey else None
     opened = open_source(source)
+    state_path = Path(resume) if resume else None
+    state = None
+    if state_path is not None and state_path.exists():
+        try:
+            state = audit_state.load(state_path, source)
+        except LedgerError as exc:
+            raise click.ClickException(str(exc)) from None
     try:
         total, checkpoints = opened.size(), opened.checkpoints()
+        if state is not None and state.size > total:
+            raise LedgerError(
+                f"the log has {total} entries but an earlier audit saw {state.size}: "
+                "entries lost or rolled back"
+            )
         bar = tqdm(total=total, unit="entries", disable=quiet, file=sys.stderr, smoothing=0.1)
 
         def progress(done: int, _bytes: int) -> None:
             if done % 1024 == 0 or done == total:
                 bar.update(done - bar.n)
 
+        start = state.size if state else 0
         report = audit(
-            opened.entries(tokens=tokens),
+            opened.entries(tokens, start, state.chain_head if state else CHAIN_GENESIS),
             checkpoints=checkpoints,
             verifier=verifier,
             origin=verifier.name if verifier else None,
@@ -90,8 +106,11 @@ def run_audit(
             jobs=jobs,
             progress=progress,
             stored_node=opened.stored_node,
+            state=state,
         )
         bar.close()
+        if state_path is not None and report.ok and report.state is not None:
+            audit_state.save(state_path, source, report.state)
     except (sqlite3.Error, LedgerError) as exc:
         raise click.ClickException(f"cannot read {source}: {exc}") from None
     return report
@@ -122,6 +141,13 @@ audit_options = [
     click.option("--quiet", is_flag=True, help="No progress bar on stderr."),
     click.option("--vkey", default=None, help="The log's note verifier key (or @FILE)."),
     click.option(
+        "--resume",
+        default=None,
+        metavar="STATE",
+        help="State file: replay only entries after the last successful audit recorded in "
+        "it (created or updated when the audit passes).",
+    ),
+    click.option(
         "-j",
         "--jobs",
         default=1,
@@ -151,6 +177,7 @@ def audit_command(
     as_json: bool,
     quiet: bool,
     vkey: str | None,
+    resume: str | None,
     jobs: int,
     not_tokens: bool,
     tree_only: bool,
@@ -164,6 +191,7 @@ def audit_command(
         quiet=quiet,
         jobs=jobs,
         inspect=inspect_entry if tree_only else None,
+        resume=resume,
     )
     print_report(report, as_json)
 

@@ -75,7 +75,7 @@ class TileSource:
 
     def __init__(self, fetch: Fetch):
         self._fetch = fetch
-        self._tile_key: tuple[int, int] | None = None
+        self._tile_key: tuple[int, int, int] | None = None
         self._tile = b""
         self.note = fetch("checkpoint").decode("utf-8")
         self.checkpoint = Checkpoint.parse(self.note.split("\n\n", 1)[0] + "\n")
@@ -103,24 +103,32 @@ class TileSource:
         return found
 
     def stored_node(self, level: int, index: int) -> bytes | None:
-        """A node from the published tiles of level level/8 (full tiles only)."""
+        """A complete node from the published tile (full or partial) of level level/8."""
         tile_index, offset = index >> 8, index & 255
-        if ((tile_index + 1) << (8 + level)) > self.checkpoint.size:
-            return None  # only full tiles are compared; partial ones end the tree
-        key = (level, tile_index)
+        width = min(256, (self.checkpoint.size >> level) - tile_index * 256)
+        if offset >= width:
+            return None  # not complete within the published tree
+        key = (level, tile_index, width)
         if key != self._tile_key:
-            self._tile_key, self._tile = key, self._fetch(TileId(level // 8, tile_index).path)
+            self._tile = self._fetch(TileId(level // 8, tile_index, width).path)
+            self._tile_key = key
         return self._tile[32 * offset : 32 * offset + 32]
 
-    def entries(self, tokens: bool = True) -> Iterator[Entry]:
-        size, head, index = self.checkpoint.size, CHAIN_GENESIS, 0
-        for n in range((size + 255) // 256):
+    def entries(
+        self, tokens: bool = True, start: int = 0, head: bytes = CHAIN_GENESIS
+    ) -> Iterator[Entry]:
+        """Entries from `start` on (the chain continuing from `head`)."""
+        size, index = self.checkpoint.size, (start // 256) * 256
+        for n in range(start // 256, (size + 255) // 256):
             width = min(256, size - n * 256)
             bundle = decode_entry_bundle(self._fetch(TileId(0, n, width, entries=True).path))
             hashes = self._fetch(TileId(0, n, width).path)
             if len(bundle) != width or len(hashes) != 32 * width:
                 raise LedgerError(f"tile {n} is not {width} entries wide")
             for i, token in enumerate(bundle):
+                if index < start:
+                    index += 1
+                    continue
                 leaf = leaf_hash(token)
                 # The level-0 tile is what the tree commits to: an entry that does not
                 # hash to it is reported as a leaf-hash failure at its index.

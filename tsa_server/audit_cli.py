@@ -52,6 +52,7 @@ def audit_command(
     as_json: bool,
     quiet: bool,
     vkey: str | None,
+    resume: str | None,
     jobs: int,
     ca_files: tuple[str, ...],
     tsa_certs: tuple[str, ...],
@@ -71,6 +72,12 @@ def audit_command(
         extra = extra or load_chain(config)
     _OPTIONS = VerifyOptions(trust_roots=roots, extra_certs=extra)
     report = run_audit(
-        source, vkey=vkey, tokens=True, quiet=quiet, jobs=jobs, inspect=inspect_verified
+        source,
+        vkey=vkey,
+        tokens=True,
+        quiet=quiet,
+        jobs=jobs,
+        inspect=inspect_verified,
+        resume=resume,
     )
     print_report(report, as_json)
