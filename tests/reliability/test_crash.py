@@ -24,7 +24,7 @@ from tests.support.queries import make_request, parse_response
 from tests.support.tsa import TsaServer
 
 AUDIT = [str(Path(sys.executable).with_name("tsa-ledger")), "audit", "--quiet"]
-KILLS = 20
+KILLS = 24  # a third at random, a third after a burst, a third at a publication
 CLIENTS = 4
 GRANTED = ("granted", "granted_with_mods")
 
@@ -39,6 +39,7 @@ class LoadClient:
         self.stop = threading.Event()
         self.tokens: list[bytes] = []
         self.errors = 0
+        self.failures: list[BaseException] = []
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(CLIENTS)]
 
@@ -52,8 +53,16 @@ class LoadClient:
         for thread in self.threads:
             thread.join(timeout=60)
             assert not thread.is_alive(), "a load client hung"
+        if self.failures:  # e.g. a complete 200 reply that is not a TimeStampResp
+            raise self.failures[0]
 
     def _run(self, n: int) -> None:
+        try:
+            self._load(n)
+        except BaseException as exc:  # noqa: B036 - handed to the test thread
+            self.failures.append(exc)
+
+    def _load(self, n: int) -> None:
         i = 0
         while not self.stop.is_set():
             i += 1
@@ -82,15 +91,27 @@ def publication_dirs(server: TsaServer) -> list[Path]:
     return [root, root / "checkpoints"]
 
 
-def publishing(server: TsaServer) -> bool:
-    """A checkpoint file is being written (write_durably's temporary file exists)."""
+def temporary_files(server: TsaServer) -> dict[Path, tuple[int, int]]:
+    """write_durably's temporary files with their (inode, mtime): one that appears or
+    changes was being written (a publication in progress), one left over stays put."""
+    found = {}
     for directory in publication_dirs(server):
         try:
-            if any(name.endswith(".tmp") for name in os.listdir(directory)):
-                return True
+            names = [name for name in os.listdir(directory) if name.endswith(".tmp")]
         except FileNotFoundError:
-            pass
-    return False
+            continue
+        for name in names:
+            try:
+                info = os.stat(directory / name)
+            except FileNotFoundError:
+                continue
+            found[directory / name] = (info.st_ino, info.st_mtime_ns)
+    return found
+
+
+def publishing(server: TsaServer, before: dict[Path, tuple[int, int]]) -> bool:
+    """A checkpoint file is being written now (or was, when the server died)."""
+    return any(before.get(path) != state for path, state in temporary_files(server).items())
 
 
 def published_size(server: TsaServer) -> int:
@@ -107,9 +128,9 @@ def kill(server: TsaServer) -> None:
     server.process.wait(10)
 
 
-def kill_at(server: TsaServer, rng: random.Random, mode: str) -> bool:
-    """Kill the server under load; True if the kill was aimed at a publication in
-    progress and landed while its temporary file existed."""
+def kill_at(server: TsaServer, rng: random.Random, mode: str, before: dict) -> None:
+    """Kill the server under load: at a random moment, just after a burst, or while a
+    checkpoint file is being written (its temporary file appeared or changed)."""
     if mode == "random":
         time.sleep(rng.uniform(0.2, 1.5))
     elif mode == "burst":
@@ -119,20 +140,30 @@ def kill_at(server: TsaServer, rng: random.Random, mode: str) -> bool:
         time.sleep(rng.uniform(0.1, 0.4))
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            if publishing(server):
-                kill(server)
-                return True
+            if publishing(server, before):
+                break
     kill(server)
-    return False
+
+
+def audit_ok(vkey: str, path: Path, *options: str) -> None:
+    result = subprocess.run(
+        [*AUDIT, *options, "--vkey", vkey, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"audit of {path.name}:\n{result.stdout}{result.stderr}"
 
 
 def check_ledger(server: TsaServer, received: list[bytes], vkey: str) -> dict:
     conn = sqlite3.connect(f"file:{server.ledger_path}?mode=ro", uri=True)
     try:
-        stored = {row[0] for row in conn.execute("SELECT token FROM entries")}
+        stored = dict(conn.execute("SELECT token, serial FROM entries"))
         missing = [token for token in received if token not in stored]
+        for token in received:
+            if token in stored:
+                serial = format(tst_info(token)["serial_number"].native, "040x")
+                assert stored[token] == serial, "a token's row holds another serial"
         rows = conn.execute("SELECT idx, gen_time, serial FROM entries ORDER BY idx").fetchall()
         archived = archived_size(conn)
+        checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
     finally:
         conn.close()
     assert [row[0] for row in rows] == list(range(len(rows))), "indices not contiguous"
@@ -141,14 +172,13 @@ def check_ledger(server: TsaServer, received: list[bytes], vkey: str) -> dict:
     times = [row[1] for row in rows]
     decreasing = [i for i in range(1, len(times)) if times[i] < times[i - 1]]
     assert not decreasing, f"genTime decreases at indices {decreasing[:5]}"
-    audit = subprocess.run(
-        [*AUDIT, "--vkey", vkey, str(server.ledger_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    return {"size": len(rows), "missing": len(missing), "archived": archived}
+    audit_ok(vkey, server.ledger_path)
+    return {
+        "size": len(rows),
+        "missing": len(missing),
+        "archived": archived,
+        "checkpoints": checkpoints,
+    }
 
 
 @pytest.mark.slow
@@ -160,17 +190,19 @@ def test_sigkill_under_load_loses_nothing(make_server, record_property) -> None:
     started = time.monotonic()
     server = make_server(ledger={"checkpoint_interval_s": 0.1}).start()
     vkey = server.get("/ledger/tokens/vkey")[2].decode().strip()
+    ops_vkey = server.get("/ledger/ops/vkey")[2].decode().strip()
     received: list[bytes] = []
     missing = mid_publication = file_behind = 0
-    checkpoints = set()
+    checkpoints = 0
     modes = ["random", "burst", "publication"] * (KILLS // 3 + 1)
     rng.shuffle(modes)
     for cycle, mode in enumerate(modes[:KILLS]):
+        before = temporary_files(server)
         with LoadClient(server, cycle) as load:
-            aimed = kill_at(server, rng, mode)
+            kill_at(server, rng, mode, before)
         received.extend(load.tokens)
-        mid_publication += aimed
-        left_over = publishing(server)
+        left_over = publishing(server, before)
+        mid_publication += left_over
         conn = sqlite3.connect(f"file:{server.ledger_path}?mode=ro", uri=True)
         archived = archived_size(conn)
         conn.close()
@@ -185,7 +217,8 @@ def test_sigkill_under_load_loses_nothing(make_server, record_property) -> None:
             f"seed {seed}, kill {cycle + 1} ({mode}): {figures['missing']} of "
             f"{len(received)} received tokens are not in the ledger"
         )
-        checkpoints.add(figures["archived"])
+        checkpoints = figures["checkpoints"]
+        audit_ok(ops_vkey, server.workdir / "ops.sqlite", "--not-tokens")
         status, _, body = server.post_query(make_request(b"after kill %d" % cycle))
         reply = parse_response(body)
         assert status == 200 and reply["status"]["status"].native in GRANTED, (
@@ -194,7 +227,7 @@ def test_sigkill_under_load_loses_nothing(make_server, record_property) -> None:
         )
         received.append(reply["time_stamp_token"].dump())
         print(
-            f"kill {cycle + 1:2d} {mode:11s} tmp-file-at-kill={left_over!s:5s} "
+            f"kill {cycle + 1:2d} {mode:11s} mid-publication={left_over!s:5s} "
             f"received={len(received)} ledger={figures['size']} "
             f"archived-checkpoint={figures['archived']}"
         )
@@ -204,7 +237,7 @@ def test_sigkill_under_load_loses_nothing(make_server, record_property) -> None:
     server.stop()
     summary = (
         f"crash summary: seed={seed} kills survived={KILLS} tokens received={len(received)} "
-        f"missing from ledger={missing} checkpoints seen={len(checkpoints)} "
+        f"missing from ledger={missing} checkpoints seen={checkpoints} "
         f"kills during a publication={mid_publication} "
         f"archive ahead of checkpoint file={file_behind} "
         f"runtime={time.monotonic() - started:.1f}s"
@@ -212,3 +245,4 @@ def test_sigkill_under_load_loses_nothing(make_server, record_property) -> None:
     print(summary)
     record_property("summary", summary)
     assert received and missing == 0
+    assert mid_publication >= 1, "no kill landed while a checkpoint was being written"
