@@ -35,6 +35,7 @@ def create_app(services: Services) -> web.Application:
         max_data_bytes=config.verify.max_data_bytes,
         ledger_path=str(config.ledger.path),
         evidence=services.evidence,
+        names=services.names,
     )
     app[LOGS] = {
         name: LogView(

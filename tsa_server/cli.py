@@ -20,6 +20,7 @@ from tsa_server.audit_cli import audit_command
 from tsa_server.config import Config, load_config, validate
 from tsa_server.errors import TSAError
 from tsa_server.evidence_cli import accounts
+from tsa_server.names_cli import names
 from tsa_server.verify_cli import verify
 
 DEFAULT_CONFIG = "conf/tsa.toml"
@@ -212,6 +213,7 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
 cli.add_command(verify)
 cli.add_command(accounts)
 cli.add_command(audit_command)
+cli.add_command(names)
 
 
 def main(argv: list[str] | None = None) -> int:

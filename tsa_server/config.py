@@ -92,6 +92,15 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class NamesConfig:
+    """The trade-name (字号 / handle) registry: its database, policy and operators."""
+
+    path: str = "var/names.sqlite"  # SQLite file (WAL, synchronous=FULL)
+    policy: str = "conf/names.toml"  # registry policy (tsa_server.names.config)
+    operators: tuple[str, ...] = ()  # organisation ids whose admin keys decide disputes
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -106,6 +115,7 @@ class Config:
     clock: NtpSettings = field(default_factory=NtpSettings)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    names: NamesConfig = field(default_factory=NamesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def pin(self) -> str:
@@ -251,6 +261,8 @@ def validate(config: Config) -> None:
         1 <= evidence.max_upload_bytes <= 1 << 40,
         "[evidence] max_upload_bytes must be 1..1099511627776",
     )
+    _require(bool(config.names.path), "[names] path must name a file")
+    _require(bool(config.names.policy), "[names] policy must name a file")
     _require(
         config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},
         "[logging] level must be DEBUG, INFO, WARNING or ERROR",

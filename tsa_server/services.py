@@ -26,6 +26,7 @@ from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import IssuanceSettings, Issuer
+from tsa_server.names.timestamping import NamesService, open_names
 from tsa_server.opslog import OpsLog, canonical
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.rfc3161.request import Profile
@@ -61,6 +62,7 @@ class Services:
     ops: OpsLog | None = None
     evidence: EvidenceStore | None = None
     blobs: FileBlobStore | None = None
+    names: NamesService | None = None
     resources: ExitStack = field(default_factory=ExitStack)  # closed by close()
 
     @property
@@ -235,6 +237,9 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
     )
     evidence, blobs = open_evidence(config)
     stack.callback(evidence.close)
+    names = open_names(config.names, issuer, ops)
+    if names is not None:
+        stack.callback(names.store.close)
     return Services(
         config,
         signer,
@@ -247,6 +252,7 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
         ops=ops,
         evidence=evidence,
         blobs=blobs,
+        names=names,
     )
 
 

@@ -15,6 +15,7 @@ from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import Issuer
+from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161 import response
 
 log = logging.getLogger("tsa.web")
@@ -42,6 +43,7 @@ class WebState:
     max_data_bytes: int = 1 << 30
     ledger_path: str | None = None
     evidence: EvidenceStore | None = None  # accounts, API keys, items (web/accounts.py)
+    names: NamesService | None = None  # the handle (字号) registry (web/names.py)
 
 
 STATE = web.AppKey("state", WebState)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import accounts, handlers, ledger, verify
+from tsa_server.web import accounts, handlers, ledger, names, openapi, verify
 
 
 def add_routes(app: web.Application) -> None:
@@ -22,6 +22,16 @@ def add_routes(app: web.Application) -> None:
             web.get("/api/v1/keys", accounts.list_keys),
             web.post("/api/v1/keys", accounts.create_key),
             web.delete("/api/v1/keys/{key_id}", accounts.revoke_key),
+            web.get("/api/v1/openapi.json", openapi.document),
+            web.get("/api/v1/names/check", names.check),
+            web.post("/api/v1/names/applications", names.apply),
+            web.get("/api/v1/names/{handle}", names.status),
+            web.get("/api/v1/names/{handle}/history", names.history),
+            web.post("/api/v1/names/{handle}/change", names.change),
+            web.post("/api/v1/names/{handle}/release", names.release),
+            web.post("/api/v1/names/{handle}/reclaim", names.reclaim),
+            web.post("/api/v1/names/{handle}/objections", names.objections),
+            web.post("/api/v1/names/{handle}/decision", names.decision),
         ]
     )
     # Each ledger log is a C2SP tlog-tiles prefix plus proofs and lookups (web/ledger.py).
