@@ -71,3 +71,18 @@ def test_ledger_differing_from_its_checkpoint_refuses(make_server) -> None:
     conn.commit()
     conn.close()
     assert "differs from" in serve_fails(server)
+
+
+def test_a_publication_killed_mid_write_leaves_nothing_after_restart(make_server) -> None:
+    server = make_server().start()
+    server.post_query(make_request(b"x"))
+    wait_checkpoint(server, 1)
+    server.process.kill()
+    server.process.wait()
+    directory = server.workdir / "var" / "ledger" / "tokens"
+    stale = [directory / ".checkpoint.tmp", directory / "checkpoints" / ".7.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a note")
+    server.start()
+    assert not any(path.exists() for path in stale)
+    assert latest_checkpoint_size(server) >= 1

@@ -90,6 +90,13 @@ class CheckpointPublisher:
     def vkey(self) -> str:
         return encode_vkey(self._origin, SIG_ED25519, self._public_key)
 
+    def sweep_temporary_files(self) -> None:
+        """Remove what a publication killed mid-write left behind (write_durably's
+        temporary files): they were never renamed into place, so nothing refers to them."""
+        for folder in (self._directory, self._directory / "checkpoints"):
+            for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
+                stale.unlink(missing_ok=True)
+
     def check_rollback(self) -> None:
         """L-13 tripwire: the ledger must hold everything ever checkpointed, both by its
         own archive and by the checkpoint file outside it. Raise LedgerError if not."""

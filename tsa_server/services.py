@@ -187,6 +187,7 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
     )
     for log in (tokens_log, ops_log):
         log.publisher.check_rollback()
+        log.publisher.sweep_temporary_files()
     ops = OpsLog(ops_store)
     ops.record(
         "start",

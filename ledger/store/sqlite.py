@@ -71,6 +71,8 @@ def _serial_key(serial: int) -> str:
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
+    """The project's one way to open a SQLite file it writes: autocommit (transactions
+    are explicit), WAL, synchronous=FULL (durable on every commit), a busy timeout."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

@@ -177,3 +177,37 @@ def test_token_can_be_fetched_again_by_serial(tsa: TsaServer) -> None:
     assert tsa.get(f"/tokens/0x{serial:x}")[0] == 200
     assert tsa.get(f"/tokens/{serial + 1:x}")[0] == 404
     assert tsa.get("/tokens/not-hex")[0] == 400
+
+
+def raw_exchange(tsa: TsaServer, head: bytes, body: bytes = b"") -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", tsa.port), timeout=10) as sock:
+        sock.sendall(head)
+        first = sock.recv(65536)
+        if body and first.startswith(b"HTTP/1.1 100"):
+            sock.sendall(body)
+            first += sock.recv(65536)
+        return first
+
+
+def test_expect_continue_is_refused_before_the_body_when_too_large(tsa: TsaServer) -> None:
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
+        b"Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    reply = raw_exchange(tsa, head)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:40]
+    wrong_type = head.replace(b"timestamp-query", b"json").replace(b"100000", b"10")
+    assert raw_exchange(tsa, wrong_type).startswith(b"HTTP/1.1 415")
+
+
+def test_expect_continue_then_a_valid_request_is_granted(tsa: TsaServer) -> None:
+    body = make_request(b"expect")
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
+        b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body)
+    )
+    reply = raw_exchange(tsa, head, body)
+    assert reply.startswith(b"HTTP/1.1 100 Continue")
+    assert b"HTTP/1.1 200" in reply

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.store.sqlite import connect as durable_connect
 from tsa_server.evidence.accounts import (
     ApiKey,
     Member,
@@ -83,10 +84,7 @@ CreditCheck = Callable[[str, list[CreditEntry], list[CreditEntry]], None]
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn = durable_connect(path)
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ledger.store.sqlite import connect
 from tsa_server.beijing_calendar import Interval, parse_utc_text, utc_text
 
 from .applicants import Group
@@ -229,14 +230,6 @@ def record_from_json(o: dict[str, Any]) -> HandleRecord:
 
 
 # ------------------------------------------------------------------ the store
-def connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
-
-
 def create_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     if "records" not in db.table_names():

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import ClientPayloadError, HttpVersion11, web
 from asn1crypto import x509 as asn1_x509
 
 from ledger.store.base import Reader
@@ -54,16 +54,35 @@ def _reply(body: bytes) -> web.Response:
     return web.Response(body=body, content_type=REPLY_TYPE)
 
 
+def _check_headers(request: web.Request) -> None:
+    """415/413 from the headers alone, before any of the body is read."""
+    if request.content_type != QUERY_TYPE:
+        raise web.HTTPUnsupportedMediaType(text=f"send {QUERY_TYPE}\n")
+    limit = request.app[STATE].max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=limit, actual_size=length, text="request too large\n"
+        )
+
+
+async def expect_query(request: web.Request) -> None:
+    """`Expect: 100-continue` (RFC 9110 §10.1.1): refuse a wrong type or size before
+    inviting the body; otherwise what aiohttp does by default."""
+    expect = request.headers.get("Expect", "").lower()
+    if request.version != HttpVersion11:
+        return
+    if expect != "100-continue":
+        raise web.HTTPExpectationFailed(text="unknown Expect\n")
+    _check_headers(request)
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the reply proper has not started
+
+
 async def timestamp(request: web.Request) -> web.Response:
     """POST application/timestamp-query -> application/timestamp-reply (RFC 3161 §3.4)."""
     state = request.app[STATE]
-    if request.content_type != QUERY_TYPE:
-        raise web.HTTPUnsupportedMediaType(text=f"send {QUERY_TYPE}\n")
-    length = request.content_length
-    if length is not None and length > state.max_body_bytes:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=state.max_body_bytes, actual_size=length, text="request too large\n"
-        )
+    _check_headers(request)
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
             body = await _read_bounded(request, state.max_body_bytes)

@@ -62,10 +62,20 @@ from tsa_server.web.handlers import STATE
 MAX_TEXT = 200  # characters of any text field (a handle is at most 14 bytes)
 
 _INPUT = {
-    Refusal.BAD_CHARACTER, Refusal.TOO_SHORT, Refusal.TOO_LONG, Refusal.NOT_IN_SHOP_NAME,
-    Refusal.NOT_PREFIX, Refusal.BANNED_WORD, Refusal.RESTRICTED_ALONE, Refusal.ALL_RESTRICTED,
-    Refusal.BRAND_PROOF_REQUIRED, Refusal.MARK_REQUIRED, Refusal.MARK_NOT_LISTED,
-    Refusal.MARK_TOO_RECENT, Refusal.MARK_MISMATCH, Refusal.METRICS_MISSING,
+    Refusal.BAD_CHARACTER,
+    Refusal.TOO_SHORT,
+    Refusal.TOO_LONG,
+    Refusal.NOT_IN_SHOP_NAME,
+    Refusal.NOT_PREFIX,
+    Refusal.BANNED_WORD,
+    Refusal.RESTRICTED_ALONE,
+    Refusal.ALL_RESTRICTED,
+    Refusal.BRAND_PROOF_REQUIRED,
+    Refusal.MARK_REQUIRED,
+    Refusal.MARK_NOT_LISTED,
+    Refusal.MARK_TOO_RECENT,
+    Refusal.MARK_MISMATCH,
+    Refusal.METRICS_MISSING,
 }
 _FORBIDDEN = {Refusal.NOT_OWNER, Refusal.NOT_HOLDER, Refusal.NOT_CONTENDER}
 
@@ -168,10 +178,14 @@ async def check(request: web.Request) -> web.Response:
         "detail": c.refused.detail if c.refused else None,
         "field": c.refused.field.value if c.refused and c.refused.field else None,
         "limits": {
-            "handle": [names.registry.policy.handle_min_bytes,
-                       names.registry.policy.handle_max_bytes],
-            "shop_name": [names.registry.policy.shop_name_min_bytes,
-                          names.registry.policy.shop_name_max_bytes],
+            "handle": [
+                names.registry.policy.handle_min_bytes,
+                names.registry.policy.handle_max_bytes,
+            ],
+            "shop_name": [
+                names.registry.policy.shop_name_min_bytes,
+                names.registry.policy.shop_name_max_bytes,
+            ],
         },
     }
     if c.shop_name is not None:
@@ -231,14 +245,22 @@ async def status(request: web.Request) -> web.Response:
     if rec is None:
         c = registry.check(handle)
         return web.json_response(
-            {"handle": c.handle.text, "status": "free", "valid": c.ok,
-             "reason": c.reason.value if c.reason else None}
+            {
+                "handle": c.handle.text,
+                "status": "free",
+                "valid": c.ok,
+                "reason": c.reason.value if c.reason else None,
+            }
         )
     body: dict[str, Any] = {"handle": rec.handle, "status": rec.status.value}
     if rec.holding is not None:
         h = rec.holding
-        body["holder"] = {"shop": h.shop_id, "shop_name": h.shop_name, "custom": h.custom,
-                          "since": utc_text(h.history.approved_at)}
+        body["holder"] = {
+            "shop": h.shop_id,
+            "shop_name": h.shop_name,
+            "custom": h.custom,
+            "since": utc_text(h.history.approved_at),
+        }
         if h.account_id == org:
             nxt = next_change_at(h.history, registry.policy)
             body["changes"] = {
@@ -329,9 +351,7 @@ async def change(request: web.Request) -> web.Response:
         if new_handle is None:
             result = await _run(names, lambda r: r.change_custom(org, shop_id, custom))
         else:
-            result = await _run(
-                names, lambda r: r.change_handle(org, shop_id, new_handle, custom)
-            )
+            result = await _run(names, lambda r: r.change_handle(org, shop_id, new_handle, custom))
     return refused(result) if isinstance(result, Refused) else _done(names, result)
 
 

@@ -17,22 +17,38 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "bad input", 401: "no or bad API key", 403: "not allowed (scope or owner)",
-            404: "unknown", 409: "state conflict", 503: "event could not be time-stamped"}
+    text = {
+        400: "bad input",
+        401: "no or bad API key",
+        403: "not allowed (scope or owner)",
+        404: "unknown",
+        409: "state conflict",
+        503: "event could not be time-stamped",
+    }
     return {str(c): _json(_REFUSAL if c in (400, 403, 409) else _ERROR, text[c]) for c in codes}
 
 
 def _body(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties,
-                              "additionalProperties": False}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
     if required:
         schema["required"] = required
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _op(summary: str, *, scope: str | None, body: dict | None = None, ok: str = "200",
-        ok_schema: dict | None = None, errors=(400, 401, 403, 404, 409, 503),
-        params: list | None = None) -> dict[str, Any]:
+def _op(
+    summary: str,
+    *,
+    scope: str | None,
+    body: dict | None = None,
+    ok: str = "200",
+    ok_schema: dict | None = None,
+    errors=(400, 401, 403, 404, 409, 503),
+    params: list | None = None,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "parameters": params or [_HANDLE]}
     if scope != "public":
         op["security"] = _KEY
@@ -40,8 +56,10 @@ def _op(summary: str, *, scope: str | None, body: dict | None = None, ok: str = 
             op["description"] = f"Needs an API key with the `{scope}` scope."
     if body is not None:
         op["requestBody"] = body
-    op["responses"] = {ok: _json(ok_schema or {"$ref": "#/components/schemas/NameResult"}),
-                       **_errors(*errors)}
+    op["responses"] = {
+        ok: _json(ok_schema or {"$ref": "#/components/schemas/NameResult"}),
+        **_errors(*errors),
+    }
     return op
 
 
@@ -55,105 +73,195 @@ DOCUMENT: dict[str, Any] = {
         "TSA (RFC 3161) and appended to the operations log.",
     },
     "components": {
-        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
-                                       "description": "tsa_<id>_<secret>"}},
+        "securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "tsa_<id>_<secret>"}
+        },
         "schemas": {
             "Error": {"type": "object", "properties": {"error": STR}, "required": ["error"]},
             "Refusal": {
                 "type": "object",
-                "properties": {"error": STR, "reason": STR, "detail": STR,
-                               "field": {"type": ["string", "null"]}},
+                "properties": {
+                    "error": STR,
+                    "reason": STR,
+                    "detail": STR,
+                    "field": {"type": ["string", "null"]},
+                },
                 "required": ["error"],
             },
             "HistoryEvent": {
                 "type": "object",
                 "properties": {
-                    "seq": {"type": "integer"}, "kind": STR, "handle": STR, "at": STR,
-                    "sha256": STR, "token": {"type": "string", "contentEncoding": "base64"},
-                    "gen_time": STR, "ops_index": {"type": ["integer", "null"]},
-                    "canonical": {"type": "string", "contentEncoding": "base64",
-                                  "description": "only to the account named in the event "
-                                  "and to operators"},
+                    "seq": {"type": "integer"},
+                    "kind": STR,
+                    "handle": STR,
+                    "at": STR,
+                    "sha256": STR,
+                    "token": {"type": "string", "contentEncoding": "base64"},
+                    "gen_time": STR,
+                    "ops_index": {"type": ["integer", "null"]},
+                    "canonical": {
+                        "type": "string",
+                        "contentEncoding": "base64",
+                        "description": "only to the account named in the event and to operators",
+                    },
                 },
             },
             "NameResult": {
                 "type": "object",
-                "properties": {"handle": STR, "status": STR,
-                               "event": {"$ref": "#/components/schemas/HistoryEvent"}},
+                "properties": {
+                    "handle": STR,
+                    "status": STR,
+                    "event": {"$ref": "#/components/schemas/HistoryEvent"},
+                },
             },
             "Check": {
                 "type": "object",
                 "properties": {
-                    "handle": STR, "bytes": {"type": ["integer", "null"]},
-                    "valid": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
+                    "handle": STR,
+                    "bytes": {"type": ["integer", "null"]},
+                    "valid": {"type": "boolean"},
+                    "reason": {"type": ["string", "null"]},
                     "detail": {"type": ["string", "null"]},
                     "field": {"type": ["string", "null"]},
-                    "shop_name": {"type": "object"}, "limits": {"type": "object"},
+                    "shop_name": {"type": "object"},
+                    "limits": {"type": "object"},
                 },
                 "required": ["handle", "bytes", "valid", "reason"],
             },
         },
     },
     "paths": {
-        "/api/v1/account": {"get": {
-            "summary": "The key's organisation, role and scopes", "security": _KEY,
-            "responses": {"200": _json({"type": "object"}), **_errors(401)}}},
-        "/api/v1/keys": {
-            "get": {"summary": "The organisation's API keys (read scope), never a secret",
-                    "security": _KEY, "responses": {"200": _json({"type": "object"}),
-                                                    **_errors(401, 403)}},
-            "post": {"summary": "A new API key (admin scope); its secret is shown once",
-                     "security": _KEY,
-                     "requestBody": _body({"name": STR, "scopes": {"type": "array",
-                                           "items": STR}, "role": STR,
-                                           "expires_in_days": {"type": "integer"}},
-                                          ["scopes"]),
-                     "responses": {"201": _json({"type": "object"}),
-                                   **_errors(400, 401, 403)}},
+        "/api/v1/account": {
+            "get": {
+                "summary": "The key's organisation, role and scopes",
+                "security": _KEY,
+                "responses": {"200": _json({"type": "object"}), **_errors(401)},
+            }
         },
-        "/api/v1/keys/{key_id}": {"delete": {
-            "summary": "Revoke a key (admin scope, or the key itself)", "security": _KEY,
-            "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": STR}],
-            "responses": {"200": _json({"type": "object"}), **_errors(401, 403, 404)}}},
-        "/api/v1/openapi.json": {"get": {"summary": "This document",
-                                         "responses": {"200": _json({"type": "object"})}}},
-        "/api/v1/names/check": {"get": _op(
-            "Live check while typing: byte count, validity and the reason of a refusal",
-            scope="public", ok_schema={"$ref": "#/components/schemas/Check"}, errors=(400, 404),
-            params=[{"name": "handle", "in": "query", "required": True, "schema": STR},
-                    {"name": "shop_name", "in": "query", "required": False, "schema": STR}])},
-        "/api/v1/names/applications": {"post": _op(
-            "Apply for a handle for the caller's shop (201 approved / contested at once in "
-            "open registration, 202 pending during a beta window)",
-            scope="deposit", ok="201", params=[],
-            body=_body({"handle": STR, "shop_name": STR}, ["handle", "shop_name"]))},
-        "/api/v1/names/{handle}": {"get": _op(
-            "Status: holder, state, objection window; a contender sees its own metrics beside "
-            "the provisional leader's (never other contenders')", scope="",
-            ok_schema={"type": "object"}, errors=(401, 404))},
-        "/api/v1/names/{handle}/history": {"get": _op(
-            "Every event of the handle with its RFC 3161 token and genTime", scope="",
-            ok_schema={"type": "object", "properties": {"handle": STR, "events": {
-                "type": "array", "items": {"$ref": "#/components/schemas/HistoryEvent"}}}},
-            errors=(401, 404))},
-        "/api/v1/names/{handle}/change": {"post": _op(
-            "Holder: change the handle (quota, 30-day spacing) and/or the custom part",
-            scope="deposit", body=_body({"handle": STR, "custom": STR}))},
-        "/api/v1/names/{handle}/release": {"post": _op(
-            "Holder: give the handle up (held one month); operators: shop_deleted / penalty",
-            scope="deposit", body=_body({"cause": {"enum": ["withdrawn", "shop_deleted",
-                                                            "penalty"]}}))},
-        "/api/v1/names/{handle}/reclaim": {"post": _op(
-            "Former holder: take the handle back during its hold", scope="deposit",
-            body=_body({"shop_name": STR}))},
-        "/api/v1/names/{handle}/objections": {"post": _op(
-            "Contender (not the leader): object during the objection period",
-            scope="deposit", ok="201", body=_body({"statement": STR}))},
-        "/api/v1/names/{handle}/decision": {"post": _op(
-            "Operator: publish a pending handle (metrics), decide a contest (winner) or "
-            "resolve a penalty review (outcome)", scope="admin",
-            body=_body({"winner": STR, "note": STR, "metrics": {"type": "object"},
-                        "outcome": {"enum": ["release", "retain"]}}))},
+        "/api/v1/keys": {
+            "get": {
+                "summary": "The organisation's API keys (read scope), never a secret",
+                "security": _KEY,
+                "responses": {"200": _json({"type": "object"}), **_errors(401, 403)},
+            },
+            "post": {
+                "summary": "A new API key (admin scope); its secret is shown once",
+                "security": _KEY,
+                "requestBody": _body(
+                    {
+                        "name": STR,
+                        "scopes": {"type": "array", "items": STR},
+                        "role": STR,
+                        "expires_in_days": {"type": "integer"},
+                    },
+                    ["scopes"],
+                ),
+                "responses": {"201": _json({"type": "object"}), **_errors(400, 401, 403)},
+            },
+        },
+        "/api/v1/keys/{key_id}": {
+            "delete": {
+                "summary": "Revoke a key (admin scope, or the key itself)",
+                "security": _KEY,
+                "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": STR}],
+                "responses": {"200": _json({"type": "object"}), **_errors(401, 403, 404)},
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}
+        },
+        "/api/v1/names/check": {
+            "get": _op(
+                "Live check while typing: byte count, validity and the reason of a refusal",
+                scope="public",
+                ok_schema={"$ref": "#/components/schemas/Check"},
+                errors=(400, 404),
+                params=[
+                    {"name": "handle", "in": "query", "required": True, "schema": STR},
+                    {"name": "shop_name", "in": "query", "required": False, "schema": STR},
+                ],
+            )
+        },
+        "/api/v1/names/applications": {
+            "post": _op(
+                "Apply for a handle for the caller's shop (201 approved / contested at once in "
+                "open registration, 202 pending during a beta window)",
+                scope="deposit",
+                ok="201",
+                params=[],
+                body=_body({"handle": STR, "shop_name": STR}, ["handle", "shop_name"]),
+            )
+        },
+        "/api/v1/names/{handle}": {
+            "get": _op(
+                "Status: holder, state, objection window; a contender sees its own metrics beside "
+                "the provisional leader's (never other contenders')",
+                scope="",
+                ok_schema={"type": "object"},
+                errors=(401, 404),
+            )
+        },
+        "/api/v1/names/{handle}/history": {
+            "get": _op(
+                "Every event of the handle with its RFC 3161 token and genTime",
+                scope="",
+                ok_schema={
+                    "type": "object",
+                    "properties": {
+                        "handle": STR,
+                        "events": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/HistoryEvent"},
+                        },
+                    },
+                },
+                errors=(401, 404),
+            )
+        },
+        "/api/v1/names/{handle}/change": {
+            "post": _op(
+                "Holder: change the handle (quota, 30-day spacing) and/or the custom part",
+                scope="deposit",
+                body=_body({"handle": STR, "custom": STR}),
+            )
+        },
+        "/api/v1/names/{handle}/release": {
+            "post": _op(
+                "Holder: give the handle up (held one month); operators: shop_deleted / penalty",
+                scope="deposit",
+                body=_body({"cause": {"enum": ["withdrawn", "shop_deleted", "penalty"]}}),
+            )
+        },
+        "/api/v1/names/{handle}/reclaim": {
+            "post": _op(
+                "Former holder: take the handle back during its hold",
+                scope="deposit",
+                body=_body({"shop_name": STR}),
+            )
+        },
+        "/api/v1/names/{handle}/objections": {
+            "post": _op(
+                "Contender (not the leader): object during the objection period",
+                scope="deposit",
+                ok="201",
+                body=_body({"statement": STR}),
+            )
+        },
+        "/api/v1/names/{handle}/decision": {
+            "post": _op(
+                "Operator: publish a pending handle (metrics), decide a contest (winner) or "
+                "resolve a penalty review (outcome)",
+                scope="admin",
+                body=_body(
+                    {
+                        "winner": STR,
+                        "note": STR,
+                        "metrics": {"type": "object"},
+                        "outcome": {"enum": ["release", "retain"]},
+                    }
+                ),
+            )
+        },
     },
 }
 

@@ -10,8 +10,8 @@ from tsa_server.web import accounts, handlers, ledger, names, openapi, verify
 def add_routes(app: web.Application) -> None:
     app.add_routes(
         [
-            web.post("/", handlers.timestamp),
-            web.post("/tsr", handlers.timestamp),
+            web.post("/", handlers.timestamp, expect_handler=handlers.expect_query),
+            web.post("/tsr", handlers.timestamp, expect_handler=handlers.expect_query),
             web.get("/", handlers.landing),
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
