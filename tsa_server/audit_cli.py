@@ -9,6 +9,7 @@ import click
 
 from ledger.audit import Inspection, inspect_token
 from ledger.cli import print_report, run_audit, with_audit_options
+from tsa_server.cli_options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 
 # Set before the worker processes fork; read by inspect_verified in each of them.
@@ -46,7 +47,7 @@ def inspect_verified(token: bytes) -> Inspection:
     type=click.Path(dir_okay=False, exists=True),
     help="TSA certificates for tokens issued without one.",
 )
-@click.option("--config", "config_path", default="conf/tsa.toml", show_default=True)
+@config_option
 def audit_command(
     source: str,
     as_json: bool,

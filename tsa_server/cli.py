@@ -17,13 +17,12 @@ import click
 
 from ledger.errors import LedgerError
 from tsa_server.audit_cli import audit_command
+from tsa_server.cli_options import config_option
 from tsa_server.config import Config, load_config, validate
 from tsa_server.errors import TSAError
 from tsa_server.evidence_cli import accounts
 from tsa_server.names_cli import names
 from tsa_server.verify_cli import verify
-
-DEFAULT_CONFIG = "conf/tsa.toml"
 
 
 def _load(path: str) -> Config:
@@ -51,16 +50,6 @@ class _Group(click.Group):
             raise Failure(f"ledger database error: {exc}") from None
         except OSError as exc:  # e.g. the port is taken or the address is not ours
             raise Failure(f"{exc.strerror or exc}") from None
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Configuration file.",
-)
 
 
 @click.group(cls=_Group)

@@ -20,6 +20,8 @@ from tsa_server.errors import ConfigError
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY, IMPRINT_HASH_BY_NAME
 from tsa_server.signing.base import KeySpec
 
+DEFAULT_CONFIG = "conf/tsa.toml"  # every command's --config default
+
 
 @dataclass(frozen=True)
 class ServerConfig:

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import click
 
+from tsa_server.cli_options import config_option
 from tsa_server.evidence.accounts import (
     MAX_KEY_DAYS,
     Accounts,
@@ -28,16 +29,6 @@ from tsa_server.evidence.errors import EvidenceError
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.times import ts, utc_now
 
-DEFAULT_CONFIG = "conf/tsa.toml"
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Configuration file.",
-)
 _ROLES = click.Choice([r.value for r in Role])
 
 

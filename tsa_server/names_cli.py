@@ -21,18 +21,8 @@ from urllib.parse import quote
 
 import click
 
+from tsa_server.cli_options import config_option
 from tsa_server.errors import ConfigError
-
-DEFAULT_CONFIG = "conf/tsa.toml"
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Configuration file.",
-)
 
 
 @contextmanager
@@ -128,8 +118,7 @@ def history(config_path: str, handle: str) -> None:
 @click.option("--note", default="", help="Reason recorded with the decision.")
 @click.option("--url", default=None, help="Server URL (default: [server] host and port).")
 @click.argument("handle")
-def decide(config_path: str, winner: str | None, note: str, url: str | None,
-           handle: str) -> None:
+def decide(config_path: str, winner: str | None, note: str, url: str | None, handle: str) -> None:
     """Decide a contested handle through the server (API key in $TSA_API_KEY); without
     --winner the provisional leader takes it when nobody objected."""
     from tsa_server.config import load_config

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-DEFAULT_CONFIG = "conf/tsa.toml"
+from tsa_server.config import DEFAULT_CONFIG
+
 #: No token is this large; refuse before reading a wrong file into memory.
 MAX_TOKEN_FILE = 16 << 20
 

@@ -14,13 +14,13 @@ reading is `LEGACY_SMALL_LITERAL_MONTHS` and is one configuration value away.
 from __future__ import annotations
 
 import enum
-import tomllib
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tsa_server.beijing_calendar import BEIJING, beijing, require_aware
+from tsa_server.beijing_calendar import beijing, require_aware
+from tsa_server.strict_toml import StrictTable, beijing_instant, load_toml
 
 from .errors import PricingError
 from .units import STORAGE_BLOCK_BYTES, SizeClass, annual_fee, size_class
@@ -155,46 +155,11 @@ def free_months(epoch: str, cls: SizeClass, policy: PricingPolicy = DEFAULT_POLI
 # ------------------------------------------------------------------ TOML loading
 
 
-class _Table:
-    """A TOML table read strictly: every key must be taken, with the right type."""
-
-    def __init__(self, data: Any, where: str):
-        if not isinstance(data, dict):
-            raise PricingError(f"{where}: expected a table")
-        self.data, self.where, self.used = data, where, set[str]()
-
-    def take(self, key: str, kinds: type | tuple[type, ...], default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        allowed = kinds if isinstance(kinds, tuple) else (kinds,)
-        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, kinds):
-            raise PricingError(f"{self.where}.{key}: wrong type {type(value).__name__}")
-        return value
-
-    def days(self, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        value = self.take(key, list, list(default))
-        if not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
-            raise PricingError(f"{self.where}.{key}: expected a list of integers")
-        return tuple(value)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise PricingError(f"{self.where}: unknown keys {unknown}")
+def _table(data: Any, where: str) -> StrictTable:
+    return StrictTable(data, where, PricingError)
 
 
-def _instant(value: datetime | date, where: str) -> datetime:
-    """Offset date-times as written; local date-times and dates are Beijing time (G-1)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=BEIJING)
-    if isinstance(value, date):
-        return datetime.combine(value, time(), tzinfo=BEIJING)
-    raise PricingError(f"{where}: expected a date-time")
-
-
-def _version(t: _Table) -> PolicyVersion:
+def _version(t: StrictTable) -> PolicyVersion:
     start = t.take("effective_from", (datetime, date), None)
     formula = t.take("fee_formula", str, FeeFormula.PER_BLOCK.value)
     try:
@@ -203,7 +168,11 @@ def _version(t: _Table) -> PolicyVersion:
         raise PricingError(f"{t.where}.fee_formula: unknown formula {formula!r}") from None
     version = PolicyVersion(
         epoch=t.take("epoch", str, ""),
-        effective_from=None if start is None else _instant(start, f"{t.where}.effective_from"),
+        effective_from=(
+            None
+            if start is None
+            else beijing_instant(start, f"{t.where}.effective_from", PricingError)
+        ),
         small_free_months=t.take("small_free_months", int, -1),
         large_free_months=t.take("large_free_months", int, -1),
         period_months=t.take("period_months", int, 12),
@@ -217,21 +186,21 @@ def _version(t: _Table) -> PolicyVersion:
 def policy_from_mapping(data: dict[str, Any]) -> PricingPolicy:
     """Build a `PricingPolicy` from parsed TOML; every error is a `PricingError`."""
     d = PricingPolicy()
-    root = _Table(data, "pricing")
-    credits = _Table(root.take("credits", dict, {}), "credits")
-    storage = _Table(root.take("storage", dict, {}), "storage")
-    reminders = _Table(root.take("reminders", dict, {}), "reminders")
+    root = _table(data, "pricing")
+    credits = root.table("credits")
+    storage = root.table("storage")
+    reminders = root.table("reminders")
     rows = root.take("versions", list, None)
     if rows is None:
         raise PricingError("pricing: [[versions]] is required")
-    versions = tuple(_version(_Table(r, f"versions[{i}]")) for i, r in enumerate(rows))
+    versions = tuple(_version(_table(r, f"versions[{i}]")) for i, r in enumerate(rows))
     policy = PricingPolicy(
         versions=versions,
         lot_validity_months=credits.take("lot_validity_months", int, d.lot_validity_months),
         grace_days=storage.take("grace_days", int, d.grace_days),
-        expiry_reminder_days=reminders.days("expiry_days", d.expiry_reminder_days),
-        purge_notice_days=reminders.days("purge_days", d.purge_notice_days),
-        lot_reminder_days=reminders.days("lot_lapse_days", d.lot_reminder_days),
+        expiry_reminder_days=reminders.integers("expiry_days", d.expiry_reminder_days),
+        purge_notice_days=reminders.integers("purge_days", d.purge_notice_days),
+        lot_reminder_days=reminders.integers("lot_lapse_days", d.lot_reminder_days),
         low_balance_days=reminders.take("low_balance_window_days", int, d.low_balance_days),
         forecast_months=reminders.take("forecast_months", int, d.forecast_months),
     )
@@ -242,27 +211,4 @@ def policy_from_mapping(data: dict[str, Any]) -> PricingPolicy:
 
 def load_policy(path: Path) -> PricingPolicy:
     """Read conf/pricing.toml; every error is a `PricingError` (the server must not start)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PricingError(f"{path}: {exc}") from exc
-    return policy_from_mapping(data)
-
-
-__all__ = [
-    "CURRENT",
-    "CUTOVER",
-    "DEFAULT_POLICY",
-    "DEFAULT_VERSIONS",
-    "LEGACY",
-    "LEGACY_SMALL_DEFAULT_MONTHS",
-    "LEGACY_SMALL_LITERAL_MONTHS",
-    "FeeFormula",
-    "PolicyVersion",
-    "PricingPolicy",
-    "epoch_of",
-    "free_months",
-    "load_policy",
-    "policy_from_mapping",
-]
+    return policy_from_mapping(load_toml(path, PricingError))

@@ -8,15 +8,15 @@ never constants. Unknown keys, wrong types and out-of-range values are errors.
 from __future__ import annotations
 
 import enum
-import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tsa_server.beijing_calendar import BEIJING, require_aware
+from tsa_server.beijing_calendar import require_aware
 from tsa_server.errors import ConfigError
+from tsa_server.strict_toml import StrictTable, beijing_instant, load_toml
 
 
 class PolicyError(ConfigError):
@@ -176,47 +176,11 @@ def _positive(**values: int) -> None:
             raise PolicyError(f"{name} must be > 0, got {value}")
 
 
-class _Table:
-    """A TOML table read strictly: every key must be taken, with the right type."""
-
-    def __init__(self, data: dict[str, Any], where: str):
-        self.data, self.where, self.used = data, where, set[str]()
-
-    def take(self, key: str, kinds: type | tuple[type, ...], default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        allowed = kinds if isinstance(kinds, tuple) else (kinds,)
-        if isinstance(value, bool) and bool not in allowed:
-            raise PolicyError(f"{self.where}.{key}: expected {kinds}, got a boolean")
-        if not isinstance(value, kinds):
-            raise PolicyError(f"{self.where}.{key}: expected {kinds}, got {type(value).__name__}")
-        return value
-
-    def table(self, key: str) -> _Table:
-        return _Table(self.take(key, dict, {}), f"{self.where}.{key}")
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise PolicyError(f"{self.where}: unknown keys {unknown}")
-
-
 def _fraction(value: int | float | str, where: str) -> Fraction:
     try:
         return Fraction(str(value))  # str(): 0.1 means 1/10, not the binary float
     except (ValueError, ZeroDivisionError) as exc:
         raise PolicyError(f"{where}: not a number: {value!r}") from exc
-
-
-def _instant(value: datetime | date, where: str) -> datetime:
-    """TOML offset datetimes are taken as given; local datetimes/dates are Beijing (G-1)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=BEIJING)
-    if isinstance(value, date):
-        return datetime.combine(value, time(), tzinfo=BEIJING)
-    raise PolicyError(f"{where}: expected a date-time")
 
 
 def _enum(enum_type: type[enum.StrEnum], value: str, where: str) -> Any:
@@ -227,7 +191,7 @@ def _enum(enum_type: type[enum.StrEnum], value: str, where: str) -> Any:
         raise PolicyError(f"{where}: {value!r} is not one of {choices}") from None
 
 
-def _disputes(t: _Table) -> DisputePolicy:
+def _disputes(t: StrictTable) -> DisputePolicy:
     d = DisputePolicy()
     w = t.table("weights")
     weights = Weights(
@@ -251,7 +215,7 @@ def _disputes(t: _Table) -> DisputePolicy:
     return policy
 
 
-def _beta(t: _Table) -> BetaPhase | None:
+def _beta(t: StrictTable) -> BetaPhase | None:
     if not t.data:
         return None
     keys = (
@@ -261,13 +225,16 @@ def _beta(t: _Table) -> BetaPhase | None:
         "publish_at",
         "ends_at",
     )
-    instants = {k: _instant(t.take(k, (datetime, date), None), f"{t.where}.{k}") for k in keys}
+    instants = {
+        k: beijing_instant(t.take(k, (datetime, date), None), f"{t.where}.{k}", PolicyError)
+        for k in keys
+    }
     beta = BetaPhase(name=t.take("name", str, "beta"), **instants)
     t.done()
     return beta
 
 
-def _words(t: _Table, base: Path) -> WordListPaths | None:
+def _words(t: StrictTable, base: Path) -> WordListPaths | None:
     if not t.data:
         return None
     paths = {k: base / t.take(k, str, f"names/{k}.txt") for k in ("banned", "restricted", "brands")}
@@ -278,7 +245,7 @@ def _words(t: _Table, base: Path) -> WordListPaths | None:
 def policy_from_mapping(data: dict[str, Any], base_dir: Path = Path(".")) -> Policy:
     """Build a `Policy` from parsed TOML; relative word-list paths resolve from `base_dir`."""
     d = Policy()
-    root = _Table(data, "names")
+    root = StrictTable(data, "names", PolicyError)
     lengths, changes, hold = root.table("lengths"), root.table("changes"), root.table("hold")
     matching, groups = root.table("matching"), root.table("groups")
     policy = Policy(
@@ -308,9 +275,4 @@ def policy_from_mapping(data: dict[str, Any], base_dir: Path = Path(".")) -> Pol
 
 def load_policy(path: Path) -> Policy:
     """Read conf/names.toml; every error is a `PolicyError` (fail closed)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
-    return policy_from_mapping(data, path.parent)
+    return policy_from_mapping(load_toml(path, PolicyError), Path(path).parent)

@@ -38,7 +38,8 @@ class ContestView:
     window: Interval
 
 
-def _standing_data(s: Standing) -> dict[str, Any]:
+def standing_data(s: Standing) -> dict[str, Any]:
+    """A contender's standing as JSON-ready data (events and the API use the same)."""
     m = s.metrics
     return {
         "shop": s.contender,
@@ -188,7 +189,7 @@ class Registry(Lifecycle):
         contest = Contest(objection_window(now, dp), rank(entries, dp))
         new = HandleRecord(rec.key, rec.handle, HandleStatus.CONTESTED, pool, contest)
         data = {
-            "standings": [_standing_data(s) for s in contest.ranking.standings],
+            "standings": [standing_data(s) for s in contest.ranking.standings],
             "leader": contest.ranking.leader,
             "decided_by": contest.ranking.decided_by,
             "objections_until": event_time(contest.window.end),

@@ -43,6 +43,7 @@ from tsa_server.names import (
     Shop,
 )
 from tsa_server.names.quota import changes_left, next_change_at
+from tsa_server.names.registry import standing_data
 from tsa_server.names.timestamping import (
     EventMismatch,
     NamesService,
@@ -217,22 +218,7 @@ async def apply(request: web.Request) -> web.Response:
 
 # -------------------------------------------------------------------- status
 def _standing(s) -> dict[str, Any]:
-    m: Metrics = s.metrics
-    return {
-        "shop": s.contender,
-        "rank": s.rank,
-        "score": str(s.score),
-        "score_display": f"{float(s.score):.2f}",
-        "metrics": {
-            "search_rate": str(m.search_rate),
-            "usage_days": m.usage_days,
-            "continuous_days": m.continuous_days,
-            "wangwang": m.wangwang,
-            "repeat_rate": str(m.repeat_rate),
-            "transactions": str(m.transactions),
-            "star_level": m.star_level,
-        },
-    }
+    return {**standing_data(s), "score_display": f"{float(s.score):.2f}"}
 
 
 @require()
