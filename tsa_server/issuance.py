@@ -14,9 +14,12 @@ later run reuse their serials (L-04); the fixed width keeps token sizes stable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +31,7 @@ from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import Profile, TimeStampRequest, parse_request
 from tsa_server.rfc3161.token import BindingEncoder, TokenFields, TokenTemplate, to_be_signed
 from tsa_server.signing.base import Signer
+from tsa_server.signing.pool import BatchSigner, InlineSigner
 
 log = logging.getLogger("tsa.issuance")
 
@@ -42,6 +46,7 @@ class IssuanceSettings:
     max_accuracy: timedelta = timedelta(seconds=1)  # never state a worse accuracy than this
     certificate_not_after: datetime | None = None  # no token with a genTime at or after it
     failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
+    max_in_flight: int = 2  # batches being signed at once
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,33 @@ class _Pending:
     future: asyncio.Future
 
 
+@dataclass
+class _Batch:
+    """Requests sequenced together: their first index, built parts and, once signed,
+    their tokens (or the error that stopped them)."""
+
+    pending: list[_Pending]
+    first: int
+    entries: list[NewEntry]
+    tst_infos: list[bytes]
+    attrs: list[bytes]
+    digests: list[str]
+    signed: bool = False
+    tokens: list[bytes] | None = None
+    error: BaseException | None = None
+
+
 class Issuer:
-    """Turns request bodies into TimeStampResp bytes; owns the sequence of one ledger."""
+    """Turns request bodies into TimeStampResp bytes; owns the sequence of one ledger.
+
+    A pipeline: indices, serials and genTimes are assigned in order on the event loop
+    (the only sequencer); batches are signed concurrently (worker processes); one
+    committer appends, strictly in index order, every batch signed so far in one
+    durable transaction (in a thread, so the loop keeps serving while it syncs) and
+    only then releases their replies. A batch that fails takes down every batch
+    sequenced after it (their indices depended on it) and the sequence restarts at the
+    last durable index; serials and genTimes are never reused.
+    """
 
     def __init__(
         self,
@@ -73,9 +103,11 @@ class Issuer:
         profile: Profile,
         settings: IssuanceSettings = IssuanceSettings(),
         binding: BindingEncoder | None = None,
+        batch_signer: BatchSigner | None = None,
     ):
         self._template = template
         self._signer = signer
+        self._batch_signer = batch_signer or InlineSigner(signer)
         self._clock = clock
         self._store = store
         self._profile = profile
@@ -86,10 +118,16 @@ class Issuer:
             raise TSAError("serial epoch space exhausted")
         self._epoch = state.epoch
         self._next_index = state.next_index
+        self._durable_index = state.next_index  # first index not yet committed
         self._last_gen_ms = state.last_gen_time_ms
         self._counter = 0
         self._pending: list[_Pending] = []
         self._flush_scheduled = False
+        self._queue: deque[_Batch] = deque()  # sequenced, not yet committed, index order
+        self._signing = 0  # batches being signed
+        self._committing = False
+        self._tasks: set[asyncio.Future] = set()  # the loop keeps only weak references
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="tsa-commit")
         self.issued = 0
         self.rejected = 0
         self.last_failure: str | None = None  # set when a batch fails, cleared by a success
@@ -98,7 +136,11 @@ class Issuer:
 
     @property
     def next_index(self) -> int:
-        return self._next_index
+        """The ledger size once every batch in flight has committed."""
+        return self._durable_index
+
+    def close(self) -> None:
+        self._committer.shutdown(wait=True)
 
     async def issue(self, body: bytes) -> bytes:
         """Answer one request body with a DER TimeStampResp (granted or rejection)."""
@@ -129,10 +171,13 @@ class Issuer:
             return Issued(response.rejection(exc.failure, exc.text))
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(request, future))
+        self._schedule_flush()
+        return await future
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        return await future
 
     def _check_clock(self) -> None:
         status = self._clock.status()
@@ -141,64 +186,146 @@ class Issuer:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        while self._pending:
-            batch = self._pending[: self._settings.max_batch]
-            del self._pending[: len(batch)]
-            self._issue_batch(batch)
+        # Requests arriving while every signer is busy wait and form a bigger batch.
+        while self._pending and self._signing < self._settings.max_in_flight:
+            pending = self._pending[: self._settings.max_batch]
+            del self._pending[: len(pending)]
+            batch = self._sequence(pending)
+            if batch is not None:
+                self._queue.append(batch)
+                self._signing += 1
+                self._spawn(self._sign(batch))
 
-    def _issue_batch(self, batch: list[_Pending]) -> None:
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _sequence(self, pending: list[_Pending]) -> _Batch | None:
+        """Assign indices, serials and one genTime, and build the to-be-signed parts;
+        answer the requests at once (returning None) if they cannot be issued now."""
         try:
-            first = self._next_index
-            tokens = self._sign_and_commit([p.request for p in batch])
-            outcomes = [Issued(response.granted(t), t, first + i) for i, t in enumerate(tokens)]
+            gen_ms, accuracy_us = self._gen_time()
+            gen_time = _UNIX_EPOCH + timedelta(milliseconds=gen_ms)
+            template, binding = self._template, self._binding
+            first, counter = self._next_index, self._counter
+            tst_infos, attrs, digests, entries = [], [], [], []
+            for offset, item in enumerate(pending):
+                request = item.request
+                counter += 1
+                if counter > _MAX_COUNTER:
+                    raise TSAError("serial counter exhausted; restart to claim a new epoch")
+                serial = _SERIAL_MARK | (self._epoch << 64) | counter
+                extensions = binding.extensions(first + offset) if binding else b""
+                fields = TokenFields(serial, gen_time, accuracy_us, extensions)
+                tst = template.tst_info(request, fields)
+                digest_name = template.signature_digest(request)
+                tst_infos.append(tst)
+                attrs.append(template.signed_attributes(tst, digest_name))
+                digests.append(digest_name)
+                entries.append(NewEntry(b"", gen_ms, serial, request.hash.name, request.digest))
         except RequestRejected as exc:
-            outcomes = [Issued(response.rejection(exc.failure, exc.text))] * len(batch)
-            self.rejected += len(batch)
+            self._answer(pending, Issued(response.rejection(exc.failure, exc.text)))
+            return None
         except Exception as exc:  # noqa: BLE001 - any fault before the commit is systemFailure
-            reason = _describe(exc)
-            if self.last_failure != reason:
-                log.error("issuance failing (batch of %d discarded): %s", len(batch), reason)
-            self.last_failure = reason
-            self._last_failure_at = time.monotonic()
-            failed = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
-            outcomes = [failed] * len(batch)
-            self.rejected += len(batch)
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(outcome)
+            self._failed(exc, len(pending))
+            self._answer(pending, _SYSTEM_FAILURE)
+            return None
+        self._counter = counter
+        self._next_index = first + len(pending)
+        return _Batch(pending, first, entries, tst_infos, attrs, digests)
 
-    def _sign_and_commit(self, requests: list[TimeStampRequest]) -> list[bytes]:
-        gen_ms, accuracy_us = self._gen_time()
-        gen_time = _UNIX_EPOCH + timedelta(milliseconds=gen_ms)
-        template = self._template
-        tst_infos, attrs, digests = [], [], []
-        binding = self._binding
-        for offset, request in enumerate(requests):
-            self._counter += 1
-            if self._counter > _MAX_COUNTER:
-                raise TSAError("serial counter exhausted; restart to claim a new epoch")
-            serial = _SERIAL_MARK | (self._epoch << 64) | self._counter
-            extensions = binding.extensions(self._next_index + offset) if binding else b""
-            tst = template.tst_info(request, TokenFields(serial, gen_time, accuracy_us, extensions))
-            digest_name = template.signature_digest(request)
-            tst_infos.append((tst, serial))
-            attrs.append(template.signed_attributes(tst, digest_name))
-            digests.append(digest_name)
-        signatures = self._signer.sign_many([to_be_signed(a) for a in attrs], digests)
-        tokens, entries = [], []
-        for request, (tst, serial), attr, sig, digest_name in zip(
-            requests, tst_infos, attrs, signatures, digests, strict=True
-        ):
-            token = template.assemble(tst, attr, sig, digest_name, request.cert_req)
-            tokens.append(token)
-            entries.append(NewEntry(token, gen_ms, serial, request.hash.name, request.digest))
-        self._store.append(self._epoch, self._next_index, entries)
-        self._next_index += len(entries)
-        self.issued += len(entries)
-        if self.last_failure is not None:
-            log.warning("issuance recovered after: %s", self.last_failure)
-            self.last_failure = None
-        return tokens
+    async def _sign(self, batch: _Batch) -> None:
+        try:
+            signatures = await self._batch_signer.sign_batch(
+                [to_be_signed(a) for a in batch.attrs], batch.digests
+            )
+            template, tokens = self._template, []
+            for i, (item, tst, attr, sig, digest_name) in enumerate(
+                zip(
+                    batch.pending,
+                    batch.tst_infos,
+                    batch.attrs,
+                    signatures,
+                    batch.digests,
+                    strict=True,
+                )
+            ):
+                token = template.assemble(tst, attr, sig, digest_name, item.request.cert_req)
+                tokens.append(token)
+                batch.entries[i] = dataclasses.replace(batch.entries[i], token=token)
+            batch.tokens = tokens
+        except Exception as exc:  # noqa: BLE001 - the committer fails it, in order
+            batch.error = exc
+        finally:
+            batch.signed = True
+            self._signing -= 1
+            self._start_commit()
+            if self._pending:
+                self._schedule_flush()
+
+    def _start_commit(self) -> None:
+        if not self._committing and self._queue and self._queue[0].signed:
+            self._committing = True
+            self._spawn(self._commit())
+
+    async def _commit(self) -> None:
+        """Commit every signed batch at the head of the queue, in one transaction per
+        round, until the head is still being signed."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue and self._queue[0].signed:
+                group: list[_Batch] = []
+                while self._queue and self._queue[0].signed and self._queue[0].error is None:
+                    group.append(self._queue.popleft())
+                try:
+                    if not group:
+                        raise self._queue[0].error  # type: ignore[misc]
+                    entries = [e for batch in group for e in batch.entries]
+                    await loop.run_in_executor(
+                        self._committer, self._store.append, self._epoch, group[0].first, entries
+                    )
+                except Exception as exc:  # noqa: BLE001 - any fault before the commit
+                    self._abandon(group + list(self._queue), exc)
+                    continue
+                self._durable_index = group[-1].first + len(group[-1].entries)
+                self.issued += len(entries)
+                if self.last_failure is not None:
+                    log.warning("issuance recovered after: %s", self.last_failure)
+                    self.last_failure = None
+                for batch in group:
+                    assert batch.tokens is not None
+                    for offset, (item, token) in enumerate(
+                        zip(batch.pending, batch.tokens, strict=True)
+                    ):
+                        outcome = Issued(response.granted(token), token, batch.first + offset)
+                        if not item.future.done():
+                            item.future.set_result(outcome)
+        finally:
+            self._committing = False
+        self._start_commit()
+
+    def _abandon(self, batches: list[_Batch], exc: BaseException) -> None:
+        """Fail `batches` (the failed one and everything sequenced after it) and restart
+        the sequence at the last durable index."""
+        self._queue.clear()
+        self._next_index = self._durable_index
+        self._failed(exc, sum(len(b.pending) for b in batches))
+        for batch in batches:
+            self._answer(batch.pending, _SYSTEM_FAILURE)
+
+    def _answer(self, pending: list[_Pending], outcome: Issued) -> None:
+        self.rejected += len(pending)
+        for item in pending:
+            if not item.future.done():
+                item.future.set_result(outcome)
+
+    def _failed(self, exc: BaseException, count: int) -> None:
+        reason = _describe(exc)
+        if self.last_failure != reason:
+            log.error("issuance failing (batch of %d discarded): %s", count, reason)
+        self.last_failure = reason
+        self._last_failure_at = time.monotonic()
 
     def problems(self) -> list[str]:
         """Why issuance would fail now (for /readyz): a recent failed batch, the signer
@@ -250,6 +377,9 @@ class Issuer:
             )
         self._last_gen_ms = gen_ms
         return gen_ms, accuracy_us
+
+
+_SYSTEM_FAILURE = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
 
 
 def _describe(exc: BaseException) -> str:

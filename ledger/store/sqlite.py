@@ -270,16 +270,20 @@ class SqliteStore(SqliteReader):
         except sqlite3.Error as exc:
             self._lock.close()
             raise LedgerWriteError(f"cannot open the ledger {self.path}: {exc}") from None
+        # Appends get their own connection so the issuer can commit in a worker thread
+        # while readers (the publisher, HTTP) see only committed entries on theirs.
+        self._writer = connect(self.path)
         self._chain_head: bytes | None = None
 
     def close(self) -> None:
         super().close()
+        self._writer.close()
         self._lock.close()
 
     # Store
 
     def claim_epoch(self) -> SequenceState:
-        conn = self._conn
+        conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("UPDATE seq SET epoch = epoch + 1 WHERE id = 1")
@@ -322,7 +326,7 @@ class SqliteStore(SqliteReader):
                     head,
                 )
             )
-        conn = self._conn
+        conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:

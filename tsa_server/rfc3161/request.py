@@ -13,6 +13,7 @@ from asn1crypto import core
 from tsa_server.errors import FailureInfo, RequestRejected
 from tsa_server.rfc3161 import der
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
+from tsa_server.rfc3161.request_lean import parse_lean
 
 # A nonce is a random number for replay detection (RFC 3161 §2.4.1): 64 bits is usual,
 # 160 bits generous. Anything above 256 bits is not a nonce but a smuggled payload.
@@ -99,6 +100,13 @@ def _load(body: bytes) -> _TimeStampReq:
 
 def parse_request(body: bytes, profile: Profile) -> TimeStampRequest:
     """Decode and validate a TimeStampReq; raise RequestRejected with the right failure."""
+    lean = parse_lean(body, profile)
+    return lean if lean is not None else parse_strict(body, profile)
+
+
+def parse_strict(body: bytes, profile: Profile) -> TimeStampRequest:
+    """The full asn1crypto path: every request that is not of the lean shape, and the
+    exact rejection of every bad one."""
     if not body:
         raise _reject(FailureInfo.BAD_DATA_FORMAT, "empty request")
     request = _load(body)
