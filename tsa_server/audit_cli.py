@@ -1,24 +1,70 @@
 """`tsa audit`: the ledger replay of `tsa-ledger audit` plus, for every token, the full
 RFC 3161 verification of tsa_server.rfc3161.verify (signature, ESSCertID, EKU, chain to
 the trust roots at genTime). The ledger package cannot do this itself: it must not
-depend on the server's verifier (dependencies point one way)."""
+depend on the server's verifier (dependencies point one way).
+
+Tokens in the fixed shape of a fully verified token take the lean path
+(rfc3161/verify_lean.py: same checks, the constant parts verified once per frame); any
+other token, and any token a lean check rejects, takes the full verifier, whose report
+names the failure."""
 
 from __future__ import annotations
 
 import click
 
 from ledger.audit import Inspection, inspect_token
+from ledger.binding import LedgerBinding
 from ledger.cli import print_report, run_audit, with_audit_options
 from tsa_server.cli_options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
+from tsa_server.rfc3161.verify_lean import LeanVerifier, NotLean, der_children, der_integer
 
 # Set before the worker processes fork; read by inspect_verified in each of them.
 _OPTIONS: VerifyOptions | None = None
+_LEAN: LeanVerifier | None = None  # None: every token through the full verifier
+
+
+def configure(options: VerifyOptions, *, lean: bool = True) -> None:
+    """Set what inspect_verified checks against (before any worker forks)."""
+    global _OPTIONS, _LEAN
+    _OPTIONS = options
+    _LEAN = LeanVerifier(options) if lean else None
+
+
+def _lean_binding(values: tuple[bytes, ...]) -> LedgerBinding | None:
+    """ledger.binding.LedgerBinding.decode of the first LedgerBinding value, for the DER
+    the TSA writes; NotLean for anything else (the full path then decodes it)."""
+    if not values:
+        return None
+    value = values[0]
+    ((tag, _, start, end),) = der_children(value, 0, len(value))
+    parts = der_children(value, start, end)
+    if tag != 0x30 or tuple(p[0] for p in parts) != (0x02, 0x0C, 0x02, 0x02, 0x04):
+        raise NotLean("LedgerBinding out of shape")
+    version, origin, leaf, anchor, root = (value[p[2] : p[3]] for p in parts)
+    numbers = der_integer(version), der_integer(leaf), der_integer(anchor)
+    if numbers[0] != 1 or numbers[1] < 0 or numbers[2] < 0 or len(root) != 32:
+        raise NotLean("LedgerBinding values out of range")
+    return LedgerBinding(origin.decode("utf-8"), numbers[1], numbers[2], root)
 
 
 def inspect_verified(token: bytes) -> Inspection:
     """The ledger's own inspection plus every verification check that failed (the
     message imprint is not checkable: an auditor holds tokens, not the documents)."""
+    if _LEAN is not None:
+        lean = _LEAN.verify(token)
+        if lean is not None:
+            try:
+                binding = _lean_binding(lean.extensions)
+            except (NotLean, ValueError):  # ValueError covers bad UTF-8 and shapes
+                pass
+            else:
+                return Inspection(lean.serial, lean.gen_time_ms, lean.imprint, binding)
+    return inspect_in_full(token)
+
+
+def inspect_in_full(token: bytes) -> Inspection:
+    """inspect_verified by the full verifier alone."""
     seen = inspect_token(token)
     report = verify_token(token, _OPTIONS)
     problems = tuple(
@@ -47,6 +93,11 @@ def inspect_verified(token: bytes) -> Inspection:
     type=click.Path(dir_okay=False, exists=True),
     help="TSA certificates for tokens issued without one.",
 )
+@click.option(
+    "--no-lean",
+    is_flag=True,
+    help="Verify every token with the full verifier (slower; same checks and findings).",
+)
 @config_option
 def audit_command(
     source: str,
@@ -57,10 +108,10 @@ def audit_command(
     jobs: int,
     ca_files: tuple[str, ...],
     tsa_certs: tuple[str, ...],
+    no_lean: bool,
     config_path: str,
 ) -> None:
     """Replay the token log at SOURCE and verify every token's signature and chain."""
-    global _OPTIONS
     extra = [c for path in tsa_certs for c in load_certificates(open(path, "rb").read())]
     if ca_files:
         roots = [c for path in ca_files for c in load_certificates(open(path, "rb").read())]
@@ -71,7 +122,7 @@ def audit_command(
         config = load_config(config_path)
         roots = load_trust_roots(config)
         extra = extra or load_chain(config)
-    _OPTIONS = VerifyOptions(trust_roots=roots, extra_certs=extra)
+    configure(VerifyOptions(trust_roots=roots, extra_certs=extra), lean=not no_lean)
     report = run_audit(
         source,
         vkey=vkey,

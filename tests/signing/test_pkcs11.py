@@ -11,6 +11,8 @@ from asn1crypto import cms
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pkcs11 import Attribute, ObjectClass
 
 from tests.support.queries import make_request
@@ -141,3 +143,13 @@ def test_unknown_token_and_key_labels(location) -> None:
         )
     with pytest.raises(SignerUnavailable, match="no private key labelled"):
         Pkcs11Signer(location, "missing-key")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([64, 96, 132]).flatmap(lambda n: st.binary(min_size=n, max_size=n)))
+def test_ecdsa_der_matches_python_pkcs11_encoding(raw: bytes) -> None:
+    from pkcs11.util.ec import encode_ecdsa_signature
+
+    from tsa_server.signing.pkcs11 import _ecdsa_der
+
+    assert _ecdsa_der(raw) == encode_ecdsa_signature(raw)

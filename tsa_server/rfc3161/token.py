@@ -70,6 +70,7 @@ class TokenTemplate:
         signer_cert = chain[0]
         self._key_spec = key_spec
         self._rsa_pss = rsa_pss
+        self._time_der: tuple[tuple | None, bytes] = (None, b"")  # last genTime+accuracy
         bag = chain if include_chain else chain[:1]
         # CertificateSet is a SET OF: DER orders it by encoding (X.690 §11.6), so with the
         # full chain the signer certificate is first only when it sorts first. Verifiers
@@ -141,13 +142,19 @@ class TokenTemplate:
 
     def tst_info(self, request: TimeStampRequest, fields: TokenFields) -> bytes:
         """DER TSTInfo (RFC 3161 §2.4.2). ordering is FALSE, so DER omits it."""
+        # A batch shares one genTime and accuracy: encode them once.
+        key = (fields.gen_time, fields.accuracy_micros)
+        if self._time_der[0] != key:
+            self._time_der = (
+                key,
+                der.generalized_time(fields.gen_time) + _accuracy(fields.accuracy_micros),
+            )
         parts = [
             _TST_VERSION,
             der.oid(request.policy),
             request.imprint_der,
             der.integer(fields.serial),
-            der.generalized_time(fields.gen_time),
-            _accuracy(fields.accuracy_micros),
+            self._time_der[1],
         ]
         if request.nonce is not None:
             parts.append(der.integer(request.nonce))

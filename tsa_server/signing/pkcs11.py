@@ -19,14 +19,11 @@ from pathlib import Path
 import pkcs11
 from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11.util.ec import (
-    encode_ec_public_key,
-    encode_ecdsa_signature,
-    encode_named_curve_parameters,
-)
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from tsa_server.errors import SignerUnavailable
+from tsa_server.rfc3161 import der
 from tsa_server.signing.base import KeySpec, digest
 
 _DIGEST_INFO_PREFIX = {
@@ -264,7 +261,7 @@ class Pkcs11Signer:
             return self._key.sign(message, mechanism=Mechanism.EDDSA)
         hashed = digest(digest_name, message)
         if family == "ec":
-            return encode_ecdsa_signature(self._key.sign(hashed, mechanism=Mechanism.ECDSA))
+            return _ecdsa_der(self._key.sign(hashed, mechanism=Mechanism.ECDSA))
         if self.rsa_pss:
             hash_mech, mgf, salt = _PSS_PARAMS[digest_name]
             return self._key.sign(
@@ -285,6 +282,14 @@ class Pkcs11Signer:
     def close(self) -> None:
         with self._lock:
             self._drop_session()
+
+
+def _ecdsa_der(raw: bytes) -> bytes:
+    """PKCS#11's r || s as the DER Ecdsa-Sig-Value SEQUENCE { r INTEGER, s INTEGER }
+    (RFC 3279 §2.2.3): what encode_ecdsa_signature does, without an asn1crypto tree."""
+    half = len(raw) // 2
+    r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    return der.tlv(der.SEQUENCE, der.integer(r) + der.integer(s))
 
 
 def _softhsm_util(softhsm_conf: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,428 @@
+"""Lean verification of tokens that share a fully verified token's fixed DER frame.
+
+A TSA signs its tokens from one template (``token.TokenTemplate``): everything but a
+few per-token values is byte-identical from one token to the next. This module splits a
+token with a minimal DER walker into its *frame* (every constant part: SignedData
+version, digestAlgorithms, eContentType, the certificate set, the SignerInfo's SID,
+digest and signature algorithms, the signed attributes other than messageDigest, the
+TSTInfo policy, imprint algorithm, tsa name and extension identifiers) and its
+per-token values (TSTInfo serial, genTime, accuracy, nonce, imprint, LedgerBinding
+value; messageDigest; the signature).
+
+The first token of each frame is verified by the full verifier (``verify.verify_token``).
+When every check passes, the frame is remembered with what the per-token checks need:
+the signer's public key loaded once, the digest algorithm, and the validity window of
+the certification path found at that token's genTime. A later token with the same frame
+then gets, per token, exactly the checks whose outcome can differ from the first one's:
+
+* structure: the TSTInfo is v1 DER in the template's shape, genTime well formed, no
+  critical extension (only LedgerBinding, non-critical, is accepted);
+* message_digest: the digest of the eContent equals the one messageDigest value;
+* signature: the signature over the signed attributes verifies with the cached key;
+* certificate_chain: genTime lies inside the validated path's validity window (the
+  path's signatures, CA constraints and extensions do not depend on the token).
+
+Every other check (signer certificate, ESS signing-certificate-v2 hash and issuerSerial,
+contentType, CMSAlgorithmProtection, EKU critical and timeStamping only, tsa name)
+depends only on frame bytes and so has the first token's outcome. Anything the walker
+does not recognise (BER, other shapes, unsigned attributes, CRLs, ordering, unknown
+extensions), a failed per-token check or a genTime outside the window gives None: the
+caller then runs the full verifier, which reports the failure in its own words. The lean
+path can therefore only ever accept what the full verifier accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asn1crypto import algos, cms, core
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from .oids import ID_SIGNED_DATA, LEDGER_BINDING
+from .verify import VerifyOptions, verify_token
+from .verify_chain import validate_path
+from .verify_checks import parse_gen_time
+from .verify_crypto import HASHES, SignatureInvalid, hash_bytes
+from .verify_crypto import _dispatch as dispatch_signature
+from .verify_crypto import _kind as signature_kind
+from .verify_crypto import _named_hash as named_hash
+from .verify_load import load_token, to_asn1_certificate, unique_certificates
+
+__all__ = ["LeanToken", "LeanVerifier", "NotLean", "der_children", "der_integer"]
+
+_SIGNED_DATA_OID = cms.ContentType(ID_SIGNED_DATA).dump()
+_MESSAGE_DIGEST_OID = cms.CMSAttributeType("message_digest").dump()
+_LEDGER_BINDING_OID = core.ObjectIdentifier(LEDGER_BINDING).dump()
+_TST_VERSION_1 = b"\x02\x01\x01"
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_MILLISECOND_TIME = re.compile(rb"[0-9]{14}(?:\.[0-9]{1,3})?Z\Z")
+#: Per-token checks of the lean path; the full verifier's other checks depend on the frame.
+LEAN_CHECKS = ("structure", "message_digest", "signature", "certificate_chain")
+
+
+class NotLean(Exception):
+    """The token is not in a shape the lean path handles: use the full verifier."""
+
+
+@dataclass(frozen=True)
+class LeanToken:
+    """The TSTInfo values of a token the lean path verified. ``extensions`` holds the
+    DER value of each (non-critical) TSTInfo extension, in order; only LedgerBinding is
+    accepted, so each is a LedgerBinding value."""
+
+    serial: int
+    gen_time: datetime
+    gen_time_ms: int
+    imprint: bytes
+    extensions: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What a fully verified token's frame leaves for the per-token checks."""
+
+    check_signature: Callable[[bytes, bytes], None]  # (signed bytes, signature); raises
+    digest: Callable[[bytes], bytes]
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class _Split:
+    key: Hashable
+    econtent: bytes
+    message_digest: bytes
+    signed_attrs: bytes  # re-tagged as SET OF, as signed (RFC 5652 §5.4)
+    signature: bytes
+    token: LeanToken
+
+
+def _tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER TLV at ``pos``: single-byte tags,
+    definite minimal lengths only."""
+    if pos + 2 > end:
+        raise NotLean("truncated")
+    tag = buf[pos]
+    size = buf[pos + 1]
+    pos += 2
+    if tag & 0x1F == 0x1F:
+        raise NotLean("multi-byte tag")
+    if size & 0x80:
+        count = size & 0x7F
+        if count == 0 or count > 4 or pos + count > end or buf[pos] == 0:
+            raise NotLean("indefinite or non-minimal length")
+        size = int.from_bytes(buf[pos : pos + count], "big")
+        if size < 0x80:
+            raise NotLean("non-minimal length")
+        pos += count
+    if pos + size > end:
+        raise NotLean("length beyond the enclosing value")
+    return tag, pos, pos + size
+
+
+def der_children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """Each TLV filling ``buf[start:end]`` exactly: (tag, start, content start, end)."""
+    out = []
+    pos = start
+    while pos < end:
+        tag, content, after = _tlv(buf, pos, end)
+        out.append((tag, pos, content, after))
+        pos = after
+    return out
+
+
+def der_integer(content: bytes) -> int:
+    """A minimally encoded INTEGER's value; NotLean otherwise."""
+    if not content:
+        raise NotLean("empty INTEGER")
+    if len(content) > 1 and (
+        (content[0] == 0 and content[1] < 0x80) or (content[0] == 0xFF and content[1] >= 0x80)
+    ):
+        raise NotLean("non-minimal INTEGER")
+    return int.from_bytes(content, "big", signed=True)
+
+
+def _shape(children: list[tuple[int, int, int, int]], tags: tuple[int, ...]) -> None:
+    if tuple(c[0] for c in children) != tags:
+        raise NotLean("not the template's shape")
+
+
+def _accuracy_ok(buf: bytes, start: int, end: int) -> None:
+    """Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0], micros [1] }."""
+    rank = 0
+    for tag, _, content, after in der_children(buf, start, end):
+        order = {0x02: 1, 0x80: 2, 0x81: 3}.get(tag, 0)
+        if order <= rank:
+            raise NotLean("accuracy out of shape")
+        rank = order
+        der_integer(buf[content:after])
+
+
+def _split_tst(tst: bytes) -> tuple[tuple, LeanToken]:
+    """The TSTInfo's frame part and its per-token values."""
+    (top,) = der_children(tst, 0, len(tst))
+    if top[0] != 0x30:
+        raise NotLean("TSTInfo is not a SEQUENCE")
+    fields = der_children(tst, top[2], top[3])
+    if len(fields) < 5:
+        raise NotLean("TSTInfo too short")
+    version, policy, imprint, serial, gen_time = fields[:5]
+    if tst[version[1] : version[3]] != _TST_VERSION_1 or policy[0] != 0x06:
+        raise NotLean("TSTInfo version or policy out of shape")
+    imprint_parts = der_children(tst, imprint[2], imprint[3])
+    _shape(imprint_parts, (0x30, 0x04))
+    if imprint[0] != 0x30 or serial[0] != 0x02 or gen_time[0] != 0x18:
+        raise NotLean("TSTInfo out of shape")
+    raw_time = tst[gen_time[2] : gen_time[3]]
+    if not _MILLISECOND_TIME.match(raw_time):
+        raise NotLean("genTime is not YYYYMMDDhhmmss[.fff]Z")
+    try:
+        when, _ = parse_gen_time(raw_time)
+    except Exception:  # noqa: BLE001 - Failed or ValueError: the full verifier says which
+        raise NotLean("genTime malformed") from None
+    tsa = b""
+    extension_ids: list[bytes] = []
+    extensions: list[bytes] = []
+    rank = 0
+    for tag, start, content, after in fields[5:]:
+        order = {0x30: 1, 0x02: 2, 0xA0: 3, 0xA1: 4}.get(tag, 0)  # ordering: not lean
+        if order <= rank:
+            raise NotLean("TSTInfo optional fields out of shape")
+        rank = order
+        if tag == 0x30:
+            _accuracy_ok(tst, content, after)
+        elif tag == 0x02:
+            der_integer(tst[content:after])
+        elif tag == 0xA0:
+            tsa = tst[start:after]
+        else:
+            for _, _, ext_content, ext_end in der_children(tst, content, after):
+                parts = der_children(tst, ext_content, ext_end)
+                _shape(parts, (0x06, 0x04))  # no critical flag: non-critical only
+                oid = tst[parts[0][1] : parts[0][3]]
+                if oid != _LEDGER_BINDING_OID:
+                    raise NotLean("an extension other than LedgerBinding")
+                extension_ids.append(oid)
+                extensions.append(tst[parts[1][2] : parts[1][3]])
+            if not extensions:
+                raise NotLean("empty extensions")
+    key = (
+        tst[policy[1] : policy[3]],
+        tst[imprint_parts[0][1] : imprint_parts[0][3]],
+        tsa,
+        tuple(extension_ids),
+    )
+    token = LeanToken(
+        serial=der_integer(tst[serial[2] : serial[3]]),
+        gen_time=when,
+        gen_time_ms=(when - _UNIX_EPOCH) // _MS,
+        imprint=tst[imprint_parts[1][2] : imprint_parts[1][3]],
+        extensions=tuple(extensions),
+    )
+    return key, token
+
+
+def _split(der: bytes) -> _Split:
+    (top,) = der_children(der, 0, len(der))
+    info = der_children(der, top[2], top[3])
+    _shape(info, (0x06, 0xA0))
+    if top[0] != 0x30 or der[info[0][1] : info[0][3]] != _SIGNED_DATA_OID:
+        raise NotLean("not a SignedData ContentInfo")
+    (signed_data,) = der_children(der, info[1][2], info[1][3])
+    if signed_data[0] != 0x30:
+        raise NotLean("SignedData is not a SEQUENCE")
+    parts = der_children(der, signed_data[2], signed_data[3])
+    tags = tuple(p[0] for p in parts)
+    if tags not in ((0x02, 0x31, 0x30, 0xA0, 0x31), (0x02, 0x31, 0x30, 0x31)):
+        raise NotLean("SignedData out of shape (CRLs or missing fields)")
+    encap = der_children(der, parts[2][2], parts[2][3])
+    _shape(encap, (0x06, 0xA0))
+    (econtent_tlv,) = der_children(der, encap[1][2], encap[1][3])
+    if econtent_tlv[0] != 0x04:
+        raise NotLean("eContent is not a primitive OCTET STRING")
+    econtent = der[econtent_tlv[2] : econtent_tlv[3]]
+    (signer_info,) = der_children(der, parts[-1][2], parts[-1][3])
+    if signer_info[0] != 0x30:
+        raise NotLean("SignerInfo is not a SEQUENCE")
+    si = der_children(der, signer_info[2], signer_info[3])
+    _shape(si, (0x02, 0x30, 0x30, 0xA0, 0x30, 0x04))
+    attrs_key: list[bytes] = []
+    message_digest = None
+    for tag, start, content, after in der_children(der, si[3][2], si[3][3]):
+        attribute = der_children(der, content, after)
+        _shape(attribute, (0x06, 0x31))
+        if tag != 0x30:
+            raise NotLean("attribute is not a SEQUENCE")
+        if der[attribute[0][1] : attribute[0][3]] == _MESSAGE_DIGEST_OID:
+            (value,) = der_children(der, attribute[1][2], attribute[1][3])
+            if value[0] != 0x04 or message_digest is not None:
+                raise NotLean("messageDigest out of shape")
+            message_digest = der[value[2] : value[3]]
+            attrs_key.append(b"")  # where the per-token attribute sits
+        else:
+            attrs_key.append(der[start:after])
+    if message_digest is None:
+        raise NotLean("no messageDigest")
+    tst_key, token = _split_tst(econtent)
+    frame = tuple(der[p[1] : p[3]] for p in (*parts[:2], encap[0], *parts[3:-1]))
+    signer = tuple(der[p[1] : p[3]] for p in (si[0], si[1], si[2], si[4]))
+    key = (frame, signer, tuple(attrs_key), tst_key)
+    attrs = der[si[3][1] : si[3][3]]
+    return _Split(
+        key=key,
+        econtent=econtent,
+        message_digest=message_digest,
+        signed_attrs=b"\x31" + attrs[1:],
+        signature=der[si[5][2] : si[5][3]],
+        token=token,
+    )
+
+
+def _digest_function(name: str) -> Callable[[bytes], bytes]:
+    try:
+        hashlib.new(name)
+    except ValueError:
+        return lambda data: hash_bytes(name, data)
+    return lambda data: hashlib.new(name, data).digest()
+
+
+class LeanVerifier:
+    """Verify tokens that share a fully verified token's frame; None for any other.
+
+    ``options`` must carry no per-token expectation (data, digest, nonce, policy, TSA
+    name) nor CRLs: the lean path has nothing to compare them with. ``ignore`` names the
+    full verifier's checks whose failure does not bar a frame (the audit ignores
+    message_imprint: an auditor holds the tokens, not the documents). At most
+    ``max_frames`` frames are remembered; tokens of further frames take the full path.
+    """
+
+    def __init__(
+        self,
+        options: VerifyOptions,
+        *,
+        ignore: frozenset[str] = frozenset({"message_imprint"}),
+        max_frames: int = 64,
+    ) -> None:
+        expectations = ("data", "stream", "digest", "nonce", "policy", "tsa_name", "crls")
+        given = [name for name in expectations if getattr(options, name)]
+        if given:
+            raise ValueError(f"the lean path cannot check per-token options {given}")
+        self._options = options
+        self._ignore = ignore
+        self._max_frames = max_frames
+        self._frames: dict[Hashable, _Frame | None] = {}
+        self._roots = unique_certificates(to_asn1_certificate(c) for c in options.trust_roots)
+        self._extra = unique_certificates(to_asn1_certificate(c) for c in options.extra_certs)
+        self.lean = 0  # tokens this verifier accepted by the lean path
+        self.declined = 0  # tokens it left to the full verifier
+
+    @property
+    def frames(self) -> int:
+        """How many frames are remembered (None entries included)."""
+        return len(self._frames)
+
+    def verify(self, token: bytes) -> LeanToken | None:
+        """The token's values when it passes every check by the lean path; None when
+        the full verifier must decide (another shape, or any check failing)."""
+        result = self._verify(token)
+        if result is None:
+            self.declined += 1
+        else:
+            self.lean += 1
+        return result
+
+    def _verify(self, token: bytes) -> LeanToken | None:
+        try:
+            split = _split(token)
+        except Exception:  # noqa: BLE001 - whatever the walker trips on, the full path decides
+            return None
+        if split.key in self._frames:
+            frame = self._frames[split.key]
+        else:
+            frame = self._establish(token, split)
+            if frame is None:
+                return None  # the full verifier has the final word on this token
+            return split.token  # verified in full just now
+        if frame is None:
+            return None
+        if not frame.not_before <= split.token.gen_time <= frame.not_after:
+            return None
+        if frame.digest(split.econtent) != split.message_digest:
+            return None
+        try:
+            frame.check_signature(split.signed_attrs, split.signature)
+        except (InvalidSignature, SignatureInvalid, ValueError):
+            return None
+        return split.token
+
+    def _establish(self, token: bytes, split: _Split) -> _Frame | None:
+        """Verify ``token`` in full; when it passes, remember its frame."""
+        if len(self._frames) >= self._max_frames:
+            return None
+        report = verify_token(token, self._options)
+        if any(not c.passed and c.name not in self._ignore for c in report.checks):
+            return None  # not remembered: the next token of this frame is tried afresh
+        try:
+            frame = self._frame_of(token, report.fields)
+        except Exception:  # noqa: BLE001 - never expected for an accepted token; stay full
+            frame = None
+        self._frames[split.key] = frame
+        return frame
+
+    def _frame_of(self, token: bytes, fields: object) -> _Frame | None:
+        signer_fields = getattr(fields, "signer", None)
+        if signer_fields is None:
+            return None
+        content = load_token(token).content_info
+        assert content is not None  # the full verifier accepted the token
+        signed = content["content"]
+        embedded = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+        candidates = [*self._extra, *embedded, *self._roots]
+        wanted = signer_fields.sha256_fingerprint
+        signer = next(
+            (c for c in candidates if hashlib.sha256(c.dump()).hexdigest() == wanted), None
+        )
+        gen_time = fields.gen_time  # type: ignore[attr-defined]
+        if signer is None:
+            return None
+        path = validate_path(signer, [*self._extra, *embedded], self._roots, gen_time).path
+        if not path:
+            return None
+        info = signed["signer_infos"][0]
+        digest = info["digest_algorithm"]["algorithm"].native
+        if digest not in HASHES:
+            return None
+        try:
+            check = _signature_checker(signer, info["signature_algorithm"], digest)
+        except (SignatureInvalid, ValueError):
+            return None
+        return _Frame(
+            check_signature=check,
+            digest=_digest_function(digest),
+            not_before=max(c.not_valid_before for c in path),
+            not_after=min(c.not_valid_after for c in path),
+        )
+
+
+def _signature_checker(
+    signer: object, algorithm: algos.SignedDigestAlgorithm, digest: str
+) -> Callable[[bytes, bytes], None]:
+    """verify_crypto.verify_signature with its algorithm choices and key load done once."""
+    kind = signature_kind(algorithm)
+    named = None if kind in ("ed25519", "ed448") else named_hash(algorithm)
+    if kind == "rsassa_pss":
+        named = algorithm["parameters"]["hash_algorithm"]["algorithm"].native
+    if named is not None and named != digest:
+        raise SignatureInvalid("the signature algorithm names another digest")
+    key = serialization.load_der_public_key(signer.public_key.dump())  # type: ignore[attr-defined]
+
+    def check(data: bytes, signature: bytes) -> None:
+        dispatch_signature(kind, key, algorithm, digest, data, signature)
+
+    return check
