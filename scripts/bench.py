@@ -60,23 +60,51 @@ end
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU time of the server and its children (the signing workers)."""
+    total = 0.0
+    for each in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Peak resident memory of the server plus its signing workers."""
+    total = 0.0
+    for each in [pid, *children(pid)]:
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
-def write_config(state: Path, port: int, key: str) -> Path:
+def write_config(state: Path, port: int, key: str, workers: int | None = None) -> Path:
     config = (REPO / "conf" / "tsa.toml").read_text()
     config = config.replace('"var/', f'"{state}/')
     config = re.sub(r"^port = \d+", f"port = {port}", config, flags=re.M)
     config = re.sub(r'^key_type = "[^"]+"', f'key_type = "{key}"', config, flags=re.M)
     config = re.sub(r'^token_label = "[^"]+"', f'token_label = "bench-{key}"', config, flags=re.M)
+    if workers is not None:
+        config = re.sub(
+            r"^signing_workers = \d+", f"signing_workers = {workers}", config, flags=re.M
+        )
     path = state / "tsa.toml"
     path.write_text(config)
     return path
@@ -94,6 +122,28 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 30) -> None
         except OSError:
             time.sleep(0.2)
     sys.exit("bench: the server did not become ready")
+
+
+def start_server(
+    state: Path, port: int, key: str, workers: int | None = None
+) -> tuple[subprocess.Popen, Path, str]:
+    """Initialise the token of a bench state directory and start `tsa serve` on it
+    (shared with scripts/soak). Returns the process, its config file and its URL."""
+    state.mkdir(parents=True, exist_ok=True)
+    config = write_config(state, port, key, workers)
+    subprocess.run([VENV / "tsa", "init", "--config", config], check=True, capture_output=True)
+    url = f"http://127.0.0.1:{port}/"
+    log = open(state / "server.log", "ab")
+    server = subprocess.Popen(
+        [VENV / "tsa", "serve", "--config", config], stdout=log, stderr=subprocess.STDOUT
+    )
+    wait_ready(url, server)
+    return server, config, url
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(30)
 
 
 def ledger_size(path: Path) -> int:
@@ -162,24 +212,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--levels", default="1,16,64,256")
     parser.add_argument("--port", type=int, default=3171)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="signing worker processes (default: config)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     state = REPO / "var" / "bench" / args.key
-    state.mkdir(parents=True, exist_ok=True)
-    config = write_config(state, args.port, args.key)
     ledger = state / "ledger.sqlite"
-    subprocess.run([VENV / "tsa", "init", "--config", config], check=True, capture_output=True)
-    url = f"http://127.0.0.1:{args.port}/"
-    log = open(state / "server.log", "ab")
-    server = subprocess.Popen(
-        [VENV / "tsa", "serve", "--config", config], stdout=log, stderr=subprocess.STDOUT
-    )
+    server, config, url = start_server(state, args.port, args.key, args.workers)
     script = state / "bench.lua"
     script.write_text(LUA)
     rows, granted_total = [], 0
     try:
-        wait_ready(url, server)
         start_size = ledger_size(ledger)
         warm = run_wrk(url, script, 16, args.warmup)
         granted_total += warm["granted"]
@@ -199,8 +244,7 @@ def main() -> None:
         granted_total += 20
         growth = ledger_size(ledger) - start_size
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        stop_server(server)
     audit = subprocess.run(
         [VENV / "tsa-ledger", "audit", "--quiet", "--json", ledger], capture_output=True, text=True
     )
@@ -224,7 +268,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"TSA benchmark: key {args.key}, {args.duration} s per level, SQLite synchronous=FULL")
+    workers = re.search(r"^signing_workers = (\d+)", config.read_text(), flags=re.M)
+    print(
+        f"TSA benchmark: key {args.key}, {args.duration} s per level, SQLite synchronous=FULL, "
+        f"signing workers {workers.group(1) if workers else '?'}, {os.cpu_count()} cores; "
+        "cpu % and RSS include the workers"
+    )
     print(
         f"{'conns':>5} {'tokens/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
         f"{'errors':>6} {'cpu %':>6} {'peak RSS MiB':>12}"

@@ -183,12 +183,12 @@ def test_ledger_rejects_update_and_delete(store, make_issuer) -> None:
 def test_no_token_once_the_certificate_has_expired(store, make_issuer, clock) -> None:
     issuer = make_issuer(store, certificate_not_after=T0 + timedelta(seconds=1))
     assert failure_of(issue_all(issuer, [make_request()])[0])[0] == "granted"
-    assert issuer.problems() == []
+    assert asyncio.run(issuer.problems()) == []
     clock.advance(timedelta(seconds=1))
     reply = issue_all(issuer, [make_request()])[0]
     assert failure_of(reply) == ("rejection", frozenset({"system_failure"}))
     assert store.size() == 1
-    assert any("expired" in p for p in issuer.problems())
+    assert any("expired" in p for p in asyncio.run(issuer.problems()))
 
 
 def test_nonce_of_256_bits_is_echoed_and_257_refused(store, make_issuer) -> None:

@@ -32,8 +32,13 @@ def backup(src, dst) -> None:
 
 
 def serve_fails(server: TsaServer) -> str:
-    result = subprocess.run([TSA_BIN, "serve", "--config", str(server.config_path)],
-                            capture_output=True, text=True, timeout=60, cwd=server.workdir)
+    result = subprocess.run(
+        [TSA_BIN, "serve", "--config", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=server.workdir,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr

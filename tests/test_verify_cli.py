@@ -61,23 +61,48 @@ def test_valid_token_with_data(files, hsm):
     assert "  PASS signature: " in result.stdout
     assert "  PASS message_imprint: the SHA-256 imprint matches the stream" in result.stdout
     assert "  SKIP nonce: " in result.stdout
-    for label in ("serial number:", "genTime (UTC):", "policy:", "TSA name:", "accuracy:",
-                  "imprint:", "signer:", "signer valid:"):
+    for label in (
+        "serial number:",
+        "genTime (UTC):",
+        "policy:",
+        "TSA name:",
+        "accuracy:",
+        "imprint:",
+        "signer:",
+        "signer valid:",
+    ):
         assert any(line.strip().startswith(label) for line in lines), label
 
 
 def test_digest_nonce_and_policy(files, with_cert, hsm):
     stamped = with_cert
     digest = hashlib.sha256(stamped.data).hexdigest()
-    ok = run(str(files["bare"]), "--digest", digest, "--digest-algorithm", "sha256",
-             "--nonce", str(stamped.nonce), "--ca", str(hsm.ca_file))
+    ok = run(
+        str(files["bare"]),
+        "--digest",
+        digest,
+        "--digest-algorithm",
+        "sha256",
+        "--nonce",
+        str(stamped.nonce),
+        "--ca",
+        str(hsm.ca_file),
+    )
     assert ok.exit_code == 0, ok.output
-    wrong_nonce = run(str(files["token"]), "--digest", digest, "--nonce", hex(stamped.nonce + 1),
-                      "--ca", str(hsm.ca_file))
+    wrong_nonce = run(
+        str(files["token"]),
+        "--digest",
+        digest,
+        "--nonce",
+        hex(stamped.nonce + 1),
+        "--ca",
+        str(hsm.ca_file),
+    )
     assert wrong_nonce.exit_code == 2
     assert wrong_nonce.stdout.startswith("Verification: INVALID (1 failed: nonce)")
-    wrong_policy = run(str(files["token"]), "--digest", digest, "--policy", "1.2.3.4",
-                       "--ca", str(hsm.ca_file))
+    wrong_policy = run(
+        str(files["token"]), "--digest", digest, "--policy", "1.2.3.4", "--ca", str(hsm.ca_file)
+    )
     assert wrong_policy.exit_code == 2 and "  FAIL policy: " in wrong_policy.stdout
 
 
@@ -100,8 +125,9 @@ def test_certificate_less_token_needs_tsa_cert(files, hsm):
 
 
 def test_json_output(files, hsm):
-    result = run(str(files["token"]), "--data", str(files["data"]), "--ca", str(hsm.ca_file),
-                 "--json")
+    result = run(
+        str(files["token"]), "--data", str(files["data"]), "--ca", str(hsm.ca_file), "--json"
+    )
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert report["valid"] is True
@@ -111,16 +137,25 @@ def test_json_output(files, hsm):
 
 
 def test_token_from_stdin(files, hsm):
-    result = run("-", "--data", str(files["data"]), "--ca", str(hsm.ca_file),
-                 stdin=files["token"].read_bytes())
+    result = run(
+        "-",
+        "--data",
+        str(files["data"]),
+        "--ca",
+        str(hsm.ca_file),
+        stdin=files["token"].read_bytes(),
+    )
     assert result.exit_code == 0, result.output
 
 
 def test_roots_and_time_zone_from_config(files, hsm, tmp_path):
-    config = write_config(tmp_path / "tsa.toml", {
-        "certificates": {"ca": str(hsm.ca_file)},
-        "verify": {"trust_roots": str(tmp_path / "no-such-dir"), "time_zone": "Asia/Tokyo"},
-    })
+    config = write_config(
+        tmp_path / "tsa.toml",
+        {
+            "certificates": {"ca": str(hsm.ca_file)},
+            "verify": {"trust_roots": str(tmp_path / "no-such-dir"), "time_zone": "Asia/Tokyo"},
+        },
+    )
     result = run(str(files["token"]), "--data", str(files["data"]), "--config", str(config))
     assert result.exit_code == 0, result.output
     local = [line for line in result.stdout.splitlines() if "genTime (Asia/Tokyo):" in line]
@@ -129,9 +164,13 @@ def test_roots_and_time_zone_from_config(files, hsm, tmp_path):
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "other.pem").write_bytes(make_pki("ec", 93).root.public_bytes(Encoding.PEM))
-    config = write_config(tmp_path / "other.toml", {
-        "certificates": {"ca": str(hsm.ca_file)}, "verify": {"trust_roots": str(trust)},
-    })
+    config = write_config(
+        tmp_path / "other.toml",
+        {
+            "certificates": {"ca": str(hsm.ca_file)},
+            "verify": {"trust_roots": str(trust)},
+        },
+    )
     result = run(str(files["token"]), "--data", str(files["data"]), "--config", str(config))
     assert result.exit_code == 2 and "  FAIL certificate_chain: " in result.stdout
 
@@ -156,14 +195,28 @@ def usage_cases(files: dict[str, Path], ca: str, tmp: Path) -> dict[str, list[st
         "missing-data": [token, "--data", str(tmp / "nope.txt"), "--ca", ca],
         "data-and-digest": [token, "--data", data, "--digest", "00", "--ca", ca],
         "bad-hex": [token, "--digest", "xyz", "--ca", ca],
-        "algorithm-without-digest": [token, "--data", data, "--digest-algorithm", "sha256",
-                                     "--ca", ca],
+        "algorithm-without-digest": [
+            token,
+            "--data",
+            data,
+            "--digest-algorithm",
+            "sha256",
+            "--ca",
+            ca,
+        ],
         "bad-nonce": [token, "--data", data, "--nonce", "many", "--ca", ca],
         "bad-policy": [token, "--data", data, "--policy", "policy", "--ca", ca],
         "ca-not-certificates": [token, "--data", data, "--ca", data],
         "missing-ca": [token, "--data", data, "--ca", str(tmp / "nope.pem")],
-        "tsa-cert-garbage": [token, "--data", data, "--ca", ca, "--tsa-cert",
-                             str(files["garbage"])],
+        "tsa-cert-garbage": [
+            token,
+            "--data",
+            data,
+            "--ca",
+            ca,
+            "--tsa-cert",
+            str(files["garbage"]),
+        ],
         "bad-config": [token, "--data", data, "--config", data],
         "unknown-option": [token, "--bogus"],
         "no-token-argument": ["--data", data],
@@ -171,9 +224,21 @@ def usage_cases(files: dict[str, Path], ca: str, tmp: Path) -> dict[str, list[st
 
 
 USAGE_NAMES = [
-    "garbage-token", "missing-token", "token-is-directory", "missing-data", "data-and-digest",
-    "bad-hex", "algorithm-without-digest", "bad-nonce", "bad-policy", "ca-not-certificates",
-    "missing-ca", "tsa-cert-garbage", "bad-config", "unknown-option", "no-token-argument",
+    "garbage-token",
+    "missing-token",
+    "token-is-directory",
+    "missing-data",
+    "data-and-digest",
+    "bad-hex",
+    "algorithm-without-digest",
+    "bad-nonce",
+    "bad-policy",
+    "ca-not-certificates",
+    "missing-ca",
+    "tsa-cert-garbage",
+    "bad-config",
+    "unknown-option",
+    "no-token-argument",
 ]
 
 
@@ -210,16 +275,21 @@ def test_verify_section_defaults_and_constraints():
     assert Config().verify.time_zone == "UTC"
     assert load_config(Path(__file__).parents[1] / "conf" / "tsa.toml").verify == Config().verify
     assert parse_config({"verify": {"time_zone": "America/New_York"}}).verify.time_zone
-    for bad in ({"time_zone": "Mars/Olympus"}, {"time_zone": "America"},
-                {"max_data_bytes": 0}, {"max_token_bytes": 100}, {"trust_roots": ""},
-                {"unknown": 1}, {"time_zone": 5}):
+    for bad in (
+        {"time_zone": "Mars/Olympus"},
+        {"time_zone": "America"},
+        {"max_data_bytes": 0},
+        {"max_token_bytes": 100},
+        {"trust_roots": ""},
+        {"unknown": 1},
+        {"time_zone": 5},
+    ):
         with pytest.raises(ConfigError, match=r"\[verify\]"):
             parse_config({"verify": bad})
 
 
 def _config(tmp_path: Path, trust: Path, ca: Path) -> Config:
-    return parse_config({"verify": {"trust_roots": str(trust)},
-                         "certificates": {"ca": str(ca)}})
+    return parse_config({"verify": {"trust_roots": str(trust)}, "certificates": {"ca": str(ca)}})
 
 
 def test_trust_roots_directory_or_the_ca(tmp_path, hsm):
@@ -228,14 +298,14 @@ def test_trust_roots_directory_or_the_ca(tmp_path, hsm):
     trust = tmp_path / "trust"
     # Missing directory, then an empty one: the CA file.
     assert [c.dump() for c in load_trust_roots(_config(tmp_path, trust, ca))] == [
-        c.dump() for c in ours]
+        c.dump() for c in ours
+    ]
     trust.mkdir()
     (trust / ".hidden").write_bytes(b"ignored")
     assert len(load_trust_roots(_config(tmp_path, trust, ca))) == 1
     # A PEM bundle of two and a DER file: those three, and not the CA.
     pkis = [make_pki("ec", 94), make_pki("ec", 95)]
-    (trust / "bundle.pem").write_bytes(b"".join(
-        p.root.public_bytes(Encoding.PEM) for p in pkis))
+    (trust / "bundle.pem").write_bytes(b"".join(p.root.public_bytes(Encoding.PEM) for p in pkis))
     (trust / "one.der").write_bytes(make_pki("ec", 96).root.public_bytes(Encoding.DER))
     roots = load_trust_roots(_config(tmp_path, trust, ca))
     assert len(roots) == 3 and ours[0].dump() not in {r.dump() for r in roots}

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.services import Services
-from tsa_server.web import handlers
+from tsa_server.web import evidence, handlers
 from tsa_server.web.ledger import LOGS, LogView
 from tsa_server.web.routes import add_routes
 
@@ -36,6 +36,7 @@ def create_app(services: Services) -> web.Application:
         ledger_path=str(config.ledger.path),
         evidence=services.evidence,
         names=services.names,
+        public_url=config.server.origin,
     )
     app[LOGS] = {
         name: LogView(
@@ -48,6 +49,7 @@ def create_app(services: Services) -> web.Application:
         for name, log in services.logs.items()
     }
     add_routes(app)
+    evidence.setup(app, services)  # the evidence service and its renewal scheduler
     app.cleanup_ctx.append(_clock_monitor(services))
     for log in services.logs.values():
         app.cleanup_ctx.append(_publisher(log.publisher, config.ledger.checkpoint_interval_s))

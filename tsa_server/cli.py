@@ -20,7 +20,7 @@ from tsa_server.audit_cli import audit_command
 from tsa_server.cli_options import config_option
 from tsa_server.config import Config, load_config, validate
 from tsa_server.errors import TSAError
-from tsa_server.evidence_cli import accounts
+from tsa_server.evidence_cli import accounts, evidence, fees
 from tsa_server.names_cli import names
 from tsa_server.verify_cli import verify
 
@@ -77,10 +77,9 @@ def init(config_path: str) -> None:
 @click.option("--port", default=None, type=int, help="Override [server] port.")
 def serve(config_path: str, host: str | None, port: int | None) -> None:
     """Serve RFC 3161 requests until interrupted."""
-    from aiohttp import web
-
     from tsa_server.app import create_app
     from tsa_server.services import build_services
+    from tsa_server.web import serving
 
     config = _load(config_path)
     if host is not None or port is not None:
@@ -107,14 +106,11 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
         pass
     click.echo(f"TSA serving on http://{host}:{port}/  (CA file: {config.certificates.ca})")
     try:
-        web.run_app(
+        serving.run(
             create_app(services),
-            host=host,
-            port=port,
-            print=None,
-            access_log=None,
-            backlog=config.server.max_connections,
-            handle_signals=True,
+            serving.Listener(
+                host, port, config.server.max_connections, config.server.idle_timeout_s
+            ),
         )
     finally:
         services.close()
@@ -201,6 +197,8 @@ def keys_dev_ca(config_path: str, force: bool) -> None:
 
 cli.add_command(verify)
 cli.add_command(accounts)
+cli.add_command(evidence)
+cli.add_command(fees)
 cli.add_command(audit_command)
 cli.add_command(names)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -29,6 +30,14 @@ class ServerConfig:
     port: int = 3161
     max_body_bytes: int = 8192
     max_connections: int = 1024
+    idle_timeout_s: float = 15.0
+    # Origin printed on certificates and in their QR codes (https://tsa.example.org);
+    # empty: http://host:port. Never taken from a request's Host header.
+    public_url: str = ""
+
+    @property
+    def origin(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class TsaConfig:
     include_chain: bool = False
     max_accuracy_ms: int = 1000
     max_batch: int = 256
+    signing_workers: int = 1  # processes signing off the event loop; 0 signs inline
+    max_in_flight: int = 2  # batches being signed at once
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,14 @@ class EvidenceConfig:
     path: str = "var/evidence.sqlite"  # SQLite file (WAL, synchronous=FULL)
     blobs: str = "var/blobs"  # directory of the content-addressed originals
     max_upload_bytes: int = 1 << 30  # largest original a deposit may upload
+    pricing: str = "conf/pricing.toml"  # fee policy (tsa_server.fees.policy); missing: defaults
+    renewal_interval_s: float = 60.0  # renewal scheduler period (REC-3: every minute)
+    max_batch_items: int = 100  # most items one deposit request may certify
+    operators: tuple[str, ...] = ()  # organisation ids whose admin keys grant credit lots
+    monthly_item_quota: int = 0  # items certified per organisation per Beijing month; 0: none
+    rate_per_second: float = 20.0  # per-API-key token bucket refill (REC-10); 0: no limits
+    rate_burst: int = 40  # per-API-key bucket size (requests at once)
+    account_rate_factor: int = 4  # organisation bucket = key bucket x this; 0: none
 
 
 @dataclass(frozen=True)
@@ -223,6 +242,11 @@ def validate(config: Config) -> None:
         256 <= server.max_body_bytes <= 1 << 20, "[server] max_body_bytes must be 256..1048576"
     )
     _require(server.max_connections >= 1, "[server] max_connections must be at least 1")
+    _require(
+        not server.public_url or re.fullmatch(r"https?://[^\s/?#]+/?", server.public_url),
+        "[server] public_url must be an http(s) origin such as https://tsa.example.org",
+    )
+    _require(0.5 <= server.idle_timeout_s <= 3600, "[server] idle_timeout_s must be 0.5..3600")
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:
         _require(_is_oid(oid), f"[tsa] policies: {oid!r} is not a dotted OID")
@@ -231,6 +255,8 @@ def validate(config: Config) -> None:
     _require(len(tsa.accepted_hashes) >= 1, "[tsa] accepted_hashes must not be empty")
     _require(1 <= tsa.max_accuracy_ms <= 60_000, "[tsa] max_accuracy_ms must be 1..60000")
     _require(1 <= tsa.max_batch <= 4096, "[tsa] max_batch must be 1..4096")
+    _require(0 <= tsa.signing_workers <= 64, "[tsa] signing_workers must be 0..64")
+    _require(1 <= tsa.max_in_flight <= 64, "[tsa] max_in_flight must be 1..64")
     for key in ("origin", "ops_origin"):
         origin = getattr(config.ledger, key)
         _require(
@@ -262,6 +288,24 @@ def validate(config: Config) -> None:
     _require(
         1 <= evidence.max_upload_bytes <= 1 << 40,
         "[evidence] max_upload_bytes must be 1..1099511627776",
+    )
+    _require(
+        0.05 <= evidence.renewal_interval_s <= 86400,
+        "[evidence] renewal_interval_s must be 0.05..86400",
+    )
+    _require(1 <= evidence.max_batch_items <= 10000, "[evidence] max_batch_items must be 1..10000")
+    _require(
+        0 <= evidence.monthly_item_quota <= 10**9,
+        "[evidence] monthly_item_quota must be 0..1000000000 (0: unlimited)",
+    )
+    _require(
+        0 <= evidence.rate_per_second <= 100000,
+        "[evidence] rate_per_second must be 0..100000 (0: no rate limits)",
+    )
+    _require(1 <= evidence.rate_burst <= 1000000, "[evidence] rate_burst must be 1..1000000")
+    _require(
+        0 <= evidence.account_rate_factor <= 1000,
+        "[evidence] account_rate_factor must be 0..1000 (0: no organisation-wide limit)",
     )
     _require(bool(config.names.path), "[names] path must name a file")
     _require(bool(config.names.policy), "[names] policy must name a file")

@@ -319,9 +319,10 @@ class Issuer:
         self.last_failure = reason
         self._last_failure_at = time.monotonic()
 
-    def problems(self) -> list[str]:
+    async def problems(self) -> list[str]:
         """Why issuance would fail now (for /readyz): a recent failed batch, the signer
-        (probed at most every 2 s with a real signature), an expired certificate."""
+        (probed at most every 2 s with a real signature by the signers issuance uses,
+        off the event loop), an expired certificate."""
         found = []
         now = time.monotonic()
         if (
@@ -331,8 +332,9 @@ class Issuer:
             found.append(f"issuance: {self.last_failure}")
         probed_at, problem = self._probe
         if now - probed_at > 2.0:
+            self._probe = (now, problem)  # concurrent probes wait for the next window
             try:
-                self._signer.sign(b"readiness probe", "sha256")
+                await self._batch_signer.sign_batch([b"readiness probe"], ["sha256"])
                 problem = None
             except Exception as exc:  # noqa: BLE001 - any signer fault means not ready
                 problem = f"signer: {_describe(exc)}"

@@ -30,6 +30,8 @@ def _registry(config_path: str) -> Iterator:
     """A read-only view: the registry on the [names] database with a sink that refuses."""
     from tsa_server.config import load_config
     from tsa_server.names import Lexicon, Registry, load_policy
+    from tsa_server.names.policy_edits import effective_lexicon, effective_policy
+    from tsa_server.names.policy_store import read_overlay
     from tsa_server.names.sqlite_store import SqliteNameStore
     from tsa_server.names.words import LexiconSource
 
@@ -43,6 +45,10 @@ def _registry(config_path: str) -> Iterator:
         lexicon = LexiconSource(w.banned, w.restricted, w.brands).current()
     else:
         lexicon = Lexicon()
+    # what the server has in force: the files plus the administrators' overlay
+    _, overlay = read_overlay(config.names.path)
+    lexicon = effective_lexicon(lexicon, overlay)
+    policy = effective_policy(policy, overlay)
     store = SqliteNameStore(config.names.path)
 
     class _ReadOnly:
@@ -112,24 +118,80 @@ def history(config_path: str, handle: str) -> None:
     _echo({"handle": handle, "events": [event_json(e, reveal=True) for e in events]})
 
 
+@names.command("policy")
+@config_option
+def policy(config_path: str) -> None:
+    """The word lists and dispute weights in force (files plus the administrators'
+    overlay in the database) and every change with its SHA-256 and genTime."""
+    from tsa_server.config import load_config
+    from tsa_server.names.config import METRICS
+    from tsa_server.names.policy_edits import LISTS, content_digest, etag
+    from tsa_server.names.policy_store import PolicyStore
+
+    with _registry(config_path) as registry:
+        lexicon = registry._lexicon()
+        weights = registry.policy.disputes.weights
+        store = PolicyStore(load_config(config_path).names.path)
+        try:
+            version, changes = store.version(), store.changes()
+        finally:
+            store.close()
+    _echo(
+        {
+            "version": version,
+            "etag": etag(version, content_digest(lexicon, weights)),
+            "lists": {n: sorted(getattr(lexicon, n)) for n in LISTS},
+            "weights": {m: str(getattr(weights, m)) for m in METRICS},
+            "changes": [
+                {
+                    "version": c.version,
+                    "at": c.at,
+                    "by": {"org": c.by_org, "key": c.by_key},
+                    "sha256": c.sha256,
+                    "gen_time": c.gen_time,
+                    "ops_index": c.ops_index,
+                }
+                for c in changes
+            ],
+        }
+    )
+
+
 @names.command("decide")
 @config_option
 @click.option("--winner", default=None, help="Shop id (organisation id) that gets the handle.")
+@click.option("--certify", "certify", default=None, help="Brand applicant's shop id: accept.")
+@click.option("--reject", "reject", default=None, help="Brand applicant's shop id: refuse.")
 @click.option("--note", default="", help="Reason recorded with the decision.")
 @click.option("--url", default=None, help="Server URL (default: [server] host and port).")
 @click.argument("handle")
-def decide(config_path: str, winner: str | None, note: str, url: str | None, handle: str) -> None:
+def decide(
+    config_path: str,
+    winner: str | None,
+    certify: str | None,
+    reject: str | None,
+    note: str,
+    url: str | None,
+    handle: str,
+) -> None:
     """Decide a contested handle through the server (API key in $TSA_API_KEY); without
-    --winner the provisional leader takes it when nobody objected."""
+    --winner the provisional leader takes it when nobody objected. --certify / --reject
+    review a brand (Group 1) applicant's proof."""
     from tsa_server.config import load_config
 
+    if sum(x is not None for x in (winner, certify, reject)) > 1:
+        raise click.UsageError("give one of --winner, --certify, --reject")
     key = os.environ.get("TSA_API_KEY")
     if not key:
         raise ConfigError("set $TSA_API_KEY to an operator's admin-scope API key")
     if url is None:
         server = load_config(config_path).server
         url = f"http://{server.host}:{server.port}"
-    body = json.dumps({"winner": winner, "note": note}).encode()
+    payload: dict[str, str | None] = {"winner": winner, "note": note}
+    if certify or reject:
+        payload = {"brand": certify or reject, "verdict": "certify" if certify else "reject"}
+        payload["note"] = note
+    body = json.dumps(payload).encode()
     request = urllib.request.Request(
         f"{url.rstrip('/')}/api/v1/names/{quote(handle, safe='')}/decision",
         data=body,

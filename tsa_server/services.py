@@ -24,6 +24,7 @@ from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
+from tsa_server.evidence.service import EvidenceService, open_evidence_service
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import IssuanceSettings, Issuer
 from tsa_server.names.timestamping import NamesService, open_names
@@ -35,6 +36,7 @@ from tsa_server.rfc3161.verify_load import CertificateDecodeError
 from tsa_server.rfc3161.verify_load import load_certificates as load_any_certificates
 from tsa_server.signing.certs import check_tsa_certificate, load_certificates, to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
+from tsa_server.signing.pool import batch_signer_for
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Services:
     evidence: EvidenceStore | None = None
     blobs: FileBlobStore | None = None
     names: NamesService | None = None
+    evidence_service: EvidenceService | None = None  # deposits, credits, renewals
     resources: ExitStack = field(default_factory=ExitStack)  # closed by close()
 
     @property
@@ -223,6 +226,14 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
             "clock", usable=status.usable, reason=status.reason
         ),
     )
+    batch_signer = batch_signer_for(
+        signer,
+        location,
+        config.pkcs11.key_label,
+        rsa_pss=config.pkcs11.rsa_pss,
+        workers=config.tsa.signing_workers,
+    )
+    stack.callback(batch_signer.close)
     issuer = Issuer(
         template=template,
         signer=signer,
@@ -233,9 +244,12 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
             max_batch=config.tsa.max_batch,
             max_accuracy=_ms(config.tsa.max_accuracy_ms),
             certificate_not_after=chain[0]["tbs_certificate"]["validity"]["not_after"].native,
+            max_in_flight=config.tsa.max_in_flight,
         ),
         binding=binding,
+        batch_signer=batch_signer,
     )
+    stack.callback(issuer.close)
     evidence, blobs = open_evidence(config)
     stack.callback(evidence.close)
     names = open_names(config.names, issuer, ops)
@@ -254,6 +268,7 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
         evidence=evidence,
         blobs=blobs,
         names=names,
+        evidence_service=open_evidence_service(config.evidence, evidence, blobs, issuer, ops),
     )
 
 

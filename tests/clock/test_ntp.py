@@ -442,6 +442,7 @@ def test_a_local_clock_reference_is_refused_unless_accepted(
     assert not status.usable and "local clock" in status.reason
     lenient = NtpMonitor(
         NtpSettings(servers=(server.address,), accept_local_reference=True),
-        time_source=fake.time, monotonic_source=fake.monotonic,
+        time_source=fake.time,
+        monotonic_source=fake.monotonic,
     )
     assert lenient.poll_once().usable

@@ -38,8 +38,19 @@ def test_bootstrap_an_organisation_and_its_first_key(capsys, config: Path, tmp_p
     assert code == 0
     org_id = out.strip()
     code, out, err = run(
-        capsys, config, "create-key", "--org", org_id, "--role", "owner",
-        "--scope", "admin,read", "--scope", "deposit", "--name", "bootstrap",
+        capsys,
+        config,
+        "create-key",
+        "--org",
+        org_id,
+        "--role",
+        "owner",
+        "--scope",
+        "admin,read",
+        "--scope",
+        "deposit",
+        "--name",
+        "bootstrap",
     )
     assert code == 0
     token = out.strip()
@@ -50,7 +61,9 @@ def test_bootstrap_an_organisation_and_its_first_key(capsys, config: Path, tmp_p
     try:
         principal = Accounts(store).authenticate(token)
         assert principal.org_id == org_id and {str(s) for s in principal.scopes} == {
-            "admin", "read", "deposit"
+            "admin",
+            "read",
+            "deposit",
         }
     finally:
         store.close()

@@ -52,17 +52,28 @@ def server(make_server, tmp_path: Path) -> TsaServer:
 def test_account_endpoints(server: TsaServer) -> None:
     org_a = tsa_accounts(server, "create-org", "Org A")
     org_b = tsa_accounts(server, "create-org", "Org B")
-    owner_a = tsa_accounts(server, "create-key", "--org", org_a, "--role", "owner",
-                           "--scope", "admin,read,deposit,timestamp")
-    owner_b = tsa_accounts(server, "create-key", "--org", org_b, "--role", "owner",
-                           "--scope", "admin,read")
+    owner_a = tsa_accounts(
+        server,
+        "create-key",
+        "--org",
+        org_a,
+        "--role",
+        "owner",
+        "--scope",
+        "admin,read,deposit,timestamp",
+    )
+    owner_b = tsa_accounts(
+        server, "create-key", "--org", org_b, "--role", "owner", "--scope", "admin,read"
+    )
     a, b = Client(server, owner_a), Client(server, owner_b)
     secrets = [owner_a, owner_b]
 
     # who am I
     status, _, body = a.call("GET", "/api/v1/account")
     assert status == 200 and body["organisation"] == {
-        "id": org_a, "name": "Org A", "created_at": body["organisation"]["created_at"]
+        "id": org_a,
+        "name": "Org A",
+        "created_at": body["organisation"]["created_at"],
     }
     assert body["role"] == "owner" and body["scopes"] == ["admin", "deposit", "read", "timestamp"]
     assert body["key"]["id"] == owner_a.split("_")[1] and body["key"]["last_used_at"]

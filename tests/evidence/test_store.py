@@ -265,8 +265,9 @@ def entry(org_id: str, key: str, units: int = 1, kind: str = "purchase", **field
 def test_credit_entries_are_idempotent(store: EvidenceStore, two_orgs, clock) -> None:
     a = two_orgs[0]
     record = {"key": "purchase/lot1", "kind": "purchase", "units": 10}
-    first = store.append_credit_entries([entry(a.id, "purchase/lot1", 10, lot_id="lot1",
-                                               record=record)])
+    first = store.append_credit_entries(
+        [entry(a.id, "purchase/lot1", 10, lot_id="lot1", record=record)]
+    )
     assert first[0].inserted and first[0].entry.id == 1
     clock.advance(timedelta(minutes=5))
     again = store.append_credit_entries(

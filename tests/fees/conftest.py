@@ -49,13 +49,30 @@ def sha(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def item(item_id: str, size: int, certified_at: datetime, *, mode: Mode = Mode.STORED,
-         policy: PricingPolicy = DEFAULT_POLICY, auto_renew: bool = True,
-         stored_at: datetime | None = None) -> EvidenceItem:
+def item(
+    item_id: str,
+    size: int,
+    certified_at: datetime,
+    *,
+    mode: Mode = Mode.STORED,
+    policy: PricingPolicy = DEFAULT_POLICY,
+    auto_renew: bool = True,
+    stored_at: datetime | None = None,
+) -> EvidenceItem:
     """A certified item whose digest is sha256(item_id) and serial is 'S-<id>'."""
     form = DepositForm(depositor="Alice", work_content="drawing", file_name=f"{item_id}.bin")
-    return new_item(item_id, f"S{item_id}", mode, Digests(sha(item_id)), size, certified_at,
-                    form, stored_at=stored_at, auto_renew=auto_renew, policy=policy)
+    return new_item(
+        item_id,
+        f"S{item_id}",
+        mode,
+        Digests(sha(item_id)),
+        size,
+        certified_at,
+        form,
+        stored_at=stored_at,
+        auto_renew=auto_renew,
+        policy=policy,
+    )
 
 
 def wallet(*lots: tuple[str, int, datetime], base: Wallet = EMPTY) -> Wallet:

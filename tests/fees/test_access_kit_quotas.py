@@ -39,8 +39,13 @@ def states():
     purged = tick(w, [a], bj(2025, 6, 1)).items["A"]
     deleted = delete_original(a, bj(2024, 1, 1), downloaded_confirmed=True).item
     hash_only = item("H", 10, bj(2024, 1, 1), mode=Mode.HASH_ONLY)
-    return {"active": a, "expired": expired, "purged": purged, "deleted": deleted,
-            "hash_only": hash_only}
+    return {
+        "active": a,
+        "expired": expired,
+        "purged": purged,
+        "deleted": deleted,
+        "hash_only": hash_only,
+    }
 
 
 def test_a6_only_the_original_is_ever_locked() -> None:
@@ -57,8 +62,13 @@ def test_a6_only_the_original_is_ever_locked() -> None:
 
 def test_rec4_certificate_fields() -> None:
     a = item("A", 500 * MB, bj(2023, 11, 1, 4, 5, 6))
-    f = certificate_fields(a, tsa_name="CN=Test TSA", policy_oid="1.2.3.4",
-                           hash_algorithm="sha256", verify_base_url="https://tsa.example/")
+    f = certificate_fields(
+        a,
+        tsa_name="CN=Test TSA",
+        policy_oid="1.2.3.4",
+        hash_algorithm="sha256",
+        verify_base_url="https://tsa.example/",
+    )
     assert f["serial"] == "SA" and f["sha256"] == a.digests.sha256
     assert f["gen_time_utc"] == "2023-10-31T20:05:06Z"
     assert f["gen_time_beijing"] == "2023-11-01T04:05:06+08:00"
@@ -82,8 +92,12 @@ def test_rec6_kit_includes_the_original_only_when_downloadable() -> None:
     proofs = files - {Artefact.ORIGINAL}
     assert by_item == {"A": files, "E": proofs, "H": proofs}
     assert [f.path for f in plan.files if f.item_id == "A"] == [
-        "SA/original/A.bin", "SA/SA.tsr", "SA/certificate.pdf", "SA/ca-chain.pem",
-        "SA/inclusion-proof.json"]
+        "SA/original/A.bin",
+        "SA/SA.tsr",
+        "SA/certificate.pdf",
+        "SA/ca-chain.pem",
+        "SA/inclusion-proof.tlog",
+    ]
     items = plan.manifest["items"]
     assert [i["original_included"] for i in items] == [True, False, False]
     assert plan.manifest["format"] == "tsa-evidence-kit/1"
@@ -93,10 +107,17 @@ def test_rec6_kit_includes_the_original_only_when_downloadable() -> None:
     assert "openssl ts -verify" in plan.readme
 
 
-@pytest.mark.parametrize(("raw", "safe"), [
-    ("../../etc/passwd", "passwd"), ("C:\\x\\y.pdf", "y.pdf"), (".hidden", "hidden"),
-    ("", "original"), ("a\x00b\nc.txt", "abc.txt"), ("设计稿.psd", "设计稿.psd"),
-])
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\x\\y.pdf", "y.pdf"),
+        (".hidden", "hidden"),
+        ("", "original"),
+        ("a\x00b\nc.txt", "abc.txt"),
+        ("设计稿.psd", "设计稿.psd"),
+    ],
+)
 def test_kit_names_cannot_escape(raw: str, safe: str) -> None:
     assert safe_name(raw) == safe
 

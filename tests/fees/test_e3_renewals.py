@@ -44,6 +44,7 @@ def row(row_id: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
     def register(fn: Callable[[], None]) -> Callable[[], None]:
         ROWS[row_id] = fn
         return fn
+
     return register
 
 
@@ -68,8 +69,11 @@ def run(w: Wallet, items: list[EvidenceItem], now) -> tuple[Wallet, dict[str, Ev
 
 
 def storage_debits(w: Wallet) -> list:
-    return [e for e in w.entries.values()
-            if e.kind in (EntryKind.RENEW, EntryKind.REUPLOAD, EntryKind.REINSTATE)]
+    return [
+        e
+        for e in w.entries.values()
+        if e.kind in (EntryKind.RENEW, EntryKind.REUPLOAD, EntryKind.REINSTATE)
+    ]
 
 
 def expired_r2() -> tuple[Wallet, EvidenceItem]:

@@ -30,6 +30,7 @@ def row(row_id: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
     def register(fn: Callable[[], None]) -> Callable[[], None]:
         ROWS[row_id] = fn
         return fn
+
     return register
 
 
@@ -65,7 +66,10 @@ def t3() -> None:
     assert w0.balance(at) - w.balance(at) == 1
     assert w.lots["L"].used == 1 and w.lots["L"].held == 0
     assert [e.kind for e in w.entries.values()] == [
-        EntryKind.PURCHASE, EntryKind.RESERVE, EntryKind.CONSUME]
+        EntryKind.PURCHASE,
+        EntryKind.RESERVE,
+        EntryKind.CONSUME,
+    ]
 
 
 @row("T-4")
@@ -140,8 +144,7 @@ def t9() -> None:
         parse_deposit_form({})
     assert set(exc.value.fields) == {"depositor", "work_content"}
     with pytest.raises(FieldError) as exc:  # the evidence time is never user-entered
-        parse_deposit_form({"depositor": "A", "work_content": "x",
-                            "evidence_time": "2020-01-01"})
+        parse_deposit_form({"depositor": "A", "work_content": "x", "evidence_time": "2020-01-01"})
     assert set(exc.value.fields) == {"evidence_time"}
     form = parse_deposit_form({"depositor": " Alice ", "work_content": "a logo"})
     assert form.depositor == "Alice"

@@ -37,8 +37,11 @@ def test_a1_default_and_literal_are_documented() -> None:
     legacy = DEFAULT_POLICY.version(LEGACY)
     assert legacy.small_free_months == LEGACY_SMALL_DEFAULT_MONTHS == 39
     assert LEGACY_SMALL_LITERAL_MONTHS == 51
-    assert (legacy.large_free_months, DEFAULT_POLICY.version(CURRENT).small_free_months,
-            DEFAULT_POLICY.version(CURRENT).large_free_months) == (15, 36, 12)
+    assert (
+        legacy.large_free_months,
+        DEFAULT_POLICY.version(CURRENT).small_free_months,
+        DEFAULT_POLICY.version(CURRENT).large_free_months,
+    ) == (15, 36, 12)
 
 
 def test_every_conf_key_is_commented() -> None:
@@ -50,10 +53,16 @@ def test_every_conf_key_is_commented() -> None:
             assert "#" in line or f"#   {key} " in text, line
 
 
-@pytest.mark.parametrize(("path", "key"), [
-    ((), "surprise"), (("credits",), "lot_validity_days"), (("storage",), "grace"),
-    (("reminders",), "expiry"), (("versions", 0), "free_months"),
-])
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ((), "surprise"),
+        (("credits",), "lot_validity_days"),
+        (("storage",), "grace"),
+        (("reminders",), "expiry"),
+        (("versions", 0), "free_months"),
+    ],
+)
 def test_unknown_keys_are_errors(path: tuple, key: str) -> None:
     data = conf()
     node = data
@@ -64,26 +73,29 @@ def test_unknown_keys_are_errors(path: tuple, key: str) -> None:
         policy_from_mapping(data)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda d: d["credits"].__setitem__("lot_validity_months", 0),
-    lambda d: d["credits"].__setitem__("lot_validity_months", "12"),
-    lambda d: d["storage"].__setitem__("grace_days", True),
-    lambda d: d["reminders"].__setitem__("expiry_days", [30, 30]),
-    lambda d: d["reminders"].__setitem__("expiry_days", [30, -1]),
-    lambda d: d["reminders"].__setitem__("lot_lapse_days", ["30"]),
-    lambda d: d["versions"][1].pop("effective_from"),
-    lambda d: d["versions"][0].__setitem__("effective_from", bj(2000, 1, 1)),
-    lambda d: d["versions"][1].__setitem__("epoch", "LEGACY"),
-    lambda d: d["versions"][1].__setitem__("small_free_months", -1),
-    lambda d: d["versions"][1].pop("large_free_months"),
-    lambda d: d["versions"][1].__setitem__("period_months", 0),
-    lambda d: d["versions"][1].__setitem__("fee_formula", "flat"),
-    lambda d: d["versions"][1].__setitem__("block_bytes", 0),
-    lambda d: d.pop("versions"),
-    lambda d: d.__setitem__("versions", []),
-    lambda d: d.__setitem__("versions", [1]),
-    lambda d: d["versions"].append(copy.deepcopy(d["versions"][1]) | {"epoch": "X"}),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["credits"].__setitem__("lot_validity_months", 0),
+        lambda d: d["credits"].__setitem__("lot_validity_months", "12"),
+        lambda d: d["storage"].__setitem__("grace_days", True),
+        lambda d: d["reminders"].__setitem__("expiry_days", [30, 30]),
+        lambda d: d["reminders"].__setitem__("expiry_days", [30, -1]),
+        lambda d: d["reminders"].__setitem__("lot_lapse_days", ["30"]),
+        lambda d: d["versions"][1].pop("effective_from"),
+        lambda d: d["versions"][0].__setitem__("effective_from", bj(2000, 1, 1)),
+        lambda d: d["versions"][1].__setitem__("epoch", "LEGACY"),
+        lambda d: d["versions"][1].__setitem__("small_free_months", -1),
+        lambda d: d["versions"][1].pop("large_free_months"),
+        lambda d: d["versions"][1].__setitem__("period_months", 0),
+        lambda d: d["versions"][1].__setitem__("fee_formula", "flat"),
+        lambda d: d["versions"][1].__setitem__("block_bytes", 0),
+        lambda d: d.pop("versions"),
+        lambda d: d.__setitem__("versions", []),
+        lambda d: d.__setitem__("versions", [1]),
+        lambda d: d["versions"].append(copy.deepcopy(d["versions"][1]) | {"epoch": "X"}),
+    ],
+)
 def test_bad_values_are_errors(mutate) -> None:
     data = conf()
     mutate(data)

@@ -33,22 +33,27 @@ from tsa_server.fees import (
     tick,
 )
 
-SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 START = bj(2024, 1, 1)
 
-ops = st.builds(lambda first, rest: [first, *rest], st.tuples(st.just("buy"), st.integers(1, 8)),
-                st.lists(st.one_of(
+ops = st.builds(
+    lambda first, rest: [first, *rest],
     st.tuples(st.just("buy"), st.integers(1, 8)),
-    st.tuples(st.just("reserve"), st.integers(1, 4)),
-    st.tuples(st.just("consume"), st.integers(0, 30)),
-    st.tuples(st.just("refund"), st.integers(0, 30)),
-    st.tuples(st.just("release"), st.integers(0, 10)),
-    st.tuples(st.just("renew"), st.integers(1, 6)),
-    st.tuples(st.just("adjust"), st.integers(-6, 6)),
-    st.tuples(st.just("lapse"), st.just(0)),
-    st.tuples(st.just("advance"), st.integers(0, 200)),
-), max_size=40))
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("buy"), st.integers(1, 8)),
+            st.tuples(st.just("reserve"), st.integers(1, 4)),
+            st.tuples(st.just("consume"), st.integers(0, 30)),
+            st.tuples(st.just("refund"), st.integers(0, 30)),
+            st.tuples(st.just("release"), st.integers(0, 10)),
+            st.tuples(st.just("renew"), st.integers(1, 6)),
+            st.tuples(st.just("adjust"), st.integers(-6, 6)),
+            st.tuples(st.just("lapse"), st.just(0)),
+            st.tuples(st.just("advance"), st.integers(0, 200)),
+        ),
+        max_size=40,
+    ),
+)
 
 
 def check_fefo(w: Wallet, entries, at: datetime, units: int) -> None:
@@ -56,7 +61,7 @@ def check_fefo(w: Wallet, entries, at: datetime, units: int) -> None:
     order = w.fefo(at)
     draws = [d for e in entries for d in e.draws]
     assert sum(d.units for d in draws) == units
-    assert [d.lot for d in draws] == [lot.lot_id for lot in order[:len(draws)]]
+    assert [d.lot for d in draws] == [lot.lot_id for lot in order[: len(draws)]]
     for d, lot in zip(draws[:-1], order, strict=False):
         assert d.units == lot.available  # every lot but the last is used up
 
@@ -132,9 +137,12 @@ def test_replays_change_nothing(script, data) -> None:
 
 @SETTINGS
 @given(
-    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 12, 31),
-                 timezones=st.just(UTC)),
-    st.integers(0, 60), st.integers(0, 40), st.sampled_from([1, 3, 12]),
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)
+    ),
+    st.integers(0, 60),
+    st.integers(0, 40),
+    st.sampled_from([1, 3, 12]),
 )
 def test_anchored_schedules_never_drift(anchor, base, k, period) -> None:
     """G-2: expiry_k keeps the anchor's day (clamped) and time of day for every k."""
@@ -153,18 +161,24 @@ def test_anchored_schedules_never_drift(anchor, base, k, period) -> None:
 
 
 SIZES = st.sampled_from([0, 150 * MB, 200 * MB, 200 * MB + 1, 500 * MB, 1 * 2**30])
-ITEMS = st.lists(st.tuples(SIZES, st.integers(0, 3 * 365 * 24), st.booleans()),
-                 min_size=1, max_size=5)
-LOTS = st.lists(st.tuples(st.integers(1, 12), st.integers(0, 6 * 365 * 24)), min_size=3,
-                max_size=10)
+ITEMS = st.lists(
+    st.tuples(SIZES, st.integers(0, 3 * 365 * 24), st.booleans()), min_size=1, max_size=5
+)
+LOTS = st.lists(
+    st.tuples(st.integers(1, 12), st.integers(0, 6 * 365 * 24)), min_size=3, max_size=10
+)
 
 
 def build(items_spec, lots_spec):
     base = bj(2021, 6, 1)
-    items = [item(f"I{i}", size, base + timedelta(hours=h), auto_renew=auto)
-             for i, (size, h, auto) in enumerate(items_spec)]
-    lots = sorted(((f"L{i}", q, base + timedelta(hours=h)) for i, (q, h) in
-                   enumerate(lots_spec)), key=lambda x: x[2])
+    items = [
+        item(f"I{i}", size, base + timedelta(hours=h), auto_renew=auto)
+        for i, (size, h, auto) in enumerate(items_spec)
+    ]
+    lots = sorted(
+        ((f"L{i}", q, base + timedelta(hours=h)) for i, (q, h) in enumerate(lots_spec)),
+        key=lambda x: x[2],
+    )
     return items, lots
 
 

@@ -40,8 +40,9 @@ def test_expiry_reminder_says_when_the_balance_does_not_cover() -> None:
 
 def test_a_lot_lapsing_before_the_expiry_does_not_cover_it() -> None:
     w = wallet(("L", 5, bj(2023, 10, 15)))  # lapses 2024-10-15, before the expiry
-    (r,) = [n for n in reminders_due(w, [A], bj(2024, 10, 2))
-            if n.kind is NoticeKind.EXPIRY_REMINDER]
+    (r,) = [
+        n for n in reminders_due(w, [A], bj(2024, 10, 2)) if n.kind is NoticeKind.EXPIRY_REMINDER
+    ]
     assert r.covered is False
 
 
@@ -60,7 +61,8 @@ def test_lot_lapse_reminders_30_and_7_days() -> None:
     assert kinds_and_keys(at30) == [(NoticeKind.LOT_LAPSE_REMINDER, "lot-reminder/L/30d")]
     assert at30[0].units == 5 and at30[0].target == bj(2025, 6, 1)
     assert kinds_and_keys(reminders_due(w, [], bj(2025, 5, 25))) == [
-        (NoticeKind.LOT_LAPSE_REMINDER, "lot-reminder/L/7d")]
+        (NoticeKind.LOT_LAPSE_REMINDER, "lot-reminder/L/7d")
+    ]
     assert reminders_due(w, [], bj(2025, 5, 1)) == ()
     assert reminders_due(w, [], bj(2025, 6, 1)) == ()
 
@@ -70,18 +72,23 @@ def test_purge_notices_before_the_end_of_grace() -> None:
     expired = tick(w, [A], EXPIRY).items["A"]
     purge = EXPIRY + timedelta(days=90)
     for days in (30, 7, 1):
-        (n,) = [n for n in reminders_due(w, [expired], purge - timedelta(days=days))
-                if n.kind is NoticeKind.PURGE_REMINDER]
+        (n,) = [
+            n
+            for n in reminders_due(w, [expired], purge - timedelta(days=days))
+            if n.kind is NoticeKind.PURGE_REMINDER
+        ]
         assert n.key == f"purge-reminder/A/0/{days}d" and n.target == purge
-    assert [n for n in reminders_due(w, [expired], purge)
-            if n.kind is NoticeKind.PURGE_REMINDER] == []
+    assert [
+        n for n in reminders_due(w, [expired], purge) if n.kind is NoticeKind.PURGE_REMINDER
+    ] == []
 
 
 def test_auto_renew_off_reminder_has_no_coverage() -> None:
     off = item("A", 500 * MB, bj(2023, 11, 1), auto_renew=False)
     w = wallet(("L", 5, bj(2024, 6, 1)))
-    (n,) = [n for n in reminders_due(w, [off], bj(2024, 10, 31))
-            if n.kind is NoticeKind.EXPIRY_REMINDER]
+    (n,) = [
+        n for n in reminders_due(w, [off], bj(2024, 10, 31)) if n.kind is NoticeKind.EXPIRY_REMINDER
+    ]
     assert n.covered is None and "auto-renew off" in n.detail
 
 
@@ -94,7 +101,9 @@ def test_forecast_12_months() -> None:
     assert fc.balance == 5 and len(fc.months) == 12
     assert fc.months[0].start == now and fc.months[-1].end == bj(2025, 10, 15)
     assert [(o.item_id, o.period, o.due_at, o.fee, o.covered) for o in fc.obligations] == [
-        ("A", 1, EXPIRY, 3, True), ("C", 1, bj(2025, 3, 10), 3, False)]
+        ("A", 1, EXPIRY, 3, True),
+        ("C", 1, bj(2025, 3, 10), 3, False),
+    ]
     assert [m.due_units for m in fc.months] == [3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]
     assert fc.months[4].uncovered_units == 3
     assert fc.months[7].lapsing_units == 2  # 2025-05-15 .. 06-15: L lapses with 2 left
@@ -109,6 +118,7 @@ def test_forecast_lists_every_period_in_the_horizon() -> None:
     """A schedule with a 1-month period (policy data) shows each renewal separately."""
     from tsa_server.fees import PricingPolicy
     from tsa_server.fees.policy import DEFAULT_VERSIONS, PolicyVersion
+
     monthly = PolicyVersion("M", bj(2024, 1, 1), 1, 1, period_months=1)
     policy = PricingPolicy(versions=(*DEFAULT_VERSIONS, monthly))
     m = item("M", 1, bj(2024, 1, 31), policy=policy)

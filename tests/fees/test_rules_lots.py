@@ -79,8 +79,7 @@ def test_units_are_consumed_or_refunded_once() -> None:
     with pytest.raises(InvalidEntry):
         refund(w, "f", AT)  # consumed units are not refundable (use an adjustment)
     with pytest.raises(InvalidEntry):
-        append(w, (LedgerEntry("refund/f", EntryKind.REFUND, AT, draws=(Draw("L", 1),),
-                               item="f"),))
+        append(w, (LedgerEntry("refund/f", EntryKind.REFUND, AT, draws=(Draw("L", 1),), item="f"),))
 
 
 def test_reserved_unit_refunded_after_its_lot_lapsed_lapses() -> None:
@@ -116,11 +115,13 @@ def test_r5_a_period_is_paid_once_under_any_kind() -> None:
     ref = PeriodRef("A", 0, 1)
     w = append(w, debit_storage(w, EntryKind.RENEW, ref, 3, AT))
     assert debit_storage(w, EntryKind.RENEW, ref, 3, AT + timedelta(hours=1)) == (
-        w.entries["renew/A/0/1"],)
+        w.entries["renew/A/0/1"],
+    )
     with pytest.raises(DuplicatePeriod):
         debit_storage(w, EntryKind.REINSTATE, ref, 3, AT)
-    forged = LedgerEntry("reinstate/A/0/1", EntryKind.REINSTATE, AT, draws=(Draw("L", 3),),
-                         period=ref)
+    forged = LedgerEntry(
+        "reinstate/A/0/1", EntryKind.REINSTATE, AT, draws=(Draw("L", 3),), period=ref
+    )
     with pytest.raises(DuplicatePeriod):
         append(w, (forged,))
     with pytest.raises(ValueError):
@@ -129,8 +130,9 @@ def test_r5_a_period_is_paid_once_under_any_kind() -> None:
 
 def test_balance_never_negative_entries_are_refused() -> None:
     w = wallet(("L", 2, bj(2024, 1, 1)))
-    overdraw = LedgerEntry("renew/A/0/1", EntryKind.RENEW, AT, draws=(Draw("L", 3),),
-                           period=PeriodRef("A", 0, 1))
+    overdraw = LedgerEntry(
+        "renew/A/0/1", EntryKind.RENEW, AT, draws=(Draw("L", 3),), period=PeriodRef("A", 0, 1)
+    )
     with pytest.raises(InvalidEntry):
         append(w, (overdraw,))
     with pytest.raises(InsufficientCredits):
@@ -139,8 +141,13 @@ def test_balance_never_negative_entries_are_refused() -> None:
     assert w.balance(AT) == 0 and w.lots["L"].adjusted == -2
     with pytest.raises(InvalidEntry):
         adjust(w, "fix-3", "nope", 1, AT, "x")
-    late = LedgerEntry("renew/B/0/1", EntryKind.RENEW, bj(2025, 1, 1), draws=(Draw("L", 1),),
-                       period=PeriodRef("B", 0, 1))
+    late = LedgerEntry(
+        "renew/B/0/1",
+        EntryKind.RENEW,
+        bj(2025, 1, 1),
+        draws=(Draw("L", 1),),
+        period=PeriodRef("B", 0, 1),
+    )
     with pytest.raises(InvalidEntry):  # G-3: a lapsed lot cannot be drawn from
         append(w, (late,))
 
@@ -148,8 +155,9 @@ def test_balance_never_negative_entries_are_refused() -> None:
 def test_append_is_all_or_nothing() -> None:
     w = wallet(("L", 2, bj(2024, 1, 1)))
     good = purchase(w, "M", 1, AT)[0]
-    bad = LedgerEntry("renew/A/0/1", EntryKind.RENEW, AT, draws=(Draw("L", 9),),
-                      period=PeriodRef("A", 0, 1))
+    bad = LedgerEntry(
+        "renew/A/0/1", EntryKind.RENEW, AT, draws=(Draw("L", 9),), period=PeriodRef("A", 0, 1)
+    )
     with pytest.raises(InvalidEntry):
         append(w, (good, bad))
     assert "M" not in w.lots
@@ -191,8 +199,14 @@ def test_records_round_trip() -> None:
     entries = tuple(w.entries.values())
     records = [to_record(e) for e in entries]
     assert tuple(from_record(r) for r in records) == entries
-    assert records[0] == {"key": "purchase/L", "kind": "purchase", "at": "2023-12-31T16:00:00Z",
-                          "lot": "L", "units": 5, "lapses_at": "2024-12-31T16:00:00Z"}
+    assert records[0] == {
+        "key": "purchase/L",
+        "kind": "purchase",
+        "at": "2023-12-31T16:00:00Z",
+        "lot": "L",
+        "units": 5,
+        "lapses_at": "2024-12-31T16:00:00Z",
+    }
     assert fold(from_record(r) for r in records) == w
 
 

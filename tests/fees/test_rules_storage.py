@@ -61,8 +61,11 @@ def test_period_at() -> None:
 
 def test_a9_renewal_decision_orders_and_never_blocks() -> None:
     t = bj(2025, 12, 1)
-    due = [Due("B", 1, t, bj(2022, 12, 1)), Due("A", 3, t, bj(2020, 9, 1)),
-           Due("C", 1, t - timedelta(seconds=1), bj(2023, 1, 1))]
+    due = [
+        Due("B", 1, t, bj(2022, 12, 1)),
+        Due("A", 3, t, bj(2020, 9, 1)),
+        Due("C", 1, t - timedelta(seconds=1), bj(2023, 1, 1)),
+    ]
     d = renewal_decision(4, due)
     assert (d.renewed, d.expired, d.balance) == (("C", "A"), ("B",), 0)
     d = renewal_decision(2, due)  # A cannot be paid, B after it still can
@@ -79,15 +82,23 @@ def test_a20_catch_up_after_downtime() -> None:
     b = item("B", 150 * MB, bj(2023, 11, 1))  # free until 2026-11-01 (36 m)
     w = wallet(("L1", 6, bj(2024, 6, 1)), ("L2", 4, bj(2025, 6, 1)), ("L3", 2, bj(2026, 7, 1)))
     result = tick(w, [a, b], bj(2027, 1, 1))
-    debits = [(e.period.item, e.period.period, e.at, e.draws) for e in result.entries
-              if e.kind is EntryKind.RENEW]
+    debits = [
+        (e.period.item, e.period.period, e.at, e.draws)
+        for e in result.entries
+        if e.kind is EntryKind.RENEW
+    ]
     assert [(i, p, at) for i, p, at, _ in debits] == [
-        ("A", 1, bj(2024, 11, 1)), ("A", 2, bj(2025, 11, 1)), ("B", 1, bj(2026, 11, 1))]
+        ("A", 1, bj(2024, 11, 1)),
+        ("A", 2, bj(2025, 11, 1)),
+        ("B", 1, bj(2026, 11, 1)),
+    ]
     # L1 (lapses 2025-06-01) paid A's first period; its 3 leftovers lapsed before 2025-11-01
     assert [[d.lot for d in x[3]] for x in debits] == [["L1"], ["L2"], ["L3"]]
     lapses = [e for e in result.entries if e.kind is EntryKind.LAPSE]
     assert [(e.lot, e.units, e.at) for e in lapses] == [
-        ("L1", 3, bj(2025, 6, 1)), ("L2", 1, bj(2026, 6, 1))]
+        ("L1", 3, bj(2025, 6, 1)),
+        ("L2", 1, bj(2026, 6, 1)),
+    ]
     items = result.items
     assert items["A"].status is StorageStatus.EXPIRED
     assert items["A"].storage.since == bj(2026, 11, 1)
@@ -116,8 +127,11 @@ def test_s8_deleting_an_expired_original_charges_nothing() -> None:
     with pytest.raises(StateError):
         delete_original(out.item, bj(2024, 12, 2), downloaded_confirmed=True)
     with pytest.raises(StateError):
-        delete_original(item("H", 1, bj(2024, 1, 1), mode=Mode.HASH_ONLY), bj(2024, 2, 1),
-                        downloaded_confirmed=True)
+        delete_original(
+            item("H", 1, bj(2024, 1, 1), mode=Mode.HASH_ONLY),
+            bj(2024, 2, 1),
+            downloaded_confirmed=True,
+        )
 
 
 def test_s9_reupload_keeps_the_epoch_and_opens_a_new_term() -> None:
@@ -168,6 +182,7 @@ def test_reinstate_rules() -> None:
 
 def test_reinstate_pays_every_begun_period_when_grace_exceeds_a_period() -> None:
     from tsa_server.fees import PricingPolicy
+
     policy = PricingPolicy(grace_days=500)
     w = wallet(("L", 0 + 2, bj(2024, 6, 1)))
     a = item("A", 500 * MB, bj(2023, 11, 1))
@@ -202,6 +217,7 @@ def test_digests_are_validated() -> None:
 
 def test_set_auto_renew_and_certified_notice() -> None:
     from tsa_server.fees import certified_notice, set_auto_renew
+
     a = item("A", 500 * MB, bj(2023, 11, 1))
     off = set_auto_renew(a, False, bj(2024, 1, 1)).item
     assert off.storage.auto_renew is False and off.storage.expires_at == a.storage.expires_at
@@ -210,7 +226,12 @@ def test_set_auto_renew_and_certified_notice() -> None:
         set_auto_renew(item("H", 1, bj(2024, 1, 1), mode=Mode.HASH_ONLY), False, bj(2024, 1, 1))
     n = certified_notice(a)
     assert (n.kind, n.key, n.at, n.target, n.units) == (
-        NoticeKind.CERTIFIED, "certified/A", bj(2023, 11, 1), bj(2024, 11, 1), 3)
+        NoticeKind.CERTIFIED,
+        "certified/A",
+        bj(2023, 11, 1),
+        bj(2024, 11, 1),
+        3,
+    )
 
 
 def test_tick_is_idempotent_and_its_wallet_is_independent() -> None:

@@ -61,8 +61,9 @@ def tool(name: str) -> str:
     return path
 
 
-def run(args: Sequence[object], *, ok: bool | None = True, cwd: Path | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    args: Sequence[object], *, ok: bool | None = True, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run a tool. ok=True requires exit status 0, ok=False a non-zero one, None either."""
     argv = [str(arg) for arg in args]
     argv[0] = tool(argv[0])
@@ -104,8 +105,9 @@ def assert_fresh(gen_time: dt.datetime) -> None:
     assert abs(now - gen_time) < MAX_SKEW, f"genTime {gen_time} is not close to now ({now})"
 
 
-def assert_token_covers(token: cms.ContentInfo, data: bytes,
-                        hash_name: str | None = None) -> tsp.TSTInfo:
+def assert_token_covers(
+    token: cms.ContentInfo, data: bytes, hash_name: str | None = None
+) -> tsp.TSTInfo:
     """The token's imprint is the hash of data (with hash_name when given), its genTime is
     close to now and the TSA signed with the digest that follows the imprint."""
     info = tst_info(token)
@@ -151,8 +153,9 @@ def embedded_tokens(signed_data: cms.SignedData) -> list[tuple[cms.ContentInfo, 
     return found
 
 
-def assert_stamps_signature(signed_data: cms.SignedData, ledger_path: Path,
-                            hash_name: str | None = None) -> tsp.TSTInfo:
+def assert_stamps_signature(
+    signed_data: cms.SignedData, ledger_path: Path, hash_name: str | None = None
+) -> tsp.TSTInfo:
     """The one embedded token stamps its signer's signature value, is fresh and is the
     server's (ledger) token."""
     tokens = embedded_tokens(signed_data)
@@ -168,9 +171,11 @@ def pem_certificates(path: Path) -> list[bytes]:
     return [der for _, _, der in pem.unarmor(path.read_bytes(), multiple=True)]
 
 
-def make_ca_and_signer(common_name: str, eku: x509.ObjectIdentifier) -> tuple[
-        x509.Certificate, ec.EllipticCurvePrivateKey, x509.Certificate,
-        ec.EllipticCurvePrivateKey]:
+def make_ca_and_signer(
+    common_name: str, eku: x509.ObjectIdentifier
+) -> tuple[
+    x509.Certificate, ec.EllipticCurvePrivateKey, x509.Certificate, ec.EllipticCurvePrivateKey
+]:
     """A throwaway CA and an end-entity certificate with the given EKU, made at test time
     (never stored outside the test's tmp dir): (ca, ca key, leaf, leaf key)."""
     now = dt.datetime.now(dt.UTC)
@@ -178,31 +183,40 @@ def make_ca_and_signer(common_name: str, eku: x509.ObjectIdentifier) -> tuple[
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} CA")])
     ca = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                     False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False,
-                                     False), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     return ca, ca_key, leaf, key
@@ -215,8 +229,12 @@ def write_pem(path: Path, *items: x509.Certificate | ec.EllipticCurvePrivateKey)
         if isinstance(item, x509.Certificate):
             blobs.append(item.public_bytes(serialization.Encoding.PEM))
         else:
-            blobs.append(item.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
+            blobs.append(
+                item.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
     path.write_bytes(b"".join(blobs))
     return path

@@ -33,8 +33,19 @@ class Keystores:
 
 
 def keytool(keystore: Path, *args: object):
-    return run(["keytool", "-noprompt", "-keystore", keystore, "-storetype", "PKCS12",
-                "-storepass", PASSWORD, *args])
+    return run(
+        [
+            "keytool",
+            "-noprompt",
+            "-keystore",
+            keystore,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PASSWORD,
+            *args,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +54,36 @@ def keystores(tmp_path_factory, hsm) -> Keystores:
     work = tmp_path_factory.mktemp("jarsigner-keys")
     signing = work / "signing.p12"
     ec = ["-keyalg", "EC", "-groupname", "secp256r1", "-validity", "30"]
-    keytool(signing, "-genkeypair", "-alias", "codeca", *ec, "-dname", "CN=Interop Code CA",
-            "-ext", "bc:c")
+    keytool(
+        signing,
+        "-genkeypair",
+        "-alias",
+        "codeca",
+        *ec,
+        "-dname",
+        "CN=Interop Code CA",
+        "-ext",
+        "bc:c",
+    )
     keytool(signing, "-genkeypair", "-alias", "signer", *ec, "-dname", SIGNER_DN)
     keytool(signing, "-certreq", "-alias", "signer", "-file", work / "signer.csr")
-    keytool(signing, "-gencert", "-alias", "codeca", "-infile", work / "signer.csr",
-            "-outfile", work / "signer.pem", "-rfc", "-validity", "30",
-            "-ext", "ku:c=digitalSignature", "-ext", "eku=codeSigning")
+    keytool(
+        signing,
+        "-gencert",
+        "-alias",
+        "codeca",
+        "-infile",
+        work / "signer.csr",
+        "-outfile",
+        work / "signer.pem",
+        "-rfc",
+        "-validity",
+        "30",
+        "-ext",
+        "ku:c=digitalSignature",
+        "-ext",
+        "eku=codeSigning",
+    )
     keytool(signing, "-exportcert", "-alias", "codeca", "-rfc", "-file", work / "codeca.pem")
     chain = work / "signer-chain.pem"
     chain.write_bytes((work / "signer.pem").read_bytes() + (work / "codeca.pem").read_bytes())
@@ -82,25 +116,56 @@ def make_jar(path: Path) -> Path:
 
 def sign_jar(tsa_url: str, keystores: Keystores, workdir: Path, tsa_digest: str) -> Path:
     signed = workdir / "signed.jar"
-    proc = run(["jarsigner", *JAVA_ENV, "-keystore", keystores.signing,
-                "-storetype", "PKCS12", "-storepass", PASSWORD,
-                "-tsa", tsa_url, "-tsadigestalg", tsa_digest,
-                "-signedjar", signed, make_jar(workdir / "app.jar"), "signer"])
+    proc = run(
+        [
+            "jarsigner",
+            *JAVA_ENV,
+            "-keystore",
+            keystores.signing,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PASSWORD,
+            "-tsa",
+            tsa_url,
+            "-tsadigestalg",
+            tsa_digest,
+            "-signedjar",
+            signed,
+            make_jar(workdir / "app.jar"),
+            "signer",
+        ]
+    )
     assert "jar signed." in proc.stdout.splitlines(), proc.stdout
     assert "Warning" not in proc.stdout, proc.stdout
     return signed
 
 
 def verify_jar(signed: Path, truststore: Path, *, ok: bool):
-    return run(["jarsigner", *JAVA_ENV, "-verify", "-strict", "-verbose",
-                "-keystore", truststore, "-storetype", "PKCS12", "-storepass", PASSWORD,
-                signed], ok=ok)
+    return run(
+        [
+            "jarsigner",
+            *JAVA_ENV,
+            "-verify",
+            "-strict",
+            "-verbose",
+            "-keystore",
+            truststore,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PASSWORD,
+            signed,
+        ],
+        ok=ok,
+    )
 
 
 def timestamped_line(output: str) -> tuple[str, dt.datetime]:
     """The `Timestamped by "DN" on DATE` line: (DN, DATE)."""
-    (line,) = [line.strip() for line in output.splitlines()
-               if line.strip().startswith("Timestamped by ")]
+    (line,) = [
+        line.strip() for line in output.splitlines() if line.strip().startswith("Timestamped by ")
+    ]
     name, _, when = line.removeprefix('Timestamped by "').partition('" on ')
     stamped = dt.datetime.strptime(when, "%a %b %d %H:%M:%S UTC %Y").replace(tzinfo=dt.UTC)
     return name, stamped
@@ -108,8 +173,9 @@ def timestamped_line(output: str) -> tuple[str, dt.datetime]:
 
 def signature_block(signed: Path) -> cms.SignedData:
     with zipfile.ZipFile(signed) as jar:
-        blocks = [name for name in jar.namelist()
-                  if name.startswith("META-INF/") and name.endswith(".EC")]
+        blocks = [
+            name for name in jar.namelist() if name.startswith("META-INF/") and name.endswith(".EC")
+        ]
         assert blocks == ["META-INF/SIGNER.EC"], jar.namelist()
         content = cms.ContentInfo.load(jar.read(blocks[0]))
     assert content["content_type"].native == "signed_data"
@@ -143,7 +209,9 @@ def test_jarsigner_reports_untrusted_tsa(tsa, keystores, tmp_path):
     assert proc.returncode == CHAIN_NOT_VALIDATED, proc.stdout
     lines = [line.strip() for line in proc.stdout.splitlines()]
     assert "jar verified, with signer errors." in lines, proc.stdout
-    assert any(line.startswith("This jar contains entries whose TSA certificate chain is "
-                               "invalid.") for line in lines), proc.stdout
+    assert any(
+        line.startswith("This jar contains entries whose TSA certificate chain is invalid.")
+        for line in lines
+    ), proc.stdout
     # The timestamp is still shown; only its chain is not trusted.
     assert timestamped_line(proc.stdout)[0] == TSA_DN

@@ -37,8 +37,16 @@ VERIFIED = "Verification: OK"
 FAILED = "Verification: FAILED"
 
 
-def make_query(workdir: Path, data: Path, digest: str = "sha256", *, cert: bool = True,
-               nonce: bool = True, extra: tuple[str, ...] = (), name: str = "req") -> Path:
+def make_query(
+    workdir: Path,
+    data: Path,
+    digest: str = "sha256",
+    *,
+    cert: bool = True,
+    nonce: bool = True,
+    extra: tuple[str, ...] = (),
+    name: str = "req",
+) -> Path:
     query = workdir / f"{name}.tsq"
     args = ["openssl", "ts", "-query", "-data", data, f"-{digest}", "-out", query, *extra]
     if cert:
@@ -51,11 +59,24 @@ def make_query(workdir: Path, data: Path, digest: str = "sha256", *, cert: bool 
 
 def curl_post(url: str, query: Path, reply: Path) -> Path:
     """POST a query with the real curl binary; the reply must be 200 timestamp-reply."""
-    proc = run([
-        "curl", "-sS", "--fail-with-body", "--max-time", "30",
-        "-H", f"Content-Type: {QUERY_TYPE}", "--data-binary", f"@{query}",
-        "-o", reply, "-w", "%{http_code} %{content_type}", url,
-    ])
+    proc = run(
+        [
+            "curl",
+            "-sS",
+            "--fail-with-body",
+            "--max-time",
+            "30",
+            "-H",
+            f"Content-Type: {QUERY_TYPE}",
+            "--data-binary",
+            f"@{query}",
+            "-o",
+            reply,
+            "-w",
+            "%{http_code} %{content_type}",
+            url,
+        ]
+    )
     assert proc.stdout == f"200 {REPLY_TYPE}"
     return reply
 
@@ -72,8 +93,7 @@ def verify(reply: Path, *args: object, ok: bool = True):
 
 def subject_line(certificate: Path) -> str:
     """'/O=.../CN=...' as openssl prints names (ts -reply -text uses this form)."""
-    proc = run(["openssl", "x509", "-in", certificate, "-noout", "-subject",
-                "-nameopt", "compat"])
+    proc = run(["openssl", "x509", "-in", certificate, "-noout", "-subject", "-nameopt", "compat"])
     return proc.stdout.strip().removeprefix("subject=")
 
 
@@ -133,9 +153,26 @@ def test_verify_rejects_other_data_and_foreign_ca(tsa, hsm, tmp_path):
     assert "nonce mismatch" in proc.stderr
 
     foreign_ca = tmp_path / "foreign-ca.pem"
-    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", tmp_path / "foreign-ca.key", "-out", foreign_ca,
-         "-subj", "/CN=Foreign Root", "-days", "2"])
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            tmp_path / "foreign-ca.key",
+            "-out",
+            foreign_ca,
+            "-subj",
+            "/CN=Foreign Root",
+            "-days",
+            "2",
+        ]
+    )
     proc = verify(reply, "-data", data, "-CAfile", foreign_ca, ok=False)
     assert "unable to get local issuer certificate" in proc.stderr
 
@@ -166,13 +203,18 @@ def test_reply_text_shows_policy_nonce_accuracy_and_name(tsa, hsm, tmp_path):
     (accuracy_line,) = [line for line in lines if line.startswith("Accuracy: ")]
     match = re.fullmatch(
         r"Accuracy: (0x[0-9A-F]+|unspecified) seconds, (0x[0-9A-F]+|unspecified) millis, "
-        r"(0x[0-9A-F]+|unspecified) micros", accuracy_line)
+        r"(0x[0-9A-F]+|unspecified) micros",
+        accuracy_line,
+    )
     assert match, accuracy_line
     parts = [0 if part == "unspecified" else int(part, 16) for part in match.groups()]
     assert parts != [0, 0, 0], "the server always states an accuracy"
     accuracy = info["accuracy"].native
-    assert parts == [accuracy.get("seconds") or 0, accuracy.get("millis") or 0,
-                     accuracy.get("micros") or 0]
+    assert parts == [
+        accuracy.get("seconds") or 0,
+        accuracy.get("millis") or 0,
+        accuracy.get("micros") or 0,
+    ]
     # The configured worst accuracy is 1000 ms (max_accuracy_ms default).
     assert parts[0] * 1_000_000 + parts[1] * 1000 + parts[2] <= 1_000_000
     assert "Ordering: no" in lines
@@ -188,8 +230,9 @@ def test_include_chain_token_carries_both_certificates(make_server, hsm, tmp_pat
 
     token_file = tmp_path / "token.der"
     run(["openssl", "ts", "-reply", "-in", reply, "-token_out", "-out", token_file])
-    printed = run(["openssl", "pkcs7", "-inform", "DER", "-in", token_file, "-print_certs",
-                   "-noout"]).stdout
+    printed = run(
+        ["openssl", "pkcs7", "-inform", "DER", "-in", token_file, "-print_certs", "-noout"]
+    ).stdout
     subjects = [line for line in printed.splitlines() if line.startswith("subject=")]
     assert len(subjects) == 2, printed
     token = token_of_reply(reply.read_bytes())
@@ -208,5 +251,6 @@ def test_include_chain_token_carries_both_certificates(make_server, hsm, tmp_pat
     bare_reply = curl_post(server.url, bare_query, tmp_path / "bare.tsr")
     assert not token_of_reply(bare_reply.read_bytes())["content"]["certificates"]
     verify(bare_reply, "-queryfile", bare_query, "-CAfile", hsm.ca_file, ok=False)
-    verify(bare_reply, "-queryfile", bare_query, "-CAfile", hsm.ca_file,
-           "-untrusted", hsm.chain_file)
+    verify(
+        bare_reply, "-queryfile", bare_query, "-CAfile", hsm.ca_file, "-untrusted", hsm.chain_file
+    )

@@ -30,25 +30,49 @@ def tiny_pe32() -> bytes:
         "<HHIIIHH",
         0x014C,  # Machine: i386
         1,  # NumberOfSections
-        0, 0, 0,  # TimeDateStamp, PointerToSymbolTable, NumberOfSymbols
+        0,
+        0,
+        0,  # TimeDateStamp, PointerToSymbolTable, NumberOfSymbols
         0xE0,  # SizeOfOptionalHeader (PE32, 16 data directories)
         0x0102,  # EXECUTABLE_IMAGE | 32BIT_MACHINE
     )
     optional = struct.pack(
         "<HBB9I6H4I2H6I",
-        0x010B, 14, 0,  # PE32 magic, linker version
-        0x200, 0, 0,  # SizeOfCode, SizeOfInitializedData, SizeOfUninitializedData
-        0x1000, 0x1000, 0x2000,  # AddressOfEntryPoint, BaseOfCode, BaseOfData
-        0x400000, 0x1000, 0x200,  # ImageBase, SectionAlignment, FileAlignment
-        6, 0, 0, 0, 6, 0,  # OS, image, subsystem versions
-        0, 0x2000, 0x200, 0,  # Win32VersionValue, SizeOfImage, SizeOfHeaders, CheckSum
-        3, 0,  # Subsystem: console; DllCharacteristics
-        0x100000, 0x1000, 0x100000, 0x1000,  # stack and heap reserve/commit
-        0, 16,  # LoaderFlags, NumberOfRvaAndSizes
+        0x010B,
+        14,
+        0,  # PE32 magic, linker version
+        0x200,
+        0,
+        0,  # SizeOfCode, SizeOfInitializedData, SizeOfUninitializedData
+        0x1000,
+        0x1000,
+        0x2000,  # AddressOfEntryPoint, BaseOfCode, BaseOfData
+        0x400000,
+        0x1000,
+        0x200,  # ImageBase, SectionAlignment, FileAlignment
+        6,
+        0,
+        0,
+        0,
+        6,
+        0,  # OS, image, subsystem versions
+        0,
+        0x2000,
+        0x200,
+        0,  # Win32VersionValue, SizeOfImage, SizeOfHeaders, CheckSum
+        3,
+        0,  # Subsystem: console; DllCharacteristics
+        0x100000,
+        0x1000,
+        0x100000,
+        0x1000,  # stack and heap reserve/commit
+        0,
+        16,  # LoaderFlags, NumberOfRvaAndSizes
     ) + bytes(16 * 8)
     assert len(optional) == 0xE0
-    section = struct.pack("<8sIIIIIIHHI", b".text", 1, 0x1000, 0x200, 0x200, 0, 0, 0, 0,
-                          0x60000020)  # CODE | EXECUTE | READ
+    section = struct.pack(
+        "<8sIIIIIIHHI", b".text", 1, 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020
+    )  # CODE | EXECUTE | READ
     headers = bytes(dos) + b"PE\0\0" + coff + optional + section
     return headers.ljust(0x200, b"\0") + b"\xc3".ljust(0x200, b"\0")
 
@@ -65,19 +89,65 @@ def code_signing(tmp_path_factory) -> CodeSigning:
     """A throwaway code-signing CA and signer (openssl, in the test's tmp dir)."""
     work = tmp_path_factory.mktemp("osslsigncode-keys")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    run(["openssl", "req", "-x509", *ec, "-keyout", work / "ca.key", "-out", work / "ca.pem",
-         "-subj", "/CN=Interop Code CA", "-days", "30",
-         "-addext", "basicConstraints=critical,CA:true",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-    run(["openssl", "req", *ec, "-keyout", work / "signer.key", "-out", work / "signer.csr",
-         "-subj", "/CN=Interop Code Signer"])
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            work / "ca.key",
+            "-out",
+            work / "ca.pem",
+            "-subj",
+            "/CN=Interop Code CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:true",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]
+    )
+    run(
+        [
+            "openssl",
+            "req",
+            *ec,
+            "-keyout",
+            work / "signer.key",
+            "-out",
+            work / "signer.csr",
+            "-subj",
+            "/CN=Interop Code Signer",
+        ]
+    )
     extensions = work / "signer.ext"
-    extensions.write_text("basicConstraints=critical,CA:false\n"
-                          "keyUsage=critical,digitalSignature\n"
-                          "extendedKeyUsage=codeSigning\n")
-    run(["openssl", "x509", "-req", "-in", work / "signer.csr", "-CA", work / "ca.pem",
-         "-CAkey", work / "ca.key", "-CAcreateserial", "-days", "30",
-         "-extfile", extensions, "-out", work / "signer.pem"])
+    extensions.write_text(
+        "basicConstraints=critical,CA:false\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=codeSigning\n"
+    )
+    run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            work / "signer.csr",
+            "-CA",
+            work / "ca.pem",
+            "-CAkey",
+            work / "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            extensions,
+            "-out",
+            work / "signer.pem",
+        ]
+    )
     return CodeSigning(work / "ca.pem", work / "signer.pem", work / "signer.key")
 
 
@@ -85,15 +155,32 @@ def sign_pe(tsa_url: str, code_signing: CodeSigning, workdir: Path, digest: str)
     unsigned = workdir / "tiny.exe"
     unsigned.write_bytes(tiny_pe32())
     signed = workdir / "signed.exe"
-    proc = run(["osslsigncode", "sign", "-certs", code_signing.certs, "-key", code_signing.key,
-                "-h", digest, "-ts", tsa_url, "-in", unsigned, "-out", signed])
+    proc = run(
+        [
+            "osslsigncode",
+            "sign",
+            "-certs",
+            code_signing.certs,
+            "-key",
+            code_signing.key,
+            "-h",
+            digest,
+            "-ts",
+            tsa_url,
+            "-in",
+            unsigned,
+            "-out",
+            signed,
+        ]
+    )
     assert "Succeeded" in proc.stdout.splitlines(), proc.stdout + proc.stderr
     return signed
 
 
 def verify_pe(signed: Path, ca: Path, tsa_ca: Path):
-    return run(["osslsigncode", "verify", "-CAfile", ca, "-TSA-CAfile", tsa_ca,
-                "-in", signed], ok=None)
+    return run(
+        ["osslsigncode", "verify", "-CAfile", ca, "-TSA-CAfile", tsa_ca, "-in", signed], ok=None
+    )
 
 
 @pytest.mark.parametrize("digest", ["sha256", "sha512"])
@@ -109,8 +196,9 @@ def test_osslsigncode_timestamp_verified(tsa, hsm, code_signing, tmp_path, diges
     assert f"Hash Algorithm: {digest}" in lines
     assert "Issuer: /O=Development only - not trusted/CN=TSA Development Root CA" in lines
     (time_line,) = [line for line in lines if line.startswith("Timestamp time: ")]
-    stamped = dt.datetime.strptime(time_line.removeprefix("Timestamp time: "),
-                                   "%b %d %H:%M:%S %Y GMT").replace(tzinfo=dt.UTC)
+    stamped = dt.datetime.strptime(
+        time_line.removeprefix("Timestamp time: "), "%b %d %H:%M:%S %Y GMT"
+    ).replace(tzinfo=dt.UTC)
     assert_fresh(stamped)
 
     extracted = tmp_path / "signature.der"

@@ -49,10 +49,12 @@ def trusting(*roots: asn1_x509.Certificate) -> ValidationContext:
     return ValidationContext(trust_roots=list(roots))
 
 
-async def validate_token(token, expected_imprint: bytes, context: ValidationContext
-                         ) -> TimestampSignatureStatus:
-    kwargs = await validate_tst_signed_data(token["content"], context,
-                                            lambda _algorithm: expected_imprint)
+async def validate_token(
+    token, expected_imprint: bytes, context: ValidationContext
+) -> TimestampSignatureStatus:
+    kwargs = await validate_tst_signed_data(
+        token["content"], context, lambda _algorithm: expected_imprint
+    )
     return TimestampSignatureStatus(**kwargs)
 
 
@@ -71,11 +73,13 @@ def test_http_timestamper_token_validates(tsa, hsm, hash_name):
         token = handle_tsp_response(response, nonce)
         assert tst_info(token)["nonce"].native == nonce
         again = await stamper.async_timestamp(digest, hash_name)
-        return (token, again,
-                await validate_token(token, digest, trusting(ca)),
-                await validate_token(token, digest, trusting()),
-                await validate_token(token, hashlib.new(hash_name, b"other").digest(),
-                                     trusting(ca)))
+        return (
+            token,
+            again,
+            await validate_token(token, digest, trusting(ca)),
+            await validate_token(token, digest, trusting()),
+            await validate_token(token, hashlib.new(hash_name, b"other").digest(), trusting(ca)),
+        )
 
     token, again, status, untrusted, wrong_imprint = asyncio.run(scenario())
     for each in (token, again):
@@ -113,22 +117,31 @@ def tiny_pdf() -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
 def test_pdf_signature_timestamp_validates(tsa, hsm):
     # A throwaway signer, generated now and kept in memory only.
-    signing_ca, _, leaf, key = make_ca_and_signer("pyHanko Interop Signer",
-                                                  ExtendedKeyUsageOID.EMAIL_PROTECTION)
-    as_asn1 = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-               for c in (signing_ca, leaf)]
+    signing_ca, _, leaf, key = make_ca_and_signer(
+        "pyHanko Interop Signer", ExtendedKeyUsageOID.EMAIL_PROTECTION
+    )
+    as_asn1 = [
+        asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+        for c in (signing_ca, leaf)
+    ]
     signing_root, signer_cert = as_asn1
     signer = signers.SimpleSigner(
         signing_cert=signer_cert,
-        signing_key=keys.PrivateKeyInfo.load(key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())),
+        signing_key=keys.PrivateKeyInfo.load(
+            key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        ),
         cert_registry=SimpleCertificateStore.from_certs(as_asn1),
     )
     ca = load_certificate(hsm.ca_file)
@@ -136,15 +149,20 @@ def test_pdf_signature_timestamp_validates(tsa, hsm):
     async def scenario():
         writer = IncrementalPdfFileWriter(io.BytesIO(tiny_pdf()))
         signed = await signers.async_sign_pdf(
-            writer, signers.PdfSignatureMetadata(field_name="Signature1", md_algorithm="sha256"),
-            signer=signer, timestamper=HTTPTimeStamper(tsa.url))
+            writer,
+            signers.PdfSignatureMetadata(field_name="Signature1", md_algorithm="sha256"),
+            signer=signer,
+            timestamper=HTTPTimeStamper(tsa.url),
+        )
         embedded = PdfFileReader(signed).embedded_signatures
         assert len(embedded) == 1
         signature = embedded[0]
         trusted = await async_validate_pdf_signature(
-            signature, trusting(signing_root), trusting(ca))
+            signature, trusting(signing_root), trusting(ca)
+        )
         untrusted = await async_validate_pdf_signature(
-            signature, trusting(signing_root), trusting())
+            signature, trusting(signing_root), trusting()
+        )
         return signature, trusted, untrusted
 
     signature, status, untrusted = asyncio.run(scenario())
@@ -179,6 +197,7 @@ def test_timestamper_gets_no_token_for_a_rejection(tsa):
     assert status == 200
     assert failure_of(body) == ("rejection", {"bad_alg"})
     assert parse_response(body)["time_stamp_token"].native is None
-    with pytest.raises((TimestampRequestError, ValueError),
-                       match="refused our request|time_stamp_token"):
+    with pytest.raises(
+        (TimestampRequestError, ValueError), match="refused our request|time_stamp_token"
+    ):
         asyncio.run(stamper.async_timestamp(digest, "sha1"))

@@ -44,8 +44,13 @@ def certificates(hsm) -> tuple[x509.Certificate, x509.Certificate]:
 
 
 def stamp(tsa, message: bytes, algorithm: HashAlgorithm, cert_req: bool = True):
-    request = (TimestampRequestBuilder().data(message).hash_algorithm(algorithm)
-               .cert_request(cert_request=cert_req).build())
+    request = (
+        TimestampRequestBuilder()
+        .data(message)
+        .hash_algorithm(algorithm)
+        .cert_request(cert_request=cert_req)
+        .build()
+    )
     status, headers, body = tsa.post_query(request.as_bytes())
     assert status == 200, body
     assert headers["Content-Type"] == REPLY_TYPE
@@ -75,11 +80,13 @@ def test_request_decode_verify(tsa, hsm, algorithm, cert_req):
     eku = tsa_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     carried = response.signed_data.certificates
-    assert carried == ({tsa_cert.public_bytes(Encoding.DER)}
-                       if cert_req else set())
+    assert carried == ({tsa_cert.public_bytes(Encoding.DER)} if cert_req else set())
 
-    builder = (VerifierBuilder.from_request(request).add_root_certificate(root)
-               .common_name(tsa_cert.subject.rfc4514_string()))
+    builder = (
+        VerifierBuilder.from_request(request)
+        .add_root_certificate(root)
+        .common_name(tsa_cert.subject.rfc4514_string())
+    )
     if not cert_req:
         builder = builder.tsa_certificate(tsa_cert)
     verifier = builder.build()
@@ -109,8 +116,11 @@ def test_verifier_rejects_wrong_message_nonce_and_root(tsa, hsm):
         verifier(request.nonce, foreign_root).verify_message(response, message)
     # Another TSA certificate than the one that signed: refused.
     with pytest.raises(VerificationError, match="Embedded certificate does not match"):
-        (VerifierBuilder(nonce=request.nonce, roots=[root], tsa_certificate=root)
-         .build().verify_message(response, message))
+        (
+            VerifierBuilder(nonce=request.nonce, roots=[root], tsa_certificate=root)
+            .build()
+            .verify_message(response, message)
+        )
 
 
 def test_include_chain_token_decodes_and_verifies(make_server, hsm):
@@ -122,7 +132,9 @@ def test_include_chain_token_decodes_and_verifies(make_server, hsm):
     request, response, body = stamp(server, message, HashAlgorithm.SHA256)
     tsa_cert, root = certificates(hsm)
     assert response.signed_data.certificates == {
-        tsa_cert.public_bytes(Encoding.DER), root.public_bytes(Encoding.DER)}
+        tsa_cert.public_bytes(Encoding.DER),
+        root.public_bytes(Encoding.DER),
+    }
     verifier = VerifierBuilder.from_request(request).add_root_certificate(root).build()
     assert verifier.verify_message(response, message) is True
     token = cms.ContentInfo.load(response.time_stamp_token())

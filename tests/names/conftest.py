@@ -53,10 +53,15 @@ OPEN_POLICY = Policy()
 BETA_POLICY = replace(Policy(), beta=BETA_2013)
 
 
-def shop(shop_id: str, name: str, account: str | None = None, *,
-         opened: datetime | None = None, state: ShopState = ShopState.ACTIVE) -> Shop:
-    return Shop(shop_id, account or f"acct-{shop_id}", name,
-                opened or beijing(2012, 1, 1), state)
+def shop(
+    shop_id: str,
+    name: str,
+    account: str | None = None,
+    *,
+    opened: datetime | None = None,
+    state: ShopState = ShopState.ACTIVE,
+) -> Shop:
+    return Shop(shop_id, account or f"acct-{shop_id}", name, opened or beijing(2012, 1, 1), state)
 
 
 @pytest.fixture

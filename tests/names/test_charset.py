@@ -33,16 +33,42 @@ outside = st.one_of(
 )
 
 
-@pytest.mark.parametrize(("text", "size"), [
-    ("联合信任", 8), ("abcd", 4), ("ABC中", 5), ("ＡＢＣＤ", 4), ("ＡＢＣＤ１２", 6),
-    ("一二三四五六七", 14), ("龥", 2), ("\ufa29", 2), ("Ａ中", 3),
-])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("联合信任", 8),
+        ("abcd", 4),
+        ("ABC中", 5),
+        ("ＡＢＣＤ", 4),
+        ("ＡＢＣＤ１２", 6),
+        ("一二三四五六七", 14),
+        ("龥", 2),
+        ("\ufa29", 2),
+        ("Ａ中", 3),
+    ],
+)
 def test_examples(text, size):
     assert gbk_length(text) == size
 
 
-@pytest.mark.parametrize("ch", ["😀", "\u3400", "\U00020000", "\u9fa6", "\u9fff", " ", "-",
-                                "_", "。", "ア", "한", "\ue000", "é"])
+@pytest.mark.parametrize(
+    "ch",
+    [
+        "😀",
+        "\u3400",
+        "\U00020000",
+        "\u9fa6",
+        "\u9fff",
+        " ",
+        "-",
+        "_",
+        "。",
+        "ア",
+        "한",
+        "\ue000",
+        "é",
+    ],
+)
 def test_refused_characters(ch):
     with pytest.raises(CharacterError) as info:
         gbk_length("ab" + ch)

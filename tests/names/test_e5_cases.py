@@ -61,8 +61,9 @@ NAME_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "handle", "shop_name", "size", "reason"), NAME_CASES,
-                         ids=[c[0] for c in NAME_CASES])
+@pytest.mark.parametrize(
+    ("case", "handle", "shop_name", "size", "reason"), NAME_CASES, ids=[c[0] for c in NAME_CASES]
+)
 def test_name_cases(case, handle, shop_name, size, reason):
     if shop_name is None:
         c = check_handle(handle, E5_LEXICON, OPEN_POLICY)
@@ -133,11 +134,15 @@ def test_z13_custom_changes_unlimited(registry, clock):
 
 
 # ------------------------------------------------------------- Z-14 .. Z-16
-@pytest.mark.parametrize(("deleted", "free"), [
-    (beijing(2024, 1, 31, 15), beijing(2024, 2, 29, 15)),
-    (beijing(2023, 1, 31, 15), beijing(2023, 2, 28, 15)),
-    (beijing(2024, 3, 15, 10), beijing(2024, 4, 15, 10)),
-], ids=["Z-14a", "Z-14b", "Z-14c"])
+@pytest.mark.parametrize(
+    ("deleted", "free"),
+    [
+        (beijing(2024, 1, 31, 15), beijing(2024, 2, 29, 15)),
+        (beijing(2023, 1, 31, 15), beijing(2023, 2, 28, 15)),
+        (beijing(2024, 3, 15, 10), beijing(2024, 4, 15, 10)),
+    ],
+    ids=["Z-14a", "Z-14b", "Z-14c"],
+)
 def test_z14_hold_one_month(make_registry, clock, deleted, free):
     assert release_hold("a", "s", deleted, OPEN_POLICY).available_at == free
     registry = make_registry()
@@ -147,7 +152,8 @@ def test_z14_hold_one_month(make_registry, clock, deleted, free):
     clock.set(deleted)
     r = registry.release("s1", ReleaseCause.SHOP_DELETED)
     assert isinstance(r, Done) and r.event.data["available_at"] == free.strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     clock.set(free - timedelta(seconds=1))
     assert registry.apply(shop("s2", "alpha数码", "other"), "alpha").reason is Refusal.ON_HOLD
     clock.set(free)
@@ -161,8 +167,9 @@ def test_z15_penalty_goes_to_review(registry, clock):
     clock.advance(timedelta(days=3650))
     assert registry.lookup("alpha").status is HandleStatus.RECLAIM_REVIEW
     assert registry.apply(shop("s2", "alpha店"), "alpha").reason is Refusal.UNDER_REVIEW
-    assert registry.reclaim(shop("s3", "alpha店", "acct-s1"), "alpha").reason \
-        is Refusal.UNDER_REVIEW
+    assert (
+        registry.reclaim(shop("s3", "alpha店", "acct-s1"), "alpha").reason is Refusal.UNDER_REVIEW
+    )
 
 
 def test_z16_blocked_shop_cannot_apply(registry):
@@ -240,7 +247,10 @@ def test_z20_no_objection_leader_takes_effect_at_end(make_registry, clock):
     r = registry.decide("alpha")
     assert isinstance(r, Done)
     assert (r.event.kind, r.event.data["shop"], r.event.data["by"]) == (
-        EventKind.DECIDED, "s2", "ranking")
+        EventKind.DECIDED,
+        "s2",
+        "ranking",
+    )
     assert r.event.at == beijing(2013, 10, 21)
 
 
@@ -252,21 +262,29 @@ def test_z21_search_to_shop_rate():
 
 
 # ------------------------------------------------------------- Z-22 .. Z-25
-@pytest.mark.parametrize(("opened", "reason"), [
-    (beijing(2013, 7, 30, 23, 59, 59), None),
-    (beijing(2013, 7, 31), Refusal.SHOP_TOO_NEW),
-], ids=["Z-22a", "Z-22b"])
+@pytest.mark.parametrize(
+    ("opened", "reason"),
+    [
+        (beijing(2013, 7, 30, 23, 59, 59), None),
+        (beijing(2013, 7, 31), Refusal.SHOP_TOO_NEW),
+    ],
+    ids=["Z-22a", "Z-22b"],
+)
 def test_z22_opening_cutoff(opened, reason):
     s = shop("s1", "alpha店", opened=opened)
     r = check_window(s, beijing(2013, 9, 25), BETA_POLICY)
     assert (r.reason if r else None) is reason
 
 
-@pytest.mark.parametrize(("at", "reason"), [
-    (beijing(2013, 10, 7, 23, 59, 59), None),
-    (beijing(2013, 10, 8), Refusal.WINDOW_CLOSED),
-    (beijing(2013, 9, 24, 23, 59, 59), Refusal.WINDOW_NOT_OPEN),
-], ids=["Z-23a", "Z-23b", "Z-23-before"])
+@pytest.mark.parametrize(
+    ("at", "reason"),
+    [
+        (beijing(2013, 10, 7, 23, 59, 59), None),
+        (beijing(2013, 10, 8), Refusal.WINDOW_CLOSED),
+        (beijing(2013, 9, 24, 23, 59, 59), Refusal.WINDOW_NOT_OPEN),
+    ],
+    ids=["Z-23a", "Z-23b", "Z-23-before"],
+)
 def test_z23_group2_window(make_registry, clock, at, reason):
     registry = make_registry(BETA_POLICY)
     clock.set(at)
@@ -289,8 +307,9 @@ def test_z24_tm_six_months_by_calendar():
     too_early = check_mark(mark, "alpha", beijing(2013, 9, 24, 23, 59, 59), BETA_POLICY)
     assert too_early.reason is Refusal.MARK_TOO_RECENT
     s = shop("s1", "alpha店")
-    assert check_eligibility(s, Group.BRAND, mark, "alpha", beijing(2013, 9, 25),
-                             BETA_POLICY) is None
+    assert (
+        check_eligibility(s, Group.BRAND, mark, "alpha", beijing(2013, 9, 25), BETA_POLICY) is None
+    )
 
 
 def test_z25_unique_handle_effective_at_publication(make_registry, clock, sink):
@@ -306,7 +325,11 @@ def test_z25_unique_handle_effective_at_publication(make_registry, clock, sink):
     clock.set(beijing(2013, 10, 14))
     results = registry.publish({sid: Metrics() for sid in ("s2", "s3")})
     assert [r.event.kind for r in results] == [
-        EventKind.APPROVED, EventKind.CONTESTED, EventKind.CONTESTED, EventKind.CONTESTED]
+        EventKind.APPROVED,
+        EventKind.CONTESTED,
+        EventKind.CONTESTED,
+        EventKind.CONTESTED,
+    ]
     alpha = registry.lookup("alpha")
     assert alpha.status is HandleStatus.ACTIVE
     assert alpha.holding.history.approved_at == beijing(2013, 10, 14)

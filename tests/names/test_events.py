@@ -12,17 +12,27 @@ from tsa_server.names.events import decode_event
 
 
 def test_canonical_bytes_are_sorted_compact_utf8():
-    e = Event(7, EventKind.APPLIED, beijing(2024, 1, 1, 8), "abc", "ABC",
-              {"z": 1, "a": "店", "n": None, "l": [True, {"y": 2, "b": 3}]})
-    assert e.canonical_bytes() == (
-        '{"at":"2024-01-01T00:00:00Z","data":{"a":"店","l":[true,{"b":3,"y":2}],"n":null,"z":1},'
-        '"handle":"ABC","key":"abc","kind":"applied","schema":"tsa.names.event/1","seq":7}'
-    ).encode()
+    e = Event(
+        7,
+        EventKind.APPLIED,
+        beijing(2024, 1, 1, 8),
+        "abc",
+        "ABC",
+        {"z": 1, "a": "店", "n": None, "l": [True, {"y": 2, "b": 3}]},
+    )
+    assert (
+        e.canonical_bytes()
+        == (
+            '{"at":"2024-01-01T00:00:00Z","data":{"a":"店","l":[true,{"b":3,"y":2}],"n":null,"z":1},'
+            '"handle":"ABC","key":"abc","kind":"applied","schema":"tsa.names.event/1","seq":7}'
+        ).encode()
+    )
 
 
 def test_microseconds_and_round_trip():
-    e = Event(1, EventKind.DECIDED, datetime(2024, 1, 1, 0, 0, 0, 5, tzinfo=UTC), "k", "K",
-              {"x": "y"})
+    e = Event(
+        1, EventKind.DECIDED, datetime(2024, 1, 1, 0, 0, 0, 5, tzinfo=UTC), "k", "K", {"x": "y"}
+    )
     assert b'"at":"2024-01-01T00:00:00.000005Z"' in e.canonical_bytes()
     assert decode_event(e.canonical_bytes()) == e
 

@@ -90,11 +90,12 @@ def test_contest_view_shows_own_metrics_beside_the_leader(registry, clock):
 def test_decision_by_weights_then_usage_never_submission_order(make_registry, clock, first):
     # Usage carries no weight here, so the totals tie and usage duration must decide
     # (H-16), whichever shop applied first (H-8).
-    no_usage_weight = replace(OPEN_POLICY.disputes,
-                              weights=replace(OPEN_POLICY.disputes.weights, usage_duration=0))
+    no_usage_weight = replace(
+        OPEN_POLICY.disputes, weights=replace(OPEN_POLICY.disputes.weights, usage_duration=0)
+    )
     registry = make_registry(replace(OPEN_POLICY, disputes=no_usage_weight))
     names = {"s1": "alpha店", "s2": "alpha数码"}
-    for sid in ([first] + [s for s in names if s != first]):
+    for sid in [first] + [s for s in names if s != first]:
         registry.apply(shop(sid, names[sid]), "alpha")
     m1 = Metrics(search_rate=Fraction(1, 2), usage_days=400)
     m2 = Metrics(search_rate=Fraction(1, 2), usage_days=380)
@@ -120,8 +121,9 @@ def test_mark_holder_takes_precedence(make_registry, clock):
     registry = make_registry()
     registry.apply(shop("s1", "alpha店"), "alpha")
     mark = Mark(MarkKind.REGISTERED, "alpha", beijing(2010, 1, 1))
-    assert registry.apply(shop("s2", "other"), "alpha", group=Group.BRAND, mark=mark,
-                          shop_name="alpha官方").ok
+    assert registry.apply(
+        shop("s2", "other"), "alpha", group=Group.BRAND, mark=mark, shop_name="alpha官方"
+    ).ok
     r = registry.approve("alpha")
     assert r.event.kind is EventKind.APPROVED and r.event.data["dropped"] == ["s1"]
     assert registry.lookup("alpha").holding.shop_id == "s2"
@@ -138,8 +140,10 @@ def test_one_application_per_shop(registry):
     assert registry.apply(shop("s1", "alpha店"), "alpha店").reason is Refusal.ALREADY_APPLIED
     registry.approve("alpha")
     assert registry.apply(shop("s1", "alpha店"), "alpha店").reason is Refusal.ALREADY_HOLDS
-    assert registry.apply(shop("s2", "x", state=ShopState.DELETED), "alpha").reason \
+    assert (
+        registry.apply(shop("s2", "x", state=ShopState.DELETED), "alpha").reason
         is Refusal.SHOP_DELETED
+    )
 
 
 def test_cross_account_change_refused(registry, clock):
@@ -193,7 +197,10 @@ def test_release_hold_and_only_former_owner_reclaims(registry, clock):
     assert isinstance(r, Done) and r.event.kind is EventKind.RECLAIMED
     holding = registry.lookup("alpha").holding
     assert (holding.shop_id, holding.custom, holding.history.approved_at) == (
-        "s3", "旗舰店", deleted + timedelta(days=10))
+        "s3",
+        "旗舰店",
+        deleted + timedelta(days=10),
+    )
 
 
 def test_reclaim_after_the_hold_is_an_application(registry, clock):
@@ -201,10 +208,11 @@ def test_reclaim_after_the_hold_is_an_application(registry, clock):
     registry.release("s1", ReleaseCause.SHOP_DELETED)
     clock.advance(timedelta(days=31))
     assert registry.lookup("alpha") is None
-    assert registry.reclaim(shop("s3", "alpha店", "owner"), "alpha").reason \
-        is Refusal.HOLD_EXPIRED
-    assert registry.reclaim(shop("s3", "bravo店", "owner"), "bravo").reason \
+    assert registry.reclaim(shop("s3", "alpha店", "owner"), "alpha").reason is Refusal.HOLD_EXPIRED
+    assert (
+        registry.reclaim(shop("s3", "bravo店", "owner"), "bravo").reason
         is Refusal.NOTHING_TO_RECLAIM
+    )
     assert registry.apply(shop("s2", "alpha店", "other"), "alpha").ok
 
 
@@ -217,8 +225,9 @@ def test_review_resolution(registry, clock):
     assert registry.lookup("alpha") is None
     assert registry.resolve_review("bravo", ReviewOutcome.RETAIN, "kept").ok
     assert registry.apply(shop("s3", "bravo店"), "bravo").reason is Refusal.RESERVED
-    assert registry.resolve_review("bravo", ReviewOutcome.RELEASE).reason \
-        is Refusal.NOT_UNDER_REVIEW
+    assert (
+        registry.resolve_review("bravo", ReviewOutcome.RELEASE).reason is Refusal.NOT_UNDER_REVIEW
+    )
 
 
 def test_withdrawal_refused_during_beta_then_held(make_registry, clock):

@@ -44,15 +44,18 @@ DP = DisputePolicy()
 
 
 # ------------------------------------------------------------------- G-2
-@pytest.mark.parametrize(("start", "months", "expected"), [
-    (beijing(2020, 2, 29), 15, beijing(2021, 5, 29)),
-    (beijing(2024, 2, 29), 36, beijing(2027, 2, 28)),
-    (beijing(2024, 2, 29), 48, beijing(2028, 2, 29)),
-    (beijing(2024, 1, 31, 15), 1, beijing(2024, 2, 29, 15)),
-    (beijing(2013, 3, 25), 6, beijing(2013, 9, 25)),
-    (datetime(2022, 11, 30, 16, 30, tzinfo=UTC), 36, beijing(2025, 12, 1, 0, 30)),
-    (beijing(2024, 3, 31), -1, beijing(2024, 2, 29)),
-])
+@pytest.mark.parametrize(
+    ("start", "months", "expected"),
+    [
+        (beijing(2020, 2, 29), 15, beijing(2021, 5, 29)),
+        (beijing(2024, 2, 29), 36, beijing(2027, 2, 28)),
+        (beijing(2024, 2, 29), 48, beijing(2028, 2, 29)),
+        (beijing(2024, 1, 31, 15), 1, beijing(2024, 2, 29, 15)),
+        (beijing(2013, 3, 25), 6, beijing(2013, 9, 25)),
+        (datetime(2022, 11, 30, 16, 30, tzinfo=UTC), 36, beijing(2025, 12, 1, 0, 30)),
+        (beijing(2024, 3, 31), -1, beijing(2024, 2, 29)),
+    ],
+)
 def test_add_months(start, months, expected):
     assert add_months(start, months) == expected
 
@@ -62,8 +65,12 @@ def test_add_months_refuses_naive():
         add_months(datetime(2024, 1, 1), 1)
 
 
-@given(st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2090, 1, 1),
-                    timezones=st.just(UTC)), st.integers(-240, 240))
+@given(
+    st.datetimes(
+        min_value=datetime(1995, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(-240, 240),
+)
 def test_add_months_keeps_beijing_time_of_day_and_clamps(t, n):
     out, local = add_months(t, n).astimezone(BEIJING), t.astimezone(BEIJING)
     assert out.time() == local.time()
@@ -78,11 +85,19 @@ def test_h1_handle_alone_or_with_custom():
     assert c.ok and c.custom == "旗舰店"  # prefix compared after case-fold
 
 
-@pytest.mark.parametrize(("handle", "reason"), [
-    ("abc", Refusal.TOO_SHORT), ("a" * 14, None), ("a" * 15, Refusal.TOO_LONG),
-    ("a一二三四五六", None), ("1234", None), ("ab cd", Refusal.BAD_CHARACTER),
-    ("ab-cd", Refusal.BAD_CHARACTER), ("中", Refusal.TOO_SHORT),
-])
+@pytest.mark.parametrize(
+    ("handle", "reason"),
+    [
+        ("abc", Refusal.TOO_SHORT),
+        ("a" * 14, None),
+        ("a" * 15, Refusal.TOO_LONG),
+        ("a一二三四五六", None),
+        ("1234", None),
+        ("ab cd", Refusal.BAD_CHARACTER),
+        ("ab-cd", Refusal.BAD_CHARACTER),
+        ("中", Refusal.TOO_SHORT),
+    ],
+)
 def test_h2_h3_handle_bounds_and_characters(handle, reason):
     assert check_handle(handle, Lexicon(), OPEN_POLICY).reason is reason
 
@@ -91,7 +106,10 @@ def test_h2_shop_name_bounds():
     assert check_shop_name("abcd", "abcd" + "x" * 16, Lexicon(), OPEN_POLICY).ok
     c = check_shop_name("abcd", "abcd" + "x" * 17, Lexicon(), OPEN_POLICY)
     assert (c.reason, c.refused.field, c.shop_name.byte_length) == (
-        Refusal.TOO_LONG, Field.SHOP_NAME, 21)
+        Refusal.TOO_LONG,
+        Field.SHOP_NAME,
+        21,
+    )
 
 
 def test_a22_custom_part_uses_the_handle_character_set():
@@ -107,7 +125,10 @@ def test_h5_banned_in_custom_part_and_across_the_boundary():
     lex = Lexicon(banned=frozenset({"a好"}))
     c = check_shop_name("alpha", "alpha好", lex, OPEN_POLICY)
     assert (c.reason, c.refused.field, c.refused.detail) == (
-        Refusal.BANNED_WORD, Field.SHOP_NAME, "a好")
+        Refusal.BANNED_WORD,
+        Field.SHOP_NAME,
+        "a好",
+    )
 
 
 def test_h6_restricted_words_allowed_in_custom_part():
@@ -161,15 +182,25 @@ def test_h11_deleted_shop_cannot_apply():
     assert r.reason is Refusal.SHOP_DELETED
 
 
-@pytest.mark.parametrize(("mark", "handle", "reason"), [
-    (None, "alpha", Refusal.MARK_REQUIRED),
-    (Mark(MarkKind.REGISTERED, "alpha", beijing(2013, 9, 1)), "alpha", None),
-    (Mark(MarkKind.REGISTERED, "alpha", beijing(2013, 9, 1), listed=False), "alpha",
-     Refusal.MARK_NOT_LISTED),
-    (Mark(MarkKind.APPLICATION, "alpha", beijing(2013, 5, 1)), "alpha", Refusal.MARK_TOO_RECENT),
-    (Mark(MarkKind.REGISTERED, "ALPHA", beijing(2010, 1, 1)), "alpha", None),
-    (Mark(MarkKind.REGISTERED, "bravo", beijing(2010, 1, 1)), "alpha", Refusal.MARK_MISMATCH),
-])
+@pytest.mark.parametrize(
+    ("mark", "handle", "reason"),
+    [
+        (None, "alpha", Refusal.MARK_REQUIRED),
+        (Mark(MarkKind.REGISTERED, "alpha", beijing(2013, 9, 1)), "alpha", None),
+        (
+            Mark(MarkKind.REGISTERED, "alpha", beijing(2013, 9, 1), listed=False),
+            "alpha",
+            Refusal.MARK_NOT_LISTED,
+        ),
+        (
+            Mark(MarkKind.APPLICATION, "alpha", beijing(2013, 5, 1)),
+            "alpha",
+            Refusal.MARK_TOO_RECENT,
+        ),
+        (Mark(MarkKind.REGISTERED, "ALPHA", beijing(2010, 1, 1)), "alpha", None),
+        (Mark(MarkKind.REGISTERED, "bravo", beijing(2010, 1, 1)), "alpha", Refusal.MARK_MISMATCH),
+    ],
+)
 def test_h14_group1_marks(mark, handle, reason):
     r = check_mark(mark, handle, beijing(2013, 9, 25), OPEN_POLICY)
     assert (r.reason if r else None) is reason
@@ -177,8 +208,9 @@ def test_h14_group1_marks(mark, handle, reason):
 
 def test_h15_no_beta_means_open_registration():
     s = shop("s1", "alpha店", opened=beijing(2030, 1, 1))
-    assert check_eligibility(s, Group.PUBLIC, None, "alpha", beijing(2031, 1, 1),
-                             OPEN_POLICY) is None
+    assert (
+        check_eligibility(s, Group.PUBLIC, None, "alpha", beijing(2031, 1, 1), OPEN_POLICY) is None
+    )
 
 
 # ------------------------------------------------------------------- H-12
@@ -197,8 +229,14 @@ def test_h12_hold_rules():
 
 # ------------------------------------------------------------ H-16, H-17
 def test_h16_score_uses_weights_and_caps():
-    m = Metrics(search_rate=Fraction(1, 2), usage_days=1095, wangwang=True,
-                repeat_rate=Fraction(1, 5), transactions=Fraction(2000), star_level=10)
+    m = Metrics(
+        search_rate=Fraction(1, 2),
+        usage_days=1095,
+        wangwang=True,
+        repeat_rate=Fraction(1, 5),
+        transactions=Fraction(2000),
+        star_level=10,
+    )
     assert score(m, DP) == 15 + 30 + 20 + 2 + 5 + Fraction(5, 2)
     only_rate = DisputePolicy(weights=Weights(1, 0, 0, 0, 0, 0))
     assert score(m, only_rate) == Fraction(1, 2)
@@ -223,11 +261,17 @@ def test_a15_tie_break_chain():
     assert rank([a, b], star_only).leader is None
 
 
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.booleans()),
-                min_size=1, max_size=6), st.randoms())
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.booleans()), min_size=1, max_size=6
+    ),
+    st.randoms(),
+)
 def test_h8_input_order_never_matters(rows, rnd):
-    entries = [Entry(f"s{i}", Fraction(s), Metrics(usage_days=d, wangwang=w))
-               for i, (s, d, w) in enumerate(rows)]
+    entries = [
+        Entry(f"s{i}", Fraction(s), Metrics(usage_days=d, wangwang=w))
+        for i, (s, d, w) in enumerate(rows)
+    ]
     shuffled = entries[:]
     rnd.shuffle(shuffled)
     assert rank(entries, DP) == rank(shuffled, DP)

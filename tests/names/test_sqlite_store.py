@@ -45,9 +45,18 @@ class StagingSink:
 
     def record(self, event, canonical: bytes) -> None:
         self.store.stage_event(
-            StoredEvent(event.seq, event.kind.value, event.key, event.handle,
-                        event.to_json()["at"], canonical,
-                        hashlib.sha256(canonical).hexdigest(), b"token", "2024-01-01", None)
+            StoredEvent(
+                event.seq,
+                event.kind.value,
+                event.key,
+                event.handle,
+                event.to_json()["at"],
+                canonical,
+                hashlib.sha256(canonical).hexdigest(),
+                b"token",
+                "2024-01-01",
+                None,
+            )
         )
 
 
@@ -74,8 +83,9 @@ def test_pragmas_and_schema(store) -> None:
 def test_flows_persist_and_round_trip(registry, store, clock, tmp_path) -> None:
     assert registry.apply(shop("s1", "alpha店"), "alpha").ok
     assert registry.apply(shop("s2", "alpha数码"), "alpha").ok
-    strong = Metrics(search_rate=Fraction(9, 10), usage_days=300, wangwang=True,
-                     continuous_days=200)
+    strong = Metrics(
+        search_rate=Fraction(9, 10), usage_days=300, wangwang=True, continuous_days=200
+    )
     assert registry.approve("alpha", {"s1": Metrics(), "s2": strong}).ok
     assert registry.object("alpha", "s1", "acct-s1", "mine").ok
     rec = store.get("alpha")
@@ -92,22 +102,30 @@ def test_flows_persist_and_round_trip(registry, store, clock, tmp_path) -> None:
     reopened = SqliteNameStore(store.path)
     assert list(reopened.records()) == list(store.records()) == [held]
     assert [e.kind for e in reopened.events()] == [
-        "applied", "applied", "contested", "objected", "decided", "released"]
+        "applied",
+        "applied",
+        "contested",
+        "objected",
+        "decided",
+        "released",
+    ]
     assert reopened.last_seq() == 6
     reopened.close()
 
 
 def test_commit_is_atomic(store) -> None:
-    registry = Registry(OPEN_POLICY, lambda: E5_LEXICON, FakeClock(beijing(2024, 1, 1)),
-                        StagingSink(store), store)
+    registry = Registry(
+        OPEN_POLICY, lambda: E5_LEXICON, FakeClock(beijing(2024, 1, 1)), StagingSink(store), store
+    )
     assert registry.apply(shop("s1", "alpha店"), "alpha").ok
     before = (list(store.records()), store.events(), store.last_seq())
     rec = store.get("alpha")
     with pytest.raises(ValueError, match="sequence gap"):
         store.commit(5, [rec], [])
     with pytest.raises(sqlite3.IntegrityError):  # a staged event without its token
-        store.stage_event(StoredEvent(2, "approved", "alpha", "alpha", "t", b"{}", "h",
-                                      b"", "g", None))
+        store.stage_event(
+            StoredEvent(2, "approved", "alpha", "alpha", "t", b"{}", "h", b"", "g", None)
+        )
         store.commit(2, [], ["alpha"])
     assert (list(store.records()), store.events(), store.last_seq()) == before
 

@@ -65,13 +65,16 @@ def test_brand_contains_or_exact():
     assert lex.find_brand("小米", exact=True) == "小米"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("旗舰店", ("旗舰", "店")),
-    ("官方", ("官方",)),
-    ("小米旗舰", None),
-    ("官方旗舰店", ("官方", "旗舰", "店")),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("旗舰店", ("旗舰", "店")),
+        ("官方", ("官方",)),
+        ("小米旗舰", None),
+        ("官方旗舰店", ("官方", "旗舰", "店")),
+        ("", None),
+    ],
+)
 def test_segment_examples(text, expected):
     assert segment(text, frozenset({"旗舰", "官方", "店"})) == expected
 

@@ -28,10 +28,24 @@ from tsa_server.rfc3161.verify import (
 from .tokenfactory import DATA, Pki, TokenSpec, build_token, make_crl, make_pki, to_asn1
 
 EXPECTED_ORDER = [
-    "decoding", "status", "structure", "single_signer", "signer_certificate", "signature",
-    "message_digest", "content_type", "signing_certificate", "algorithm_protection",
-    "tsa_certificate_purpose", "certificate_chain", "revocation", "message_imprint", "nonce",
-    "policy", "tsa_name", "expected_tsa_name",
+    "decoding",
+    "status",
+    "structure",
+    "single_signer",
+    "signer_certificate",
+    "signature",
+    "message_digest",
+    "content_type",
+    "signing_certificate",
+    "algorithm_protection",
+    "tsa_certificate_purpose",
+    "certificate_chain",
+    "revocation",
+    "message_imprint",
+    "nonce",
+    "policy",
+    "tsa_name",
+    "expected_tsa_name",
 ]
 
 
@@ -79,9 +93,17 @@ def test_token_encodings(token: bytes, pki: Pki, form: str) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"", b"   ", b"hello world!", b"\x30\x80", b"\x30\x03\x02\x01", b"\x04\x03abc",
-     b"-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n", b"MAMCAQA",
-     b"\xff" * 40],
+    [
+        b"",
+        b"   ",
+        b"hello world!",
+        b"\x30\x80",
+        b"\x30\x03\x02\x01",
+        b"\x04\x03abc",
+        b"-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
+        b"MAMCAQA",
+        b"\xff" * 40,
+    ],
 )
 def test_garbage_is_a_typed_error_or_a_report(garbage: bytes) -> None:
     with pytest.raises(TokenDecodeError):
@@ -134,7 +156,10 @@ def test_report_to_dict_is_json_ready(token: bytes, pki: Pki) -> None:
     assert as_dict["fields"]["gen_time"] == "2024-06-01T12:00:00+00:00"
     nonce = next(c for c in as_dict["checks"] if c["name"] == "nonce")
     assert nonce == {
-        "name": "nonce", "passed": False, "reference": "RFC 3161 §2.4.2", "skipped": False,
+        "name": "nonce",
+        "passed": False,
+        "reference": "RFC 3161 §2.4.2",
+        "skipped": False,
         "reason": f"the nonce is {0x123456789ABCDEF0:#x}, 0x7 was expected",
     }
 
@@ -152,7 +177,8 @@ def test_certificates_in_every_form(pki: Pki) -> None:
     assert load_certificates(base64.b64encode(der))[0].dump() == der
     bag = build_token(pki, TokenSpec(bare=True))  # a SignedData is a PKCS#7 certificate bag
     assert {c.dump() for c in load_certificates(bag)} == {
-        to_asn1(pki.tsa).dump(), to_asn1(pki.inter).dump()
+        to_asn1(pki.tsa).dump(),
+        to_asn1(pki.inter).dump(),
     }
     for bad in (b"", b"nonsense", der[:-3]):
         with pytest.raises(CertificateDecodeError):

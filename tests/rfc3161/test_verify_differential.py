@@ -90,8 +90,9 @@ def own(kind: str, index: int, spec: TokenSpec | None = None, **tsa: object) -> 
 def _flipped_signature() -> Case:
     case = own("ec", 80)
     signature = token_parts(case.token)[1]["signature"].native
-    return Case(flip_bit(case.token, signature, len(signature) - 1), DATA, case.roots,
-                case.untrusted)
+    return Case(
+        flip_bit(case.token, signature, len(signature) - 1), DATA, case.roots, case.untrusted
+    )
 
 
 def _own_cases() -> dict[str, Case]:
@@ -108,8 +109,12 @@ def _own_cases() -> dict[str, Case]:
         "two-signer-infos": own("ec", 80, TokenSpec(signer_infos=2)),
         "eku-not-critical": own("ec", 82, eku_critical=False),
         "eku-not-only-timestamping": own("ec", 83, eku=two_ekus),
-        "expired-tsa-cert-inside": own("ec", 84, not_before=datetime(2023, 1, 1, tzinfo=UTC),
-                                       not_after=datetime(2025, 1, 1, tzinfo=UTC)),
+        "expired-tsa-cert-inside": own(
+            "ec",
+            84,
+            not_before=datetime(2023, 1, 1, tzinfo=UTC),
+            not_after=datetime(2025, 1, 1, tzinfo=UTC),
+        ),
         "gen-time-before-tsa-cert": own("ec", 85, not_before=datetime(2025, 1, 1, tzinfo=UTC)),
         "rsa-pss": own("rsa", 80, TokenSpec(scheme="pss")),
         "ed25519": own("ed25519", 80, TokenSpec(digest_alg="sha512")),
@@ -122,45 +127,69 @@ def _own_cases() -> dict[str, Case]:
 
 
 def _third_party_cases() -> dict[str, Case]:
-    sigstage, local = pyca(SIGSTORE / "sigstage" / "ts_chain.pem"), pyca(
-        SIGSTORE / "test_tsa" / "ts_chain.pem"
+    sigstage, local = (
+        pyca(SIGSTORE / "sigstage" / "ts_chain.pem"),
+        pyca(SIGSTORE / "test_tsa" / "ts_chain.pem"),
     )
     freetsa_tsa = pyca(OURS / "dotnet-runtime" / "freetsa-tsa.pem")
-    digicert, verisign = (pyca(OURS / "roots" / n) for n in (
-        "digicert-assured-id-root-ca.pem", "verisign-universal-root.pem"))
+    digicert, verisign = (
+        pyca(OURS / "roots" / n)
+        for n in ("digicert-assured-id-root-ca.pem", "verisign-universal-root.pem")
+    )
 
     def read(path: Path) -> bytes:
         return path.read_bytes()
 
     injected = read(SIGSTORE / "test_tsa" / "response-injected-certs.tsr")
     return {
-        "sigstage-sha256": Case(read(SIGSTORE / "sigstage" / "response-sha256.tsr"), b"hello",
-                                sigstage[-1:], sigstage[:-1]),
+        "sigstage-sha256": Case(
+            read(SIGSTORE / "sigstage" / "response-sha256.tsr"),
+            b"hello",
+            sigstage[-1:],
+            sigstage[:-1],
+        ),
         "sigstage-bad-signature": Case(
-            read(SIGSTORE / "sigstage" / "response-invalid-signature.tsr"), b"hello",
-            sigstage[-1:], sigstage[:-1]),
+            read(SIGSTORE / "sigstage" / "response-invalid-signature.tsr"),
+            b"hello",
+            sigstage[-1:],
+            sigstage[:-1],
+        ),
         "sigstage-no-certificates": Case(
-            read(SIGSTORE / "sigstage" / "response-no-embedded-cert.tsr"), b"hello",
-            sigstage[-1:], sigstage[:-1], tsa_certificate=sigstage[0]),
-        "local-tsa": Case(read(SIGSTORE / "test_tsa" / "response.tsr"), b"hello", local[-1:],
-                          local[:-1]),
-        "local-tsa-other-instance": Case(read(SIGSTORE / "test_tsa" / "other_response.tsr"),
-                                         b"hello", local[-1:], local[:-1]),
+            read(SIGSTORE / "sigstage" / "response-no-embedded-cert.tsr"),
+            b"hello",
+            sigstage[-1:],
+            sigstage[:-1],
+            tsa_certificate=sigstage[0],
+        ),
+        "local-tsa": Case(
+            read(SIGSTORE / "test_tsa" / "response.tsr"), b"hello", local[-1:], local[:-1]
+        ),
+        "local-tsa-other-instance": Case(
+            read(SIGSTORE / "test_tsa" / "other_response.tsr"), b"hello", local[-1:], local[:-1]
+        ),
         "local-tsa-injected-certs": Case(injected, b"hello", local[-1:], local[:-1]),
-        "local-tsa-injected-pinned": Case(injected, b"hello", local[-1:], local[:-1],
-                                          tsa_name="CN=Spoofed TSA"),
+        "local-tsa-injected-pinned": Case(
+            injected, b"hello", local[-1:], local[:-1], tsa_name="CN=Spoofed TSA"
+        ),
         "freetsa-expired-tsa-cert": Case(
-            as_response(read(OURS / "dotnet-runtime" / "freetsa1.tst")), b"This is a test.\n",
-            pyca(OURS / "roots" / "freetsa-cacert.pem"), freetsa_tsa,
-            tsa_certificate=freetsa_tsa[0]),
-        "symantec1": Case(as_response(read(OURS / "dotnet-runtime" / "symantec1.tst")),
-                          b"Hello, world!", verisign),
-        "digicert1": Case(as_response(read(OURS / "dotnet-runtime" / "digicert1.tst")),
-                          b"My TST signer attributes are sorted incorrectly.", digicert),
-        "smimesign-digicert": Case(read(OURS / "smimesign" / "digicert.tsr"), b"hello\n",
-                                   digicert),
+            as_response(read(OURS / "dotnet-runtime" / "freetsa1.tst")),
+            b"This is a test.\n",
+            pyca(OURS / "roots" / "freetsa-cacert.pem"),
+            freetsa_tsa,
+            tsa_certificate=freetsa_tsa[0],
+        ),
+        "symantec1": Case(
+            as_response(read(OURS / "dotnet-runtime" / "symantec1.tst")), b"Hello, world!", verisign
+        ),
+        "digicert1": Case(
+            as_response(read(OURS / "dotnet-runtime" / "digicert1.tst")),
+            b"My TST signer attributes are sorted incorrectly.",
+            digicert,
+        ),
+        "smimesign-digicert": Case(read(OURS / "smimesign" / "digicert.tsr"), b"hello\n", digicert),
         "smimesign-symantec-with-certs": Case(
-            read(OURS / "smimesign" / "symantec-with-certs.tsr"), b"hello\n", verisign),
+            read(OURS / "smimesign" / "symantec-with-certs.tsr"), b"hello\n", verisign
+        ),
     }
 
 
@@ -206,8 +235,9 @@ EXPECTED: dict[str, tuple[bool, bool | None, bool | None]] = {
 
 
 def ours(case: Case) -> tuple[bool, datetime | None]:
-    options = VerifyOptions(trust_roots=case.roots, extra_certs=case.untrusted, data=case.data,
-                            tsa_name=case.tsa_name)
+    options = VerifyOptions(
+        trust_roots=case.roots, extra_certs=case.untrusted, data=case.data, tsa_name=case.tsa_name
+    )
     report = verify_token(case.token, options)
     return report.valid, report.fields.gen_time if report.fields else None
 
@@ -221,8 +251,17 @@ def openssl(case: Case, tmp: Path, attime: datetime | None) -> bool:
     paths["token.tsr"].write_bytes(case.token)
     paths["data"].write_bytes(case.data)
     paths["roots.pem"].write_bytes(_pem(case.roots))
-    command = ["openssl", "ts", "-verify", "-in", str(paths["token.tsr"]),
-               "-data", str(paths["data"]), "-CAfile", str(paths["roots.pem"])]
+    command = [
+        "openssl",
+        "ts",
+        "-verify",
+        "-in",
+        str(paths["token.tsr"]),
+        "-data",
+        str(paths["data"]),
+        "-CAfile",
+        str(paths["roots.pem"]),
+    ]
     if case.untrusted:
         paths["untrusted.pem"].write_bytes(_pem(case.untrusted))
         command += ["-untrusted", str(paths["untrusted.pem"])]
@@ -234,8 +273,12 @@ def openssl(case: Case, tmp: Path, attime: datetime | None) -> bool:
 
 def rfc3161_client(case: Case) -> bool:
     intermediates = [c for c in case.untrusted if c != case.tsa_certificate]
-    builder = VerifierBuilder(roots=case.roots, intermediates=intermediates,
-                              tsa_certificate=case.tsa_certificate, common_name=case.tsa_name)
+    builder = VerifierBuilder(
+        roots=case.roots,
+        intermediates=intermediates,
+        tsa_certificate=case.tsa_certificate,
+        common_name=case.tsa_name,
+    )
     try:
         return builder.build().verify_message(decode_timestamp_response(case.token), case.data)
     except Exception:  # the client reports every refusal as an exception
@@ -273,11 +316,25 @@ def test_openssl_cms_confirms_what_its_pkcs7_layer_cannot_parse(name: str, tmp_p
     info.write_bytes(tsp.TimeStampResp.load(case.token)["time_stamp_token"].dump())
     (tmp_path / "roots.pem").write_bytes(_pem(case.roots))
     (tmp_path / "chain.pem").write_bytes(_pem(case.untrusted))
-    command = ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(info),
-               "-CAfile", str(tmp_path / "roots.pem"), "-certfile", str(tmp_path / "chain.pem"),
-               "-purpose", "timestampsign", "-attime", str(int(GEN_TIME.timestamp())),
-               "-out", str(tmp_path / "tstinfo.der")]
+    command = [
+        "openssl",
+        "cms",
+        "-verify",
+        "-inform",
+        "DER",
+        "-in",
+        str(info),
+        "-CAfile",
+        str(tmp_path / "roots.pem"),
+        "-certfile",
+        str(tmp_path / "chain.pem"),
+        "-purpose",
+        "timestampsign",
+        "-attime",
+        str(int(GEN_TIME.timestamp())),
+        "-out",
+        str(tmp_path / "tstinfo.der"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert ours(case)[0]
-

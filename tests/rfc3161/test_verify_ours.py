@@ -151,15 +151,19 @@ def variant_id(variant: tuple[str, bool, bool]) -> str:
 def issued(tsa) -> dict[str, Stamped]:
     """One token per variant, from the session's server."""
     return {
-        variant_id(v): stamp(tsa, f"ours {variant_id(v)}".encode(), v[0], nonce=v[1],
-                             cert_req=v[2])
+        variant_id(v): stamp(tsa, f"ours {variant_id(v)}".encode(), v[0], nonce=v[1], cert_req=v[2])
         for v in VARIANTS
     }
 
 
 def valid_case(stamped: Stamped) -> Case:
-    return Case(stamped, stamped.response, stamped.data, nonce=stamped.nonce,
-                supply_tsa_cert=not stamped.cert_req)
+    return Case(
+        stamped,
+        stamped.response,
+        stamped.data,
+        nonce=stamped.nonce,
+        supply_tsa_cert=not stamped.cert_req,
+    )
 
 
 def _flip_in_signature(response: bytes) -> bytes:
@@ -202,7 +206,8 @@ MUTATIONS = {
     "tst-info-bit": (_flip_in_tst_info, {"message_digest"}),
     "message-digest-attribute-bit": (_flip_in_message_digest, {"signature", "message_digest"}),
     "signing-certificate-attribute-bit": (
-        _flip_in_signing_certificate, {"signature", "signing_certificate"},
+        _flip_in_signing_certificate,
+        {"signature", "signing_certificate"},
     ),
     "certificate-bit": (_flip_in_certificate, {"signing_certificate", "certificate_chain"}),
 }
@@ -211,24 +216,51 @@ MUTATIONS = {
 def _mutation_cases(stamped: Stamped, nocert: Stamped) -> dict[str, Case]:
     base = valid_case(stamped)
     cases = {
-        name: Case(stamped, mutate(stamped.response), stamped.data, nonce=stamped.nonce,
-                   failures=frozenset(failures))
+        name: Case(
+            stamped,
+            mutate(stamped.response),
+            stamped.data,
+            nonce=stamped.nonce,
+            failures=frozenset(failures),
+        )
         for name, (mutate, failures) in MUTATIONS.items()
     }
-    cases["other-data"] = Case(stamped, base.token, stamped.data + b"!", nonce=stamped.nonce,
-                               failures=frozenset({"message_imprint"}))
-    cases["other-nonce"] = Case(stamped, base.token, stamped.data, nonce=stamped.nonce + 1,
-                                failures=frozenset({"nonce"}))
-    cases["wrong-policy"] = Case(stamped, base.token, stamped.data, nonce=stamped.nonce,
-                                 policy=OTHER_POLICY, failures=frozenset({"policy"}))
-    cases["right-policy"] = Case(stamped, base.token, stamped.data, nonce=stamped.nonce,
-                                 policy=DEFAULT_POLICY)
+    cases["other-data"] = Case(
+        stamped,
+        base.token,
+        stamped.data + b"!",
+        nonce=stamped.nonce,
+        failures=frozenset({"message_imprint"}),
+    )
+    cases["other-nonce"] = Case(
+        stamped, base.token, stamped.data, nonce=stamped.nonce + 1, failures=frozenset({"nonce"})
+    )
+    cases["wrong-policy"] = Case(
+        stamped,
+        base.token,
+        stamped.data,
+        nonce=stamped.nonce,
+        policy=OTHER_POLICY,
+        failures=frozenset({"policy"}),
+    )
+    cases["right-policy"] = Case(
+        stamped, base.token, stamped.data, nonce=stamped.nonce, policy=DEFAULT_POLICY
+    )
     cases["missing-certificate"] = Case(
-        nocert, nocert.response, nocert.data, nonce=nocert.nonce,
-        failures=frozenset({
-            "signer_certificate", "signature", "signing_certificate", "tsa_certificate_purpose",
-            "certificate_chain", "tsa_name",
-        }),
+        nocert,
+        nocert.response,
+        nocert.data,
+        nonce=nocert.nonce,
+        failures=frozenset(
+            {
+                "signer_certificate",
+                "signature",
+                "signing_certificate",
+                "tsa_certificate_purpose",
+                "certificate_chain",
+                "tsa_name",
+            }
+        ),
     )
     return cases
 
@@ -251,13 +283,17 @@ def test_every_issued_token_is_valid(issued, hsm, name):
     assert fields.nonce == stamped.nonce and fields.policy == DEFAULT_POLICY
     assert fields.signer is not None and "CN=" in fields.signer.subject
     # The bare token verifies too (what the ledger and GET /tokens hold).
-    assert verify_token(bare_token(stamped.response), VerifyOptions(
-        trust_roots=[hsm.ca_file.read_bytes()], extra_certs=list(_chain(hsm)),
-        data=stamped.data)).valid
+    assert verify_token(
+        bare_token(stamped.response),
+        VerifyOptions(
+            trust_roots=[hsm.ca_file.read_bytes()], extra_certs=list(_chain(hsm)), data=stamped.data
+        ),
+    ).valid
 
 
-@pytest.mark.parametrize("name", [*MUTATIONS, "other-data", "other-nonce", "wrong-policy",
-                                  "missing-certificate"])
+@pytest.mark.parametrize(
+    "name", [*MUTATIONS, "other-data", "other-nonce", "wrong-policy", "missing-certificate"]
+)
 def test_each_mutation_fails_its_check(mutations, hsm, name):
     case = mutations[name]
     report = ours(case, hsm)
@@ -274,8 +310,9 @@ def test_missing_certificate_reason_and_supplied_certificate(mutations, hsm):
     assert first.name == "signer_certificate"
     assert "no embedded or supplied certificate" in first.reason
     assert report.check("certificate_chain").reason.startswith("could not be checked")
-    supplied = ours(Case(case.stamped, case.token, case.data, nonce=case.nonce,
-                         supply_tsa_cert=True), hsm)
+    supplied = ours(
+        Case(case.stamped, case.token, case.data, nonce=case.nonce, supply_tsa_cert=True), hsm
+    )
     assert supplied.valid
     assert "supplied by the caller" in supplied.check("signer_certificate").reason
 
@@ -305,8 +342,7 @@ def test_verdicts_agree_with_openssl_and_rfc3161_client(issued, mutations, hsm, 
     cases.update({f"mutation {name}": case for name, case in mutations.items()})
     disagreements = {}
     for name, case in cases.items():
-        verdicts = (ours(case, hsm).valid, openssl(case, hsm, tmp_path),
-                    rfc3161_client(case, hsm))
+        verdicts = (ours(case, hsm).valid, openssl(case, hsm, tmp_path), rfc3161_client(case, hsm))
         expected = not case.failures
         if verdicts != (expected,) * 3:
             disagreements[name] = verdicts

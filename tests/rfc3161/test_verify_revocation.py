@@ -59,8 +59,14 @@ def test_nothing_revoked(token: bytes, pki: Pki) -> None:
         (AFTER, None, False),
         (AFTER, x509.ReasonFlags.remove_from_crl, True),
     ],
-    ids=["superseded-after", "ceased-after", "superseded-before", "key-compromise-after",
-         "no-reason-after", "removed"],
+    ids=[
+        "superseded-after",
+        "ceased-after",
+        "superseded-before",
+        "key-compromise-after",
+        "no-reason-after",
+        "removed",
+    ],
 )
 def test_tsa_certificate_revocation_rules(
     token: bytes, pki: Pki, when: datetime, reason: x509.ReasonFlags | None, valid: bool
@@ -73,8 +79,10 @@ def test_tsa_certificate_revocation_rules(
 
 
 def test_revoked_intermediate(token: bytes, pki: Pki) -> None:
-    crls = [make_crl(pki.inter_key, pki.inter),
-            make_crl(pki.root_key, pki.root, [(2, BEFORE, x509.ReasonFlags.superseded)])]
+    crls = [
+        make_crl(pki.inter_key, pki.inter),
+        make_crl(pki.root_key, pki.root, [(2, BEFORE, x509.ReasonFlags.superseded)]),
+    ]
     report = verify(token, pki, crls)
     assert report.failures[0].name == "revocation"
     assert "Test Intermediate ec 50" in report.failures[0].reason
@@ -95,7 +103,11 @@ def test_crl_with_a_bad_signature_is_not_used(token: bytes, pki: Pki) -> None:
 
 
 def test_stale_crl_is_not_used(token: bytes, pki: Pki) -> None:
-    stale = make_crl(pki.inter_key, pki.inter, this_update=datetime(2024, 1, 1, tzinfo=UTC),
-                     next_update=datetime(2024, 2, 1, tzinfo=UTC))
+    stale = make_crl(
+        pki.inter_key,
+        pki.inter,
+        this_update=datetime(2024, 1, 1, tzinfo=UTC),
+        next_update=datetime(2024, 2, 1, tzinfo=UTC),
+    )
     report = verify(token, pki, [stale, make_crl(pki.root_key, pki.root)])
     assert "expired" in report.failures[0].reason

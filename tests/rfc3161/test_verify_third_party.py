@@ -53,7 +53,9 @@ def local_tsa(**kwargs: object) -> VerifyOptions:
     from the token's own bag)."""
     chain = certs(SIGSTORE / "test_tsa" / "ts_chain.pem")
     return VerifyOptions(
-        trust_roots=chain[-1:], extra_certs=chain[1:2], **kwargs  # type: ignore[arg-type]
+        trust_roots=chain[-1:],
+        extra_certs=chain[1:2],
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -62,8 +64,10 @@ def local_tsa(**kwargs: object) -> VerifyOptions:
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512"])
 def test_sigstage_responses_verify(hash_name: str) -> None:
-    report = verify_token(read(SIGSTORE / "sigstage" / f"response-{hash_name}.tsr"),
-                          sigstage(data=HELLO, tsa_name="CN=sigstore-tsa,O=sigstore.dev"))
+    report = verify_token(
+        read(SIGSTORE / "sigstage" / f"response-{hash_name}.tsr"),
+        sigstage(data=HELLO, tsa_name="CN=sigstore-tsa,O=sigstore.dev"),
+    )
     assert_valid(report)
     assert report.fields is not None and report.fields.imprint_algorithm == hash_name
     assert report.fields.policy == "1.3.6.1.4.1.57264.2"
@@ -71,8 +75,9 @@ def test_sigstage_responses_verify(hash_name: str) -> None:
 
 
 def test_sigstage_altered_signature_fails() -> None:
-    report = verify_token(read(SIGSTORE / "sigstage" / "response-invalid-signature.tsr"),
-                          sigstage(data=HELLO))
+    report = verify_token(
+        read(SIGSTORE / "sigstage" / "response-invalid-signature.tsr"), sigstage(data=HELLO)
+    )
     assert failed(report) == ["signature"]
 
 
@@ -86,8 +91,9 @@ def test_sigstage_token_without_certificates() -> None:
 
 def test_sigstage_request_does_not_match() -> None:
     nonce = request_nonce(SIGSTORE / "sigstage" / "request.der")
-    report = verify_token(read(SIGSTORE / "sigstage" / "response-sha256.tsr"),
-                          sigstage(data=HELLO, nonce=nonce))
+    report = verify_token(
+        read(SIGSTORE / "sigstage" / "response-sha256.tsr"), sigstage(data=HELLO, nonce=nonce)
+    )
     assert failed(report) == ["nonce"]
 
 
@@ -96,8 +102,9 @@ def test_sigstage_request_does_not_match() -> None:
 
 def test_local_tsa_response_answers_its_request() -> None:
     nonce = request_nonce(SIGSTORE / "test_tsa" / "request.der")
-    report = verify_token(read(SIGSTORE / "test_tsa" / "response.tsr"),
-                          local_tsa(data=HELLO, nonce=nonce))
+    report = verify_token(
+        read(SIGSTORE / "test_tsa" / "response.tsr"), local_tsa(data=HELLO, nonce=nonce)
+    )
     assert_valid(report)
     assert report.fields is not None and report.fields.nonce == nonce
 
@@ -147,8 +154,11 @@ def test_freetsa_token_with_expired_tsa_certificate_verifies_at_gen_time() -> No
     assert fields.gen_time == datetime(2017, 12, 18, 17, 34, 16, 800812, tzinfo=UTC)
     assert (fields.serial_number, fields.policy, fields.ordering) == (0x064F64, "1.2.3.4.1", True)
     assert fields.nonce == 0x9631_D170_EA3B_92D4
-    assert fields.accuracy is not None and (fields.accuracy.seconds, fields.accuracy.millis,
-                                            fields.accuracy.micros) == (1, 500, 100)
+    assert fields.accuracy is not None and (
+        fields.accuracy.seconds,
+        fields.accuracy.millis,
+        fields.accuracy.micros,
+    ) == (1, 500, 100)
     assert fields.imprint_algorithm == "sha384"
     assert report.check("signing_certificate").reason.startswith("ESSCertID (SHA-1)")
 
@@ -163,8 +173,9 @@ def test_freetsa_token_needs_its_certificate() -> None:
 def test_symantec_bare_token_with_embedded_chain() -> None:
     report = verify_token(
         read(OURS / "dotnet-runtime" / "symantec1.tst"),
-        VerifyOptions(trust_roots=certs(OURS / "roots" / "verisign-universal-root.pem"),
-                      data=b"Hello, world!"),
+        VerifyOptions(
+            trust_roots=certs(OURS / "roots" / "verisign-universal-root.pem"), data=b"Hello, world!"
+        ),
     )
     assert_valid(report)
     assert report.check("signature").reason.startswith("the RSA PKCS#1 v1.5 with SHA-256")
@@ -174,8 +185,10 @@ def test_digicert_token_with_unsorted_signed_attributes() -> None:
     """The signed attributes are not in DER order: hashing a re-encoding would fail."""
     report = verify_token(
         read(OURS / "dotnet-runtime" / "digicert1.tst"),
-        VerifyOptions(trust_roots=certs(OURS / "roots" / "digicert-assured-id-root-ca.pem"),
-                      data=b"My TST signer attributes are sorted incorrectly."),
+        VerifyOptions(
+            trust_roots=certs(OURS / "roots" / "digicert-assured-id-root-ca.pem"),
+            data=b"My TST signer attributes are sorted incorrectly.",
+        ),
     )
     assert_valid(report)
     assert report.fields is not None and report.fields.tsa_name is None
@@ -187,8 +200,10 @@ SMIME_DATA = b"hello\n"
 
 
 def test_smimesign_tokens_with_certificates() -> None:
-    for name, root in (("symantec-with-certs", "verisign-universal-root.pem"),
-                       ("digicert", "digicert-assured-id-root-ca.pem")):
+    for name, root in (
+        ("symantec-with-certs", "verisign-universal-root.pem"),
+        ("digicert", "digicert-assured-id-root-ca.pem"),
+    ):
         options = VerifyOptions(trust_roots=certs(OURS / "roots" / root), data=SMIME_DATA)
         assert_valid(verify_token(read(OURS / "smimesign" / f"{name}.tsr"), options))
 
@@ -208,8 +223,7 @@ def test_smimesign_symantec_token_with_certificates_from_elsewhere() -> None:
 def test_smimesign_tokens_whose_certificate_is_unavailable(name: str) -> None:
     """No certificates are embedded and none are published with them: decodable, readable,
     but never valid."""
-    report = verify_token(read(OURS / "smimesign" / f"{name}.tsr"),
-                          VerifyOptions(data=SMIME_DATA))
+    report = verify_token(read(OURS / "smimesign" / f"{name}.tsr"), VerifyOptions(data=SMIME_DATA))
     assert not report.valid
     assert failed(report)[0] == "signer_certificate"
     assert report.check("message_imprint").passed

@@ -156,8 +156,9 @@ def test_data_stream_and_digest_forms(ec_pki: Pki) -> None:
 
 
 def test_pinned_tsa_certificate_as_trust_root(ec_pki: Pki) -> None:
-    report = verify_token(build_token(ec_pki, TokenSpec(embed=())), options(ec_pki,
-                          trust_roots=[ec_pki.tsa]))
+    report = verify_token(
+        build_token(ec_pki, TokenSpec(embed=())), options(ec_pki, trust_roots=[ec_pki.tsa])
+    )
     assert_valid(report)
     assert "a trust root" in report.check("signer_certificate").reason
 
@@ -245,7 +246,9 @@ def test_tsa_certificate_purpose(overrides: dict[str, object], needle: str) -> N
 
 def test_expired_tsa_certificate_still_valid_at_gen_time() -> None:
     pki = make_pki(
-        "ec", 20, not_before=datetime(2023, 1, 1, tzinfo=UTC),
+        "ec",
+        20,
+        not_before=datetime(2023, 1, 1, tzinfo=UTC),
         not_after=datetime(2025, 1, 1, tzinfo=UTC),
     )
     report = verify_token(build_token(pki), options(pki))
@@ -290,9 +293,10 @@ def test_spoofed_certificates_in_the_bag(ec_pki: Pki) -> None:
     report = verify_token(build_token(ec_pki, spec), options(ec_pki, tsa_name="Test TSA ec 0"))
     assert_valid(report)
     assert report.fields is not None and report.fields.signer is not None
-    assert report.fields.signer.sha256_fingerprint == hashlib.sha256(
-        to_asn1(ec_pki.tsa).dump()
-    ).hexdigest()
+    assert (
+        report.fields.signer.sha256_fingerprint
+        == hashlib.sha256(to_asn1(ec_pki.tsa).dump()).hexdigest()
+    )
     spoofed = options(ec_pki, tsa_name="Impostor")
     assert_fails_first(verify_token(build_token(ec_pki, spec), spoofed), "expected_tsa_name")
 
@@ -301,8 +305,9 @@ def test_expected_tsa_name_forms(ec_token: bytes, ec_pki: Pki) -> None:
     for name in ("Test TSA ec 0", "CN=Test TSA ec 0,O=TSA Tests", "cn=test tsa EC 0, o=tsa tests"):
         assert_valid(verify_token(ec_token, options(ec_pki, tsa_name=name)))
     for name in ("Test TSA", "CN=Test TSA ec 0", "O=TSA Tests,CN=Test TSA ec 0"):
-        assert_fails_first(verify_token(ec_token, options(ec_pki, tsa_name=name)),
-                           "expected_tsa_name")
+        assert_fails_first(
+            verify_token(ec_token, options(ec_pki, tsa_name=name)), "expected_tsa_name"
+        )
 
 
 def test_tsa_field_naming_someone_else(ec_pki: Pki) -> None:

@@ -97,13 +97,20 @@ def make_cert(spec: CertSpec) -> x509.Certificate:
             x509.SubjectKeyIdentifier.from_public_key(public), critical=False
         )
     usage = dict.fromkeys(
-        ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-         "encipher_only", "decipher_only", "crl_sign", "key_cert_sign", "digital_signature"),
+        (
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "encipher_only",
+            "decipher_only",
+            "crl_sign",
+            "key_cert_sign",
+            "digital_signature",
+        ),
         False,
     )
-    usage.update(
-        key_cert_sign=spec.ca, crl_sign=spec.ca, digital_signature=not spec.ca
-    )
+    usage.update(key_cert_sign=spec.ca, crl_sign=spec.ca, digital_signature=not spec.ca)
     builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
     if spec.eku is not None and not spec.ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(spec.eku)), spec.eku_critical)
@@ -132,9 +139,7 @@ def make_pki(kind: str = "ec", index: int = 0, **tsa_overrides: object) -> Pki:
     tsa_key = make_key(kind, 300 + index)
     root_cn, inter_cn = f"Test Root {kind} {index}", f"Test Intermediate {kind} {index}"
     root = make_cert(CertSpec(root_cn, root_key, serial=1, ca=True))
-    inter = make_cert(
-        CertSpec(inter_cn, inter_key, root_cn, root_key, serial=2, ca=True)
-    )
+    inter = make_cert(CertSpec(inter_cn, inter_key, root_cn, root_key, serial=2, ca=True))
     spec = CertSpec(f"Test TSA {kind} {index}", tsa_key, inter_cn, inter_key, serial=0x7A5A)
     tsa = make_cert(replace(spec, **tsa_overrides))  # type: ignore[arg-type]
     return Pki(root_key, root, inter_key, inter, tsa_key, tsa)
@@ -269,8 +274,7 @@ def _signed_attrs(
             "digest_algorithm": {"algorithm": spec.cap_digest_alg or spec.digest_alg},
             "signature_algorithm": sig_alg,
         }
-        attrs.append(cms.CMSAttribute({"type": "cms_algorithm_protection",
-                                       "values": [protection]}))
+        attrs.append(cms.CMSAttribute({"type": "cms_algorithm_protection", "values": [protection]}))
     # DER orders a SET OF by the encodings of its elements (X.690 §11.6).
     return cms.CMSAttributes(sorted(attrs, key=lambda a: a.dump()))
 
@@ -321,8 +325,9 @@ def build_token(pki: Pki, spec: TokenSpec | None = None) -> bytes:
             "version": "v3",
             "digest_algorithms": [{"algorithm": spec.digest_alg}],
             "encap_content_info": {"content_type": "tst_info", "content": tst},
-            "certificates": [cms.CertificateChoices({"certificate": c})
-                             for c in _embedded(spec, pki)],
+            "certificates": [
+                cms.CertificateChoices({"certificate": c}) for c in _embedded(spec, pki)
+            ],
             "signer_infos": [info] * spec.signer_infos,
         }
     )
@@ -345,7 +350,8 @@ def token_parts(der: bytes) -> tuple[cms.SignedData, cms.SignerInfo, bytes]:
     """SignedData, its SignerInfo and eContent of a TimeStampResp or bare token."""
     top = core.Sequence.load(der)
     info = (
-        cms.ContentInfo.load(der) if isinstance(top[0], core.ObjectIdentifier)
+        cms.ContentInfo.load(der)
+        if isinstance(top[0], core.ObjectIdentifier)
         else tsp.TimeStampResp.load(der)["time_stamp_token"]
     )
     signed = info["content"]
@@ -396,8 +402,10 @@ def _indefinite(tag: int, content: bytes) -> bytes:
 def _ber_encap(encap: bytes) -> bytes:
     (_, oid, _), (_, _, explicit) = _tlvs(_tlvs(encap)[0][2])
     octets = _tlvs(explicit)[0][2]
-    chunks = b"".join(b"\x04" + bytes([len(octets[i : i + 16])]) + octets[i : i + 16]
-                      for i in range(0, len(octets), 16))
+    chunks = b"".join(
+        b"\x04" + bytes([len(octets[i : i + 16])]) + octets[i : i + 16]
+        for i in range(0, len(octets), 16)
+    )
     return _indefinite(0x30, oid + _indefinite(0xA0, _indefinite(0x24, chunks)))
 
 

@@ -37,8 +37,16 @@ def names_server(make_server, tmp_path: Path, hsm):
     server.config_path.write_text(text + f'operators = ["{orgs["Op"]}"]\n')
     server.start()
     keys = {
-        n: tsa_accounts(server, "create-key", "--org", org, "--role", "owner",
-                        "--scope", "admin,read,deposit,timestamp")
+        n: tsa_accounts(
+            server,
+            "create-key",
+            "--org",
+            org,
+            "--role",
+            "owner",
+            "--scope",
+            "admin,read,deposit,timestamp",
+        )
         for n, org in orgs.items()
     }
     clients = {n: Client(server, k) for n, k in keys.items()}
@@ -53,8 +61,13 @@ def test_live_check_counts_bytes_without_a_key(names_server) -> None:
     server, _, _ = names_server
     anon = Client(server, None)
     status, headers, body = anon.call("GET", "/api/v1/names/check?handle=" + quote("星辰"))
-    assert status == 200 and body == {**body, "handle": "星辰", "bytes": 4, "valid": True,
-                                      "reason": None}
+    assert status == 200 and body == {
+        **body,
+        "handle": "星辰",
+        "bytes": 4,
+        "valid": True,
+        "reason": None,
+    }
     assert headers["Cache-Control"] == "no-store"
     _, _, body = anon.call("GET", "/api/v1/names/check?handle=" + quote("ａｂ星"))  # NFKC
     assert (body["handle"], body["bytes"], body["valid"]) == ("ab星", 4, True)
@@ -66,8 +79,7 @@ def test_live_check_counts_bytes_without_a_key(names_server) -> None:
     assert (body["valid"], body["reason"]) == (False, "all_restricted")
     q = "handle=" + quote("星辰") + "&shop_name=" + quote("数码星辰")
     _, _, body = anon.call("GET", "/api/v1/names/check?" + q)
-    assert (body["valid"], body["reason"], body["shop_name"]["bytes"]) == (
-        False, "not_prefix", 8)
+    assert (body["valid"], body["reason"], body["shop_name"]["bytes"]) == (False, "not_prefix", 8)
     _, _, body = anon.call("GET", "/api/v1/names/check?handle=" + quote("a b!"))
     assert (body["bytes"], body["valid"], body["reason"]) == (None, False, "bad_character")
     status, _, body = anon.call("GET", "/api/v1/names/check")
@@ -79,10 +91,18 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
 
     async def race():
         return await asyncio.gather(
-            asyncio.to_thread(c["A"].call, "POST", "/api/v1/names/applications",
-                              {"handle": "星辰", "shop_name": "星辰数码"}),
-            asyncio.to_thread(c["B"].call, "POST", "/api/v1/names/applications",
-                              {"handle": "星辰", "shop_name": "星辰服饰"}),
+            asyncio.to_thread(
+                c["A"].call,
+                "POST",
+                "/api/v1/names/applications",
+                {"handle": "星辰", "shop_name": "星辰数码"},
+            ),
+            asyncio.to_thread(
+                c["B"].call,
+                "POST",
+                "/api/v1/names/applications",
+                {"handle": "星辰", "shop_name": "星辰服饰"},
+            ),
         )
 
     results = asyncio.run(race())
@@ -105,8 +125,11 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
     assert body["changes"]["used"] == 0 and body["changes"]["left"] == 5
 
     # cross-account change, release, objection: refused; nothing happened
-    for tail, payload in (("/change", {"custom": "抢来的"}), ("/release", {}),
-                          ("/release", {"cause": "penalty"})):
+    for tail, payload in (
+        ("/change", {"custom": "抢来的"}),
+        ("/release", {}),
+        ("/release", {"cause": "penalty"}),
+    ):
         status, _, body = c[loser].call("POST", url("星辰", tail), payload)
         assert status == 403, (tail, body)
     status, _, body = c[loser].call("POST", url("星辰", "/objections"), {"statement": "x"})
@@ -120,12 +143,16 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
     assert body["holder"]["shop_name"] == "星辰旗舰店"
 
     # bad input: 400/404 JSON, never 5xx
-    for payload in ({}, {"handle": 3, "shop_name": "x"}, {"handle": "星辰", "shop_name": "星辰",
-                                                          "extra": 1}):
+    for payload in (
+        {},
+        {"handle": 3, "shop_name": "x"},
+        {"handle": "星辰", "shop_name": "星辰", "extra": 1},
+    ):
         status, _, body = c["C"].call("POST", "/api/v1/names/applications", payload)
         assert status == 400 and body["error"]
-    status, _, body = c["C"].call("POST", "/api/v1/names/applications",
-                                  {"handle": "月亮", "shop_name": "星辰月亮"})
+    status, _, body = c["C"].call(
+        "POST", "/api/v1/names/applications", {"handle": "月亮", "shop_name": "星辰月亮"}
+    )
     assert status == 400 and body["reason"] == "not_prefix"
     status, _, body = c["C"].call("GET", url("无人", "/history"))
     assert status == 404
@@ -145,8 +172,9 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
         canonical = base64.b64decode(e["canonical"])
         digest = hashlib.sha256(canonical)
         assert e["sha256"] == digest.hexdigest()
-        report = verify_token(base64.b64decode(e["token"]),
-                              VerifyOptions(trust_roots=roots, digest=digest.digest()))
+        report = verify_token(
+            base64.b64decode(e["token"]), VerifyOptions(trust_roots=roots, digest=digest.digest())
+        )
         assert report.valid, [ch for ch in report.checks if not ch.passed]
         assert report.fields.gen_time_text[:19] == e["gen_time"][:19]
         assert json.loads(canonical)["seq"] == e["seq"]
@@ -160,11 +188,9 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
     # the holder releases; during the hold the other account cannot reclaim or apply
     status, _, body = c[winner].call("POST", url("星辰", "/release"), {})
     assert status == 200 and body["status"] == "on_hold" and body["event"]["kind"] == "released"
-    status, _, body = c[loser].call("POST", url("星辰", "/reclaim"),
-                                    {"shop_name": "星辰服饰"})
+    status, _, body = c[loser].call("POST", url("星辰", "/reclaim"), {"shop_name": "星辰服饰"})
     assert status == 409 and body["reason"] == "on_hold"
-    status, _, body = c[winner].call("POST", url("星辰", "/reclaim"),
-                                     {"shop_name": "星辰数码"})
+    status, _, body = c[winner].call("POST", url("星辰", "/reclaim"), {"shop_name": "星辰数码"})
     assert status == 200 and body["status"] == "active", body
 
     # the operator's command line reads the same database
@@ -180,7 +206,10 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
 def tsa_names(server, *args: str, code: int = 0, env=None) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [TSA_BIN, "names", args[0], "--config", str(server.config_path), *args[1:]],
-        capture_output=True, text=True, timeout=60, cwd=server.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=server.workdir,
         env=dict(os.environ, **(env or {})),
     )
     assert result.returncode == code, (result.stdout, result.stderr)
@@ -190,10 +219,15 @@ def tsa_names(server, *args: str, code: int = 0, env=None) -> subprocess.Complet
 def test_contest_shows_own_metrics_beside_the_leader_only(names_server) -> None:
     server, orgs, c = names_server
     # A holds 星辰数码 as a handle-less shop name: C's identical shop name is a duplicate
-    assert c["A"].call("POST", "/api/v1/names/applications",
-                       {"handle": "星辰", "shop_name": "星辰数码"})[0] == 201
-    status, _, body = c["C"].call("POST", "/api/v1/names/applications",
-                                  {"handle": "星辰数", "shop_name": "星辰数码"})
+    assert (
+        c["A"].call(
+            "POST", "/api/v1/names/applications", {"handle": "星辰", "shop_name": "星辰数码"}
+        )[0]
+        == 201
+    )
+    status, _, body = c["C"].call(
+        "POST", "/api/v1/names/applications", {"handle": "星辰数", "shop_name": "星辰数码"}
+    )
     # duplicate shop name (H-15): contested even with a single applicant
     assert status == 201 and body["status"] == "contested"
     _, _, view = c["C"].call("GET", url("星辰数"))
@@ -210,8 +244,15 @@ def test_contest_shows_own_metrics_beside_the_leader_only(names_server) -> None:
     status, _, body = c["C"].call("POST", url("星辰数", "/objections"), {"statement": "?"})
     assert status == 409 and body["reason"] == "leader_cannot_object"
     # the operator's `tsa names decide` goes through the server and is told the same
-    out = tsa_names(server, "decide", "星辰数", "--winner", orgs["C"], code=2,
-                    env={"TSA_API_KEY": c["Op"].token})
+    out = tsa_names(
+        server,
+        "decide",
+        "星辰数",
+        "--winner",
+        orgs["C"],
+        code=2,
+        env={"TSA_API_KEY": c["Op"].token},
+    )
     assert "objection_period_open" in out.stderr
 
 
@@ -238,7 +279,7 @@ def test_beta_race_is_contested_and_each_contender_sees_only_itself_and_the_lead
     from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC).replace(microsecond=0)
-    publish = now + timedelta(seconds=8)
+    publish = now + timedelta(seconds=20)  # start-up + 3 applications on a busy machine
 
     def z(t: datetime) -> str:
         return t.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -262,18 +303,35 @@ def test_beta_race_is_contested_and_each_contender_sees_only_itself_and_the_lead
     )
     server.start()
     c = {
-        n: Client(server, tsa_accounts(server, "create-key", "--org", org, "--role", "owner",
-                                       "--scope", "admin,read,deposit"))
+        n: Client(
+            server,
+            tsa_accounts(
+                server,
+                "create-key",
+                "--org",
+                org,
+                "--role",
+                "owner",
+                "--scope",
+                "admin,read,deposit",
+            ),
+        )
         for n, org in orgs.items()
     }
     shops = {"A": "星辰数码", "B": "星辰服饰", "C": "星辰家居"}
 
     async def race():
-        return await asyncio.gather(*(
-            asyncio.to_thread(c[n].call, "POST", "/api/v1/names/applications",
-                              {"handle": "星辰", "shop_name": shops[n]})
-            for n in shops
-        ))
+        return await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    c[n].call,
+                    "POST",
+                    "/api/v1/names/applications",
+                    {"handle": "星辰", "shop_name": shops[n]},
+                )
+                for n in shops
+            )
+        )
 
     results = asyncio.run(race())
     assert [r[0] for r in results] == [202, 202, 202], results

@@ -31,9 +31,7 @@ def multipart(*parts: Part) -> tuple[bytes, str]:
     boundary = "verify-" + secrets.token_hex(8)
     out = b""
     for name, value, filename in parts:
-        disposition = f'form-data; name="{name}"' + (
-            f'; filename="{filename}"' if filename else ""
-        )
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
         out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
         if filename:
             out += b"Content-Type: application/octet-stream\r\n"
@@ -49,9 +47,7 @@ def post_multipart(server: TsaServer, *parts: Part) -> tuple[int, dict]:
 
 def post_json(server: TsaServer, payload: object) -> tuple[int, dict]:
     body = json.dumps(payload).encode()
-    return _answer(
-        server.request("POST", "/verify", body, {"Content-Type": "application/json"})
-    )
+    return _answer(server.request("POST", "/verify", body, {"Content-Type": "application/json"}))
 
 
 def _answer(reply: tuple[int, dict, bytes]) -> tuple[int, dict]:
@@ -62,8 +58,10 @@ def _answer(reply: tuple[int, dict, bytes]) -> tuple[int, dict]:
 
 
 def token_and_data(stamped: Stamped, data: bytes | None = None) -> tuple[Part, Part]:
-    return (("token", stamped.response, "reply.tsr"),
-            ("data", stamped.data if data is None else data, "doc.bin"))
+    return (
+        ("token", stamped.response, "reply.tsr"),
+        ("data", stamped.data if data is None else data, "doc.bin"),
+    )
 
 
 def failed(report: dict) -> set[str]:
@@ -130,16 +128,24 @@ def test_token_and_data_file(tsa, stamped):
 def test_token_and_hex_digest_multipart_and_json(tsa, stamped):
     digest = hashlib.sha256(stamped.data).hexdigest()
     status, report = post_multipart(
-        tsa, ("token", stamped.response, "t.tsr"), ("digest", digest.upper().encode(), None),
-        ("digest_algorithm", b"SHA-256", None), ("nonce", hex(stamped.nonce).encode(), None),
+        tsa,
+        ("token", stamped.response, "t.tsr"),
+        ("digest", digest.upper().encode(), None),
+        ("digest_algorithm", b"SHA-256", None),
+        ("nonce", hex(stamped.nonce).encode(), None),
         ("policy", DEFAULT_POLICY.encode(), None),
     )
     assert status == 200 and report["valid"] is True, report
     assert report["compared_with"] == {"digest": digest}
-    status, report = post_json(tsa, {
-        "token": base64.b64encode(stamped.response).decode(), "digest": digest,
-        "nonce": stamped.nonce, "policy": DEFAULT_POLICY,
-    })
+    status, report = post_json(
+        tsa,
+        {
+            "token": base64.b64encode(stamped.response).decode(),
+            "digest": digest,
+            "nonce": stamped.nonce,
+            "policy": DEFAULT_POLICY,
+        },
+    )
     assert status == 200 and report["valid"] is True, report
     assert report["ledger"]["found"] is True
 
@@ -151,11 +157,15 @@ def test_invalid_is_a_verdict_not_an_error(tsa, stamped):
     imprint = next(c for c in report["checks"] if c["name"] == "message_imprint")
     assert imprint["reason"] == "the SHA-256 imprint does not match the uploaded data"
 
-    payload = {"token": base64.b64encode(stamped.response).decode(),
-               "digest": hashlib.sha256(stamped.data).hexdigest()}
-    for key, value, check in [("nonce", str(stamped.nonce + 1), "nonce"),
-                              ("policy", "1.3.6.1.4.1.99999.7", "policy"),
-                              ("digest_algorithm", "sha512", "message_imprint")]:
+    payload = {
+        "token": base64.b64encode(stamped.response).decode(),
+        "digest": hashlib.sha256(stamped.data).hexdigest(),
+    }
+    for key, value, check in [
+        ("nonce", str(stamped.nonce + 1), "nonce"),
+        ("policy", "1.3.6.1.4.1.99999.7", "policy"),
+        ("digest_algorithm", "sha512", "message_imprint"),
+    ]:
         status, report = post_json(tsa, {**payload, key: value})
         assert status == 200 and report["valid"] is False
         assert failed(report) == {check}, report["checks"]
@@ -228,29 +238,48 @@ def _bad_cases(stamped: Stamped) -> dict[str, tuple[bytes, str, int, str]]:
         "no-data-or-digest": (*mp(token), 400, "give the data"),
         "data-and-digest": (*mp(token, ("data", b"x", "d"), digest), 400, "not both"),
         "bad-hex": (*mp(token, ("digest", b"zz12", None)), 400, "not hexadecimal"),
-        "garbage-token": (*mp(("token", b"\x30\x03garbage", "t"), digest), 400,
-                          "not a time-stamp token"),
-        "random-token": (*mp(("token", secrets.token_bytes(64), "t"), digest), 400,
-                         "not a time-stamp token"),
+        "garbage-token": (
+            *mp(("token", b"\x30\x03garbage", "t"), digest),
+            400,
+            "not a time-stamp token",
+        ),
+        "random-token": (
+            *mp(("token", secrets.token_bytes(64), "t"), digest),
+            400,
+            "not a time-stamp token",
+        ),
         "duplicate-part": (*mp(token, token, digest), 400, "given twice"),
         "unknown-part": (*mp(token, digest, ("comment", b"hi", None)), 400, "unknown part"),
         "bad-nonce": (*mp(token, digest, ("nonce", b"twelve", None)), 400, "nonce"),
         "bad-policy": (*mp(token, digest, ("policy", b"not.an oid", None)), 400, "dotted OID"),
-        "bad-certificates": (*mp(token, digest, ("certificates", b"nope", "c.pem")), 400,
-                             "certificates"),
+        "bad-certificates": (
+            *mp(token, digest, ("certificates", b"nope", "c.pem")),
+            400,
+            "certificates",
+        ),
         "no-boundary": (b"--x\r\n", "multipart/form-data", 400, "malformed multipart"),
-        "truncated-multipart": (mp(token, digest)[0][:-40], mp(token, digest)[1], 400,
-                                "malformed multipart"),
+        "truncated-multipart": (
+            mp(token, digest)[0][:-40],
+            mp(token, digest)[1],
+            400,
+            "malformed multipart",
+        ),
         "not-json": (b"{not json", "application/json", 400, "not JSON"),
         "json-array": (b"[]", "application/json", 400, "must be an object"),
-        "json-unknown-key": (b'{"token": "AA==", "extra": 1}', "application/json", 400,
-                             "unknown key"),
-        "json-bad-base64": (b'{"token": "@@@", "digest": "00"}', "application/json", 400,
-                            "not a time-stamp token"),
-        "json-token-number": (b'{"token": 5, "digest": "00"}', "application/json", 400,
-                              "base64"),
-        "json-data": (b'{"token": "AA==", "data": "AA=="}', "application/json", 400,
-                      "multipart"),
+        "json-unknown-key": (
+            b'{"token": "AA==", "extra": 1}',
+            "application/json",
+            400,
+            "unknown key",
+        ),
+        "json-bad-base64": (
+            b'{"token": "@@@", "digest": "00"}',
+            "application/json",
+            400,
+            "not a time-stamp token",
+        ),
+        "json-token-number": (b'{"token": 5, "digest": "00"}', "application/json", 400, "base64"),
+        "json-data": (b'{"token": "AA==", "data": "AA=="}', "application/json", 400, "multipart"),
         "text-plain": (b"hello", "text/plain", 415, "send multipart/form-data"),
         "timestamp-query": (b"\x30\x00", "application/timestamp-query", 415, "send"),
     }
@@ -258,20 +287,35 @@ def _bad_cases(stamped: Stamped) -> dict[str, tuple[bytes, str, int, str]]:
 
 
 BAD_NAMES = [
-    "data-before-token", "no-token", "no-data-or-digest", "data-and-digest", "bad-hex",
-    "garbage-token", "random-token", "duplicate-part", "unknown-part", "bad-nonce",
-    "bad-policy", "bad-certificates", "no-boundary", "truncated-multipart", "not-json",
-    "json-array", "json-unknown-key", "json-bad-base64", "json-token-number", "json-data",
-    "text-plain", "timestamp-query",
+    "data-before-token",
+    "no-token",
+    "no-data-or-digest",
+    "data-and-digest",
+    "bad-hex",
+    "garbage-token",
+    "random-token",
+    "duplicate-part",
+    "unknown-part",
+    "bad-nonce",
+    "bad-policy",
+    "bad-certificates",
+    "no-boundary",
+    "truncated-multipart",
+    "not-json",
+    "json-array",
+    "json-unknown-key",
+    "json-bad-base64",
+    "json-token-number",
+    "json-data",
+    "text-plain",
+    "timestamp-query",
 ]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_malformed_requests_get_a_reason(tsa, stamped, name):
     body, content_type, want, reason = _bad_cases(stamped)[name]
-    status, answer = _answer(
-        tsa.request("POST", "/verify", body, {"Content-Type": content_type})
-    )
+    status, answer = _answer(tsa.request("POST", "/verify", body, {"Content-Type": content_type}))
     assert status == want and reason in answer["error"], answer
     assert set(answer) == {"error"}
 
@@ -317,9 +361,16 @@ def configured(tmp_path_factory, hsm, session_ntp, foreign_pki):
     ca_pem = Path(hsm.ca_file).read_text()
     ca_der = base64.b64decode("".join(ca_pem.strip().splitlines()[1:-1]))
     (trust / "ours.der").write_bytes(ca_der)
-    server = TsaServer(root / "s", hsm, session_ntp.address, verify={
-        "trust_roots": str(trust), "time_zone": "Europe/Paris", **LIMITS,
-    }).start()
+    server = TsaServer(
+        root / "s",
+        hsm,
+        session_ntp.address,
+        verify={
+            "trust_roots": str(trust),
+            "time_zone": "Europe/Paris",
+            **LIMITS,
+        },
+    ).start()
     yield server
     server.stop()
 
@@ -363,9 +414,14 @@ def test_chunked_upload_is_bounded_while_streaming(configured, stamped):
     body, content_type = multipart(*token_and_data(stamped, b"y" * 20000))
     conn = http.client.HTTPConnection("127.0.0.1", configured.port, timeout=30)
     try:
-        chunks = (body[i:i + 1000] for i in range(0, len(body), 1000))
-        conn.request("POST", "/verify", body=chunks,
-                     headers={"Content-Type": content_type}, encode_chunked=True)
+        chunks = (body[i : i + 1000] for i in range(0, len(body), 1000))
+        conn.request(
+            "POST",
+            "/verify",
+            body=chunks,
+            headers={"Content-Type": content_type},
+            encode_chunked=True,
+        )
         reply = conn.getresponse()
         answer = json.loads(reply.read())
     finally:

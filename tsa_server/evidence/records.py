@@ -109,6 +109,32 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Certified:
+    """What certification adds to an item: its RFC 3161 token and where it stands."""
+
+    token: bytes
+    ledger_index: int
+    serial: int
+    certified_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredNotice:
+    """A notice (fees.notices.Notice) as kept per organisation, sent once by key."""
+
+    org_id: str
+    key: str
+    kind: str
+    at: datetime
+    subject: str
+    target: datetime | None = None
+    units: int = 0
+    covered: bool | None = None
+    detail: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class NewCreditEntry:
     """A credit movement to record. The columns (kind, units, lot, item, period) are for
     queries; `record` is the fee rules' own canonical form of the entry (JSON-ready,

@@ -10,7 +10,10 @@ not depend on one code path being right:
 * a stored original is always the item's certified content (blob_key = sha256), held
   exactly in the states that hold one; hash-only items never have one;
 * organisations are never deleted; API keys are revoked, never deleted, and a
-  revocation is final; a key's hash, role and scopes never change.
+  revocation is final; a key's hash, role and scopes never change;
+* an item's storage record (item_terms: epoch, work content, the evidence record's
+  hash and operations-log index, and the fee layer's storage term and status) is never
+  deleted and its certified part never changes; notices are append-only, sent once.
 """
 
 from __future__ import annotations
@@ -95,6 +98,20 @@ BEGIN SELECT RAISE(ABORT, 'credit entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS credit_entries_contiguous BEFORE INSERT ON credit_entries
 WHEN NEW.id != (SELECT COALESCE(MAX(id), 0) + 1 FROM credit_entries)
 BEGIN SELECT RAISE(ABORT, 'credit entry ids must be contiguous'); END;
+"""
+
+# An item's storage record: never deleted; what was certified with it never changes.
+_TERMS_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS item_terms_no_delete BEFORE DELETE ON item_terms
+BEGIN SELECT RAISE(ABORT, 'an item''s storage record is never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS item_terms_fixed BEFORE UPDATE ON item_terms
+WHEN NEW.item_id IS NOT OLD.item_id OR NEW.org_id IS NOT OLD.org_id
+  OR NEW.epoch IS NOT OLD.epoch OR NEW.work_content IS NOT OLD.work_content
+  OR NEW.handle IS NOT OLD.handle OR NEW.record_sha256 IS NOT OLD.record_sha256
+  OR (OLD.ops_index IS NOT NULL AND NEW.ops_index IS NOT OLD.ops_index)
+BEGIN SELECT RAISE(ABORT, 'an item''s certified record never changes'); END;
+CREATE TRIGGER IF NOT EXISTS notices_no_update BEFORE UPDATE ON notices
+BEGIN SELECT RAISE(ABORT, 'notices are append-only'); END;
 """
 
 
@@ -196,4 +213,76 @@ def create_schema(conn: sqlite3.Connection) -> None:
         # Per organisation: one account's keys never collide with (or reveal) another's.
         db["credit_entries"].create_index(["org_id", "idempotency_key"], unique=True)
         db["credit_entries"].create_index(["org_id", "id"])
-    conn.executescript(_TRIGGERS + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS)
+    if "item_terms" not in tables:
+        db["item_terms"].create(
+            {
+                "item_id": str,
+                "org_id": str,
+                "epoch": str,  # S-4 policy epoch, fixed for life
+                "work_content": str,  # P-7 (items.title holds the work title)
+                "handle": str,
+                "record_sha256": str,  # SHA-256 of the evidence record in the operations log
+                "ops_index": int,  # its index in the operations log
+                # STORED items only (NULL for hash-only): the fee layer's Storage (REC-1)
+                "term_number": int,
+                "anchor": str,
+                "base_months": int,
+                "period_months": int,
+                "fee": int,
+                "prepaid": int,
+                "period": int,
+                "status": str,  # fees.StorageStatus
+                "since": str,
+                "auto_renew": int,
+                "expires_at": str,  # expiry of the current period (for due queries)
+                "updated_at": str,
+            },
+            pk="item_id",
+            not_null={"org_id", "epoch", "work_content", "handle", "record_sha256", "updated_at"},
+            foreign_keys=[*_ORG_FK, ("item_id", "items", "id")],
+        )
+        db["item_terms"].create_index(["org_id", "status"])
+    if "notices" not in tables:
+        db["notices"].create(
+            {
+                "id": int,
+                "org_id": str,
+                "key": str,  # send-once key (fees.notices.Notice.key)
+                "kind": str,
+                "at": str,
+                "subject": str,
+                "target": str,
+                "units": int,
+                "covered": int,
+                "detail": str,
+                "created_at": str,
+            },
+            pk="id",
+            not_null={"org_id", "key", "kind", "at", "subject", "created_at"},
+            foreign_keys=_ORG_FK,
+        )
+        db["notices"].create_index(["org_id", "key"], unique=True)
+    if "idempotency_keys" not in tables:
+        # Idempotency-Key of deposit requests: the first request's answer, replayed to a
+        # retry of the same request for 24 h (tsa_server/evidence/idempotency.py). A row
+        # with status NULL is a request still running. Rows expire; not append-only.
+        db["idempotency_keys"].create(
+            {
+                "org_id": str,
+                "key": str,
+                "request_sha256": str,  # of the request (idempotency.fingerprint)
+                "status": int,  # HTTP status of the stored answer; NULL: in progress
+                "body": str,  # the answer's JSON, verbatim
+                "created_at": str,
+                "expires_at": str,
+            },
+            pk=("org_id", "key"),
+            not_null={"request_sha256", "created_at", "expires_at"},
+            foreign_keys=_ORG_FK,
+        )
+        db["idempotency_keys"].create_index(["expires_at"])
+    # REC-10 monthly quota: items certified by one organisation within a window.
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"
+    )
+    conn.executescript(_TRIGGERS + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS + _TERMS_TRIGGERS)

@@ -42,12 +42,14 @@ from tsa_server.evidence.errors import (
 )
 from tsa_server.evidence.records import (
     Appended,
+    Certified,
     CreditEntry,
     Item,
     ItemMode,
     NewCreditEntry,
     NewItem,
     StorageState,
+    StoredNotice,
     canonical_json,
 )
 from tsa_server.evidence.rows import (
@@ -79,6 +81,37 @@ UPDATABLE_ITEM_FIELDS = frozenset(
     }
 )
 MAX_PAGE = 1000
+#: Columns of item_terms a caller sets (item_id, org_id and updated_at are the store's).
+TERMS_COLUMNS = frozenset(
+    {
+        "epoch",
+        "work_content",
+        "handle",
+        "record_sha256",
+        "ops_index",
+        "term_number",
+        "anchor",
+        "base_months",
+        "period_months",
+        "fee",
+        "prepaid",
+        "period",
+        "status",
+        "since",
+        "auto_renew",
+        "expires_at",
+    }
+)
+_TERMS_INSTANTS = ("anchor", "since", "expires_at")
+
+
+def _terms(row: dict[str, Any]) -> dict[str, Any]:
+    out = {c: row.get(c) for c in TERMS_COLUMNS}
+    for name in _TERMS_INSTANTS:
+        out[name] = dt(out[name])
+    return out
+
+
 #: check(org_id, earlier entries, added entries): raise to refuse (see append_credit_entries)
 CreditCheck = Callable[[str, list[CreditEntry], list[CreditEntry]], None]
 
@@ -228,16 +261,41 @@ class EvidenceStore:
 
     # items: every method takes the organisation first
 
-    def insert_item(self, org_id: str, new: NewItem, *, created_at: datetime | None = None) -> Item:
+    def insert_item(
+        self,
+        org_id: str,
+        new: NewItem,
+        *,
+        created_at: datetime | None = None,
+        item_id: str | None = None,
+    ) -> Item:
+        """Insert an uncertified item (`item_id`: one chosen ahead, e.g. reserved for)."""
         if self.organisation(org_id) is None:
             raise OrganisationNotFound(f"no organisation {org_id}")
-        item_id = new_id("itm")
-        state = StorageState.ACTIVE if new.mode is ItemMode.STORED else None
+        item_id = item_id or new_id("itm")
         with self._write() as conn:
+            self._insert_item_locked(conn, org_id, item_id, new, created_at)
+        item = self.item(org_id, item_id)
+        assert item is not None
+        return item
+
+    def _insert_item_locked(
+        self,
+        conn: sqlite3.Connection,
+        org_id: str,
+        item_id: str,
+        new: NewItem,
+        created_at: datetime | None,
+        certified: Certified | None = None,
+    ) -> None:
+        state = StorageState.ACTIVE if new.mode is ItemMode.STORED else None
+        c = certified
+        try:
             conn.execute(
                 "INSERT INTO items (id, org_id, mode, sha256, sha512, sm3, size, file_name,"
                 " media_type, title, statement, depositor, tags, created_at, blob_key,"
-                " storage_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " storage_state, token, ledger_index, serial, certified_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     item_id,
                     org_id,
@@ -255,11 +313,14 @@ class EvidenceStore:
                     ts(created_at or self.now()),
                     new.blob_key,
                     state,
+                    None if c is None else c.token,
+                    None if c is None else c.ledger_index,
+                    None if c is None else item_column_value("serial", c.serial),
+                    None if c is None else ts(c.certified_at),
                 ),
             )
-        item = self.item(org_id, item_id)
-        assert item is not None
-        return item
+        except sqlite3.IntegrityError as exc:
+            raise ItemImmutable(str(exc)) from None
 
     def item(self, org_id: str, item_id: str) -> Item | None:
         row = self._row("SELECT * FROM items WHERE org_id = ? AND id = ?", (org_id, item_id))
@@ -286,6 +347,57 @@ class EvidenceStore:
     def count_items(self, org_id: str) -> int:
         row = self._row("SELECT COUNT(*) AS n FROM items WHERE org_id = ?", (org_id,))
         return row["n"] if row else 0
+
+    def count_certified(self, org_id: str, start: datetime, end: datetime) -> int:
+        """Items of the organisation certified (token genTime) within `[start, end)`:
+        the REC-10 monthly quota's use (index items(org_id, certified_at))."""
+        row = self._row(
+            "SELECT COUNT(*) AS n FROM items WHERE org_id = ? AND certified_at >= ?"
+            " AND certified_at < ?",
+            (org_id, ts(start), ts(end)),
+        )
+        return row["n"] if row else 0
+
+    # idempotency keys of deposit requests (tsa_server/evidence/idempotency.py)
+
+    def claim_idempotency_key(
+        self, org_id: str, key: str, request_sha256: str, now: datetime, expires_at: datetime
+    ) -> dict[str, Any] | None:
+        """In one transaction: forget expired keys, then either record `key` as in
+        progress (None: the caller runs the request) or return the row already there
+        (request_sha256, status: None while in progress, body)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (ts(now),))
+            row = self._row(
+                "SELECT request_sha256, status, body FROM idempotency_keys"
+                " WHERE org_id = ? AND key = ?",
+                (org_id, key),
+            )
+            if row is not None:
+                return row
+            conn.execute(
+                "INSERT INTO idempotency_keys (org_id, key, request_sha256, created_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?)",
+                (org_id, key, request_sha256, ts(now), ts(expires_at)),
+            )
+            return None
+
+    def finish_idempotency_key(self, org_id: str, key: str, status: int, body: str) -> None:
+        """Keep the answer of a claimed key (replayed to retries until it expires)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE idempotency_keys SET status = ?, body = ?"
+                " WHERE org_id = ? AND key = ? AND status IS NULL",
+                (status, body, org_id, key),
+            )
+
+    def release_idempotency_key(self, org_id: str, key: str) -> None:
+        """Forget a claimed key whose request was refused (a retry runs again)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE org_id = ? AND key = ? AND status IS NULL",
+                (org_id, key),
+            )
 
     def update_item(self, org_id: str, item_id: str, /, **changes: Any) -> Item:
         """Change some of UPDATABLE_ITEM_FIELDS of one of the organisation's items.
@@ -333,69 +445,221 @@ class EvidenceStore:
         its new entries; whatever it raises rolls everything back. That is where the fee
         rules' fold refuses a negative balance atomically: no other writer can slip an
         entry in between the check and the commit."""
+        with self._write() as conn:
+            return self._append_locked(conn, entries, check)
+
+    def _append_locked(
+        self,
+        conn: sqlite3.Connection,
+        entries: Iterable[NewCreditEntry],
+        check: CreditCheck | None,
+    ) -> list[Appended]:
+        """append_credit_entries inside a transaction the caller holds."""
         entries = list(entries)
         results: list[Appended] = []
-        with self._write() as conn:
-            last = self._row("SELECT id, chain_hash FROM credit_entries ORDER BY id DESC LIMIT 1")
-            next_id, head = (last["id"] + 1, last["chain_hash"]) if last else (1, CHAIN_GENESIS)
-            added: dict[str, list[CreditEntry]] = {}
-            for new in entries:
-                existing = self._row(
-                    "SELECT * FROM credit_entries WHERE org_id = ? AND idempotency_key = ?",
-                    (new.org_id, new.idempotency_key),
-                )
-                if existing is not None:
-                    stored = credit_from_row(existing)
-                    if not new.same_movement(stored):
-                        raise IdempotencyConflict(
-                            f"idempotency key {new.idempotency_key!r} was used for another entry"
-                        )
-                    results.append(Appended(stored, inserted=False))
-                    continue
-                self._check_references(new)
-                entry = CreditEntry(
-                    id=next_id,
-                    org_id=new.org_id,
-                    kind=new.kind,
-                    units=new.units,
-                    idempotency_key=new.idempotency_key,
-                    lot_id=new.lot_id,
-                    item_id=new.item_id,
-                    period=new.period,
-                    note=new.note,
-                    created_at=dt(ts(new.created_at or self.now())),
-                    record=None if new.record is None else dict(new.record),
-                )
-                head = credit_chain_hash(head, entry)
-                entry = replace(entry, chain_hash=head)
-                conn.execute(
-                    "INSERT INTO credit_entries (id, org_id, kind, units, lot_id, item_id, period,"
-                    " idempotency_key, created_at, note, record, chain_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        entry.id,
-                        entry.org_id,
-                        entry.kind,
-                        entry.units,
-                        entry.lot_id,
-                        entry.item_id,
-                        entry.period,
-                        entry.idempotency_key,
-                        ts(entry.created_at),
-                        entry.note,
-                        None if entry.record is None else canonical_json(entry.record),
-                        head,
-                    ),
-                )
-                results.append(Appended(entry, inserted=True))
-                added.setdefault(new.org_id, []).append(entry)
-                next_id += 1
-            if check is not None:
-                for org_id, new_entries in added.items():
-                    first_new = new_entries[0].id
-                    earlier = [e for e in self.credit_entries(org_id) if e.id < first_new]
-                    check(org_id, earlier, list(new_entries))
+        last = self._row("SELECT id, chain_hash FROM credit_entries ORDER BY id DESC LIMIT 1")
+        next_id, head = (last["id"] + 1, last["chain_hash"]) if last else (1, CHAIN_GENESIS)
+        added: dict[str, list[CreditEntry]] = {}
+        for new in entries:
+            existing = self._row(
+                "SELECT * FROM credit_entries WHERE org_id = ? AND idempotency_key = ?",
+                (new.org_id, new.idempotency_key),
+            )
+            if existing is not None:
+                stored = credit_from_row(existing)
+                if not new.same_movement(stored):
+                    raise IdempotencyConflict(
+                        f"idempotency key {new.idempotency_key!r} was used for another entry"
+                    )
+                results.append(Appended(stored, inserted=False))
+                continue
+            self._check_references(new)
+            entry = CreditEntry(
+                id=next_id,
+                org_id=new.org_id,
+                kind=new.kind,
+                units=new.units,
+                idempotency_key=new.idempotency_key,
+                lot_id=new.lot_id,
+                item_id=new.item_id,
+                period=new.period,
+                note=new.note,
+                created_at=dt(ts(new.created_at or self.now())),
+                record=None if new.record is None else dict(new.record),
+            )
+            head = credit_chain_hash(head, entry)
+            entry = replace(entry, chain_hash=head)
+            conn.execute(
+                "INSERT INTO credit_entries (id, org_id, kind, units, lot_id, item_id, period,"
+                " idempotency_key, created_at, note, record, chain_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.id,
+                    entry.org_id,
+                    entry.kind,
+                    entry.units,
+                    entry.lot_id,
+                    entry.item_id,
+                    entry.period,
+                    entry.idempotency_key,
+                    ts(entry.created_at),
+                    entry.note,
+                    None if entry.record is None else canonical_json(entry.record),
+                    head,
+                ),
+            )
+            results.append(Appended(entry, inserted=True))
+            added.setdefault(new.org_id, []).append(entry)
+            next_id += 1
+        if check is not None:
+            for org_id, new_entries in added.items():
+                first_new = new_entries[0].id
+                earlier = [e for e in self.credit_entries(org_id) if e.id < first_new]
+                check(org_id, earlier, list(new_entries))
         return results
+
+    # one change of the fee layer: entries, item, storage record and notices together
+
+    def commit_change(
+        self,
+        org_id: str,
+        *,
+        entries: Iterable[NewCreditEntry] = (),
+        check: CreditCheck | None = None,
+        new_item: tuple[str, NewItem, Certified] | None = None,
+        item_id: str | None = None,
+        item_changes: dict[str, Any] | None = None,
+        terms: dict[str, Any] | None = None,
+        notices: Iterable[StoredNotice] = (),
+    ) -> list[Appended]:
+        """One BEGIN IMMEDIATE transaction (REC-3 "one transaction per item"): insert a
+        certified item (`new_item`: id, values, certification) or change one
+        (`item_changes` of UPDATABLE_ITEM_FIELDS on `item_id`), insert or update its
+        storage record (`terms`: item_terms columns), append credit entries under
+        `check`, and keep notices not sent before. All of it or none."""
+        with self._write() as conn:
+            if new_item is not None:
+                nid, values, certified = new_item
+                self._insert_item_locked(conn, org_id, nid, values, None, certified)
+                item_id = nid
+            if item_changes:
+                assert item_id is not None
+                unknown = set(item_changes) - UPDATABLE_ITEM_FIELDS
+                if unknown:
+                    raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
+                values = {n: item_column_value(n, v) for n, v in item_changes.items()}
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                try:
+                    updated = conn.execute(
+                        f"UPDATE items SET {assignments} WHERE org_id = ? AND id = ?",
+                        (*values.values(), org_id, item_id),
+                    ).rowcount
+                except sqlite3.IntegrityError as exc:
+                    raise ItemImmutable(str(exc)) from None
+                if updated != 1:
+                    raise ItemNotFound(f"no item {item_id}")
+            if terms is not None:
+                assert item_id is not None
+                self._put_terms_locked(conn, org_id, item_id, terms)
+            appended = self._append_locked(conn, entries, check)
+            for notice in notices:
+                self._put_notice_locked(conn, notice)
+            return appended
+
+    def _put_terms_locked(
+        self, conn: sqlite3.Connection, org_id: str, item_id: str, terms: dict[str, Any]
+    ) -> None:
+        unknown = set(terms) - TERMS_COLUMNS
+        if unknown:
+            raise InvalidInput(f"unknown storage columns {', '.join(sorted(unknown))}")
+        values = {k: ts(v) if isinstance(v, datetime) else v for k, v in terms.items()}
+        values["updated_at"] = ts(self.now())
+        try:
+            exists = self._row("SELECT org_id FROM item_terms WHERE item_id = ?", (item_id,))
+            if exists is None:
+                names = ["item_id", "org_id", *values]
+                conn.execute(
+                    f"INSERT INTO item_terms ({', '.join(names)})"
+                    f" VALUES ({', '.join('?' for _ in names)})",
+                    (item_id, org_id, *values.values()),
+                )
+            elif exists["org_id"] != org_id:
+                raise ItemNotFound(f"no item {item_id}")
+            else:
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                conn.execute(
+                    f"UPDATE item_terms SET {assignments} WHERE org_id = ? AND item_id = ?",
+                    (*values.values(), org_id, item_id),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ItemImmutable(str(exc)) from None
+
+    def _put_notice_locked(self, conn: sqlite3.Connection, n: StoredNotice) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO notices (org_id, key, kind, at, subject, target, units,"
+            " covered, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                n.org_id,
+                n.key,
+                n.kind,
+                ts(n.at),
+                n.subject,
+                ts(n.target),
+                n.units,
+                None if n.covered is None else int(n.covered),
+                n.detail,
+                ts(n.created_at or self.now()),
+            ),
+        )
+
+    def item_terms(self, org_id: str, item_id: str) -> dict[str, Any] | None:
+        """The item's storage record (item_terms columns, instants as datetimes)."""
+        row = self._row(
+            "SELECT * FROM item_terms WHERE org_id = ? AND item_id = ?", (org_id, item_id)
+        )
+        return _terms(row) if row else None
+
+    def items_with_terms(
+        self, org_id: str, *, holding_original: bool = False
+    ) -> list[tuple[Item, dict[str, Any] | None]]:
+        """Every certified item of the organisation with its storage record, oldest first;
+        `holding_original`: only STORED items whose original is held (ACTIVE/EXPIRED)."""
+        sql = (
+            "SELECT i.*, t.item_id AS t_item_id, "
+            + ", ".join(f"t.{c} AS t_{c}" for c in sorted(TERMS_COLUMNS))
+            + " FROM items i LEFT JOIN item_terms t ON t.item_id = i.id"
+            " WHERE i.org_id = ? AND i.token IS NOT NULL"
+        )
+        if holding_original:
+            sql += " AND i.storage_state IN ('active', 'expired')"
+        rows = self._rows(sql + " ORDER BY i.created_at, i.id", (org_id,))
+        out: list[tuple[Item, dict[str, Any] | None]] = []
+        for row in rows:
+            terms = {c: row.pop(f"t_{c}") for c in TERMS_COLUMNS}
+            has = row.pop("t_item_id") is not None
+            out.append((item_from_row(row), _terms(terms) if has else None))
+        return out
+
+    def notices(self, org_id: str, *, limit: int = 100) -> list[StoredNotice]:
+        """The organisation's notices, newest first."""
+        rows = self._rows(
+            "SELECT * FROM notices WHERE org_id = ? ORDER BY id DESC LIMIT ?", (org_id, limit)
+        )
+        return [
+            StoredNotice(
+                r["org_id"],
+                r["key"],
+                r["kind"],
+                dt(r["at"]),
+                r["subject"],
+                dt(r["target"]),
+                r["units"] or 0,
+                None if r["covered"] is None else bool(r["covered"]),
+                r["detail"] or "",
+                dt(r["created_at"]),
+            )
+            for r in rows
+        ]
 
     def _check_references(self, new: NewCreditEntry) -> None:
         if self.organisation(new.org_id) is None:

@@ -59,7 +59,7 @@ def plan_kit(items: Sequence[EvidenceItem], created_at: datetime) -> KitPlan:
             KitFile(f"{folder}/{folder}.tsr", Artefact.TOKEN, item.item_id),
             KitFile(f"{folder}/certificate.pdf", Artefact.CERTIFICATE, item.item_id),
             KitFile(f"{folder}/ca-chain.pem", Artefact.CA_CHAIN, item.item_id),
-            KitFile(f"{folder}/inclusion-proof.json", Artefact.LEDGER_PROOF, item.item_id),
+            KitFile(f"{folder}/inclusion-proof.tlog", Artefact.LEDGER_PROOF, item.item_id),
         ]
         name = safe_name(item.form.file_name)
         with_original = Artefact.ORIGINAL in downloadable(item)
@@ -102,7 +102,7 @@ Each folder is one evidence item, named after the time-stamp token's serial numb
   <serial>.tsr          the RFC 3161 time-stamp token (the proof)
   certificate.pdf       the human-readable certificate, with the token embedded
   ca-chain.pem          the certificate chain of the time-stamping authority
-  inclusion-proof.json  the proof that the token is in the authority's public ledger
+  inclusion-proof.tlog  the proof that the token is in the authority's public ledger
   original/             the original file, when it was stored and is included
 
 To verify without trusting anyone, in the item's folder:

@@ -15,6 +15,10 @@ Modules, one job each:
 - store       `NameStore` protocol and the in-memory store
 - core, lifecycle, registry   the service
 - config      `Policy` loaded from conf/names.toml
+- policy_edits, policy_store, policy_admin   administrators' edits of the word lists
+              and weights: an overlay on conf/ kept (time-stamped) in the names database
+- timestamping  the served registry (`NamesService`): events time-stamped by this TSA;
+              `NamesService.handle_of(org_id)` is an organisation's current handle
 """
 
 from tsa_server.beijing_calendar import BEIJING, Interval, add_months, beijing

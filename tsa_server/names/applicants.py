@@ -51,6 +51,36 @@ class Mark:
 
 
 @dataclass(frozen=True)
+class BrandProof:
+    """What a Group-1 applicant shows for its mark (H-9, H-14), for the operator's review:
+    the registration (or application) number, and the proof document as an evidence
+    item deposited with this TSA (`evidence_item`) and/or its SHA-256 (`evidence_sha256`,
+    lowercase hex)."""
+
+    registration_number: str
+    evidence_item: str | None = None
+    evidence_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        number = self.registration_number.strip()
+        if not number or len(number) > 64 or not number.isprintable():
+            raise ValueError("registration_number: 1-64 printable characters")
+        object.__setattr__(self, "registration_number", number)
+        if self.evidence_item is None and self.evidence_sha256 is None:
+            raise ValueError("give the proof document: evidence_item or evidence_sha256")
+        sha = self.evidence_sha256
+        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            raise ValueError("evidence_sha256: 64 lowercase hex digits")
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "registration_number": self.registration_number,
+            "evidence_item": self.evidence_item,
+            "evidence_sha256": self.evidence_sha256,
+        }
+
+
+@dataclass(frozen=True)
 class Shop:
     """A snapshot of the shop applying, supplied by the shop system."""
 

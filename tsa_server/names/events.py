@@ -33,6 +33,8 @@ class EventKind(enum.StrEnum):
     RELEASED = "released"
     RECLAIMED = "reclaimed"
     REVIEW_RESOLVED = "review_resolved"
+    BRAND_CERTIFIED = "brand_certified"  # H-14: proof accepted, effective at once
+    BRAND_REJECTED = "brand_rejected"  # H-14: proof refused, the application withdrawn
 
 
 def _check_value(value: Any, where: str) -> None:

@@ -48,6 +48,10 @@ class Refusal(enum.StrEnum):
     MARK_NOT_LISTED = "mark_not_listed"
     MARK_TOO_RECENT = "mark_too_recent"
     MARK_MISMATCH = "mark_mismatch"
+    PROOF_REQUIRED = "proof_required"  # H-9: a Group-1 application shows its proof
+    EVIDENCE_NOT_FOUND = "evidence_not_found"  # the proof is not an item of the applicant
+    BRAND_REVIEW_PENDING = "brand_review_pending"  # H-14: the operator reviews the proof
+    NOT_BRAND_APPLICANT = "not_brand_applicant"
     ALREADY_APPLIED = "already_applied"
     ALREADY_HOLDS = "already_holds"
     # Changes (H-10)

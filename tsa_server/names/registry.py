@@ -14,7 +14,7 @@ from typing import Any
 
 from tsa_server.beijing_calendar import Interval
 
-from .applicants import Group, Mark, Shop, check_eligibility
+from .applicants import BrandProof, Group, Mark, Shop, check_eligibility
 from .core import BLOCKING, Done, Result
 from .disputes import Entry, Metrics, Standing, objection_window, rank, score
 from .events import EventKind, event_time
@@ -85,11 +85,13 @@ class Registry(Lifecycle):
         group: Group = Group.PUBLIC,
         mark: Mark | None = None,
         shop_name: str | None = None,
+        proof: BrandProof | None = None,
     ) -> Result:
         """Apply for `handle` for `shop`. Group 2 uses the shop's current name (H-7);
-        Group 1 may give the shop name the mark will head (`shop_name`)."""
-        if shop_name is not None and group is not Group.BRAND:
-            raise ValueError("only a Group-1 (brand) application may propose a shop name")
+        Group 1 may give the shop name the mark will head (`shop_name`) and the proof
+        the operator reviews (`proof`, see `certify`)."""
+        if (shop_name is not None or proof is not None) and group is not Group.BRAND:
+            raise ValueError("only a Group-1 (brand) application has a shop name or proof")
         now = self._now()
         refused = check_eligibility(shop, group, mark, handle, now, self.policy)
         if refused:
@@ -112,7 +114,14 @@ class Registry(Lifecycle):
             return Refused(BLOCKING[rec.status], rec.handle)
         assert c.shop_name is not None
         app = Application(
-            shop.shop_id, shop.account_id, c.handle.text, c.shop_name.text, group, now
+            shop.shop_id,
+            shop.account_id,
+            c.handle.text,
+            c.shop_name.text,
+            group,
+            now,
+            mark if group is Group.BRAND else None,
+            proof,
         )
         apps = (*rec.applications, app) if rec else (app,)
         new = HandleRecord(key, rec.handle if rec else app.handle, HandleStatus.PENDING, apps)
@@ -129,6 +138,8 @@ class Registry(Lifecycle):
                 "text": mark.text,
                 "filed_at": event_time(mark.filed_at),
             }
+        if proof is not None:
+            data["proof"] = proof.to_json()
         return self._emit(EventKind.APPLIED, now, key, new.handle, data, put=[new])
 
     # ------------------------------------------------------ approve / publish
@@ -151,15 +162,25 @@ class Registry(Lifecycle):
             return Refused(Refusal.NOT_YET_PUBLISHED, event_time(beta.publish_at))
         return None
 
-    def approve(self, handle: str, metrics: Mapping[str, Metrics] | None = None) -> Result:
+    def approve(
+        self,
+        handle: str,
+        metrics: Mapping[str, Metrics] | None = None,
+        *,
+        brand_review: bool = False,
+    ) -> Result:
         """Publish the result for a pending handle: approved at once when it has a single
         applicant with a unique shop name (H-15), contested otherwise (scores from
-        `metrics`, keyed by shop id). Mark holders (Group 1) take precedence (H-13)."""
+        `metrics`, keyed by shop id). Mark holders (Group 1) take precedence (H-13).
+        With `brand_review` (the served registry) a handle with a Group-1 application
+        stays pending: its proof is reviewed through `certify` / `reject_brand` (H-14)."""
         now = self._now()
         rec = self.lookup(handle, now)
         if rec is None or rec.status is not HandleStatus.PENDING:
             return Refused(Refusal.NOTHING_PENDING, handle)
         brand = tuple(a for a in rec.applications if a.group is Group.BRAND)
+        if brand_review and brand:
+            return Refused(Refusal.BRAND_REVIEW_PENDING, ",".join(a.shop_id for a in brand))
         pool = brand or rec.applications
         refused = self._too_early(pool, now)
         if refused:
@@ -267,3 +288,57 @@ class Registry(Lifecycle):
             "objections": len(contest.objections),
         }
         return self._emit(EventKind.DECIDED, now, rec.key, new.handle, data, put=[new])
+
+    # ------------------------------------------------- brand review (H-9, H-14)
+    def _brand_application(
+        self, handle: str, shop_id: str
+    ) -> tuple[HandleRecord, Application] | Refused:
+        rec = self.lookup(handle)
+        if rec is None or rec.status is not HandleStatus.PENDING:
+            return Refused(Refusal.NOTHING_PENDING, handle)
+        app = rec.application(shop_id)
+        if app is None or app.group is not Group.BRAND:
+            return Refused(Refusal.NOT_BRAND_APPLICANT, shop_id)
+        return rec, app
+
+    def certify(self, handle: str, shop_id: str, note: str = "") -> Result:
+        """H-14: the operator accepts a Group-1 applicant's proof; the handle is the
+        applicant's at once (every other application for it is dropped)."""
+        now = self._now()
+        found = self._brand_application(handle, shop_id)
+        if isinstance(found, Refused):
+            return found
+        rec, app = found
+        holding = self._holding_for(app, now)
+        new = HandleRecord(rec.key, holding.handle, HandleStatus.ACTIVE, holding=holding)
+        data: dict[str, Any] = {
+            "shop": app.shop_id,
+            "account": app.account_id,
+            "shop_name": holding.shop_name,
+            "proof": app.proof.to_json() if app.proof else None,
+            "note": note,
+            "dropped": [a.shop_id for a in rec.applications if a is not app],
+        }
+        return self._emit(EventKind.BRAND_CERTIFIED, now, rec.key, new.handle, data, put=[new])
+
+    def reject_brand(self, handle: str, shop_id: str, note: str = "") -> Result:
+        """H-14: the operator refuses a Group-1 applicant's proof; its application is
+        withdrawn and the others stay pending."""
+        now = self._now()
+        found = self._brand_application(handle, shop_id)
+        if isinstance(found, Refused):
+            return found
+        rec, app = found
+        rest = tuple(a for a in rec.applications if a is not app)
+        data = {
+            "shop": app.shop_id,
+            "account": app.account_id,
+            "note": note,
+            "applicants": len(rest),
+        }
+        if not rest:
+            return self._emit(
+                EventKind.BRAND_REJECTED, now, rec.key, rec.handle, data, delete=[rec.key]
+            )
+        new = replace(rec, applications=rest)
+        return self._emit(EventKind.BRAND_REJECTED, now, rec.key, rec.handle, data, put=[new])

@@ -31,7 +31,7 @@ import sqlite_utils
 from ledger.store.sqlite import connect
 from tsa_server.beijing_calendar import Interval, parse_utc_text, utc_text
 
-from .applicants import Group
+from .applicants import BrandProof, Group, Mark, MarkKind
 from .disputes import Metrics, Ranking, Standing
 from .holds import Hold, HoldKind
 from .quota import ChangeHistory
@@ -110,6 +110,31 @@ def _metrics_from(d: dict[str, Any]) -> Metrics:
     )
 
 
+def _brand_json(a: Application) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if a.mark is not None:
+        out["mark"] = {
+            "kind": a.mark.kind.value,
+            "text": a.mark.text,
+            "filed_at": _t(a.mark.filed_at),
+            "listed": a.mark.listed,
+        }
+    if a.proof is not None:
+        out["proof"] = a.proof.to_json()
+    return out
+
+
+def _brand_from(a: dict[str, Any]) -> tuple[Mark | None, BrandProof | None]:
+    m, p = a.get("mark"), a.get("proof")
+    mark = (
+        None
+        if m is None
+        else Mark(MarkKind(m["kind"]), m["text"], parse_utc_text(m["filed_at"]), m["listed"])
+    )
+    proof = None if p is None else BrandProof(**p)
+    return mark, proof
+
+
 def record_to_json(r: HandleRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"key": r.key, "handle": r.handle, "status": r.status.value}
     out["applications"] = [
@@ -120,6 +145,7 @@ def record_to_json(r: HandleRecord) -> dict[str, Any]:
             "shop_name": a.shop_name,
             "group": int(a.group),
             "applied_at": _t(a.applied_at),
+            **_brand_json(a),
         }
         for a in r.applications
     ]
@@ -188,6 +214,7 @@ def record_from_json(o: dict[str, Any]) -> HandleRecord:
             a["shop_name"],
             Group(a["group"]),
             parse_utc_text(a["applied_at"]),
+            *_brand_from(a),
         )
         for a in o["applications"]
     )
@@ -274,6 +301,11 @@ class SqliteNameStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open connection (policy_store.PolicyStore shares it)."""
+        return self._conn
 
     # ------------------------------------------------------------- NameStore
     def get(self, key: str) -> HandleRecord | None:

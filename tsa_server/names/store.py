@@ -16,7 +16,7 @@ from typing import Protocol
 
 from tsa_server.beijing_calendar import Interval
 
-from .applicants import Group
+from .applicants import BrandProof, Group, Mark
 from .disputes import Ranking
 from .holds import Hold
 from .quota import ChangeHistory
@@ -39,6 +39,8 @@ class Application:
     shop_name: str  # NFKC form; the handle is its prefix (H-1)
     group: Group
     applied_at: datetime
+    mark: Mark | None = None  # Group 1: the mark offered (H-14)
+    proof: BrandProof | None = None  # Group 1: the proof the operator reviews (H-9)
 
 
 @dataclass(frozen=True)

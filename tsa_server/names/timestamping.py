@@ -31,17 +31,24 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from asn1crypto import cms, tsp  # noqa: F401 - tsp registers TSTInfo with cms
 
+from tsa_server.beijing_calendar import utc_text
+
 from .core import Done, Result
 from .events import Event
+from .policy_admin import PolicyAdmin
+from .policy_edits import ListEdit
+from .policy_store import PolicyChange, PolicyStore
 from .registry import Registry
 from .sqlite_store import SqliteNameStore, StoredEvent
+from .store import HandleStatus
 
 
 class TimestampUnavailable(Exception):
@@ -157,11 +164,46 @@ class NamesService:
         clock: PinnedClock,
         timestamp: Callable[[bytes, str], Any],
         operators: frozenset[str] = frozenset(),
+        policy_admin: PolicyAdmin | None = None,
     ) -> None:
         self.registry, self.store, self.sink, self.clock = registry, store, sink, clock
         self._timestamp = timestamp  # Issuer.timestamp
         self.operators = operators
+        self.policy_admin = policy_admin  # word lists and weights in force (policy_admin.py)
         self._lock = asyncio.Lock()
+
+    def handle_of(self, org_id: str) -> str | None:
+        """The handle an organisation holds now (its shop is the organisation), or None:
+        what an evidence certificate prints beside the holder's name."""
+        rec = self.store.by_shop(org_id)
+        if rec is None or rec.status is not HandleStatus.ACTIVE or rec.holding is None:
+            return None
+        if rec.holding.shop_id != org_id or rec.holding.account_id != org_id:
+            return None
+        return rec.holding.handle
+
+    async def edit_policy(
+        self,
+        *,
+        if_match: str,
+        by: Mapping[str, str],
+        edits: tuple[ListEdit, ...] = (),
+        weights: Mapping[str, Fraction | None] | None = None,
+    ) -> PolicyChange:
+        """An administrator's change of the word lists / weights (call inside
+        `operation()`): time-stamped, in the operations log, durable, then in force."""
+        assert self._lock.locked(), "edit_policy() outside operation()"
+        if self.policy_admin is None:
+            raise TimestampUnavailable("the policy is not editable on this server")
+        return await self.policy_admin.edit(
+            if_match=if_match,
+            by=by,
+            at=utc_text(self.clock()),
+            edits=edits,
+            weights=weights,
+            stamp=self._stamp,
+            ops=self.sink.ops,
+        )
 
     @contextlib.asynccontextmanager
     async def operation(self):
@@ -229,29 +271,29 @@ def open_names(conf: Any, issuer: Any, ops: Any) -> NamesService | None:
     from tsa_server.errors import ConfigError
 
     from .config import load_policy
-    from .words import Lexicon, LexiconSource
+    from .words import LexiconSource
 
     policy_path = Path(conf.policy)
     if not policy_path.exists():
-        logging.getLogger("tsa.names").warning(
-            "no handle registry: %s does not exist", policy_path
-        )
+        logging.getLogger("tsa.names").warning("no handle registry: %s does not exist", policy_path)
         return None
     policy = load_policy(policy_path)
+    source = None
     if policy.word_lists is not None:
         w = policy.word_lists
         source = LexiconSource(w.banned, w.restricted, w.brands)
-        lexicon: Callable[[], Lexicon] = source.current
-    else:
-        empty = Lexicon()
-        lexicon = lambda: empty  # noqa: E731
     try:
         store = SqliteNameStore(conf.path)
+        policy_store = PolicyStore(conf.path, conn=store.connection)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"[names] path: cannot open {conf.path}: {exc}") from None
     sink = TimestampingSink(store, ops)
     clock = PinnedClock()
-    registry = Registry(policy, lexicon, clock, sink, store)
+    registry = Registry(policy, lambda: admin.lexicon(), clock, sink, store)
+    try:
+        admin = PolicyAdmin(policy, source, policy_store, lambda p: setattr(registry, "policy", p))
+    except ValueError as exc:  # EditError: the stored weights and the file disagree
+        raise ConfigError(f"[names] stored policy overlay: {exc}") from None
     return NamesService(
-        registry, store, sink, clock, issuer.timestamp, frozenset(conf.operators)
+        registry, store, sink, clock, issuer.timestamp, frozenset(conf.operators), admin
     )

@@ -27,7 +27,14 @@ def length(n: int) -> bytes:
 
 
 def tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + length(len(content)) + content
+    n = len(content)
+    if n < 0x80:  # the hot path's usual sizes, without building the length separately
+        return bytes((tag, n)) + content
+    if n < 0x100:
+        return bytes((tag, 0x81, n)) + content
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + content
+    return bytes((tag,)) + length(n) + content
 
 
 def integer(value: int) -> bytes:

@@ -9,6 +9,7 @@ written into the token before signing.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -65,8 +66,8 @@ class SignatureAlgorithm:
     digest: str
     identifier: algos.SignedDigestAlgorithm
 
-    @property
-    def der(self) -> bytes:
+    @functools.cached_property
+    def der(self) -> bytes:  # spliced into every token: encode once
         return self.identifier.dump()
 
 

@@ -63,11 +63,34 @@ def load_library(location: TokenLocation) -> pkcs11.lib:
         raise SignerUnavailable(f"cannot load PKCS#11 module {location.module}: {exc}") from None
 
 
+_REINITIALIZE_EVERY_S = 2.0
+_last_reinitialize = 0.0
+
+
+def _reinitialize(lib: pkcs11.lib) -> None:
+    """C_Finalize + C_Initialize, at most every couple of seconds. SoftHSM reads its
+    token directory only when initialised, so a token that went away and came back is
+    seen again only after this. It invalidates every session of the process; each
+    Pkcs11Signer drops its session on the next error and reconnects."""
+    global _last_reinitialize
+    now = time.monotonic()
+    if now - _last_reinitialize < _REINITIALIZE_EVERY_S:
+        return
+    _last_reinitialize = now
+    try:
+        lib.reinitialize()
+    except pkcs11.PKCS11Error:
+        pass
+
+
 def open_session(location: TokenLocation, *, rw: bool = False) -> pkcs11.Session:
-    """Open a logged-in session, retrying the transient failures of concurrent openers."""
+    """Open a logged-in session, retrying the transient failures of concurrent openers
+    and re-reading the token list when the token is missing or failing."""
     lib = load_library(location)
     last: Exception | None = None
     for attempt in range(_OPEN_RETRIES):
+        if attempt >= 2:  # not a passing clash with another opener: re-read the tokens
+            _reinitialize(lib)
         try:
             token = lib.get_token(token_label=location.token_label)
             try:
@@ -243,17 +266,24 @@ class Pkcs11Signer:
 
     def sign_many(self, messages: list[bytes], digest_names: list[str]) -> list[bytes]:
         with self._lock:
-            try:
-                if self._session is None:
-                    self._connect()
-                return [self._sign_one(m, d) for m, d in zip(messages, digest_names, strict=True)]
-            except SignerUnavailable:
-                raise
-            except pkcs11.PKCS11Error as exc:
-                self._drop_session()
-                raise SignerUnavailable(
-                    f"signing failed in the token: {type(exc).__name__}"
-                ) from None
+            # A session can die under us (the library re-initialised to find a token
+            # that came back, the token restarted): reconnect once before failing.
+            for attempt in range(2):
+                try:
+                    if self._session is None:
+                        self._connect()
+                    return [
+                        self._sign_one(m, d) for m, d in zip(messages, digest_names, strict=True)
+                    ]
+                except SignerUnavailable:
+                    raise
+                except pkcs11.PKCS11Error as exc:
+                    self._drop_session()
+                    if attempt:
+                        raise SignerUnavailable(
+                            f"signing failed in the token: {type(exc).__name__}"
+                        ) from None
+            raise AssertionError("unreachable")
 
     def _sign_one(self, message: bytes, digest_name: str) -> bytes:
         family = self.key_spec.family

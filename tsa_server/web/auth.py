@@ -7,7 +7,9 @@ ignored: URLs end up in logs and browser histories). Missing, malformed, unknown
 revoked or expired keys get 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3); a valid
 key without the scope gets 403 with ``error="insufficient_scope"``. The handler then
 finds the caller in ``request[PRINCIPAL]``, and every query it makes is scoped to
-``principal.org_id``. Answers are JSON ``{"error": ...}`` and never cached.
+``principal.org_id``. An authenticated request over its key's or organisation's rate
+limit (web/ratelimit.py, when the app has one) gets 429 with ``Retry-After``. Answers
+are JSON ``{"error": ...}`` and never cached.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tsa_server.evidence.errors import (
 )
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.handlers import STATE
+from tsa_server.web.ratelimit import RATE_LIMITER, retry_after_header
 
 log = logging.getLogger("tsa.web.auth")
 
@@ -116,6 +119,27 @@ def accounts(request: web.Request) -> Accounts:
     return Accounts(evidence_store(request))
 
 
+def rate_limited(request: web.Request, principal: Principal) -> web.Response | None:
+    """429 with Retry-After when the key or its organisation has no token left."""
+    limiter = request.app.get(RATE_LIMITER)
+    refusal = None if limiter is None else limiter.take(principal.key_id, principal.org_id)
+    if refusal is None:
+        return None
+    wait = retry_after_header(refusal.retry_after)
+    whose = "this API key" if refusal.scope == "key" else "this organisation's API keys"
+    return web.json_response(
+        {
+            "error": f"rate limit of {whose} reached: retry in {wait} s",
+            "bucket": refusal.scope,
+            "per_second": refusal.limit.per_second,
+            "burst": refusal.limit.burst,
+            "retry_after": int(wait),
+        },
+        status=429,
+        headers={"Retry-After": wait, "Cache-Control": "no-store"},
+    )
+
+
 def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
     """Authenticate the request's API key (and check `scope`) before the handler runs;
     evidence-layer errors the handler raises become their JSON answers."""
@@ -126,6 +150,9 @@ def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
             try:
                 token = bearer_token(request)
                 principal = accounts(request).authenticate(token)
+                limited = rate_limited(request, principal)
+                if limited is not None:
+                    return limited
                 if scope is not None:
                     principal.require(scope)
             except _MissingKey as exc:  # no credentials: a bare challenge (RFC 6750 §3.1)

@@ -44,6 +44,7 @@ class WebState:
     ledger_path: str | None = None
     evidence: EvidenceStore | None = None  # accounts, API keys, items (web/accounts.py)
     names: NamesService | None = None  # the handle (字号) registry (web/names.py)
+    public_url: str = "http://127.0.0.1:3161"  # [server] origin, for certificates' links
 
 
 STATE = web.AppKey("state", WebState)
@@ -83,6 +84,9 @@ async def timestamp(request: web.Request) -> web.Response:
     """POST application/timestamp-query -> application/timestamp-reply (RFC 3161 §3.4)."""
     state = request.app[STATE]
     _check_headers(request)
+    if request.content.is_eof():  # the usual case: the whole body came with the headers
+        body = await _read_bounded(request, state.max_body_bytes)
+        return _reply(await state.issuer.issue(body))
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
             body = await _read_bounded(request, state.max_body_bytes)
@@ -130,7 +134,7 @@ async def readyz(request: web.Request) -> web.Response:
     problems = []
     if not clock.usable:
         problems.append(f"clock: {clock.reason}")
-    problems.extend(state.issuer.problems())
+    problems.extend(await state.issuer.problems())
     body = {
         "ready": not problems,
         "clock": clock.reason,

@@ -1,7 +1,9 @@
 """The trade-name (字号 / handle) endpoints (evidence-rules.md part D).
 
 ``GET  /api/v1/names/check?handle=&shop_name=``  public: bytes, validity, reason
-``POST /api/v1/names/applications``             deposit scope: apply for a handle
+``POST /api/v1/names/applications``             deposit scope: apply for a handle; group 1
+                                                (brand holder, H-14) adds ``mark`` and
+                                                ``proof`` (an evidence item of the caller)
 ``GET  /api/v1/names/{handle}``                 any key: status (contest view for contenders)
 ``GET  /api/v1/names/{handle}/history``         any key: events with their RFC 3161 tokens
 ``POST /api/v1/names/{handle}/change``          deposit scope, holder: new handle / custom part
@@ -16,7 +18,11 @@ gives, the shop's opening date is the organisation's creation). An organisation 
 therefore only ever act for its own shop: a holder's handle cannot be changed,
 released or objected to in its name by another key (403 ``not_owner``).
 Operators are the organisations listed in [names] operators; with an admin-scope key
-they publish results, decide contests and resolve penalty reviews.
+they publish results, certify or reject brand applicants' proof (``{"brand": shop,
+"verdict": "certify" | "reject"}``), decide contests and resolve penalty reviews.
+A handle with a brand application stays pending until its proof is reviewed: neither
+open registration's immediate publication nor an operator's plain publication
+approves it. The word lists and weights: web/names_policy.py.
 
 Every accepted operation is time-stamped by this TSA before it is committed
 (tsa_server.names.timestamping); refusals are JSON ``{"error", "reason", "detail",
@@ -25,16 +31,20 @@ Every accepted operation is time-stamped by this TSA before it is committed
 
 from __future__ import annotations
 
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 from aiohttp import web
 
-from tsa_server.beijing_calendar import utc_text
+from tsa_server.beijing_calendar import BEIJING, utc_text
 from tsa_server.evidence.accounts import Scope
 from tsa_server.names import (
     Done,
+    Group,
     HandleStatus,
+    Mark,
+    MarkKind,
     Metrics,
     Refusal,
     Refused,
@@ -42,6 +52,7 @@ from tsa_server.names import (
     ReviewOutcome,
     Shop,
 )
+from tsa_server.names.applicants import BrandProof
 from tsa_server.names.quota import changes_left, next_change_at
 from tsa_server.names.registry import standing_data
 from tsa_server.names.timestamping import (
@@ -77,6 +88,8 @@ _INPUT = {
     Refusal.MARK_TOO_RECENT,
     Refusal.MARK_MISMATCH,
     Refusal.METRICS_MISSING,
+    Refusal.PROOF_REQUIRED,
+    Refusal.EVIDENCE_NOT_FOUND,
 }
 _FORBIDDEN = {Refusal.NOT_OWNER, Refusal.NOT_HOLDER, Refusal.NOT_CONTENDER}
 
@@ -132,7 +145,7 @@ def _shop(request: web.Request, shop_name: str) -> Shop:
     return Shop(org_id, org_id, shop_name, org.created_at)
 
 
-def _is_operator(request: web.Request, names: NamesService) -> bool:
+def is_operator(request: web.Request, names: NamesService) -> bool:
     p = request[PRINCIPAL]
     return p.org_id in names.operators and p.has(Scope.ADMIN)
 
@@ -195,22 +208,93 @@ async def check(request: web.Request) -> web.Response:
 
 
 # --------------------------------------------------------------------- apply
+def _filed_at(value: Any) -> datetime:
+    """An ISO 8601 date or date-time; without an offset it is Beijing time (G-1)."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise BadRequest(400, "mark.filed_at must be an ISO 8601 date or date-time")
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(400, f"mark.filed_at: not an ISO 8601 date-time: {value!r}") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=BEIJING)
+
+
+def _brand_claim(request: web.Request, body: dict[str, Any], handle: str):
+    """Group 1 (H-14): the mark and the proof, the proof being an evidence item of the
+    caller's organisation (by id and/or the SHA-256 of its content)."""
+    mark_raw, proof_raw = body.get("mark"), body.get("proof")
+    if not isinstance(mark_raw, dict) or not isinstance(proof_raw, dict):
+        raise BadRequest(
+            400,
+            "group 1 needs mark {kind, filed_at, registration_number} "
+            "and proof {item_id and/or sha256}",
+        )
+    _only(mark_raw, "kind", "text", "filed_at", "registration_number")
+    _only(proof_raw, "item_id", "sha256")
+    try:
+        kind = MarkKind(_text(mark_raw, "kind", required=True))
+    except ValueError:
+        raise BadRequest(400, "mark.kind must be R or TM") from None
+    mark = Mark(kind, _text(mark_raw, "text", default=handle), _filed_at(mark_raw.get("filed_at")))
+    item_id = proof_raw.get("item_id")
+    sha = proof_raw.get("sha256")
+    if item_id is not None and not isinstance(item_id, str):
+        raise BadRequest(400, "proof.item_id must be a string")
+    if sha is not None and not isinstance(sha, str):
+        raise BadRequest(400, "proof.sha256 must be a string")
+    sha = sha.lower() if sha else None
+    evidence = request.app[STATE].evidence
+    org = request[PRINCIPAL].org_id
+    if item_id is not None:
+        item = evidence.item(org, item_id) if evidence is not None and len(item_id) < 100 else None
+        if item is None or (sha is not None and item.sha256 != sha):
+            return mark, Refused(Refusal.EVIDENCE_NOT_FOUND, item_id)
+        sha = item.sha256
+    elif sha is not None:
+        if len(sha) != 64 or evidence is None or not evidence.items_by_sha256(org, sha):
+            return mark, Refused(Refusal.EVIDENCE_NOT_FOUND, sha)
+    try:
+        proof = BrandProof(_text(mark_raw, "registration_number", required=True), item_id, sha)
+    except ValueError as exc:
+        raise BadRequest(400, f"proof: {exc}") from None
+    return mark, proof
+
+
 @require(Scope.DEPOSIT)
 async def apply(request: web.Request) -> web.Response:
     names = service(request)
     body = await read_json_object(request)
-    _only(body, "handle", "shop_name")
+    _only(body, "handle", "shop_name", "group", "mark", "proof")
     handle = _text(body, "handle", required=True)
     shop = _shop(request, _text(body, "shop_name", required=True))
+    group_raw = body.get("group", 2)
+    if group_raw not in (1, 2) or isinstance(group_raw, bool):
+        raise BadRequest(400, "group must be 1 (brand, with mark and proof) or 2 (public)")
+    group = Group(group_raw)
+    if group is Group.PUBLIC:
+        if "mark" in body or "proof" in body:
+            raise BadRequest(400, "mark and proof belong to a group 1 (brand) application")
+
+        def op(r):
+            return r.apply(shop, handle)
+    else:
+        mark, proof = _brand_claim(request, body, handle)
+        if isinstance(proof, Refused):
+            return refused(proof)
+
+        def op(r):
+            return r.apply(shop, handle, group=group, mark=mark, proof=proof)
+
     async with names.operation():
-        result = await _run(names, lambda r: r.apply(shop, handle))
+        result = await _run(names, op)
         if isinstance(result, Refused):
             return refused(result)
         applied = result
-        if names.registry.policy.beta is None:
+        if names.registry.policy.beta is None and group is Group.PUBLIC:
             # open registration: the result is published at once (H-15): approved when
-            # the applicant and its shop name are unique, contested otherwise
-            outcome = await _run(names, lambda r: r.approve(handle))
+            # the applicant and its shop name are unique, contested otherwise; a brand
+            # application for the handle waits for the operator's review (H-14)
+            outcome = await _run(names, lambda r: r.approve(handle, brand_review=True))
             if isinstance(outcome, Done):
                 return _done(names, outcome, 201, applied_seq=applied.event.seq)
     return _done(names, applied, 202)
@@ -270,7 +354,7 @@ async def status(request: web.Request) -> web.Response:
         body["objections"] = len(rec.contest.objections)
         ranking = rec.contest.ranking
         body["manual_review"] = ranking.leader is None
-        if _is_operator(request, names):
+        if is_operator(request, names):
             body["standings"] = [_standing(s) for s in ranking.standings]
             body["leader"] = ranking.leader
         elif mine is not None:  # H-16: own metrics beside the provisional leader's only
@@ -286,7 +370,7 @@ async def status(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     names = service(request)
     org = request[PRINCIPAL].org_id
-    operator = _is_operator(request, names)
+    operator = is_operator(request, names)
     key = names.registry.key(request.match_info["handle"])
     events = names.store.events_touching(key, names.registry.key)
     if not events:
@@ -354,7 +438,7 @@ async def release(request: web.Request) -> web.Response:
     org = request[PRINCIPAL].org_id
     async with names.operation():
         if cause is not ReleaseCause.WITHDRAWN:  # shop deleted / penalty: operators only
-            if not _is_operator(request, names):
+            if not is_operator(request, names):
                 raise BadRequest(403, "only an operator may release for that cause")
             rec = names.registry.lookup(request.match_info["handle"])
             if rec is None or rec.holding is None:
@@ -420,25 +504,42 @@ def _metrics(raw: Any) -> dict[str, Metrics]:
 
 @require(Scope.ADMIN)
 async def decision(request: web.Request) -> web.Response:
-    """Operators: publish a pending handle (with metrics), decide a contest (winner or the
-    provisional leader), or resolve a penalty review (outcome)."""
+    """Operators: certify or reject a brand applicant's proof (brand + verdict), publish
+    a pending handle (with metrics), decide a contest (winner or the provisional
+    leader), or resolve a penalty review (outcome)."""
     names = service(request)
-    if not _is_operator(request, names):
+    if not is_operator(request, names):
         raise BadRequest(403, "only an operator organisation decides handles")
     body = await read_json_object(request)
-    _only(body, "winner", "note", "metrics", "outcome")
+    _only(body, "winner", "note", "metrics", "outcome", "brand", "verdict")
     handle = request.match_info["handle"]
     winner = body.get("winner")
     if winner is not None and not isinstance(winner, str):
         raise BadRequest(400, "winner must be a shop id")
     note = _text(body, "note")
     metrics = _metrics(body.get("metrics", {}))
+    brand = _text(body, "brand") or None
+    verdict = _text(body, "verdict") or None
+    if (brand is None) != (verdict is None) or verdict not in (None, "certify", "reject"):
+        raise BadRequest(
+            400, 'a brand review gives brand (shop id) and verdict ("certify" or "reject")'
+        )
     async with names.operation():
         rec = names.registry.lookup(handle)
         if rec is None:
             raise BadRequest(404, "no such handle")
-        if rec.status is HandleStatus.PENDING:
-            result = await _run(names, lambda r: r.approve(handle, metrics))
+        if brand is not None:
+            if verdict == "certify":
+                result = await _run(names, lambda r: r.certify(handle, brand, note))
+            else:
+                result = await _run(names, lambda r: r.reject_brand(handle, brand, note))
+                if isinstance(result, Done) and names.registry.policy.beta is None:
+                    # open registration: the public applicants' result is due now
+                    outcome = await _run(names, lambda r: r.approve(handle, brand_review=True))
+                    if isinstance(outcome, Done):
+                        return _done(names, outcome, rejected_seq=result.event.seq)
+        elif rec.status is HandleStatus.PENDING:
+            result = await _run(names, lambda r: r.approve(handle, metrics, brand_review=True))
         elif rec.status is HandleStatus.RECLAIM_REVIEW:
             try:
                 outcome = ReviewOutcome(_text(body, "outcome", required=True))

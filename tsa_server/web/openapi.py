@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tsa_server.web import evidence, evidence_files
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _REFUSAL = {"$ref": "#/components/schemas/Refusal"}
 _KEY = [{"apiKey": []}]
@@ -23,6 +25,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "not allowed (scope or owner)",
         404: "unknown",
         409: "state conflict",
+        412: "If-Match is stale: the policy changed (the answer carries the current ETag)",
+        428: "If-Match is required",
         503: "event could not be time-stamped",
     }
     return {str(c): _json(_REFUSAL if c in (400, 403, 409) else _ERROR, text[c]) for c in codes}
@@ -64,6 +68,13 @@ def _op(
 
 
 STR = {"type": "string"}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": True, "schema": STR}
+_WORDS = {"type": "array", "items": STR, "maxItems": 200}
+_WORD_EDIT = {
+    "type": "object",
+    "properties": {"add": _WORDS, "remove": _WORDS},
+    "additionalProperties": False,
+}
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -112,6 +123,16 @@ DOCUMENT: dict[str, Any] = {
                     "handle": STR,
                     "status": STR,
                     "event": {"$ref": "#/components/schemas/HistoryEvent"},
+                },
+            },
+            "PolicyWords": {
+                "type": "object",
+                "properties": {
+                    "version": {"type": "integer"},
+                    "etag": STR,
+                    "lists": {"type": "object"},
+                    "overlay": {"type": "object"},
+                    "change": {"type": "object"},
                 },
             },
             "Check": {
@@ -189,7 +210,97 @@ DOCUMENT: dict[str, Any] = {
                 scope="deposit",
                 ok="201",
                 params=[],
-                body=_body({"handle": STR, "shop_name": STR}, ["handle", "shop_name"]),
+                body=_body(
+                    {
+                        "handle": STR,
+                        "shop_name": STR,
+                        "group": {
+                            "enum": [1, 2],
+                            "description": "1: brand holder (H-14), with mark and proof; "
+                            "pending until an operator certifies it (202). 2 (default): public",
+                        },
+                        "mark": {
+                            "type": "object",
+                            "properties": {
+                                "kind": {"enum": ["R", "TM"]},
+                                "text": {**STR, "description": "default: the handle"},
+                                "filed_at": {**STR, "description": "ISO 8601; Beijing if naive"},
+                                "registration_number": STR,
+                            },
+                            "required": ["kind", "filed_at", "registration_number"],
+                        },
+                        "proof": {
+                            "type": "object",
+                            "description": "the proof document: an evidence item of the "
+                            "caller's organisation, by id and/or content SHA-256",
+                            "properties": {"item_id": STR, "sha256": STR},
+                        },
+                    },
+                    ["handle", "shop_name"],
+                ),
+            )
+        },
+        "/api/v1/names/policy/words": {
+            "get": _op(
+                "Word lists in force (banned, restricted, brands), version and ETag",
+                scope="",
+                ok_schema={"$ref": "#/components/schemas/PolicyWords"},
+                errors=(401, 404),
+                params=[],
+            ),
+            "patch": _op(
+                "Operator admin: add/remove words; If-Match required; time-stamped, in the "
+                "operations log, durable, in force at once",
+                scope="admin",
+                ok_schema={"$ref": "#/components/schemas/PolicyWords"},
+                errors=(400, 401, 403, 404, 412, 428, 503),
+                params=[_IF_MATCH],
+                body=_body({n: _WORD_EDIT for n in ("banned", "restricted", "brands")}),
+            ),
+        },
+        "/api/v1/names/policy/weights": {
+            "get": _op(
+                "Dispute weights in force (H-16), version and ETag",
+                scope="",
+                ok_schema={"type": "object"},
+                errors=(401, 404),
+                params=[],
+            ),
+            "patch": _op(
+                "Operator admin: override weights (null drops an override); If-Match required",
+                scope="admin",
+                ok_schema={"$ref": "#/components/schemas/PolicyWords"},
+                errors=(400, 401, 403, 404, 412, 428, 503),
+                params=[_IF_MATCH],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": {"type": ["number", "string", "null"]},
+                            }
+                        }
+                    },
+                },
+            ),
+        },
+        "/api/v1/names/policy/changes": {
+            "get": _op(
+                "Every policy change: canonical record, RFC 3161 token, operations-log index",
+                scope="",
+                ok_schema={"type": "object"},
+                errors=(401, 404),
+                params=[],
+            )
+        },
+        "/api/v1/names/policy/reload": {
+            "post": _op(
+                "Operator admin: re-read the conf word lists (the overlay stays on top)",
+                scope="admin",
+                ok_schema={"$ref": "#/components/schemas/PolicyWords"},
+                errors=(401, 403, 404, 409),
+                params=[],
             )
         },
         "/api/v1/names/{handle}": {
@@ -249,11 +360,14 @@ DOCUMENT: dict[str, Any] = {
         },
         "/api/v1/names/{handle}/decision": {
             "post": _op(
-                "Operator: publish a pending handle (metrics), decide a contest (winner) or "
-                "resolve a penalty review (outcome)",
+                "Operator: publish a pending handle (metrics), certify or reject a brand "
+                "applicant's proof (brand + verdict), decide a contest (winner) or resolve a "
+                "penalty review (outcome)",
                 scope="admin",
                 body=_body(
                     {
+                        "brand": {**STR, "description": "the Group-1 applicant's shop id"},
+                        "verdict": {"enum": ["certify", "reject"]},
                         "winner": STR,
                         "note": STR,
                         "metrics": {"type": "object"},
@@ -264,6 +378,16 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+# The evidence and fee endpoints describe themselves next to their handlers.
+DOCUMENT["components"]["schemas"].update(evidence.OPENAPI_SCHEMAS)
+DOCUMENT["paths"].update(evidence.OPENAPI_PATHS)
+DOCUMENT["paths"].update(evidence_files.OPENAPI_PATHS)
+# REC-10: every authenticated operation may be rate limited (web/ratelimit.py).
+for _operations in DOCUMENT["paths"].values():
+    for _operation in _operations.values():
+        if _operation.get("security"):
+            _operation["responses"].setdefault("429", evidence.RATE_LIMITED)
 
 
 async def document(request: web.Request) -> web.Response:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import accounts, handlers, ledger, names, openapi, verify
+from tsa_server.web import (
+    accounts,
+    evidence,
+    evidence_files,
+    handlers,
+    ledger,
+    names,
+    names_policy,
+    openapi,
+    verify,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -23,8 +33,33 @@ def add_routes(app: web.Application) -> None:
             web.post("/api/v1/keys", accounts.create_key),
             web.delete("/api/v1/keys/{key_id}", accounts.revoke_key),
             web.get("/api/v1/openapi.json", openapi.document),
+            web.post("/api/v1/credits/lots", evidence.grant_lot),
+            web.get("/api/v1/credits", evidence.credits),
+            web.post("/api/v1/deposits", evidence.deposit),
+            web.post("/api/v1/deposits/upload", evidence.upload),
+            web.get("/api/v1/items", evidence.list_items),
+            web.get("/api/v1/items/{item_id}", evidence.get_item),
+            web.get("/api/v1/items/{item_id}/token.tsr", evidence.token_tsr),
+            web.get("/api/v1/items/{item_id}/original", evidence.original),
+            web.post("/api/v1/items/{item_id}/delete-original", evidence.delete_original),
+            web.post("/api/v1/items/{item_id}/reupload", evidence.reupload),
+            web.post("/api/v1/items/{item_id}/reinstate", evidence.reinstate),
+            web.post("/api/v1/items/{item_id}/auto-renew", evidence.auto_renew),
+            web.get("/api/v1/reminders", evidence.reminders),
+            web.get("/api/v1/forecast", evidence.forecast),
+            web.get("/api/v1/usage", evidence.usage),
+            web.get("/api/v1/items/{item_id}/certificate.pdf", evidence_files.certificate),
+            web.get("/api/v1/items/{item_id}/kit.zip", evidence_files.kit),
             web.get("/api/v1/names/check", names.check),
             web.post("/api/v1/names/applications", names.apply),
+            # policy paths before /names/{handle}/...: their first segment "policy" is a
+            # valid handle, whose own sub-paths (history, change...) are other words
+            web.get("/api/v1/names/policy/words", names_policy.words),
+            web.patch("/api/v1/names/policy/words", names_policy.edit_words),
+            web.get("/api/v1/names/policy/weights", names_policy.weights),
+            web.patch("/api/v1/names/policy/weights", names_policy.edit_weights),
+            web.get("/api/v1/names/policy/changes", names_policy.changes),
+            web.post("/api/v1/names/policy/reload", names_policy.reload),
             web.get("/api/v1/names/{handle}", names.status),
             web.get("/api/v1/names/{handle}/history", names.history),
             web.post("/api/v1/names/{handle}/change", names.change),

@@ -1,0 +1,229 @@
+"""The renewal scheduler (REC-3, S-7, S-10, R-1 .. R-8, R-15, P-3): applies what the pure
+`fees.renewals.tick` decides to the store, and runs it periodically.
+
+`RenewalRunner.run(now)` does, for every organisation:
+
+1. `tick(wallet, stored items, now)`: lot lapses, renewals at each `expiry_k` (debit in
+   advance or EXPIRED, never partial), purges at the end of the grace window, caught up
+   in global order after downtime;
+2. each step is committed in ONE transaction (entries + item status/term + notices),
+   under the store's atomic credit check; a step another writer already committed is
+   recomputed from the new state, and a period already paid is never paid again (R-5):
+   an interrupted run, repeated, debits once;
+3. after a purge, the original's blob is deleted when no item references it any more
+   (deduplicated content may be held by another item or account);
+4. reminders due now (T-30/T-7/T-1, lot lapses, low balance) are kept as notices, each
+   key once;
+5. units reserved by a deposit that never finished (the process died between
+   reservation and certification) are refunded once the reservation is `stale_after`
+   old and no item was stored for them (no lost refund).
+
+`RenewalScheduler` runs it at start-up and every `interval_s` seconds as an asyncio task
+of the server, with an injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tsa_server.evidence.errors import IdempotencyConflict
+from tsa_server.evidence.fee_items import new_credit_entry, stored_notice
+from tsa_server.evidence.service import Change, EvidenceService, StaleChange, atomic_check
+from tsa_server.fees import (
+    EntryKind,
+    Outcome,
+    StorageStatus,
+    refund,
+    reminders_due,
+    tick,
+)
+from tsa_server.fees.lots import HoldState
+
+log = logging.getLogger("tsa.evidence.renewals")
+
+#: A reservation without its item after this long belongs to a deposit that died.
+STALE_RESERVATION = timedelta(minutes=15)
+
+
+@dataclass
+class RunReport:
+    """What one run did (counts over every organisation)."""
+
+    at: datetime
+    renewed: int = 0
+    expired: int = 0
+    purged: int = 0
+    lapsed: int = 0
+    refunded: int = 0
+    notices: int = 0
+    debited_units: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "renewed": self.renewed,
+            "expired": self.expired,
+            "purged": self.purged,
+            "lapsed": self.lapsed,
+            "refunded": self.refunded,
+            "notices": self.notices,
+            "debited_units": self.debited_units,
+            "errors": list(self.errors),
+        }
+
+
+class RenewalRunner:
+    """One pass of the scheduler over every organisation (module docstring)."""
+
+    def __init__(
+        self,
+        service: EvidenceService,
+        *,
+        on_step: Callable[[str, Outcome], None] | None = None,
+        stale_after: timedelta = STALE_RESERVATION,
+    ) -> None:
+        self.service = service
+        self.on_step = on_step  # called after each committed step (tests inject crashes)
+        self.stale_after = stale_after
+
+    def run(self, now: datetime | None = None) -> RunReport:
+        now = now or self.service.now()
+        report = RunReport(now)
+        for org in self.service.store.organisations():
+            try:
+                self.run_organisation(org.id, now, report)
+            except Exception as exc:  # noqa: BLE001 - one account must not stop the others
+                log.exception("renewal run for %s failed", org.id)
+                report.errors.append(f"{org.id}: {type(exc).__name__}")
+        return report
+
+    def run_organisation(self, org_id: str, now: datetime, report: RunReport) -> None:
+        service = self.service
+        for _ in range(5):
+            items = service.fee_items(org_id, holding_original=True)
+            result = tick(service.wallet(org_id), items, now, service.policy)
+            try:
+                for step in result.steps:
+                    self._apply(org_id, step, report)
+            except (StaleChange, IdempotencyConflict):
+                continue  # another writer moved the ledger: recompute from the new state
+            break
+        self._refund_stale(org_id, now, report)
+        self._remind(org_id, now, report)
+
+    def _apply(self, org_id: str, step: Outcome, report: RunReport) -> None:
+        service = self.service
+        change = service._outcome_change(org_id, step)
+        stored = service.item(org_id, step.item.item_id) if step.item is not None else None
+        service.store.commit_change(
+            org_id,
+            entries=[new_credit_entry(org_id, e) for e in change.entries],
+            check=atomic_check,
+            item_id=change.item_id,
+            item_changes=change.item_changes,
+            terms=change.terms,
+            notices=[stored_notice(org_id, n) for n in change.notices],
+        )
+        for e in step.entries:
+            if e.kind is EntryKind.RENEW:
+                report.renewed += 1
+                report.debited_units += e.drawn
+            elif e.kind is EntryKind.LAPSE:
+                report.lapsed += 1
+        if step.item is not None and step.item.storage is not None:
+            status = step.item.storage.status
+            if status is StorageStatus.EXPIRED:
+                report.expired += 1
+            elif status is StorageStatus.PURGED:
+                report.purged += 1
+                if stored is not None and stored.blob_key is not None:
+                    service.drop_blob_if_unused(stored.blob_key)
+        if self.on_step is not None:
+            self.on_step(org_id, step)
+
+    def _refund_stale(self, org_id: str, now: datetime, report: RunReport) -> None:
+        service = self.service
+        wallet = service.wallet(org_id)
+        for hold in list(wallet.holds.values()):
+            if hold.state is not HoldState.HELD:
+                continue
+            reserved = wallet.entry(f"reserve/{hold.batch}")
+            if reserved is None or now - reserved.at < self.stale_after:
+                continue
+            if hold.batch in service.live_batches:  # still certifying in this process
+                continue
+            if service.store.item(org_id, hold.item) is not None:
+                continue
+            item = hold.item
+            service._commit(
+                org_id,
+                lambda w, item=item: Change(refund(w, item, now, "deposit did not finish")),
+            )
+            report.refunded += 1
+
+    def _remind(self, org_id: str, now: datetime, report: RunReport) -> None:
+        service = self.service
+        due = reminders_due(service.wallet(org_id), service.fee_items(org_id), now, service.policy)
+        if not due:
+            return
+        known = {n.key for n in service.store.notices(org_id, limit=1000)}
+        fresh = [stored_notice(org_id, n) for n in due if n.key not in known]
+        if fresh:
+            service.store.commit_change(org_id, notices=fresh)
+            report.notices += len(fresh)
+
+
+class RenewalScheduler:
+    """The runner as a background task: at start-up, then every `interval_s` seconds."""
+
+    def __init__(
+        self,
+        runner: RenewalRunner,
+        interval_s: float,
+        *,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.interval_s = interval_s
+        self.now = now or runner.service.now
+        self.last: RunReport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def run_once(self) -> RunReport:
+        report = self.runner.run(self.now())
+        self.last = report
+        if report.renewed or report.expired or report.purged or report.lapsed or report.errors:
+            log.info("renewal run: %s", report.as_dict())
+        return report
+
+    async def loop(self) -> None:
+        while True:
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - the next run retries
+                log.exception("renewal run failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+
+    def start(self) -> None:
+        log.info("renewal scheduler: at start-up, then every %g s", self.interval_s)
+        self._task = asyncio.get_running_loop().create_task(self.loop())
+
+    def wake(self) -> None:
+        """Run now instead of at the next interval."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

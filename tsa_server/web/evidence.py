@@ -1,0 +1,1404 @@
+"""The evidence and fee endpoints (evidence-rules.md S-7 .. S-12, P-1 .. P-8, REC-3, REC-4).
+
+``POST /api/v1/credits/lots``            admin of an operator organisation: grant a lot
+``GET  /api/v1/credits``                 read: balance, lots (FEFO order), credit entries
+``POST /api/v1/deposits``                deposit or timestamp: hash-only, one or a batch
+``POST /api/v1/deposits/upload``         deposit: multipart, metadata part then files
+``GET  /api/v1/items``                   read: the organisation's items
+``GET  /api/v1/items/{id}``              read: one item with its storage status
+``GET  /api/v1/items/{id}/token.tsr``    read: the RFC 3161 reply, in every state
+``GET  /api/v1/items/{id}/original``     read: the stored original, only while ACTIVE
+``POST /api/v1/items/{id}/delete-original``  deposit: S-8 (confirmation required)
+``POST /api/v1/items/{id}/reupload``     deposit: S-9, raw bytes, hash-checked
+``POST /api/v1/items/{id}/reinstate``    deposit: S-10 within the grace window
+``GET  /api/v1/reminders``               read: reminders due now and recent notices
+``GET  /api/v1/forecast``                read: 12-month obligations against the balance
+``GET  /api/v1/usage``                   read: monthly quota use, balance, rate limits
+
+Fee refusals map to HTTP here: InsufficientCredits 402, StateError 409, field errors
+422, an original that is locked 409 (EXPIRED) or gone 410; unknown items and other
+organisations' items 404; the monthly quota (REC-10) 429 with Retry-After. Deposits
+take an ``Idempotency-Key`` header (evidence/idempotency.py): a retry of the same
+request gets the first 201 again.
+Uploads are streamed into the blob store a chunk at a time;
+the file name a client sends is kept as metadata and never becomes a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC
+from typing import Any
+
+from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from tsa_server.beijing_calendar import to_beijing
+from tsa_server.evidence.accounts import Scope
+from tsa_server.evidence.blobs import CHUNK_BYTES
+from tsa_server.evidence.errors import (
+    EvidenceError,
+    InvalidInput,
+    ItemNotFound,
+    PermissionDenied,
+)
+from tsa_server.evidence.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tsa_server.evidence.idempotency import (
+    InProgress,
+    KeyReused,
+    check_key,
+    fingerprint,
+)
+from tsa_server.evidence.records import check_tags
+from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler
+from tsa_server.evidence.service import (
+    DepositSpec,
+    EvidenceService,
+    MonthlyQuotaExceeded,
+    check_digests,
+)
+from tsa_server.evidence.store import MAX_PAGE
+from tsa_server.evidence.views import entry_json, forecast_json, lot_json, notice_json
+from tsa_server.fees import (
+    ConfirmationRequired,
+    DigestMismatch,
+    Digests,
+    FeeError,
+    FieldError,
+    InsufficientCredits,
+    InvalidEntry,
+    LedgerConflict,
+    Mode,
+    NotAllowed,
+    OriginalLocked,
+    QuotaExceeded,
+    StateError,
+    StorageStatus,
+    parse_deposit_form,
+)
+from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
+from tsa_server.rfc3161 import response
+from tsa_server.web.auth import PRINCIPAL, BadRequest, json_error, read_json_object, require
+from tsa_server.web.ratelimit import RATE_LIMITER, RateLimiter
+
+log = logging.getLogger("tsa.web.evidence")
+
+EVIDENCE = web.AppKey("evidence_service", EvidenceService)
+SCHEDULER = web.AppKey("renewal_scheduler", RenewalScheduler)
+#: Largest JSON deposit body (a batch of hash-only items with their metadata).
+MAX_DEPOSIT_JSON = 4 << 20
+#: Largest metadata part of a multipart upload.
+MAX_METADATA_BYTES = 1 << 20
+_FORM_FIELDS = frozenset(REQUIRED) | frozenset(OPTIONAL) - {"file_name", "media_type"}
+_ITEM_FIELDS = frozenset({"sha256", "sha512", "sm3", "size", "file_name", "media_type", "tags"})
+_UPLOAD_ITEM_FIELDS = frozenset({"sha256", "file_name", "tags"}) | _FORM_FIELDS
+
+
+def setup(app: web.Application, services: Any) -> None:
+    """Register the service and the API's rate limiter (REC-10) and start the renewal
+    scheduler with the server."""
+    conf = services.config.evidence
+    limiter = RateLimiter.from_settings(
+        conf.rate_per_second, conf.rate_burst, conf.account_rate_factor
+    )
+    if limiter is not None:
+        app[RATE_LIMITER] = limiter
+    service = getattr(services, "evidence_service", None)
+    if service is None:
+        return
+    app[EVIDENCE] = service
+    interval = services.config.evidence.renewal_interval_s
+
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        running = RenewalScheduler(RenewalRunner(service), interval)
+        app[SCHEDULER] = running
+        running.start()
+        yield
+        await running.stop()
+
+    app.cleanup_ctx.append(scheduler)
+
+
+def _service(request: web.Request) -> EvidenceService:
+    service = request.app.get(EVIDENCE)
+    if service is None:
+        raise BadRequest(404, "evidence deposits are not enabled on this server")
+    return service
+
+
+def _fees(handler):
+    """Map the fee layer's refusals to HTTP (the evidence layer's are mapped by require)."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except InsufficientCredits as exc:
+            return web.json_response(
+                {
+                    "error": str(exc),
+                    "needed": exc.needed,
+                    "available": exc.available,
+                    "lapsed": exc.lapsed,
+                },
+                status=402,
+            )
+        except FieldError as exc:
+            return web.json_response({"error": str(exc), "fields": exc.fields}, status=422)
+        except (DigestMismatch, ConfirmationRequired) as exc:
+            return json_error(422, str(exc))
+        except (StateError, LedgerConflict, InvalidEntry) as exc:
+            return json_error(409, str(exc))
+        except NotAllowed as exc:
+            return json_error(403, str(exc))
+        except MonthlyQuotaExceeded as exc:
+            return _quota_refusal(exc)
+        except QuotaExceeded as exc:
+            return json_error(429, str(exc))
+        except FeeError as exc:
+            return json_error(400, str(exc))
+
+    return wrapped
+
+
+def _quota_refusal(exc: MonthlyQuotaExceeded) -> web.Response:
+    """429 naming the quota, its use and limit; Retry-After: the next Beijing month."""
+    usage = exc.usage
+    return web.json_response(
+        {
+            "error": str(exc),
+            "quota": "monthly_item_quota",
+            "used": usage.used,
+            "limit": usage.limit,
+            "requested": exc.requested,
+            "window_start": _instant(usage.start),
+            "window_end": _instant(usage.end),
+            "retry_after": exc.retry_after,
+        },
+        status=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+def _instant(value: Any) -> str:
+    """An aware instant as ISO 8601 UTC with Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _org(request: web.Request) -> str:
+    return request[PRINCIPAL].org_id
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(f"{name} must be an integer {low}-{high}")
+    return int(raw)
+
+
+def _only_queries(request: web.Request, *names: str) -> None:
+    unknown = sorted(set(request.query) - set(names))
+    if unknown:
+        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}")
+
+
+def _item_id(request: web.Request) -> str:
+    item_id = request.match_info["item_id"]
+    if not item_id.isascii() or not item_id.isprintable() or len(item_id) > 64:
+        raise ItemNotFound("no such item")
+    return item_id
+
+
+# ------------------------------------------------------------------ credits
+
+
+@require(Scope.ADMIN)
+@_fees
+async def grant_lot(request: web.Request) -> web.Response:
+    service = _service(request)
+    principal = request[PRINCIPAL]
+    body = await read_json_object(request)
+    allowed = {"units", "idempotency_key", "note", "org_id"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise FieldError({name: "unknown field" for name in unknown})
+    if principal.org_id not in service.settings.operators:
+        raise PermissionDenied("only the platform operator's admin keys grant credit lots")
+    target = body.get("org_id", principal.org_id)
+    if not isinstance(target, str):
+        raise FieldError({"org_id": "must be an organisation id"})
+    if "units" not in body or "idempotency_key" not in body:
+        raise FieldError({n: "required" for n in ("units", "idempotency_key") if n not in body})
+    lot, created = service.grant_lot(
+        target, body["units"], body["idempotency_key"], note=body.get("note", "")
+    )
+    now = service.now()
+    return web.json_response(
+        {"lot": lot_json(lot, now), "balance": service.balance(target, now), "created": created},
+        status=201 if created else 200,
+    )
+
+
+@require(Scope.READ)
+@_fees
+async def credits(request: web.Request) -> web.Response:
+    _only_queries(request, "after_id", "limit")
+    service = _service(request)
+    org = _org(request)
+    after = _int_query(request, "after_id", 0, 0, 2**62)
+    limit = _int_query(request, "limit", 100, 1, MAX_PAGE)
+    now = service.now()
+    entries = service.entries(org, after_id=after, limit=limit)
+    return web.json_response(
+        {
+            "balance": service.balance(org, now),
+            "at": now.isoformat().replace("+00:00", "Z"),
+            "lots": [lot_json(lot, now) for lot in service.lots(org)],
+            "entries": [entry_json(e) for e in entries],
+            "next_after_id": entries[-1].id if len(entries) == limit else None,
+        }
+    )
+
+
+# ------------------------------------------------------------------ deposits
+
+
+def _form_fields(source: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in source.items() if k in _FORM_FIELDS or k in TIME_FIELDS}
+
+
+def _prefixed(exc: FieldError, prefix: str) -> dict[str, str]:
+    return {prefix + k: v for k, v in exc.fields.items()}
+
+
+def _tags(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise FieldError({where + "tags": "a list of strings"})
+    try:
+        return check_tags(value)
+    except InvalidInput as exc:
+        raise FieldError({where + "tags": str(exc)}) from None
+
+
+def _spec(
+    shared: dict[str, Any],
+    raw: Any,
+    prefix: str,
+    mode: Mode,
+    *,
+    hash_fields: bool,
+    defaults: dict[str, str] | None = None,
+) -> DepositSpec | dict[str, str]:
+    """One item's spec, or its field errors."""
+    if not isinstance(raw, dict):
+        return {prefix.rstrip("."): "must be an object"}
+    errors: dict[str, str] = {}
+    allowed = (_ITEM_FIELDS | _FORM_FIELDS) if hash_fields else _UPLOAD_ITEM_FIELDS
+    for name in raw:
+        if name not in allowed and name not in TIME_FIELDS:
+            errors[prefix + name] = "unknown field"
+    form_fields = {**_form_fields(shared), **(defaults or {}), **_form_fields(raw)}
+    for name in ("file_name", "media_type"):
+        if name in raw:
+            form_fields[name] = raw[name]
+    form = digests = tags = None
+    try:
+        form = parse_deposit_form(form_fields)
+    except FieldError as exc:
+        errors.update(_prefixed(exc, prefix))
+    if hash_fields:
+        try:
+            digests = check_digests(raw, prefix)
+        except FieldError as exc:
+            errors.update(exc.fields)
+        size = raw.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            errors[prefix + "size"] = "a non-negative integer (bytes)"
+    else:
+        size = None
+    try:
+        tags = _tags(raw["tags"] if "tags" in raw else shared.get("tags"), prefix)
+    except FieldError as exc:
+        errors.update(exc.fields)
+    if errors:
+        return errors
+    assert form is not None and tags is not None
+    if digests is None:
+        digests = Digests("0" * 64)  # replaced by the stored original's digests
+    return DepositSpec(mode, digests, form, size if size is not None else None, tags)
+
+
+@require()
+@_fees
+async def deposit(request: web.Request) -> web.Response:
+    """Hash-only deposits: `{"items": [...], shared metadata}` or one item's fields."""
+    principal = request[PRINCIPAL]
+    if not (principal.has(Scope.DEPOSIT) or principal.has(Scope.TIMESTAMP)):
+        raise PermissionDenied("this key lacks the deposit (or timestamp) scope", "deposit")
+    service = _service(request)
+    _only_queries(request)
+    key = _idempotency_key(request)
+    body = await read_json_object(request, MAX_DEPOSIT_JSON)
+    if "items" in body:
+        raw_items = body["items"]
+        shared = {k: v for k, v in body.items() if k != "items"}
+        unknown = sorted(set(shared) - _FORM_FIELDS - {"tags"} - TIME_FIELDS)
+        if not isinstance(raw_items, list) or not raw_items:
+            raise FieldError({"items": "a non-empty list of items"})
+        if unknown:
+            raise FieldError({name: "unknown field" for name in unknown})
+        prefixes = [f"items[{i}]." for i in range(len(raw_items))]
+    else:
+        raw_items, shared, prefixes = [body], {}, [""]
+    if len(raw_items) > service.settings.max_batch_items:
+        raise FieldError({"items": f"at most {service.settings.max_batch_items} per request"})
+    specs, errors = [], {}
+    for raw, prefix in zip(raw_items, prefixes, strict=True):
+        spec = _spec(shared, raw, prefix, Mode.HASH_ONLY, hash_fields=True)
+        if isinstance(spec, dict):
+            errors.update(spec)
+        else:
+            specs.append(spec)
+    if errors:
+        raise FieldError(errors)
+    return await _deposit_answer(request, service, specs, key, fingerprint(body))
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The request's Idempotency-Key (400 when repeated or not 1-100 printable ASCII)."""
+    values = request.headers.getall(IDEMPOTENCY_HEADER, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidInput(f"send one {IDEMPOTENCY_HEADER} header")
+    return check_key(values[0])
+
+
+def _json_text(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
+
+
+async def _deposit_answer(
+    request: web.Request,
+    service: EvidenceService,
+    specs: list[DepositSpec],
+    key: str | None,
+    request_sha256: str,
+) -> web.Response:
+    """Certify the deposit, or with an Idempotency-Key replay the first 201 answer."""
+    if key is None:
+        return _json_text(*await _certify(request, service, specs))
+    org = _org(request)
+    try:
+        replay = service.idempotency.claim(org, key, request_sha256)
+    except KeyReused as exc:
+        return json_error(422, str(exc))
+    except InProgress as exc:
+        return json_error(409, str(exc))
+    if replay is not None:
+        return _json_text(replay.status, replay.body, {"Idempotent-Replayed": "true"})
+    finished = False
+    try:
+        status, text, headers = await _certify(request, service, specs)
+        if status == 201:
+            service.idempotency.finish(org, key, status, text)
+            finished = True
+        return _json_text(status, text, headers)
+    finally:
+        if not finished:  # refused or failed: nothing certified, a retry runs again
+            service.idempotency.release(org, key)
+
+
+async def _certify(
+    request: web.Request, service: EvidenceService, specs: list[DepositSpec]
+) -> tuple[int, str, dict[str, str] | None]:
+    """Deposit the specs: (status, JSON text, headers) of the answer."""
+    org = _org(request)
+    result = await service.deposit(org, specs)
+    body = {
+        "batch": result.batch,
+        "items": [service.view(org, item) for item in result.items],
+        "failed": [
+            {"index": f.index, "sha256": f.sha256, "error": f.reason, "refunded": True}
+            for f in result.failures
+        ],
+        "balance": service.balance(org),
+    }
+    if not result.items:
+        body["error"] = "no item could be certified; every unit was refunded"
+        return 503, json.dumps(body), {"Retry-After": "5"}
+    return 201, json.dumps(body), None
+
+
+def _file_name(raw: str | None) -> str:
+    """The client's file name as metadata: its last path component, never a path."""
+    if not raw:
+        return ""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    if len(name) > MAX_CHARS["file_name"] or not name.isprintable():
+        raise FieldError({"file_name": "a printable name of at most 255 characters"})
+    return name
+
+
+def _media_type(part: BodyPartReader) -> str:
+    value = part.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
+    if len(value) > MAX_CHARS["media_type"] or not value.isprintable() or "/" not in value:
+        return "application/octet-stream"
+    return value.lower()
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise BadRequest(413, f"the metadata part exceeds {limit} bytes")
+    return bytes(data)
+
+
+@require(Scope.DEPOSIT)
+@_fees
+async def upload(request: web.Request) -> web.Response:
+    """Stored deposits: multipart/form-data, a `metadata` JSON part first (shared fields
+    and optionally `items`, one object per file, in order), then `file` parts."""
+    service = _service(request)
+    _only_queries(request)
+    if request.content_type != "multipart/form-data":
+        raise BadRequest(415, "send multipart/form-data: a metadata part, then file parts")
+    org = _org(request)
+    key = _idempotency_key(request)
+    if key is None:  # 402 / 429 before any byte of an original is read (a retry with a
+        service.require_credits(org, 1)  # key may be answered by its first 201)
+        service.require_quota(org, 1)
+    async with service.uploads() as session:
+        try:
+            specs, described = await _read_upload(request, service, session)
+        except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError):
+            raise BadRequest(400, "incomplete request body") from None
+        except (HttpProcessingError, ValueError, LookupError, AssertionError) as exc:
+            if isinstance(exc, FeeError | EvidenceError):
+                raise
+            raise BadRequest(400, "malformed multipart body") from None
+        return await _deposit_answer(request, service, specs, key, fingerprint(described))
+
+
+async def _read_upload(
+    request: web.Request, service: EvidenceService, session: Any
+) -> tuple[list[DepositSpec], dict[str, Any]]:
+    """Stream the file parts into the blob store; the items' specs (FieldError) and the
+    request described for its idempotency fingerprint (metadata, each file's name, media
+    type and SHA-256)."""
+    limit = service.settings.max_batch_items
+    reader = await request.multipart()
+    metadata: dict[str, Any] | None = None
+    per_file: list[Any] = []
+    files = []
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if isinstance(part, MultipartReader):
+            raise BadRequest(400, "nested multipart is not accepted")
+        if metadata is None:
+            if part.name != "metadata":
+                raise FieldError({"metadata": "the first part must be the metadata"})
+            metadata = _metadata(await _read_part(part, MAX_METADATA_BYTES))
+            described = {"metadata": dict(metadata)}
+            per_file = metadata.pop("items", [])
+            if not isinstance(per_file, list):
+                raise FieldError({"items": "a list with one object per file"})
+            continue
+        if part.name != "file":
+            raise FieldError({str(part.name)[:40]: "unknown part (send file parts)"})
+        if len(files) >= limit:
+            raise FieldError({"file": f"at most {limit} files per request"})
+        name = _file_name(part.filename)
+        media = _media_type(part)
+        ref = await session.put(part)
+        files.append((name, media, ref))
+    if metadata is None:
+        raise FieldError({"metadata": "required (the first part)"})
+    if not files:
+        raise FieldError({"file": "at least one file part"})
+    if per_file and len(per_file) != len(files):
+        raise FieldError({"items": f"{len(per_file)} entries for {len(files)} files"})
+    specs, errors = [], {}
+    for i, (name, media, ref) in enumerate(files):
+        raw = per_file[i] if per_file else {}
+        prefix = f"items[{i}]."
+        if isinstance(raw, dict) and "file_name" in raw:
+            raw = {**raw, "file_name": _file_name(str(raw["file_name"]))}
+        spec = _spec(
+            metadata,
+            raw,
+            prefix,
+            Mode.STORED,
+            hash_fields=False,
+            defaults={"file_name": name, "media_type": media},
+        )
+        if isinstance(spec, dict):
+            errors.update(spec)
+            continue
+        expected = raw.get("sha256") if isinstance(raw, dict) else None
+        if expected is not None and str(expected).lower() != ref.sha256:
+            errors[prefix + "sha256"] = "the uploaded bytes have another SHA-256"
+            continue
+        digests = Digests(ref.sha256, ref.sha512, ref.sm3)
+        specs.append(DepositSpec(Mode.STORED, digests, spec.form, ref.size, spec.tags, ref))
+    if errors:
+        raise FieldError(errors)
+    described["files"] = [[name, media, ref.sha256] for name, media, ref in files]
+    return specs, described
+
+
+def _metadata(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data) if data.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FieldError({"metadata": "must be a JSON object"}) from None
+    if not isinstance(value, dict):
+        raise FieldError({"metadata": "must be a JSON object"})
+    unknown = sorted(set(value) - _FORM_FIELDS - {"tags", "items"} - TIME_FIELDS)
+    if unknown:
+        raise FieldError({name: "unknown field" for name in unknown})
+    return value
+
+
+# ------------------------------------------------------------------ items
+
+
+@require(Scope.READ)
+@_fees
+async def list_items(request: web.Request) -> web.Response:
+    _only_queries(request, "limit", "offset")
+    service = _service(request)
+    org = _org(request)
+    limit = _int_query(request, "limit", 100, 1, MAX_PAGE)
+    offset = _int_query(request, "offset", 0, 0, 2**62)
+    items = service.items(org, limit=limit, offset=offset)
+    return web.json_response(
+        {
+            "items": [service.view(org, item) for item in items],
+            "limit": limit,
+            "offset": offset,
+            "total": service.store.count_items(org),
+        }
+    )
+
+
+@require(Scope.READ)
+@_fees
+async def get_item(request: web.Request) -> web.Response:
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    return web.json_response(service.view(org, service.item(org, _item_id(request))))
+
+
+@require(Scope.READ)
+@_fees
+async def token_tsr(request: web.Request) -> web.Response:
+    """The TimeStampResp (granted) holding the item's token: `openssl ts -verify -in`."""
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    item = service.item(org, _item_id(request))
+    assert item.token is not None and item.serial is not None
+    return web.Response(
+        body=response.granted(item.token),
+        content_type="application/timestamp-reply",
+        headers={"Content-Disposition": f'attachment; filename="{item.serial:040x}.tsr"'},
+    )
+
+
+@require(Scope.READ)
+@_fees
+async def original(request: web.Request) -> web.StreamResponse:
+    """The stored original while ACTIVE; 409 when EXPIRED (locked), 410 when gone."""
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    item_id = _item_id(request)
+    try:
+        item, handle = service.open_original(org, item_id)
+    except OriginalLocked as exc:
+        fee = service.fee_item(org, item_id)
+        status = 409 if fee.status is StorageStatus.EXPIRED else 410
+        return json_error(status, str(exc))
+    try:
+        reply = web.StreamResponse(
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": _disposition(item.file_name, item.sha256),
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-store",
+            }
+        )
+        reply.content_length = item.size
+        await reply.prepare(request)
+        while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+            await reply.write(chunk)
+        await reply.write_eof()
+        return reply
+    finally:
+        handle.close()
+
+
+def _disposition(file_name: str, sha256: str) -> str:
+    """attachment with an ASCII fallback and the RFC 5987 UTF-8 name."""
+    from urllib.parse import quote
+
+    fallback = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "_" for c in file_name)
+    fallback = fallback or sha256
+    if not file_name:
+        return f'attachment; filename="{fallback}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
+@require(Scope.DEPOSIT)
+@_fees
+async def delete_original(request: web.Request) -> web.Response:
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    item_id = _item_id(request)
+    service.item(org, item_id)  # 404 before the body
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"confirm_downloaded"})
+    if unknown:
+        raise FieldError({name: "unknown field" for name in unknown})
+    confirmed = body.get("confirm_downloaded", False)
+    if not isinstance(confirmed, bool):
+        raise FieldError({"confirm_downloaded": "true or false"})
+    item = service.delete_original(org, item_id, downloaded_confirmed=confirmed)
+    return web.json_response(service.view(org, item))
+
+
+@require(Scope.DEPOSIT)
+@_fees
+async def reupload(request: web.Request) -> web.Response:
+    """S-9: the original's bytes as application/octet-stream, streamed and hashed."""
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    item_id = _item_id(request)
+    service.item(org, item_id)
+    if request.content_type != "application/octet-stream":
+        raise BadRequest(415, "send the original as application/octet-stream")
+    length = request.content_length
+    if length is not None and length > service.settings.max_upload_bytes:
+        raise BadRequest(413, f"the upload exceeds {service.settings.max_upload_bytes} bytes")
+    try:
+        item = await service.reupload(org, item_id, request.content.iter_chunked(CHUNK_BYTES))
+    except (ClientPayloadError, ConnectionError):
+        raise BadRequest(400, "incomplete request body") from None
+    return web.json_response(service.view(org, item))
+
+
+@require(Scope.DEPOSIT)
+@_fees
+async def auto_renew(request: web.Request) -> web.Response:
+    """S-7 [EXT]: `{"auto_renew": false}` lets the original expire at the period's end."""
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    item_id = _item_id(request)
+    service.item(org, item_id)
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"auto_renew"})
+    if unknown:
+        raise FieldError({name: "unknown field" for name in unknown})
+    on = body.get("auto_renew")
+    if not isinstance(on, bool):
+        raise FieldError({"auto_renew": "true or false"})
+    return web.json_response(service.view(org, service.set_auto_renew(org, item_id, on)))
+
+
+@require(Scope.DEPOSIT)
+@_fees
+async def reinstate(request: web.Request) -> web.Response:
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    item = service.reinstate(org, _item_id(request))
+    return web.json_response(service.view(org, item))
+
+
+# ------------------------------------------------------------------ reminders, forecast
+
+
+@require(Scope.READ)
+@_fees
+async def reminders(request: web.Request) -> web.Response:
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    return web.json_response(
+        {
+            "due": [notice_json(n) for n in service.reminders(org)],
+            "notices": [notice_json(n) for n in service.notices(org)],
+        }
+    )
+
+
+@require(Scope.READ)
+@_fees
+async def forecast(request: web.Request) -> web.Response:
+    _only_queries(request)
+    service = _service(request)
+    return web.json_response(forecast_json(service.forecast(_org(request))))
+
+
+@require(Scope.READ)
+@_fees
+async def usage(request: web.Request) -> web.Response:
+    """REC-10: this month's certified items against the quota, the balance and the
+    calling key's rate limits (tokens left after this request)."""
+    _only_queries(request)
+    service = _service(request)
+    org = _org(request)
+    now = service.now()
+    used = service.usage(org, now)
+    limiter = request.app.get(RATE_LIMITER)
+    return web.json_response(
+        {
+            "at": _instant(now),
+            "window": {
+                "start": _instant(used.start),
+                "end": _instant(used.end),
+                "start_beijing": to_beijing(used.start).isoformat(),
+                "end_beijing": to_beijing(used.end).isoformat(),
+            },
+            "items": {"used": used.used, "limit": used.limit, "remaining": used.remaining},
+            "balance": service.balance(org, now),
+            "rate_limit": (
+                None if limiter is None else limiter.describe(request[PRINCIPAL].key_id, org)
+            ),
+        }
+    )
+
+
+# ------------------------------------------------------------------ OpenAPI
+
+_STR = {"type": "string"}
+_GRANT_KEY_PATTERN = "^[A-Za-z0-9._:/-]{1,100}$"
+_NSTR = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_HEX64 = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+_ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": _STR}
+_KEY = [{"apiKey": []}]
+_FORM = {
+    "depositor": {"type": "string", "maxLength": MAX_CHARS["depositor"]},
+    "work_content": {"type": "string", "maxLength": MAX_CHARS["work_content"]},
+    "work_title": {"type": "string", "maxLength": MAX_CHARS["work_title"]},
+    "statement": {"type": "string", "maxLength": MAX_CHARS["statement"]},
+    "handle": {"type": "string", "maxLength": MAX_CHARS["handle"]},
+    "tags": {"type": "array", "items": _STR, "maxItems": 32},
+}
+_HASH_ITEM = {
+    "sha256": _HEX64,
+    "sha512": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
+    "sm3": _HEX64,
+    "size": {"type": "integer", "minimum": 0},
+    "file_name": {"type": "string", "maxLength": 255},
+    "media_type": {"type": "string", "maxLength": 127},
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR_TEXT = {
+    400: "bad input",
+    401: "no or bad API key",
+    402: "not enough credits (nothing was debited)",
+    403: "the key lacks the scope (or is not an operator's)",
+    404: "unknown item (or another organisation's)",
+    409: "not allowed in the item's storage state",
+    410: "the original was deleted or purged",
+    413: "too large",
+    415: "wrong media type",
+    422: "field errors",
+    429: "rate limit of the key or its organisation (Retry-After: seconds)",
+    503: "the TSA could not time-stamp; units refunded",
+}
+#: 429 of every authenticated operation (web/openapi.py adds it to the others too).
+RATE_LIMITED = {
+    **_json(_ref("TooManyRequests"), _ERROR_TEXT[429]),
+    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "1-100 printable ASCII characters: a retry of the same request with "
+    "the same key within 24 h gets the first 201 answer again (header "
+    "Idempotent-Replayed: true), without a second reservation or token; the same key "
+    "with another request is refused (422), and while the first is running, a retry "
+    "gets 409. Answers other than 201 are not kept: a retry runs again.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[ -~]+$"},
+}
+_DEPOSIT_ERRORS = {
+    "409": _json(_ref("Error"), "a request with this Idempotency-Key is still in progress"),
+    "422": _json(
+        _ref("FieldErrors"), "field errors, or the Idempotency-Key was used for another request"
+    ),
+    "429": {
+        **_json(
+            {"oneOf": [_ref("QuotaExceeded"), _ref("TooManyRequests")]},
+            "the monthly item quota (refused whole, nothing reserved; Retry-After: seconds "
+            "until the next Beijing month) or the rate limit",
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    out = {}
+    for code in codes:
+        schema = _ref("FieldErrors") if code == 422 else _ref("Error")
+        if code == 402:
+            schema = _ref("InsufficientCredits")
+        if code == 503:
+            schema = _ref("DepositResult")
+        out[str(code)] = RATE_LIMITED if code == 429 else _json(schema, _ERROR_TEXT[code])
+    return out
+
+
+def _op(summary: str, scope: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict:
+    op = {
+        "summary": summary,
+        "description": f"Needs an API key with the `{scope}` scope.",
+        "security": _KEY,
+        "responses": {**ok, **_errors(401, 403, 429, *codes)},
+    }
+    op.update(extra)
+    return op
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_PAGE = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    },
+]
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "TooManyRequests": {
+        "type": "object",
+        "properties": {
+            "error": _STR,
+            "bucket": {"enum": ["key", "account"]},
+            "per_second": {"type": "number"},
+            "burst": _INT,
+            "retry_after": _INT,
+        },
+        "required": ["error"],
+    },
+    "QuotaExceeded": {
+        "type": "object",
+        "properties": {
+            "error": _STR,
+            "quota": {"const": "monthly_item_quota"},
+            "used": _INT,
+            "limit": _INT,
+            "requested": _INT,
+            "window_start": _STR,
+            "window_end": _STR,
+            "retry_after": _INT,
+        },
+        "required": ["error", "quota", "used", "limit"],
+    },
+    "Usage": {
+        "type": "object",
+        "properties": {
+            "at": _STR,
+            "window": {
+                "type": "object",
+                "description": "the current Beijing calendar month [start, end)",
+                "properties": {
+                    "start": _STR,
+                    "end": _STR,
+                    "start_beijing": _STR,
+                    "end_beijing": _STR,
+                },
+            },
+            "items": {
+                "type": "object",
+                "description": "items certified this month (and held by running "
+                "deposits); limit and remaining null when there is no quota",
+                "properties": {
+                    "used": _INT,
+                    "limit": {"type": ["integer", "null"]},
+                    "remaining": {"type": ["integer", "null"]},
+                },
+            },
+            "balance": _INT,
+            "rate_limit": {
+                "type": ["object", "null"],
+                "description": "the calling key's and its organisation's token buckets "
+                "(tokens left after this request); null when not limited",
+            },
+        },
+    },
+    "FieldErrors": {
+        "type": "object",
+        "properties": {"error": _STR, "fields": {"type": "object"}},
+        "required": ["error"],
+    },
+    "InsufficientCredits": {
+        "type": "object",
+        "properties": {"error": _STR, "needed": _INT, "available": _INT, "lapsed": _INT},
+        "required": ["error", "needed", "available"],
+    },
+    "Lot": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "purchased_at": _STR,
+            "lapses_at": _STR,
+            "lapses_at_beijing": _STR,
+            "quantity": _INT,
+            "remaining": _INT,
+            "held": _INT,
+            "used": _INT,
+            "lapsed": _INT,
+            "adjusted": _INT,
+            "usable": {"type": "boolean"},
+        },
+    },
+    "CreditEntry": {
+        "type": "object",
+        "properties": {
+            "id": _INT,
+            "kind": _STR,
+            "units": {"type": "integer", "description": "signed change of the balance"},
+            "lot": _NSTR,
+            "item": _NSTR,
+            "period": {"type": ["integer", "null"]},
+            "idempotency_key": _STR,
+            "at": _NSTR,
+            "created_at": _STR,
+            "note": _STR,
+        },
+    },
+    "Item": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "serial": _STR,
+            "mode": {"enum": ["HASH_ONLY", "STORED"]},
+            "sha256": _STR,
+            "sha512": _NSTR,
+            "sm3": _NSTR,
+            "size": {"type": ["integer", "null"]},
+            "file_name": _STR,
+            "depositor": _STR,
+            "work_title": _STR,
+            "work_content": _STR,
+            "statement": _STR,
+            "certified_at": _STR,
+            "certified_at_beijing": _STR,
+            "epoch": _STR,
+            "filing_status": _STR,
+            "storage": {
+                "type": ["object", "null"],
+                "description": "null for hash-only items (no storage status, S-1)",
+            },
+            "downloads": {"type": "object"},
+        },
+        "required": ["id", "serial", "mode", "sha256", "certified_at"],
+    },
+    "DepositResult": {
+        "type": "object",
+        "properties": {
+            "batch": _STR,
+            "items": {"type": "array", "items": _ref("Item")},
+            "failed": {"type": "array", "items": {"type": "object"}},
+            "balance": _INT,
+            "error": _STR,
+        },
+    },
+    "Notice": {
+        "type": "object",
+        "properties": {
+            "key": _STR,
+            "kind": _STR,
+            "at": _STR,
+            "subject": _STR,
+            "target": _NSTR,
+            "units": _INT,
+            "covered": {"type": ["boolean", "null"]},
+            "detail": _STR,
+        },
+    },
+}
+
+_HASH_ITEM_SCHEMA = _object({**_HASH_ITEM, **_FORM}, ("sha256",))
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/credits/lots": {
+        "post": _op(
+            "Grant a credit lot (P-1): operator organisations' admin keys only; "
+            "idempotent by idempotency_key (200 when already granted)",
+            "admin",
+            {
+                "201": _json(
+                    _object({"lot": _ref("Lot"), "balance": _INT, "created": {"type": "boolean"}}),
+                    "granted",
+                ),
+                "200": _json({"type": "object"}, "already granted with this key"),
+            },
+            400,
+            404,
+            409,
+            413,
+            415,
+            422,
+            requestBody=_json_body(
+                _object(
+                    {
+                        "units": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                        "idempotency_key": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9._:/-]{1,100}$",
+                        },
+                        "note": {"type": "string", "maxLength": 500},
+                        "org_id": _STR,
+                    },
+                    ("units", "idempotency_key"),
+                )
+            ),
+        )
+    },
+    "/api/v1/credits": {
+        "get": _op(
+            "Balance, lots in consumption order (FEFO) and the credit entries",
+            "read",
+            {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "balance": _INT,
+                            "at": _STR,
+                            "lots": {"type": "array", "items": _ref("Lot")},
+                            "entries": {"type": "array", "items": _ref("CreditEntry")},
+                            "next_after_id": {"type": ["integer", "null"]},
+                        },
+                    }
+                )
+            },
+            400,
+            parameters=[
+                {
+                    "name": "after_id",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                *_PAGE,
+            ],
+        )
+    },
+    "/api/v1/deposits": {
+        "post": _op(
+            "Hash-only deposit of one item (its fields) or a batch (`items` plus shared "
+            "metadata): one credit per item reserved all-or-nothing, one RFC 3161 token "
+            "per item over its SHA-256; an item the TSA cannot time-stamp is refunded",
+            "deposit (or timestamp)",
+            {"201": _json(_ref("DepositResult"), "certified")},
+            400,
+            402,
+            413,
+            415,
+            503,
+            parameters=[_IDEMPOTENCY_KEY],
+            requestBody=_json_body(
+                {
+                    "oneOf": [
+                        _HASH_ITEM_SCHEMA,
+                        _object(
+                            {
+                                **_FORM,
+                                "items": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": _object({**_HASH_ITEM, **_FORM}, ("sha256",)),
+                                },
+                            },
+                            ("items",),
+                        ),
+                    ]
+                }
+            ),
+        )
+    },
+    "/api/v1/deposits/upload": {
+        "post": _op(
+            "Stored deposit: multipart/form-data with a `metadata` JSON part first (shared "
+            "metadata, optional `items`: one object per file) and one or more `file` parts, "
+            "streamed into the blob store and hashed on the way",
+            "deposit",
+            {"201": _json(_ref("DepositResult"), "certified")},
+            400,
+            402,
+            413,
+            415,
+            503,
+            parameters=[_IDEMPOTENCY_KEY],
+            requestBody={
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "metadata": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                },
+                                "file": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "binary"},
+                                },
+                            },
+                            "required": ["metadata", "file"],
+                        }
+                    }
+                },
+            },
+        )
+    },
+    "/api/v1/items": {
+        "get": _op(
+            "The organisation's certified items, newest first",
+            "read",
+            {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": _ref("Item")},
+                            "limit": _INT,
+                            "offset": _INT,
+                            "total": _INT,
+                        },
+                    }
+                )
+            },
+            400,
+            parameters=[
+                *_PAGE,
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+            ],
+        )
+    },
+    "/api/v1/items/{item_id}": {
+        "get": _op(
+            "One item with its storage status and download links",
+            "read",
+            {"200": _json(_ref("Item"))},
+            400,
+            404,
+            parameters=[_ITEM_ID],
+        )
+    },
+    "/api/v1/items/{item_id}/token.tsr": {
+        "get": _op(
+            "The item's RFC 3161 TimeStampResp, downloadable in every storage state",
+            "read",
+            {
+                "200": {
+                    "description": "the .tsr",
+                    "content": {
+                        "application/timestamp-reply": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                }
+            },
+            400,
+            404,
+            parameters=[_ITEM_ID],
+        )
+    },
+    "/api/v1/items/{item_id}/original": {
+        "get": _op(
+            "The stored original while its storage is ACTIVE (S-10: 409 when EXPIRED, 410 "
+            "when deleted or purged; the token stays downloadable)",
+            "read",
+            {
+                "200": {
+                    "description": "the original's bytes",
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                }
+            },
+            400,
+            404,
+            409,
+            410,
+            parameters=[_ITEM_ID],
+        )
+    },
+    "/api/v1/items/{item_id}/delete-original": {
+        "post": _op(
+            "Delete the stored original (S-8); needs confirm_downloaded: true (R-10); no "
+            "storage fee is charged afterwards",
+            "deposit",
+            {"200": _json(_ref("Item"))},
+            400,
+            404,
+            409,
+            413,
+            415,
+            422,
+            parameters=[_ITEM_ID],
+            requestBody=_json_body(
+                _object({"confirm_downloaded": {"type": "boolean"}}, ("confirm_downloaded",))
+            ),
+        )
+    },
+    "/api/v1/items/{item_id}/reupload": {
+        "post": _op(
+            "Re-upload a deleted or purged original (S-9): the bytes must hash to the "
+            "certified SHA-256; the first 12-month period is debited at once (no free term)",
+            "deposit",
+            {"200": _json(_ref("Item"))},
+            400,
+            402,
+            404,
+            409,
+            413,
+            415,
+            422,
+            parameters=[_ITEM_ID],
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            },
+        )
+    },
+    "/api/v1/items/{item_id}/auto-renew": {
+        "post": _op(
+            "Switch automatic storage renewal on or off (S-7 extension): off, the original "
+            "expires without a debit at the end of the paid period",
+            "deposit",
+            {"200": _json(_ref("Item"))},
+            400,
+            404,
+            409,
+            413,
+            415,
+            422,
+            parameters=[_ITEM_ID],
+            requestBody=_json_body(_object({"auto_renew": {"type": "boolean"}}, ("auto_renew",))),
+        )
+    },
+    "/api/v1/items/{item_id}/reinstate": {
+        "post": _op(
+            "Reinstate an EXPIRED item within the grace window (S-10) by paying the "
+            "missed period(s) from the original expiry",
+            "deposit",
+            {"200": _json(_ref("Item"))},
+            400,
+            402,
+            404,
+            409,
+            parameters=[_ITEM_ID],
+        )
+    },
+    "/api/v1/reminders": {
+        "get": _op(
+            "Reminders due now (storage expiry, purge, lot lapse, low balance) and the "
+            "latest notices",
+            "read",
+            {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "due": {"type": "array", "items": _ref("Notice")},
+                            "notices": {"type": "array", "items": _ref("Notice")},
+                        },
+                    }
+                )
+            },
+            400,
+        )
+    },
+    "/api/v1/usage": {
+        "get": _op(
+            "REC-10 usage: the current Beijing-month window, certified items against the "
+            "monthly quota, the balance and the key's rate limits",
+            "read",
+            {"200": _json(_ref("Usage"))},
+            400,
+        )
+    },
+    "/api/v1/forecast": {
+        "get": _op(
+            "The 12-month storage obligations forecast against the balance (REC-3)",
+            "read",
+            {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "balance": _INT,
+                            "total_due": _INT,
+                            "shortfall": _INT,
+                            "low_balance": {"type": "boolean"},
+                            "months": {"type": "array", "items": {"type": "object"}},
+                            "obligations": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }
+                )
+            },
+            400,
+        )
+    },
+}
+for _path in ("/api/v1/deposits", "/api/v1/deposits/upload"):
+    OPENAPI_PATHS[_path]["post"]["responses"].update(_DEPOSIT_ERRORS)

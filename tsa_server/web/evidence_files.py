@@ -1,0 +1,221 @@
+"""The certificate PDF and the evidence kit ZIP of one item (REC-4, REC-6, S-10, A-6).
+
+``GET /api/v1/items/{item_id}/certificate.pdf``  scope read: the item's certificate
+``GET /api/v1/items/{item_id}/kit.zip``          scope read: the evidence kit
+
+Both are served for every certified item in every storage state: only the original is
+ever left out of the kit (when storage expired, or the original was deleted or purged).
+Another organisation's item is answered exactly like a missing id (404); an item without
+a token yet is 409. The kit is written to a temporary file in a worker thread (originals
+are copied in chunks) and streamed from there; the database and ledger are read on the
+event loop (their connections belong to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from aiohttp import web
+
+from ledger.proof_file import ProofFile
+from tsa_server.evidence.accounts import Scope
+from tsa_server.evidence.certificate import (
+    CertificateData,
+    NotCertified,
+    certificate_data,
+    render_certificate,
+)
+from tsa_server.evidence.errors import BlobError, ItemNotFound
+from tsa_server.evidence.kit_zip import KitError, KitItem, KitSources, build_kit
+from tsa_server.evidence.records import Item
+from tsa_server.web.auth import PRINCIPAL, BadRequest, evidence_store, json_error, require
+from tsa_server.web.evidence import EVIDENCE
+from tsa_server.web.handlers import STATE
+from tsa_server.web.ledger import LOGS, LogView
+
+log = logging.getLogger("tsa.web.evidence_files")
+STREAM_CHUNK = 1 << 20
+TOKENS_LOG = "tokens"
+
+
+def _item(request: web.Request) -> Item:
+    item_id = request.match_info["item_id"]
+    if len(item_id) > 100:
+        raise ItemNotFound(f"no item {item_id[:100]}")
+    item = evidence_store(request).item(request[PRINCIPAL].org_id, item_id)
+    if item is None:  # another organisation's id finds nothing either
+        raise ItemNotFound(f"no item {item_id}")
+    return item
+
+
+def _terms(request: web.Request, item: Item) -> dict[str, Any]:
+    """The item's storage record (expiry, handle) when the store keeps one."""
+    return evidence_store(request).item_terms(item.org_id, item.id) or {}
+
+
+def _holder_handle(request: web.Request, org_id: str, terms: dict[str, Any]) -> str | None:
+    """The organisation's current trade name from the registry, else the deposit's."""
+    names = request.app[STATE].names
+    held = names.handle_of(org_id) if names is not None else None
+    return held or terms.get("handle") or None
+
+
+def _data(request: web.Request, item: Item) -> CertificateData:
+    state = request.app[STATE]
+    terms = _terms(request, item)
+    try:
+        return certificate_data(
+            item,
+            tsa_chain=state.tsa_chain,
+            base_url=state.public_url,
+            holder_handle=_holder_handle(request, item.org_id, terms),
+            storage_expires_at=terms.get("expires_at"),
+        )
+    except NotCertified as exc:
+        raise BadRequest(409, str(exc)) from None
+
+
+def _file_name(data: CertificateData, suffix: str) -> str:
+    return f"evidence-{data.serial_hex}{suffix}"
+
+
+@require(Scope.READ)
+async def certificate(request: web.Request) -> web.Response:
+    data = _data(request, _item(request))
+    pdf = await asyncio.to_thread(render_certificate, data)
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{_file_name(data, ".pdf")}"',
+        },
+    )
+
+
+async def _proof(view: LogView | None, index: int | None) -> str | None:
+    """The tlog-proof of ledger entry `index`, publishing a checkpoint first when the
+    latest one does not cover it yet; None when no signed checkpoint covers it."""
+    if view is None or index is None:
+        return None
+    latest = view.store.latest_checkpoint()
+    if (latest is None or index >= latest.size) and view.publish is not None:
+        await view.publish()
+        latest = view.store.latest_checkpoint()
+    if latest is None or index >= latest.size:
+        return None
+    path = tuple(view.store.inclusion_proof(index, latest.size))
+    return ProofFile(index, path, latest.note).encode()
+
+
+def _open_original(request: web.Request):
+    service = request.app.get(EVIDENCE)  # the deposit service holds the blob store
+    blobs = service.blobs if service is not None else None
+
+    def open_original(key: str) -> BinaryIO:
+        if blobs is None:
+            raise KitError("this server keeps no originals")
+        return blobs.open(key)
+
+    return open_original
+
+
+def _now(request: web.Request) -> datetime:
+    service = request.app.get(EVIDENCE)
+    return service.now() if service is not None else datetime.now(UTC)
+
+
+@require(Scope.READ)
+async def kit(request: web.Request) -> web.StreamResponse:
+    item = _item(request)
+    data = _data(request, item)
+    view = request.app[LOGS].get(TOKENS_LOG)
+    kit_item = KitItem(item, data, await _proof(view, item.ledger_index))
+    state = request.app[STATE]
+    sources = KitSources(
+        chain_pem=state.chain_pem,
+        vkey=view.vkey if view else "",
+        origin=view.origin if view else "",
+        open_original=_open_original(request),
+    )
+    spool = tempfile.TemporaryFile()
+    try:
+        try:
+            await asyncio.to_thread(build_kit, [kit_item], sources, _now(request), spool)
+        except (KitError, BlobError, OSError) as exc:
+            log.error("evidence kit of %s failed: %s", item.id, exc)
+            return json_error(500, "the evidence kit could not be built")
+        size = spool.tell()
+        spool.seek(0)
+        reply = web.StreamResponse(
+            headers={
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="{_file_name(data, ".zip")}"',
+                "Cache-Control": "no-store",
+            }
+        )
+        reply.content_length = size
+        await reply.prepare(request)
+        while chunk := await asyncio.to_thread(spool.read, STREAM_CHUNK):
+            await reply.write(chunk)
+        await reply.write_eof()
+        return reply
+    finally:
+        spool.close()
+
+
+def _binary(media_type: str, description: str) -> dict[str, Any]:
+    schema = {"type": "string", "format": "binary"}
+    return {"description": description, "content": {media_type: {"schema": schema}}}
+
+
+def _file_operation(summary: str, media_type: str, description: str) -> dict[str, Any]:
+    error = {"$ref": "#/components/schemas/Error"}
+    errors = {
+        "401": "no or bad API key",
+        "403": "the key lacks the read scope",
+        "404": "no such item in the key's organisation",
+        "409": "the item is not certified yet",
+    }
+    return {
+        "get": {
+            "summary": summary,
+            "description": "Needs an API key with the `read` scope. Served for every "
+            "certified item in every storage state (REC-4, A-6).",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": _binary(media_type, description),
+                **{
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": error}},
+                    }
+                    for code, text in errors.items()
+                },
+            },
+        }
+    }
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/items/{item_id}/certificate.pdf": _file_operation(
+        "The item's evidence certificate (PDF): serial, digests, genTime in UTC and Beijing "
+        "time, TSA, policy, depositor, handle, statement, storage status, a QR code to the "
+        "public token lookup, an openssl recipe, and the .tsr attached",
+        "application/pdf",
+        "the certificate, deterministic for the item's state",
+    ),
+    "/api/v1/items/{item_id}/kit.zip": _file_operation(
+        "The item's evidence kit (REC-6): original (only while storage is ACTIVE), .tsr, "
+        "certificate PDF, CA chain, ledger inclusion proof (C2SP tlog-proof), ledger key, "
+        "manifest.json with every member's SHA-256, SHA256SUMS and README.txt",
+        "application/zip",
+        "the kit",
+    ),
+}
