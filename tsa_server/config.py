@@ -49,7 +49,7 @@ class TsaConfig:
     max_accuracy_ms: int = 1000
     max_batch: int = 256
     signing_workers: int = 1  # processes signing off the event loop; 0 signs inline
-    max_in_flight: int = 2  # batches being signed at once
+    max_in_flight: int = 3  # batches being signed at once
 
 
 @dataclass(frozen=True)

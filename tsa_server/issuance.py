@@ -36,6 +36,7 @@ from tsa_server.signing.pool import BatchSigner, InlineSigner
 log = logging.getLogger("tsa.issuance")
 
 _SERIAL_MARK = 1 << 120
+_INLINE_SIGN_MAX = 2  # batches this small are signed in-process when nothing else is
 _MAX_COUNTER = (1 << 64) - 1
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,7 +47,7 @@ class IssuanceSettings:
     max_accuracy: timedelta = timedelta(seconds=1)  # never state a worse accuracy than this
     certificate_not_after: datetime | None = None  # no token with a genTime at or after it
     failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
-    max_in_flight: int = 2  # batches being signed at once
+    max_in_flight: int = 3  # batches being signed at once
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,14 @@ class Issuer:
 
     async def _sign(self, batch: _Batch) -> None:
         try:
-            signatures = await self._batch_signer.sign_batch(
-                [to_be_signed(a) for a in batch.attrs], batch.digests
-            )
+            messages = [to_be_signed(a) for a in batch.attrs]
+            idle = self._signing == 1 and len(self._queue) == 1 and not self._committing
+            if idle and len(messages) <= _INLINE_SIGN_MAX:
+                # Nothing else in flight (light load): a round trip to a worker would
+                # cost more than signing these few here, on this process's own session.
+                signatures = self._signer.sign_many(messages, batch.digests)
+            else:
+                signatures = await self._batch_signer.sign_batch(messages, batch.digests)
             template, tokens = self._template, []
             for i, (item, tst, attr, sig, digest_name) in enumerate(
                 zip(

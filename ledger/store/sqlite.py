@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,6 +129,38 @@ def _entry(row: tuple) -> Entry:
 
 
 _COLUMNS = "idx, token, gen_time, serial, imprint_alg, imprint, leaf_hash, chain_hash"
+
+
+class _WalCheckpointer:
+    """Copies committed WAL frames into the database file every `interval_s` (PASSIVE:
+    never blocks the writer or readers), so the WAL stays small and no commit pays for
+    a checkpoint. A final TRUNCATE checkpoint runs at stop."""
+
+    def __init__(self, path: Path, interval_s: float = 0.25):
+        self._path = path
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = connect(self._path)
+        try:
+            while not self._stopping.wait(self._interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # busy or failing disk: the next round tries again
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(10)
 
 
 class SqliteReader:
@@ -273,9 +306,16 @@ class SqliteStore(SqliteReader):
         # Appends get their own connection so the issuer can commit in a worker thread
         # while readers (the publisher, HTTP) see only committed entries on theirs.
         self._writer = connect(self.path)
+        # The random-keyed indexes (imprint, leaf hash) touch pages all over the file:
+        # keep them cached, and copy the WAL back into the database from a thread of
+        # its own instead of inside whichever commit crosses the auto-checkpoint size.
+        self._writer.execute("PRAGMA cache_size = -65536")
+        self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = _WalCheckpointer(self.path)
         self._chain_head: bytes | None = None
 
     def close(self) -> None:
+        self._checkpointer.stop()
         super().close()
         self._writer.close()
         self._lock.close()
