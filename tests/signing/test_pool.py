@@ -138,3 +138,25 @@ def test_a_failed_batch_voids_the_batches_sequenced_after_it(
         assert hashlib.sha256(b"c%d" % i).digest() in imprints
     issuer.close()
     store.close()
+
+
+def test_replies_larger_than_the_socket_buffer_under_uvloop(pool, signer) -> None:
+    """uvloop (the server's loop) makes watched descriptors non-blocking; a reply of
+    several hundred kilobytes must still arrive whole (a bug seen with RSA batches)."""
+    import uvloop
+
+    messages = [b"big %d" % i for i in range(6000)]  # ~430 kB of signatures back
+
+    async def run():
+        return await asyncio.gather(
+            pool.sign_batch(messages, ["sha256"] * len(messages)),
+            pool.sign_batch(messages[:10], ["sha256"] * 10),
+        )
+
+    loop = uvloop.new_event_loop()
+    try:
+        big, small = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert len(big) == len(messages) and len(small) == 10
+    verify(signer, messages[-1], big[-1])

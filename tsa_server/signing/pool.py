@@ -17,6 +17,7 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 from collections import deque
 from dataclasses import dataclass, field
@@ -156,6 +157,11 @@ class SigningPool:
         future = loop.create_future()
         if not worker.waiting:
             loop.add_reader(worker.conn.fileno(), self._on_reply, slot)
+            # libuv (uvloop) makes a watched descriptor non-blocking, but Connection
+            # reads and writes whole messages: a reply larger than the socket buffer
+            # would end in BlockingIOError half-way. The worker writes each reply at
+            # once, so a blocking read waits only for the rest of it.
+            os.set_blocking(worker.conn.fileno(), True)
         worker.waiting.append((batch_id, future))
         try:
             worker.conn.send_bytes(pickle.dumps((batch_id, messages, digest_names)))
