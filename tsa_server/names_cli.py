@@ -162,6 +162,8 @@ def policy(config_path: str) -> None:
 @click.option("--winner", default=None, help="Shop id (organisation id) that gets the handle.")
 @click.option("--certify", "certify", default=None, help="Brand applicant's shop id: accept.")
 @click.option("--reject", "reject", default=None, help="Brand applicant's shop id: refuse.")
+@click.option("--uphold", "uphold", default=None, help="Complainant's shop id (H-13): uphold.")
+@click.option("--dismiss", "dismiss", default=None, help="Complainant's shop id: dismiss.")
 @click.option("--note", default="", help="Reason recorded with the decision.")
 @click.option("--url", default=None, help="Server URL (default: [server] host and port).")
 @click.argument("handle")
@@ -170,17 +172,20 @@ def decide(
     winner: str | None,
     certify: str | None,
     reject: str | None,
+    uphold: str | None,
+    dismiss: str | None,
     note: str,
     url: str | None,
     handle: str,
 ) -> None:
     """Decide a contested handle through the server (API key in $TSA_API_KEY); without
     --winner the provisional leader takes it when nobody objected. --certify / --reject
-    review a brand (Group 1) applicant's proof."""
+    review a brand (Group 1) applicant's proof; --uphold / --dismiss decide a trademark
+    complaint (H-13: upheld, the handle moves to the complainant)."""
     from tsa_server.config import load_config
 
-    if sum(x is not None for x in (winner, certify, reject)) > 1:
-        raise click.UsageError("give one of --winner, --certify, --reject")
+    if sum(x is not None for x in (winner, certify, reject, uphold, dismiss)) > 1:
+        raise click.UsageError("give one of --winner, --certify, --reject, --uphold, --dismiss")
     key = os.environ.get("TSA_API_KEY")
     if not key:
         raise ConfigError("set $TSA_API_KEY to an operator's admin-scope API key")
@@ -191,6 +196,9 @@ def decide(
     if certify or reject:
         payload = {"brand": certify or reject, "verdict": "certify" if certify else "reject"}
         payload["note"] = note
+    if uphold or dismiss:
+        verdict = "uphold" if uphold else "dismiss"
+        payload = {"complaint": uphold or dismiss, "verdict": verdict, "note": note}
     body = json.dumps(payload).encode()
     request = urllib.request.Request(
         f"{url.rstrip('/')}/api/v1/names/{quote(handle, safe='')}/decision",

@@ -11,9 +11,10 @@ Modules, one job each:
 - quota       handle change quota (H-10, A-13)
 - holds       one-month hold and penalty review (H-12, A-16)
 - disputes    metrics, scores, ranking, tie-breaks, objection period (H-15 .. H-17)
+- trademark   trademark complaints against a held handle: rules and readings (H-13)
 - events      event values, canonical bytes, the `EventSink` seam
 - store       `NameStore` protocol and the in-memory store
-- core, lifecycle, registry   the service
+- core, lifecycle, complaints, registry   the service
 - config      `Policy` loaded from conf/names.toml
 - policy_edits, policy_store, policy_admin   administrators' edits of the word lists
               and weights: an overlay on conf/ kept (time-stamped) in the names database

@@ -35,6 +35,9 @@ class EventKind(enum.StrEnum):
     REVIEW_RESOLVED = "review_resolved"
     BRAND_CERTIFIED = "brand_certified"  # H-14: proof accepted, effective at once
     BRAND_REJECTED = "brand_rejected"  # H-14: proof refused, the application withdrawn
+    TRADEMARK_COMPLAINT_FILED = "trademark_complaint_filed"  # H-13: pending the operator
+    TRADEMARK_COMPLAINT_UPHELD = "trademark_complaint_upheld"  # H-13: the handle moves
+    TRADEMARK_COMPLAINT_DISMISSED = "trademark_complaint_dismissed"  # H-13: nothing changes
 
 
 def _check_value(value: Any, where: str) -> None:

@@ -45,6 +45,8 @@ class Lifecycle(RegistryCore):
         new_key = self.key(new_handle)
         put: list[HandleRecord] = []
         data: dict[str, Any] = {"shop": shop_id, "account": account_id, "old": old.handle}
+        if new_key != rec.key and rec.complaints:
+            return _complaint_open()
         if new_key != rec.key:
             target = self.lookup(new_handle, now)
             refused = self._change_target(target, account_id, now)
@@ -123,6 +125,8 @@ class Lifecycle(RegistryCore):
         beta = self.policy.beta
         if cause is ReleaseCause.WITHDRAWN and beta is not None and now < beta.ends_at:
             return Refused(Refusal.CHANGE_FROZEN, "no withdrawal during the beta (H-10)")
+        if cause is ReleaseCause.WITHDRAWN and rec.complaints:
+            return _complaint_open()
         if cause is ReleaseCause.PENALTY:
             hold = review_hold(holding.account_id, shop_id, now)
             status = HandleStatus.RECLAIM_REVIEW
@@ -186,3 +190,13 @@ class Lifecycle(RegistryCore):
             )
         new = replace(rec, status=HandleStatus.RETAINED)
         return self._emit(EventKind.REVIEW_RESOLVED, now, rec.key, rec.handle, data, put=[new])
+
+
+def _complaint_open() -> Refused:
+    # H-13: a holder must not dodge an open trademark complaint by moving away from the
+    # handle or giving it up; the operator decides first.
+    return Refused(
+        Refusal.COMPLAINT_PENDING,
+        "a trademark complaint against this handle is open: it cannot be changed to "
+        "another handle or withdrawn until the operator decides",
+    )

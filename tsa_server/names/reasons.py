@@ -75,6 +75,13 @@ class Refusal(enum.StrEnum):
     OBJECTION_PERIOD_OPEN = "objection_period_open"
     OBJECTIONS_PENDING = "objections_pending"
     MANUAL_REVIEW_REQUIRED = "manual_review_required"
+    # Trademark complaints (H-13)
+    NOT_HELD = "not_held"  # a complaint is against a handle somebody holds
+    REGISTERED_MARK_REQUIRED = "registered_mark_required"  # a TM application is not enough
+    SELF_COMPLAINT = "self_complaint"
+    HOLDER_HAS_MARK = "holder_has_mark"  # the holder's own mark was certified (H-14)
+    COMPLAINT_PENDING = "complaint_pending"  # one open complaint per complainant
+    NO_COMPLAINT = "no_complaint"
 
 
 @dataclass(frozen=True)

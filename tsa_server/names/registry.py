@@ -1,8 +1,9 @@
 """The in-process handle registry service (part D of evidence-rules.md).
 
 `Registry` = `RegistryCore` (state, clock, events, live check) + `Lifecycle`
-(change, release, reclaim, review) + the operations here: apply, approve/publish,
-the contest view, object and decide. Refusals are `Refused` values and change nothing.
+(change, release, reclaim, review) + `Complaints` (trademark complaints, H-13) + the
+operations here: apply, approve/publish, the contest view, object and decide.
+Refusals are `Refused` values and change nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 from tsa_server.beijing_calendar import Interval
 
 from .applicants import BrandProof, Group, Mark, Shop, check_eligibility
+from .complaints import Complaints
 from .core import BLOCKING, Done, Result
 from .disputes import Entry, Metrics, Standing, objection_window, rank, score
 from .events import EventKind, event_time
-from .lifecycle import Lifecycle
 from .quota import ChangeHistory
 from .reasons import Refusal, Refused
 from .store import Application, Contest, HandleRecord, HandleStatus, Holding, Objection
@@ -57,7 +58,7 @@ def standing_data(s: Standing) -> dict[str, Any]:
     }
 
 
-class Registry(Lifecycle):
+class Registry(Complaints):
     """The trade-name (字号) registry service."""
 
     def contest_view(self, handle: str, shop_id: str) -> ContestView | Refused:
@@ -232,6 +233,7 @@ class Registry(Lifecycle):
             app.handle,
             app.shop_name[len(app.handle) :],
             ChangeHistory(now),
+            app.mark if app.group is Group.BRAND else None,
         )
 
     # ------------------------------------------------------- object / decide

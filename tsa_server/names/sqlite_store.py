@@ -43,6 +43,7 @@ from .store import (
     Holding,
     Objection,
 )
+from .trademark import Complaint
 
 LIVE = (HandleStatus.PENDING, HandleStatus.CONTESTED, HandleStatus.ACTIVE)
 
@@ -110,29 +111,56 @@ def _metrics_from(d: dict[str, Any]) -> Metrics:
     )
 
 
+def _mark_json(m: Mark) -> dict[str, Any]:
+    return {"kind": m.kind.value, "text": m.text, "filed_at": _t(m.filed_at), "listed": m.listed}
+
+
+def _mark_from(m: dict[str, Any] | None) -> Mark | None:
+    if m is None:
+        return None
+    return Mark(MarkKind(m["kind"]), m["text"], parse_utc_text(m["filed_at"]), m["listed"])
+
+
 def _brand_json(a: Application) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if a.mark is not None:
-        out["mark"] = {
-            "kind": a.mark.kind.value,
-            "text": a.mark.text,
-            "filed_at": _t(a.mark.filed_at),
-            "listed": a.mark.listed,
-        }
+        out["mark"] = _mark_json(a.mark)
     if a.proof is not None:
         out["proof"] = a.proof.to_json()
     return out
 
 
 def _brand_from(a: dict[str, Any]) -> tuple[Mark | None, BrandProof | None]:
-    m, p = a.get("mark"), a.get("proof")
-    mark = (
-        None
-        if m is None
-        else Mark(MarkKind(m["kind"]), m["text"], parse_utc_text(m["filed_at"]), m["listed"])
+    p = a.get("proof")
+    return _mark_from(a.get("mark")), None if p is None else BrandProof(**p)
+
+
+def _complaint_json(c: Complaint) -> dict[str, Any]:
+    return {
+        "shop_id": c.shop_id,
+        "account_id": c.account_id,
+        "handle": c.handle,
+        "shop_name": c.shop_name,
+        "mark": _mark_json(c.mark),
+        "proof": c.proof.to_json(),
+        "filed_at": _t(c.filed_at),
+        "statement": c.statement,
+    }
+
+
+def _complaint_from(c: dict[str, Any]) -> Complaint:
+    mark = _mark_from(c["mark"])
+    assert mark is not None
+    return Complaint(
+        c["shop_id"],
+        c["account_id"],
+        c["handle"],
+        c["shop_name"],
+        mark,
+        BrandProof(**c["proof"]),
+        parse_utc_text(c["filed_at"]),
+        c["statement"],
     )
-    proof = None if p is None else BrandProof(**p)
-    return mark, proof
 
 
 def record_to_json(r: HandleRecord) -> dict[str, Any]:
@@ -188,6 +216,7 @@ def record_to_json(r: HandleRecord) -> dict[str, Any]:
             "custom": h.custom,
             "approved_at": _t(h.history.approved_at),
             "changes": [_t(t) for t in h.history.changes],
+            **({"mark": _mark_json(h.mark)} if h.mark is not None else {}),
         }
     )
     d = r.hold
@@ -202,6 +231,8 @@ def record_to_json(r: HandleRecord) -> dict[str, Any]:
             "available_at": _t(d.available_at),
         }
     )
+    if r.complaints:  # H-13 (absent when none: older rows read the same)
+        out["complaints"] = [_complaint_json(c) for c in r.complaints]
     return out
 
 
@@ -241,7 +272,14 @@ def record_from_json(o: dict[str, Any]) -> HandleRecord:
         history = ChangeHistory(
             parse_utc_text(h["approved_at"]), tuple(parse_utc_text(t) for t in h["changes"])
         )
-        holding = Holding(h["shop_id"], h["account_id"], h["handle"], h["custom"], history)
+        holding = Holding(
+            h["shop_id"],
+            h["account_id"],
+            h["handle"],
+            h["custom"],
+            history,
+            _mark_from(h.get("mark")),
+        )
     hold = None
     if (d := o["hold"]) is not None:
         hold = Hold(
@@ -251,8 +289,9 @@ def record_from_json(o: dict[str, Any]) -> HandleRecord:
             parse_utc_text(d["since"]),
             _pt(d["available_at"]),
         )
+    complaints = tuple(_complaint_from(c) for c in o.get("complaints", ()))
     return HandleRecord(
-        o["key"], o["handle"], HandleStatus(o["status"]), apps, contest, holding, hold
+        o["key"], o["handle"], HandleStatus(o["status"]), apps, contest, holding, hold, complaints
     )
 
 

@@ -20,6 +20,7 @@ from .applicants import BrandProof, Group, Mark
 from .disputes import Ranking
 from .holds import Hold
 from .quota import ChangeHistory
+from .trademark import Complaint
 
 
 class HandleStatus(enum.StrEnum):
@@ -50,6 +51,7 @@ class Holding:
     handle: str
     custom: str
     history: ChangeHistory
+    mark: Mark | None = None  # the holder's certified mark (Group 1, H-14; H-13 upheld)
 
     @property
     def shop_name(self) -> str:
@@ -80,6 +82,10 @@ class HandleRecord:
     contest: Contest | None = None
     holding: Holding | None = None
     hold: Hold | None = None
+    complaints: tuple[Complaint, ...] = ()  # H-13: open trademark complaints (ACTIVE only)
+
+    def complaint(self, shop_id: str) -> Complaint | None:
+        return next((c for c in self.complaints if c.shop_id == shop_id), None)
 
     def shop_ids(self) -> set[str]:
         """Shops this record binds: applicants, contenders or the holder."""

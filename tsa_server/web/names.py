@@ -10,6 +10,8 @@
 ``POST /api/v1/names/{handle}/release``         deposit scope, holder: give the handle up
 ``POST /api/v1/names/{handle}/reclaim``         deposit scope, former holder during the hold
 ``POST /api/v1/names/{handle}/objections``      deposit scope, contender: object
+``POST /api/v1/names/{handle}/complaints``      deposit scope, registered-mark holder: complain
+                                                against the holder at any time (H-13)
 ``POST /api/v1/names/{handle}/decision``        admin scope of an operator organisation
 
 Accounts and shops: the registry's account id *and* shop id of a caller are its
@@ -19,7 +21,9 @@ therefore only ever act for its own shop: a holder's handle cannot be changed,
 released or objected to in its name by another key (403 ``not_owner``).
 Operators are the organisations listed in [names] operators; with an admin-scope key
 they publish results, certify or reject brand applicants' proof (``{"brand": shop,
-"verdict": "certify" | "reject"}``), decide contests and resolve penalty reviews.
+"verdict": "certify" | "reject"}``), uphold or dismiss trademark complaints
+(``{"complaint": shop, "verdict": "uphold" | "dismiss"}``), decide contests and resolve
+penalty reviews.
 A handle with a brand application stays pending until its proof is reviewed: neither
 open registration's immediate publication nor an operator's plain publication
 approves it. The word lists and weights: web/names_policy.py.
@@ -61,6 +65,7 @@ from tsa_server.names.timestamping import (
     TimestampUnavailable,
     event_json,
 )
+from tsa_server.names.trademark import Verdict
 from tsa_server.web.auth import (
     PRINCIPAL,
     BadRequest,
@@ -90,6 +95,7 @@ _INPUT = {
     Refusal.METRICS_MISSING,
     Refusal.PROOF_REQUIRED,
     Refusal.EVIDENCE_NOT_FOUND,
+    Refusal.REGISTERED_MARK_REQUIRED,
 }
 _FORBIDDEN = {Refusal.NOT_OWNER, Refusal.NOT_HOLDER, Refusal.NOT_CONTENDER}
 
@@ -219,14 +225,14 @@ def _filed_at(value: Any) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=BEIJING)
 
 
-def _brand_claim(request: web.Request, body: dict[str, Any], handle: str):
-    """Group 1 (H-14): the mark and the proof, the proof being an evidence item of the
-    caller's organisation (by id and/or the SHA-256 of its content)."""
+def _brand_claim(request: web.Request, body: dict[str, Any], handle: str, who: str = "group 1"):
+    """Group 1 (H-14) or a complainant (H-13): the mark and the proof, the proof being an
+    evidence item of the caller's organisation (by id and/or the SHA-256 of its content)."""
     mark_raw, proof_raw = body.get("mark"), body.get("proof")
     if not isinstance(mark_raw, dict) or not isinstance(proof_raw, dict):
         raise BadRequest(
             400,
-            "group 1 needs mark {kind, filed_at, registration_number} "
+            f"{who} needs mark {{kind, filed_at, registration_number}} "
             "and proof {item_id and/or sha256}",
         )
     _only(mark_raw, "kind", "text", "filed_at", "registration_number")
@@ -345,6 +351,11 @@ async def status(request: web.Request) -> web.Response:
             "available_at": utc_text(rec.hold.available_at) if rec.hold.available_at else None,
             "yours": rec.hold.former_account == org,
         }
+    if rec.holding is not None:  # H-13: open trademark complaints against the holder
+        body["complaints"] = len(rec.complaints)
+        if is_operator(request, names):
+            body["complaint_by"] = [c.shop_id for c in rec.complaints]
+        body["complained"] = rec.complaint(org) is not None
     mine = rec.application(org)
     body["applicants"] = len(rec.applications)
     body["applied"] = mine is not None
@@ -380,7 +391,8 @@ async def history(request: web.Request) -> web.Response:
         import json
 
         data = json.loads(e.canonical)["data"]
-        return operator or data.get("account") == org
+        # a holder who lost the handle to a complaint sees that event too (H-13)
+        return operator or org in (data.get("account"), data.get("former_account"))
 
     return web.json_response(
         {"handle": events[-1].handle, "events": [event_json(e, reveal=reveal(e)) for e in events]}
@@ -479,6 +491,26 @@ async def objections(request: web.Request) -> web.Response:
     return refused(result) if isinstance(result, Refused) else _done(names, result, 201)
 
 
+@require(Scope.DEPOSIT)
+async def complaints(request: web.Request) -> web.Response:
+    """H-13: a registered-mark holder complains against the handle's holder, at any
+    time; pending (202) until an operator upholds or dismisses it."""
+    names = service(request)
+    body = await read_json_object(request)
+    _only(body, "shop_name", "mark", "proof", "statement")
+    handle = request.match_info["handle"]
+    shop = _shop(request, _text(body, "shop_name", required=True))
+    statement = _text(body, "statement")
+    mark, proof = _brand_claim(request, body, handle, "a complaint")
+    if isinstance(proof, Refused):
+        return refused(proof)
+    async with names.operation():
+        result = await _run(
+            names, lambda r: r.complain(handle, shop, mark, proof, statement=statement)
+        )
+    return refused(result) if isinstance(result, Refused) else _done(names, result, 202)
+
+
 # ------------------------------------------------------------------ operator
 def _metrics(raw: Any) -> dict[str, Metrics]:
     if not isinstance(raw, dict):
@@ -504,14 +536,15 @@ def _metrics(raw: Any) -> dict[str, Metrics]:
 
 @require(Scope.ADMIN)
 async def decision(request: web.Request) -> web.Response:
-    """Operators: certify or reject a brand applicant's proof (brand + verdict), publish
+    """Operators: certify or reject a brand applicant's proof (brand + verdict), uphold
+    or dismiss a trademark complaint (complaint + verdict), publish
     a pending handle (with metrics), decide a contest (winner or the provisional
     leader), or resolve a penalty review (outcome)."""
     names = service(request)
     if not is_operator(request, names):
         raise BadRequest(403, "only an operator organisation decides handles")
     body = await read_json_object(request)
-    _only(body, "winner", "note", "metrics", "outcome", "brand", "verdict")
+    _only(body, "winner", "note", "metrics", "outcome", "brand", "verdict", "complaint")
     handle = request.match_info["handle"]
     winner = body.get("winner")
     if winner is not None and not isinstance(winner, str):
@@ -519,8 +552,16 @@ async def decision(request: web.Request) -> web.Response:
     note = _text(body, "note")
     metrics = _metrics(body.get("metrics", {}))
     brand = _text(body, "brand") or None
+    complaint = _text(body, "complaint") or None
     verdict = _text(body, "verdict") or None
-    if (brand is None) != (verdict is None) or verdict not in (None, "certify", "reject"):
+    if complaint is not None:
+        if brand is not None or verdict not in ("uphold", "dismiss"):
+            raise BadRequest(
+                400,
+                'a complaint decision gives complaint (shop id) and verdict ("uphold" or '
+                '"dismiss")',
+            )
+    elif (brand is None) != (verdict is None) or verdict not in (None, "certify", "reject"):
         raise BadRequest(
             400, 'a brand review gives brand (shop id) and verdict ("certify" or "reject")'
         )
@@ -528,7 +569,10 @@ async def decision(request: web.Request) -> web.Response:
         rec = names.registry.lookup(handle)
         if rec is None:
             raise BadRequest(404, "no such handle")
-        if brand is not None:
+        if complaint is not None:
+            v = Verdict(verdict)
+            result = await _run(names, lambda r: r.decide_complaint(handle, complaint, v, note))
+        elif brand is not None:
             if verdict == "certify":
                 result = await _run(names, lambda r: r.certify(handle, brand, note))
             else:

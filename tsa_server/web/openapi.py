@@ -358,16 +358,54 @@ DOCUMENT: dict[str, Any] = {
                 body=_body({"statement": STR}),
             )
         },
+        "/api/v1/names/{handle}/complaints": {
+            "post": _op(
+                "Registered-mark holder: complain against the handle's holder, at any time "
+                "(H-13); pending (202) until an operator upholds (the handle moves to the "
+                "complainant) or dismisses it",
+                scope="deposit",
+                ok="202",
+                body=_body(
+                    {
+                        "shop_name": {**STR, "description": "the name the handle will head"},
+                        "mark": {
+                            "type": "object",
+                            "properties": {
+                                "kind": {
+                                    "enum": ["R", "TM"],
+                                    "description": "R: a TM application is refused "
+                                    "(registered_mark_required)",
+                                },
+                                "text": {**STR, "description": "default: the handle"},
+                                "filed_at": {**STR, "description": "ISO 8601; Beijing if naive"},
+                                "registration_number": STR,
+                            },
+                            "required": ["kind", "filed_at", "registration_number"],
+                        },
+                        "proof": {
+                            "type": "object",
+                            "description": "the registration certificate: an evidence item of "
+                            "the caller's organisation, by id and/or content SHA-256",
+                            "properties": {"item_id": STR, "sha256": STR},
+                        },
+                        "statement": STR,
+                    },
+                    ["shop_name", "mark", "proof"],
+                ),
+            )
+        },
         "/api/v1/names/{handle}/decision": {
             "post": _op(
                 "Operator: publish a pending handle (metrics), certify or reject a brand "
-                "applicant's proof (brand + verdict), decide a contest (winner) or resolve a "
-                "penalty review (outcome)",
+                "applicant's proof (brand + verdict), uphold or dismiss a trademark complaint "
+                "(complaint + verdict), decide a contest (winner) or resolve a penalty review "
+                "(outcome)",
                 scope="admin",
                 body=_body(
                     {
                         "brand": {**STR, "description": "the Group-1 applicant's shop id"},
-                        "verdict": {"enum": ["certify", "reject"]},
+                        "complaint": {**STR, "description": "the complainant's shop id (H-13)"},
+                        "verdict": {"enum": ["certify", "reject", "uphold", "dismiss"]},
                         "winner": STR,
                         "note": STR,
                         "metrics": {"type": "object"},

@@ -48,6 +48,9 @@ def add_routes(app: web.Application) -> None:
             web.get("/api/v1/reminders", evidence.reminders),
             web.get("/api/v1/forecast", evidence.forecast),
             web.get("/api/v1/usage", evidence.usage),
+            web.put("/api/v1/webhook", evidence.put_webhook),
+            web.get("/api/v1/webhook", evidence.get_webhook),
+            web.delete("/api/v1/webhook", evidence.delete_webhook),
             web.get("/api/v1/items/{item_id}/certificate.pdf", evidence_files.certificate),
             web.get("/api/v1/items/{item_id}/kit.zip", evidence_files.kit),
             web.get("/api/v1/names/check", names.check),
@@ -66,6 +69,7 @@ def add_routes(app: web.Application) -> None:
             web.post("/api/v1/names/{handle}/release", names.release),
             web.post("/api/v1/names/{handle}/reclaim", names.reclaim),
             web.post("/api/v1/names/{handle}/objections", names.objections),
+            web.post("/api/v1/names/{handle}/complaints", names.complaints),
             web.post("/api/v1/names/{handle}/decision", names.decision),
         ]
     )
