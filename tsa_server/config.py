@@ -110,6 +110,12 @@ class EvidenceConfig:
     rate_per_second: float = 20.0  # per-API-key token bucket refill (REC-10); 0: no limits
     rate_burst: int = 40  # per-API-key bucket size (requests at once)
     account_rate_factor: int = 4  # organisation bucket = key bucket x this; 0: none
+    webhook_timeout_s: float = 5.0  # REC-10 webhook request timeout
+    webhook_backoff_min_s: float = 10.0  # wait after a failed delivery; doubles each time
+    webhook_backoff_max_s: float = 3600.0  # longest wait between two attempts
+    webhook_give_up_s: float = 86400.0  # no attempt later than this after the first
+    webhook_concurrency: int = 4  # webhook requests in flight at once
+    webhook_poll_s: float = 5.0  # how often due deliveries are looked for
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,23 @@ def validate(config: Config) -> None:
     _require(
         0 <= evidence.account_rate_factor <= 1000,
         "[evidence] account_rate_factor must be 0..1000 (0: no organisation-wide limit)",
+    )
+    _require(
+        0.1 <= evidence.webhook_timeout_s <= 60, "[evidence] webhook_timeout_s must be 0.1..60"
+    )
+    _require(
+        0.01 <= evidence.webhook_backoff_min_s <= evidence.webhook_backoff_max_s <= 86400,
+        "[evidence] webhook_backoff_min_s..webhook_backoff_max_s must be within 0.01..86400",
+    )
+    _require(
+        1 <= evidence.webhook_give_up_s <= 30 * 86400,
+        "[evidence] webhook_give_up_s must be 1..2592000",
+    )
+    _require(
+        1 <= evidence.webhook_concurrency <= 64, "[evidence] webhook_concurrency must be 1..64"
+    )
+    _require(
+        0.05 <= evidence.webhook_poll_s <= 3600, "[evidence] webhook_poll_s must be 0.05..3600"
     )
     _require(bool(config.names.path), "[names] path must name a file")
     _require(bool(config.names.policy), "[names] policy must name a file")

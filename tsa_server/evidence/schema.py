@@ -281,6 +281,47 @@ def create_schema(conn: sqlite3.Connection) -> None:
             foreign_keys=_ORG_FK,
         )
         db["idempotency_keys"].create_index(["expires_at"])
+    if "webhooks" not in tables:
+        # REC-10: one webhook endpoint per organisation (evidence/webhooks.py). `secret`
+        # signs the deliveries: HMAC-SHA256 needs the secret itself, so it is kept here
+        # (the file is 0600) and never logged or returned after PUT. Notices with an id
+        # above `after_notice_id` (the newest when the webhook was made) are delivered;
+        # `events`: space-separated notice kinds, NULL for all.
+        db["webhooks"].create(
+            {
+                "org_id": str,
+                "url": str,
+                "events": str,
+                "secret": str,
+                "after_notice_id": int,
+                "created_at": str,
+                "updated_at": str,
+            },
+            pk="org_id",
+            not_null={"url", "secret", "after_notice_id", "created_at", "updated_at"},
+            foreign_keys=_ORG_FK,
+        )
+    if "webhook_deliveries" not in tables:
+        # One row per notice the webhook tried to deliver: attempts and the next one
+        # survive a restart; delivered_at or given_up_at ends it.
+        db["webhook_deliveries"].create(
+            {
+                "notice_id": int,
+                "org_id": str,
+                "attempts": int,
+                "first_attempt_at": str,
+                "last_attempt_at": str,
+                "next_attempt_at": str,
+                "last_status": int,
+                "last_error": str,
+                "delivered_at": str,
+                "given_up_at": str,
+            },
+            pk="notice_id",
+            not_null={"org_id", "attempts", "first_attempt_at", "last_attempt_at"},
+            foreign_keys=[*_ORG_FK, ("notice_id", "notices", "id")],
+        )
+        db["webhook_deliveries"].create_index(["org_id", "notice_id"])
     # REC-10 monthly quota: items certified by one organisation within a window.
     conn.execute(
         "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"

@@ -14,6 +14,7 @@
 ``GET  /api/v1/reminders``               read: reminders due now and recent notices
 ``GET  /api/v1/forecast``                read: 12-month obligations against the balance
 ``GET  /api/v1/usage``                   read: monthly quota use, balance, rate limits
+``PUT|GET|DELETE /api/v1/webhook``       admin: the REC-10 webhook (evidence/webhooks.py)
 
 Fee refusals map to HTTP here: InsufficientCredits 402, StateError 409, field errors
 422, an original that is locked 409 (EXPIRED) or gone 410; unknown items and other
@@ -63,6 +64,15 @@ from tsa_server.evidence.service import (
 )
 from tsa_server.evidence.store import MAX_PAGE
 from tsa_server.evidence.views import entry_json, forecast_json, lot_json, notice_json
+from tsa_server.evidence.webhooks import (
+    EVENTS,
+    WebhookDispatcher,
+    WebhookSettings,
+    check_events,
+    check_url,
+    new_secret,
+    webhook_json,
+)
 from tsa_server.fees import (
     ConfirmationRequired,
     DigestMismatch,
@@ -89,6 +99,7 @@ log = logging.getLogger("tsa.web.evidence")
 
 EVIDENCE = web.AppKey("evidence_service", EvidenceService)
 SCHEDULER = web.AppKey("renewal_scheduler", RenewalScheduler)
+DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
 #: Largest JSON deposit body (a batch of hash-only items with their metadata).
 MAX_DEPOSIT_JSON = 4 << 20
 #: Largest metadata part of a multipart upload.
@@ -100,7 +111,7 @@ _UPLOAD_ITEM_FIELDS = frozenset({"sha256", "file_name", "tags"}) | _FORM_FIELDS
 
 def setup(app: web.Application, services: Any) -> None:
     """Register the service and the API's rate limiter (REC-10) and start the renewal
-    scheduler with the server."""
+    scheduler and the webhook dispatcher with the server."""
     conf = services.config.evidence
     limiter = RateLimiter.from_settings(
         conf.rate_per_second, conf.rate_burst, conf.account_rate_factor
@@ -120,7 +131,27 @@ def setup(app: web.Application, services: Any) -> None:
         yield
         await running.stop()
 
+    async def dispatcher(app: web.Application) -> AsyncIterator[None]:
+        sending = WebhookDispatcher(service.store, webhook_settings(conf), now=service.now)
+        app[DISPATCHER] = sending
+        sending.start()
+        yield
+        await sending.stop()
+
     app.cleanup_ctx.append(scheduler)
+    app.cleanup_ctx.append(dispatcher)
+
+
+def webhook_settings(conf: Any) -> WebhookSettings:
+    """[evidence] webhook_* of the configuration."""
+    return WebhookSettings(
+        timeout_s=conf.webhook_timeout_s,
+        backoff_min_s=conf.webhook_backoff_min_s,
+        backoff_max_s=conf.webhook_backoff_max_s,
+        give_up_s=conf.webhook_give_up_s,
+        concurrency=conf.webhook_concurrency,
+        poll_s=conf.webhook_poll_s,
+    )
 
 
 def _service(request: web.Request) -> EvidenceService:
@@ -435,6 +466,9 @@ async def _certify(
     if not result.items:
         body["error"] = "no item could be certified; every unit was refunded"
         return 503, json.dumps(body), {"Retry-After": "5"}
+    dispatcher = request.app.get(DISPATCHER)
+    if dispatcher is not None:
+        dispatcher.wake()  # item.certified notices: deliver them now
     return 201, json.dumps(body), None
 
 
@@ -786,6 +820,65 @@ async def usage(request: web.Request) -> web.Response:
     )
 
 
+# ------------------------------------------------------------------ webhook (REC-10)
+
+
+@require(Scope.ADMIN)
+@_fees
+async def put_webhook(request: web.Request) -> web.Response:
+    """Set the organisation's webhook; the answer holds the signing secret, once."""
+    _only_queries(request)
+    service = _service(request)
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"url", "events"})
+    if unknown:
+        raise FieldError({name: "unknown field" for name in unknown})
+    errors: dict[str, str] = {}
+    url = events = None
+    try:
+        url = check_url(body.get("url"))
+    except FieldError as exc:
+        errors.update(exc.fields)
+    try:
+        events = check_events(body.get("events"))
+    except FieldError as exc:
+        errors.update(exc.fields)
+    if errors:
+        raise FieldError(errors)
+    assert url is not None
+    org = _org(request)
+    secret = new_secret()
+    created = service.store.put_webhook(
+        org, url, None if events is None else " ".join(events), secret, service.now()
+    )
+    row = service.store.webhook(org)
+    assert row is not None
+    log.info("webhook of %s %s", org, "created" if created else "replaced")
+    return web.json_response(
+        {**webhook_json(row), "secret": secret, "created": created},
+        status=201 if created else 200,
+    )
+
+
+@require(Scope.ADMIN)
+@_fees
+async def get_webhook(request: web.Request) -> web.Response:
+    _only_queries(request)
+    row = _service(request).store.webhook(_org(request))
+    if row is None:
+        return json_error(404, "no webhook is set (PUT /api/v1/webhook)")
+    return web.json_response(webhook_json(row))
+
+
+@require(Scope.ADMIN)
+@_fees
+async def delete_webhook(request: web.Request) -> web.Response:
+    _only_queries(request)
+    if not _service(request).store.delete_webhook(_org(request)):
+        return json_error(404, "no webhook is set")
+    return web.json_response({"deleted": True})
+
+
 # ------------------------------------------------------------------ OpenAPI
 
 _STR = {"type": "string"}
@@ -1063,9 +1156,40 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "detail": _STR,
         },
     },
+    "Webhook": {
+        "type": "object",
+        "description": "the organisation's webhook (never its secret after PUT)",
+        "properties": {
+            "url": _STR,
+            "events": {"type": "array", "items": {"enum": list(EVENTS)}},
+            "all_events": {"type": "boolean", "description": "kinds added later included"},
+            "created_at": _STR,
+            "updated_at": _STR,
+            "deliveries": {
+                "type": "object",
+                "properties": {
+                    "delivered": _INT,
+                    "pending": _INT,
+                    "given_up": _INT,
+                    "last_attempt": {"type": ["object", "null"]},
+                },
+            },
+        },
+        "required": ["url", "events", "created_at", "updated_at"],
+    },
 }
 
 _HASH_ITEM_SCHEMA = _object({**_HASH_ITEM, **_FORM}, ("sha256",))
+_WEBHOOK_SET = {
+    "allOf": [
+        _ref("Webhook"),
+        {
+            "type": "object",
+            "properties": {"secret": _STR, "created": {"type": "boolean"}},
+            "required": ["secret", "created"],
+        },
+    ]
+}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/credits/lots": {
         "post": _op(
@@ -1376,6 +1500,58 @@ OPENAPI_PATHS: dict[str, Any] = {
             {"200": _json(_ref("Usage"))},
             400,
         )
+    },
+    "/api/v1/webhook": {
+        "put": _op(
+            "Set the organisation's REC-10 webhook: an http(s) URL (no credentials in it) "
+            "and the notice kinds it gets (default all). Each notice is POSTed as JSON with "
+            "X-TSA-Event, X-TSA-Delivery (the notice key: the same on retries) and "
+            "X-TSA-Signature: sha256=<hex HMAC-SHA256 of the body>, retried with backoff "
+            "until a 2xx (redirects are not followed). The answer holds the signing secret, "
+            "shown this once; a PUT again replaces the URL, events and secret",
+            "admin",
+            {
+                "201": _json(
+                    _WEBHOOK_SET,
+                    "set (the secret is shown once)",
+                ),
+                "200": _json(
+                    _WEBHOOK_SET,
+                    "replaced (a new secret)",
+                ),
+            },
+            400,
+            413,
+            415,
+            422,
+            requestBody=_json_body(
+                _object(
+                    {
+                        "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                        "events": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"enum": list(EVENTS)},
+                        },
+                    },
+                    ("url",),
+                )
+            ),
+        ),
+        "get": _op(
+            "The organisation's webhook and its delivery counts (never the secret)",
+            "admin",
+            {"200": _json(_ref("Webhook"))},
+            400,
+            404,
+        ),
+        "delete": _op(
+            "Remove the organisation's webhook (undelivered notices are not sent)",
+            "admin",
+            {"200": _json(_object({"deleted": {"type": "boolean"}}))},
+            400,
+            404,
+        ),
     },
     "/api/v1/forecast": {
         "get": _op(
