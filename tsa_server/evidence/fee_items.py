@@ -28,6 +28,7 @@ from tsa_server.evidence.records import (
     StorageState,
     StoredNotice,
 )
+from tsa_server.evidence.store import STORAGE_COLUMNS
 from tsa_server.fees import (
     DepositForm,
     Digests,
@@ -79,22 +80,7 @@ def token_facts(token: bytes) -> tuple[int, datetime]:
 def storage_columns(storage: Storage | None) -> dict[str, Any]:
     """The item_terms columns of a fee-layer Storage (all NULL for hash-only items)."""
     if storage is None:
-        return {
-            name: None
-            for name in (
-                "term_number",
-                "anchor",
-                "base_months",
-                "period_months",
-                "fee",
-                "prepaid",
-                "period",
-                "status",
-                "since",
-                "auto_renew",
-                "expires_at",
-            )
-        }
+        return dict.fromkeys(STORAGE_COLUMNS)
     term = storage.term
     return {
         "term_number": term.number,

@@ -82,25 +82,22 @@ UPDATABLE_ITEM_FIELDS = frozenset(
 )
 MAX_PAGE = 1000
 #: Columns of item_terms a caller sets (item_id, org_id and updated_at are the store's).
+#: item_terms columns of a stored item's storage term (all NULL for hash-only items).
+STORAGE_COLUMNS = (
+    "term_number",
+    "anchor",
+    "base_months",
+    "period_months",
+    "fee",
+    "prepaid",
+    "period",
+    "status",
+    "since",
+    "auto_renew",
+    "expires_at",
+)
 TERMS_COLUMNS = frozenset(
-    {
-        "epoch",
-        "work_content",
-        "handle",
-        "record_sha256",
-        "ops_index",
-        "term_number",
-        "anchor",
-        "base_months",
-        "period_months",
-        "fee",
-        "prepaid",
-        "period",
-        "status",
-        "since",
-        "auto_renew",
-        "expires_at",
-    }
+    {"epoch", "work_content", "handle", "record_sha256", "ops_index", *STORAGE_COLUMNS}
 )
 _TERMS_INSTANTS = ("anchor", "since", "expires_at")
 
