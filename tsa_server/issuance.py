@@ -14,7 +14,6 @@ later run reuse their serials (L-04); the fixed width keeps token sizes stable.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -68,17 +67,18 @@ class _Pending:
 
 @dataclass
 class _Batch:
-    """Requests sequenced together: their first index, built parts and, once signed,
-    their tokens (or the error that stopped them)."""
+    """Requests sequenced together: their first index, genTime, serials and built parts
+    and, once signed, their ledger entries (or the error that stopped them)."""
 
     pending: list[_Pending]
     first: int
-    entries: list[NewEntry]
+    gen_ms: int
+    serials: list[int]
     tst_infos: list[bytes]
     attrs: list[bytes]
     digests: list[str]
     signed: bool = False
-    tokens: list[bytes] | None = None
+    entries: list[NewEntry] | None = None  # with the tokens, once signed
     error: BaseException | None = None
 
 
@@ -202,7 +202,7 @@ class Issuer:
             gen_time = _UNIX_EPOCH + timedelta(milliseconds=gen_ms)
             template, binding = self._template, self._binding
             first, counter = self._next_index, self._counter
-            tst_infos, attrs, digests, entries = [], [], [], []
+            tst_infos, attrs, digests, serials = [], [], [], []
             for offset, item in enumerate(pending):
                 request = item.request
                 counter += 1
@@ -216,7 +216,7 @@ class Issuer:
                 tst_infos.append(tst)
                 attrs.append(template.signed_attributes(tst, digest_name))
                 digests.append(digest_name)
-                entries.append(NewEntry(b"", gen_ms, serial, request.hash.name, request.digest))
+                serials.append(serial)
         except RequestRejected as exc:
             self._answer(pending, Issued(response.rejection(exc.failure, exc.text)))
             return None
@@ -226,7 +226,7 @@ class Issuer:
             return None
         self._counter = counter
         self._next_index = first + len(pending)
-        return _Batch(pending, first, entries, tst_infos, attrs, digests)
+        return _Batch(pending, first, gen_ms, serials, tst_infos, attrs, digests)
 
     async def _sign(self, batch: _Batch) -> None:
         try:
@@ -238,21 +238,22 @@ class Issuer:
                 signatures = self._signer.sign_many(messages, batch.digests)
             else:
                 signatures = await self._batch_signer.sign_batch(messages, batch.digests)
-            template, tokens = self._template, []
-            for i, (item, tst, attr, sig, digest_name) in enumerate(
-                zip(
-                    batch.pending,
-                    batch.tst_infos,
-                    batch.attrs,
-                    signatures,
-                    batch.digests,
-                    strict=True,
-                )
+            template, entries = self._template, []
+            for item, serial, tst, attr, sig, digest_name in zip(
+                batch.pending,
+                batch.serials,
+                batch.tst_infos,
+                batch.attrs,
+                signatures,
+                batch.digests,
+                strict=True,
             ):
-                token = template.assemble(tst, attr, sig, digest_name, item.request.cert_req)
-                tokens.append(token)
-                batch.entries[i] = dataclasses.replace(batch.entries[i], token=token)
-            batch.tokens = tokens
+                request = item.request
+                token = template.assemble(tst, attr, sig, digest_name, request.cert_req)
+                entries.append(
+                    NewEntry(token, batch.gen_ms, serial, request.hash.name, request.digest)
+                )
+            batch.entries = entries
         except Exception as exc:  # noqa: BLE001 - the committer fails it, in order
             batch.error = exc
         finally:
@@ -279,23 +280,24 @@ class Issuer:
                 try:
                     if not group:
                         raise self._queue[0].error  # type: ignore[misc]
-                    entries = [e for batch in group for e in batch.entries]
+                    entries = [e for batch in group for e in batch.entries or ()]
                     await loop.run_in_executor(
                         self._committer, self._store.append, self._epoch, group[0].first, entries
                     )
                 except Exception as exc:  # noqa: BLE001 - any fault before the commit
                     self._abandon(group + list(self._queue), exc)
                     continue
-                self._durable_index = group[-1].first + len(group[-1].entries)
+                self._durable_index = group[-1].first + len(group[-1].pending)
                 self.issued += len(entries)
                 if self.last_failure is not None:
                     log.warning("issuance recovered after: %s", self.last_failure)
                     self.last_failure = None
                 for batch in group:
-                    assert batch.tokens is not None
-                    for offset, (item, token) in enumerate(
-                        zip(batch.pending, batch.tokens, strict=True)
+                    assert batch.entries is not None
+                    for offset, (item, entry) in enumerate(
+                        zip(batch.pending, batch.entries, strict=True)
                     ):
+                        token = entry.token
                         outcome = Issued(response.granted(token), token, batch.first + offset)
                         if not item.future.done():
                             item.future.set_result(outcome)

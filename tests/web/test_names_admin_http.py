@@ -16,28 +16,20 @@ from urllib.parse import quote
 import pytest
 
 from tests.evidence.test_http import Client, tsa_accounts
+from tests.support.names_server import start_names_server
 from tsa_server.evidence.records import NewItem
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.names.sqlite_store import SqliteNameStore
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 
-REPO = Path(__file__).resolve().parents[2]
 WORDS = "/api/v1/names/policy/words"
 WEIGHTS = "/api/v1/names/policy/weights"
 
 
 @pytest.fixture
 def admin_server(make_server, tmp_path: Path, hsm):
-    server = make_server(
-        evidence={"path": str(tmp_path / "evidence.sqlite"), "blobs": str(tmp_path / "blobs")},
-        names={"path": str(tmp_path / "names.sqlite"), "policy": str(REPO / "conf/names.toml")},
-    )
-    orgs = {n: tsa_accounts(server, "create-org", n) for n in ("A", "B", "Op")}
-    text = server.config_path.read_text()
-    assert [line for line in text.splitlines() if line.startswith("[")][-1] == "[names]"
-    server.config_path.write_text(text + f'operators = ["{orgs["Op"]}"]\n')
-    server.start()
+    server, orgs = start_names_server(make_server, tmp_path, ("A", "B", "Op"))
 
     def key(org: str, role: str, scopes: str) -> Client:
         secret = tsa_accounts(

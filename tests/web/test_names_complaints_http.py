@@ -15,11 +15,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.evidence.test_http import Client, tsa_accounts
+from tests.support.names_server import start_names_server
 from tests.web.test_names_admin_http import _item
 from tests.web.test_names_http import tsa_names
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 
-REPO = Path(__file__).resolve().parents[2]
 HANDLE = "星辰"
 MARK = {"kind": "R", "filed_at": "2015-03-01", "registration_number": "第7654321号"}
 
@@ -30,15 +30,7 @@ def url(suffix: str = "") -> str:
 
 @pytest.fixture
 def complaint_server(make_server, tmp_path: Path, hsm):
-    server = make_server(
-        evidence={"path": str(tmp_path / "evidence.sqlite"), "blobs": str(tmp_path / "blobs")},
-        names={"path": str(tmp_path / "names.sqlite"), "policy": str(REPO / "conf/names.toml")},
-    )
-    orgs = {n: tsa_accounts(server, "create-org", n) for n in ("A", "B", "Op")}
-    text = server.config_path.read_text()
-    assert [line for line in text.splitlines() if line.startswith("[")][-1] == "[names]"
-    server.config_path.write_text(text + f'operators = ["{orgs["Op"]}"]\n')
-    server.start()
+    server, orgs = start_names_server(make_server, tmp_path, ("A", "B", "Op"))
     clients = {
         n: Client(
             server,

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.evidence.test_http import Client, tsa_accounts
+from tests.support.names_server import start_names_server
 from tests.support.tsa import TSA_BIN
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.web import routes
@@ -26,16 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def names_server(make_server, tmp_path: Path, hsm):
-    server = make_server(
-        evidence={"path": str(tmp_path / "evidence.sqlite"), "blobs": str(tmp_path / "blobs")},
-        names={"path": str(tmp_path / "names.sqlite"), "policy": str(REPO / "conf/names.toml")},
-    )
-    orgs = {n: tsa_accounts(server, "create-org", n) for n in ("A", "B", "C", "Op")}
-    # [names] is the file's last table: the operator organisation is known only now
-    text = server.config_path.read_text()
-    assert [line for line in text.splitlines() if line.startswith("[")][-1] == "[names]"
-    server.config_path.write_text(text + f'operators = ["{orgs["Op"]}"]\n')
-    server.start()
+    server, orgs = start_names_server(make_server, tmp_path, ("A", "B", "C", "Op"))
     keys = {
         n: tsa_accounts(
             server,
@@ -293,15 +285,9 @@ def test_beta_race_is_contested_and_each_contender_sees_only_itself_and_the_lead
         f"ends_at = {z(now + timedelta(days=30))}\n"
     )
     (tmp_path / "names.toml").write_text(policy)
-    server = make_server(
-        evidence={"path": str(tmp_path / "evidence.sqlite"), "blobs": str(tmp_path / "blobs")},
-        names={"path": str(tmp_path / "names.sqlite"), "policy": str(tmp_path / "names.toml")},
+    server, orgs = start_names_server(
+        make_server, tmp_path, ("A", "B", "C", "Op"), policy=tmp_path / "names.toml"
     )
-    orgs = {n: tsa_accounts(server, "create-org", n) for n in ("A", "B", "C", "Op")}
-    server.config_path.write_text(
-        server.config_path.read_text() + f'operators = ["{orgs["Op"]}"]\n'
-    )
-    server.start()
     c = {
         n: Client(
             server,

@@ -93,6 +93,11 @@ from tsa_server.fees import (
 from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
 from tsa_server.rfc3161 import response
 from tsa_server.web.auth import PRINCIPAL, BadRequest, json_error, read_json_object, require
+from tsa_server.web.openapi_schema import API_KEY as _KEY
+from tsa_server.web.openapi_schema import json_body as _json_body
+from tsa_server.web.openapi_schema import json_response as _json
+from tsa_server.web.openapi_schema import object_schema as _object
+from tsa_server.web.openapi_schema import ref as _ref
 from tsa_server.web.ratelimit import RATE_LIMITER, RateLimiter
 
 log = logging.getLogger("tsa.web.evidence")
@@ -887,7 +892,6 @@ _NSTR = {"type": ["string", "null"]}
 _INT = {"type": "integer"}
 _HEX64 = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 _ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": _STR}
-_KEY = [{"apiKey": []}]
 _FORM = {
     "depositor": {"type": "string", "maxLength": MAX_CHARS["depositor"]},
     "work_content": {"type": "string", "maxLength": MAX_CHARS["work_content"]},
@@ -904,14 +908,6 @@ _HASH_ITEM = {
     "file_name": {"type": "string", "maxLength": 255},
     "media_type": {"type": "string", "maxLength": 127},
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _ERROR_TEXT = {
@@ -981,21 +977,6 @@ def _op(summary: str, scope: str, ok: dict[str, Any], *codes: int, **extra: Any)
     }
     op.update(extra)
     return op
-
-
-def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 _PAGE = [

@@ -36,6 +36,7 @@ from tsa_server.web.auth import PRINCIPAL, BadRequest, evidence_store, json_erro
 from tsa_server.web.evidence import EVIDENCE
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger import LOGS, LogView
+from tsa_server.web.openapi_schema import API_KEY, json_response, ref
 
 log = logging.getLogger("tsa.web.evidence_files")
 STREAM_CHUNK = 1 << 20
@@ -173,7 +174,6 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
 
 
 def _file_operation(summary: str, media_type: str, description: str) -> dict[str, Any]:
-    error = {"$ref": "#/components/schemas/Error"}
     errors = {
         "401": "no or bad API key",
         "403": "the key lacks the read scope",
@@ -185,19 +185,13 @@ def _file_operation(summary: str, media_type: str, description: str) -> dict[str
             "summary": summary,
             "description": "Needs an API key with the `read` scope. Served for every "
             "certified item in every storage state (REC-4, A-6).",
-            "security": [{"apiKey": []}],
+            "security": API_KEY,
             "parameters": [
                 {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
             "responses": {
                 "200": _binary(media_type, description),
-                **{
-                    code: {
-                        "description": text,
-                        "content": {"application/json": {"schema": error}},
-                    }
-                    for code, text in errors.items()
-                },
+                **{code: json_response(ref("Error"), text) for code, text in errors.items()},
             },
         }
     }

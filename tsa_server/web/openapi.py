@@ -7,15 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from tsa_server.web import evidence, evidence_files
+from tsa_server.web.openapi_schema import API_KEY as _KEY
+from tsa_server.web.openapi_schema import json_body, object_schema
+from tsa_server.web.openapi_schema import json_response as _json
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _REFUSAL = {"$ref": "#/components/schemas/Refusal"}
-_KEY = [{"apiKey": []}]
 _HANDLE = {"name": "handle", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -33,14 +31,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _body(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    if required:
-        schema["required"] = required
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+    return json_body(object_schema(properties, tuple(required or ())))
 
 
 def _op(
