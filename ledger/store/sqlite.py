@@ -139,6 +139,7 @@ class _WalCheckpointer:
     def __init__(self, path: Path, interval_s: float = 0.25):
         self._path = path
         self._interval_s = interval_s
+        self.rounds_copied = 0  # checkpoints that copied WAL frames into the database
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self._thread.start()
@@ -148,7 +149,8 @@ class _WalCheckpointer:
         try:
             while not self._stopping.wait(self._interval_s):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _, _, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.rounds_copied += copied > 0
                 except sqlite3.Error:
                     pass  # busy or failing disk: the next round tries again
             try:

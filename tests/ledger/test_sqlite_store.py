@@ -100,3 +100,25 @@ def test_checkpoints_only_advance(tmp_path) -> None:
     assert [c.size for c in store.checkpoints()] == [5, 9]
     assert store.latest_checkpoint().note == "note9"
     store.close()
+
+
+def test_the_wal_is_copied_back_by_the_checkpoint_thread_not_by_commits(tmp_path) -> None:
+    """Commits never checkpoint (wal_autocheckpoint = 0 on the writer); the store's
+    thread copies the WAL into the database while the store is open."""
+    import time
+
+    store = SqliteStore(tmp_path / "ledger.sqlite")
+    assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    epoch = store.claim_epoch().epoch
+    for batch in range(20):
+        entries = [NewEntry(b"w%d.%d" % (batch, i), batch, batch * 50 + i + 1, "sha256", b"")
+                   for i in range(50)]  # fmt: skip
+        store.append(epoch, batch * 50, entries)
+    deadline = time.monotonic() + 10
+    while store._checkpointer.rounds_copied == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store._checkpointer.rounds_copied >= 1
+    store.close()
+    reopened = SqliteStore(tmp_path / "ledger.sqlite")
+    assert reopened.size() == 1000
+    reopened.close()

@@ -93,6 +93,22 @@ def test_certificate_pdf(setup: Setup, hsm, tmp_path: Path) -> None:
     openssl_verify(tmp_path / "photo", tmp_path / name, hsm.chain_file)
 
 
+def test_certificate_links_ignore_the_host_header(setup: Setup) -> None:
+    """The verification link and QR come from [server] public_url (default: the
+    listening address), never from the Host header a client chooses."""
+    item = stored_item(setup, b"host header " * 50)
+    status, _, pdf = setup.server.request(
+        "GET",
+        f"/api/v1/items/{item.id}/certificate.pdf",
+        None,
+        {"Authorization": f"Bearer {setup.key_a}", "Host": "evil.example"},
+    )
+    assert status == 200
+    text = "".join("".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "evil.example" not in text
+    assert f"{setup.server.url}ledger/tokens/lookup/serial/" in text
+
+
 def test_kit_zip_with_original(setup: Setup, hsm, tmp_path: Path) -> None:
     item = stored_item(setup)
     status, headers, kit = setup.get(f"/api/v1/items/{item.id}/kit.zip", setup.key_a)
