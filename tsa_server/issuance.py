@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -126,9 +126,10 @@ class Issuer:
         self._flush_scheduled = False
         self._queue: deque[_Batch] = deque()  # sequenced, not yet committed, index order
         self._signing = 0  # batches being signed
-        self._committing = False
+        self._handed = 0  # batches with the committer, not yet reported back
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Future] = set()  # the loop keeps only weak references
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="tsa-commit")
+        self._committer = _Committer(store, self._epoch, state.next_index, self._report)
         self.issued = 0
         self.rejected = 0
         self.last_failure: str | None = None  # set when a batch fails, cleared by a success
@@ -141,7 +142,7 @@ class Issuer:
         return self._durable_index
 
     def close(self) -> None:
-        self._committer.shutdown(wait=True)
+        self._committer.close()
 
     async def issue(self, body: bytes) -> bytes:
         """Answer one request body with a DER TimeStampResp (granted or rejection)."""
@@ -231,7 +232,7 @@ class Issuer:
     async def _sign(self, batch: _Batch) -> None:
         try:
             messages = [to_be_signed(a) for a in batch.attrs]
-            idle = self._signing == 1 and len(self._queue) == 1 and not self._committing
+            idle = self._signing == 1 and len(self._queue) == 1 and not self._handed
             if idle and len(messages) <= _INLINE_SIGN_MAX:
                 # Nothing else in flight (light load): a round trip to a worker would
                 # cost more than signing these few here, on this process's own session.
@@ -259,59 +260,51 @@ class Issuer:
         finally:
             batch.signed = True
             self._signing -= 1
-            self._start_commit()
+            self._hand_over()
             if self._pending:
                 self._schedule_flush()
 
-    def _start_commit(self) -> None:
-        if not self._committing and self._queue and self._queue[0].signed:
-            self._committing = True
-            self._spawn(self._commit())
+    def _hand_over(self) -> None:
+        """Pass the signed head of the queue, in index order, to the committer."""
+        queue, ready = self._queue, []
+        while queue and queue[0].signed:
+            ready.append(queue.popleft())
+        if ready:
+            self._loop = asyncio.get_running_loop()
+            self._handed += len(ready)
+            self._committer.put(ready)
 
-    async def _commit(self) -> None:
-        """Commit every signed batch at the head of the queue, in one transaction per
-        round, until the head is still being signed."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._queue and self._queue[0].signed:
-                group: list[_Batch] = []
-                while self._queue and self._queue[0].signed and self._queue[0].error is None:
-                    group.append(self._queue.popleft())
-                try:
-                    if not group:
-                        raise self._queue[0].error  # type: ignore[misc]
-                    entries = [e for batch in group for e in batch.entries or ()]
-                    await loop.run_in_executor(
-                        self._committer, self._store.append, self._epoch, group[0].first, entries
+    def _report(self, outcome: _Committed) -> None:
+        """From the committer thread: hand the outcome to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._committed, outcome)
+
+    def _committed(self, report: _Committed) -> None:
+        """On the loop: release the replies of committed batches, fail the others."""
+        self._handed -= len(report.committed) + len(report.failed)
+        self._durable_index = report.durable_index
+        for batch in report.committed:
+            assert batch.entries is not None
+            self.issued += len(batch.entries)
+            for offset, (item, entry) in enumerate(zip(batch.pending, batch.entries, strict=True)):
+                token = entry.token
+                if not item.future.done():
+                    item.future.set_result(
+                        Issued(response.granted(token), token, batch.first + offset)
                     )
-                except Exception as exc:  # noqa: BLE001 - any fault before the commit
-                    self._abandon(group + list(self._queue), exc)
-                    continue
-                self._durable_index = group[-1].first + len(group[-1].pending)
-                self.issued += len(entries)
-                if self.last_failure is not None:
-                    log.warning("issuance recovered after: %s", self.last_failure)
-                    self.last_failure = None
-                for batch in group:
-                    assert batch.entries is not None
-                    for offset, (item, entry) in enumerate(
-                        zip(batch.pending, batch.entries, strict=True)
-                    ):
-                        token = entry.token
-                        outcome = Issued(response.granted(token), token, batch.first + offset)
-                        if not item.future.done():
-                            item.future.set_result(outcome)
-        finally:
-            self._committing = False
-        self._start_commit()
-
-    def _abandon(self, batches: list[_Batch], exc: BaseException) -> None:
-        """Fail `batches` (the failed one and everything sequenced after it) and restart
-        the sequence at the last durable index."""
-        self._queue.clear()
-        self._next_index = self._durable_index
-        self._failed(exc, sum(len(b.pending) for b in batches))
-        for batch in batches:
+        if report.committed and report.error is None and self.last_failure is not None:
+            log.warning("issuance recovered after: %s", self.last_failure)
+            self.last_failure = None
+        failed = list(report.failed)
+        if report.error is not None:
+            # Everything sequenced after the failure depended on it: fail what is still
+            # being signed too, and restart the sequence at the durable end.
+            failed += self._queue
+            self._queue.clear()
+            self._next_index = report.durable_index
+            self._failed(report.error, sum(len(b.pending) for b in failed))
+        for batch in failed:
             self._answer(batch.pending, _SYSTEM_FAILURE)
 
     def _answer(self, pending: list[_Pending], outcome: Issued) -> None:
@@ -379,6 +372,84 @@ class Issuer:
             )
         self._last_gen_ms = gen_ms
         return gen_ms, accuracy_us
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What the committer did with the batches it took: `committed` are durable (up to
+    `durable_index`); `failed` are not, and `error` says why when they are the first
+    failure (None for batches sequenced on top of a failure the loop already saw)."""
+
+    committed: list[_Batch]
+    failed: list[_Batch]
+    error: BaseException | None
+    durable_index: int
+
+
+class _Committer:
+    """One thread appending signed batches to the store, strictly in index order.
+
+    It takes every batch handed over since its last commit and appends them in one
+    durable transaction, then reports to the loop and goes straight on to the next
+    group: the commit never waits for the loop to notice the last one. A batch commits
+    only when it continues the durable sequence exactly; a signing error, a failed
+    commit, or a batch sequenced on top of one of those fails instead, and nothing of
+    it leaves the process.
+    """
+
+    def __init__(self, store: Store, epoch: int, durable_index: int, report) -> None:
+        self._store = store
+        self._epoch = epoch
+        self._durable_index = durable_index
+        self._report = report
+        self._items: deque[_Batch] = deque()
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="tsa-commit", daemon=True)
+        self._thread.start()
+
+    def put(self, batches: list[_Batch]) -> None:
+        with self._wakeup:
+            self._items.extend(batches)
+            self._wakeup.notify()
+
+    def close(self) -> None:
+        """Commit what was handed over, then stop."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._items and not self._closed:
+                    self._wakeup.wait()
+                if not self._items:
+                    return
+                batches = list(self._items)
+                self._items.clear()
+            self._report(self._commit(batches))
+
+    def _commit(self, batches: list[_Batch]) -> _Committed:
+        group, end = [], self._durable_index
+        for batch in batches:
+            if batch.error is not None or batch.first != end:
+                break
+            group.append(batch)
+            end += len(batch.pending)
+        rest = batches[len(group) :]
+        # A batch that does not continue the sequence was built on a failure already
+        # reported; only a fresh error restarts the sequence.
+        error = rest[0].error if rest else None
+        if group:
+            entries = [entry for batch in group for entry in batch.entries or ()]
+            try:
+                self._store.append(self._epoch, group[0].first, entries)
+            except Exception as exc:  # noqa: BLE001 - any commit fault fails the group
+                return _Committed([], batches, exc, self._durable_index)
+            self._durable_index = end
+        return _Committed(group, rest, error, self._durable_index)
 
 
 _SYSTEM_FAILURE = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))

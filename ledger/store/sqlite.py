@@ -21,6 +21,7 @@ from ledger.merkle import root_from_reader
 from ledger.proofs import consistency_proof, inclusion_proof
 from ledger.store import sqlite_tree
 from ledger.store.base import Entry, NewEntry, SequenceState, SignedCheckpoint
+from ledger.store.sqlite_lookup import LookupCopier, LookupReader
 
 SCHEMA_VERSION = 1
 
@@ -35,7 +36,6 @@ BEGIN SELECT RAISE(ABORT, 'ledger indices must be contiguous'); END;
 CREATE TRIGGER IF NOT EXISTS entries_monotone BEFORE INSERT ON entries
 WHEN NEW.gen_time < (SELECT gen_time FROM entries WHERE idx = NEW.idx - 1)
 BEGIN SELECT RAISE(ABORT, 'genTime must not decrease'); END;
-CREATE INDEX IF NOT EXISTS idx_entries_leaf_hash ON entries(leaf_hash);
 CREATE TRIGGER IF NOT EXISTS checkpoints_advance BEFORE INSERT ON checkpoints
 WHEN NEW.size <= (SELECT COALESCE(MAX(size), -1) FROM checkpoints)
 BEGIN SELECT RAISE(ABORT, 'a checkpoint must be larger than the last one'); END;
@@ -99,7 +99,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"token", "gen_time", "serial", "leaf_hash", "chain_hash"},
         )
         db["entries"].create_index(["serial"], unique=True)
-        db["entries"].create_index(["imprint"])
         db["entries"].create_index(["gen_time"])
     if "seq" not in db.table_names():
         db["seq"].create(
@@ -121,6 +120,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"root", "chain_head", "note"},
         )
     conn.executescript(_TRIGGERS + sqlite_tree.SCHEMA)
+    # Ledgers made before lookups moved to the side database (sqlite_lookup.py) indexed
+    # these random keys in every commit.
+    conn.execute("DROP INDEX IF EXISTS idx_entries_leaf_hash")
+    conn.execute("DROP INDEX IF EXISTS idx_entries_imprint")
 
 
 def _entry(row: tuple) -> Entry:
@@ -173,8 +176,10 @@ class SqliteReader:
         self._conn = sqlite3.connect(
             f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
+        self._lookup = LookupReader(self.path)
 
     def close(self) -> None:
+        self._lookup.close()
         self._conn.close()
 
     def size(self) -> int:
@@ -202,17 +207,29 @@ class SqliteReader:
         return _entry(row) if row else None
 
     def entry_by_leaf_hash(self, leaf: bytes) -> Entry | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1", (leaf,)
-        ).fetchone()
-        return _entry(row) if row else None
+        found = self._lookup_by("leaf_hash", leaf, 1)
+        return found[0] if found else None
 
     def entries_by_imprint(self, imprint: bytes, limit: int = 100) -> list[Entry]:
+        return self._lookup_by("imprint", imprint, limit)
+
+    def _lookup_by(self, column: str, key: bytes, limit: int) -> list[Entry]:
+        """Entries whose `column` is `key`, in index order: the side database's
+        candidates, each checked against the ledger, then a scan of the tail it does
+        not cover yet (sqlite_lookup.py)."""
+        indices, covered = self._lookup.candidates(column, key, limit, self.chain_head)
+        found = {}
+        for index in indices:
+            entry = self.entry(index)
+            if entry is not None and getattr(entry, column) == key:
+                found[index] = entry
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE imprint = ? ORDER BY idx LIMIT ?",
-            (imprint, limit),
+            f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND {column} = ? ORDER BY idx LIMIT ?",
+            (covered, key, limit),
         )
-        return [_entry(row) for row in rows]
+        for row in rows:
+            found.setdefault(row[0], _entry(row))
+        return [found[index] for index in sorted(found)[:limit]]
 
     def index_at_time(self, gen_time_ms: int) -> int:
         """The first index whose genTime is >= gen_time_ms (the size if none): genTime is
@@ -314,9 +331,12 @@ class SqliteStore(SqliteReader):
         self._writer.execute("PRAGMA cache_size = -65536")
         self._writer.execute("PRAGMA wal_autocheckpoint = 0")
         self._checkpointer = _WalCheckpointer(self.path)
+        self._lookup = LookupReader(self.path)
+        self._lookup_copier = LookupCopier(self.path)
         self._chain_head: bytes | None = None
 
     def close(self) -> None:
+        self._lookup_copier.stop()
         self._checkpointer.stop()
         super().close()
         self._writer.close()
