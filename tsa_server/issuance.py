@@ -277,8 +277,12 @@ class Issuer:
     def _report(self, outcome: _Committed) -> None:
         """From the committer thread: hand the outcome to the loop."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None:
+            return
+        try:
             loop.call_soon_threadsafe(self._committed, outcome)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting for these replies any more
 
     def _committed(self, report: _Committed) -> None:
         """On the loop: release the replies of committed batches, fail the others."""
