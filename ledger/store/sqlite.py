@@ -134,14 +134,24 @@ def _entry(row: tuple) -> Entry:
 _COLUMNS = "idx, token, gen_time, serial, imprint_alg, imprint, leaf_hash, chain_hash"
 
 
-class _WalCheckpointer:
-    """Copies committed WAL frames into the database file every `interval_s` (PASSIVE:
-    never blocks the writer or readers), so the WAL stays small and no commit pays for
-    a checkpoint. A final TRUNCATE checkpoint runs at stop."""
+# The WAL starts again from its beginning (and so stops growing) only after a checkpoint
+# has copied every frame in it, and under a steady stream of commits the checkpoint
+# thread never quite catches up. So the writer checkpoints too, once the WAL passes this
+# many pages (64 MiB): by then the thread has copied nearly all of it, the writer's own
+# checkpoint completes with no commit beside it, and the next commit restarts the WAL.
+WAL_RESTART_PAGES = 16_384
 
-    def __init__(self, path: Path, interval_s: float = 0.25):
+
+class _WalCheckpointer:
+    """Copies committed WAL frames into the database file (PASSIVE: never blocks the
+    writer or readers): every `busy_interval_s` while commits keep coming, so that a
+    commit that crosses WAL_RESTART_PAGES finds almost nothing left to copy, and every
+    `interval_s` when they do not. A final TRUNCATE checkpoint runs at stop."""
+
+    def __init__(self, path: Path, interval_s: float = 0.25, busy_interval_s: float = 0.05):
         self._path = path
         self._interval_s = interval_s
+        self._busy_interval_s = busy_interval_s
         self.rounds_copied = 0  # checkpoints that copied WAL frames into the database
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
@@ -149,13 +159,15 @@ class _WalCheckpointer:
 
     def _run(self) -> None:
         conn = connect(self._path)
+        wait = self._interval_s
         try:
-            while not self._stopping.wait(self._interval_s):
+            while not self._stopping.wait(wait):
                 try:
                     _, _, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.rounds_copied += copied > 0
                 except sqlite3.Error:
-                    pass  # busy or failing disk: the next round tries again
+                    copied = 0  # busy or failing disk: the next round tries again
+                self.rounds_copied += copied > 0
+                wait = self._busy_interval_s if copied > 0 else self._interval_s
             try:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
@@ -310,7 +322,7 @@ class SqliteStore(SqliteReader):
     the lock cannot see (another host on a shared filesystem).
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, wal_restart_pages: int = WAL_RESTART_PAGES):
         self.path = Path(path)
         self._lock = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
         try:
@@ -325,11 +337,10 @@ class SqliteStore(SqliteReader):
         # Appends get their own connection so the issuer can commit in a worker thread
         # while readers (the publisher, HTTP) see only committed entries on theirs.
         self._writer = connect(self.path)
-        # The random-keyed indexes (imprint, leaf hash) touch pages all over the file:
-        # keep them cached, and copy the WAL back into the database from a thread of
-        # its own instead of inside whichever commit crosses the auto-checkpoint size.
+        # The WAL is copied back into the database by a thread of its own; a commit
+        # checkpoints only when the WAL must restart (WAL_RESTART_PAGES).
         self._writer.execute("PRAGMA cache_size = -65536")
-        self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._writer.execute(f"PRAGMA wal_autocheckpoint = {int(wal_restart_pages)}")
         self._checkpointer = _WalCheckpointer(self.path)
         self._lookup = LookupReader(self.path)
         self._lookup_copier = LookupCopier(self.path)

@@ -102,23 +102,34 @@ def test_checkpoints_only_advance(tmp_path) -> None:
     store.close()
 
 
-def test_the_wal_is_copied_back_by_the_checkpoint_thread_not_by_commits(tmp_path) -> None:
-    """Commits never checkpoint (wal_autocheckpoint = 0 on the writer); the store's
-    thread copies the WAL into the database while the store is open."""
+def test_the_wal_is_copied_back_by_the_thread_and_restarts_under_steady_commits(
+    tmp_path,
+) -> None:
+    """The checkpoint thread copies the WAL into the database while commits keep coming,
+    and the WAL stays bounded (it restarts once past the writer's threshold) instead of
+    growing for as long as the stream lasts."""
+    import os
     import time
 
-    store = SqliteStore(tmp_path / "ledger.sqlite")
-    assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    restart_pages = 64  # 256 KiB; the default is 64 MiB
+    path = tmp_path / "ledger.sqlite"
+    store = SqliteStore(path, wal_restart_pages=restart_pages)
     epoch = store.claim_epoch().epoch
-    for batch in range(20):
-        entries = [NewEntry(b"w%d.%d" % (batch, i), batch, batch * 50 + i + 1, "sha256", b"")
-                   for i in range(50)]  # fmt: skip
-        store.append(epoch, batch * 50, entries)
+    token = os.urandom(1500)
+    largest_wal = 0
+    for batch in range(300):  # no pause between commits
+        entries = [NewEntry(token + b"%d.%d" % (batch, i), batch, batch * 10 + i + 1,
+                            "sha256", b"")
+                   for i in range(10)]  # fmt: skip
+        store.append(epoch, batch * 10, entries)
+        largest_wal = max(largest_wal, os.path.getsize(str(path) + "-wal"))
+    # Without the restart the WAL holds every frame written (about 15 MiB here).
+    assert largest_wal < 4 * 64 * 4096
     deadline = time.monotonic() + 10
     while store._checkpointer.rounds_copied == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store._checkpointer.rounds_copied >= 1
     store.close()
-    reopened = SqliteStore(tmp_path / "ledger.sqlite")
-    assert reopened.size() == 1000
+    reopened = SqliteStore(path)
+    assert reopened.size() == 3000
     reopened.close()
