@@ -97,6 +97,7 @@ from tsa_server.web.openapi_schema import API_KEY as _KEY
 from tsa_server.web.openapi_schema import json_body as _json_body
 from tsa_server.web.openapi_schema import json_response as _json
 from tsa_server.web.openapi_schema import object_schema as _object
+from tsa_server.web.openapi_schema import query_param as _query
 from tsa_server.web.openapi_schema import ref as _ref
 from tsa_server.web.ratelimit import RATE_LIMITER, RateLimiter
 
@@ -979,14 +980,7 @@ def _op(summary: str, scope: str, ok: dict[str, Any], *codes: int, **extra: Any)
     return op
 
 
-_PAGE = [
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-    },
-]
+_PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE})]
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "TooManyRequests": {
@@ -1226,12 +1220,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
             400,
             parameters=[
-                {
-                    "name": "after_id",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 0},
-                },
+                _query("after_id", {"type": "integer", "minimum": 0}),
                 *_PAGE,
             ],
         )
@@ -1325,12 +1314,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             400,
             parameters=[
                 *_PAGE,
-                {
-                    "name": "offset",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 0},
-                },
+                _query("offset", {"type": "integer", "minimum": 0}),
             ],
         )
     },

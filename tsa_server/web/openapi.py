@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tsa_server.web import evidence, evidence_files
 from tsa_server.web.openapi_schema import API_KEY as _KEY
-from tsa_server.web.openapi_schema import json_body, object_schema
+from tsa_server.web.openapi_schema import json_body, object_schema, query_param
 from tsa_server.web.openapi_schema import json_response as _json
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -189,8 +189,8 @@ DOCUMENT: dict[str, Any] = {
                 ok_schema={"$ref": "#/components/schemas/Check"},
                 errors=(400, 404),
                 params=[
-                    {"name": "handle", "in": "query", "required": True, "schema": STR},
-                    {"name": "shop_name", "in": "query", "required": False, "schema": STR},
+                    query_param("handle", STR, required=True),
+                    query_param("shop_name", STR),
                 ],
             )
         },
