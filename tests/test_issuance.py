@@ -217,3 +217,57 @@ def test_timestamp_a_digest_for_internal_services(store, make_issuer) -> None:
         asyncio.run(issuer.timestamp(b"short"))
     with pytest.raises(ValueError, match="not accepted"):
         asyncio.run(issuer.timestamp(bytes(20), "sha1"))
+
+
+def test_the_committer_commits_only_what_continues_the_durable_sequence(tmp_path) -> None:
+    """`_Committer` decides each batch it is handed: the group that continues the
+    durable sequence commits; a batch whose signing failed, and everything after it,
+    fails with that error; a batch sequenced on top of a failure the loop already saw
+    fails without an error of its own while the batches sequenced after the restart
+    still commit; a failed commit fails the whole group."""
+    from ledger.store.base import NewEntry
+    from tsa_server.issuance import _Batch, _Committer
+
+    def batch(first: int, count: int, error: BaseException | None = None) -> _Batch:
+        entries = [
+            NewEntry(b"t%d" % i, 1, i + 1, "sha256", b"") for i in range(first, first + count)
+        ]
+        return _Batch([object()] * count, first, 1, [], [], [], [], True, entries, error)
+
+    store = SqliteStore(tmp_path / "ledger.sqlite")
+    epoch = store.claim_epoch().epoch
+    committer = _Committer(store, epoch, 0, lambda report: None)
+    try:
+        a, b = batch(0, 2), batch(2, 3)
+        report = committer._commit([a, b])
+        assert (report.committed, report.failed, report.error, report.durable_index) == (
+            [a, b],
+            [],
+            None,
+            5,
+        )
+        refused = RuntimeError("signing failed")
+        c, d, e = batch(5, 1), batch(6, 2, refused), batch(8, 1)
+        report = committer._commit([c, d, e])
+        assert report.committed == [c] and report.failed == [d, e]
+        assert report.error is refused and report.durable_index == 6
+        # Sequenced before the loop restarted the sequence at 6, and handed over in the
+        # same round as the first batch sequenced after the restart: the stale one
+        # fails on its own, the new one commits.
+        stale, restarted = batch(9, 1), batch(6, 1)
+        report = committer._commit([stale, restarted])
+        assert report.committed == [restarted] and report.failed == [stale]
+        assert report.error is None and report.durable_index == 7
+        assert store.size() == 7
+        conn = sqlite3.connect(store.path)  # another writer fences this one off (L-08)
+        conn.execute("UPDATE seq SET epoch = epoch + 1")
+        conn.commit()
+        conn.close()
+        f = batch(7, 2)
+        report = committer._commit([f])
+        assert report.committed == [] and report.failed == [f]
+        assert isinstance(report.error, LedgerWriteError) and report.durable_index == 7
+        assert store.size() == 7
+    finally:
+        committer.close()
+        store.close()

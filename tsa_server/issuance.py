@@ -436,16 +436,18 @@ class _Committer:
             self._report(self._commit(batches))
 
     def _commit(self, batches: list[_Batch]) -> _Committed:
-        group, end = [], self._durable_index
+        group, failed, error, end = [], [], None, self._durable_index
         for batch in batches:
-            if batch.error is not None or batch.first != end:
-                break
-            group.append(batch)
-            end += len(batch.pending)
-        rest = batches[len(group) :]
-        # A batch that does not continue the sequence was built on a failure already
-        # reported; only a fresh error restarts the sequence.
-        error = rest[0].error if rest else None
+            if batch.first != end:
+                # Sequenced on top of a failure (one found below, or one already
+                # reported); batches the loop sequenced after its restart still follow.
+                failed.append(batch)
+            elif batch.error is not None:
+                failed.append(batch)
+                error = error or batch.error
+            else:
+                group.append(batch)
+                end += len(batch.pending)
         if group:
             entries = [entry for batch in group for entry in batch.entries or ()]
             try:
@@ -453,7 +455,7 @@ class _Committer:
             except Exception as exc:  # noqa: BLE001 - any commit fault fails the group
                 return _Committed([], batches, exc, self._durable_index)
             self._durable_index = end
-        return _Committed(group, rest, error, self._durable_index)
+        return _Committed(group, failed, error, self._durable_index)
 
 
 _SYSTEM_FAILURE = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))

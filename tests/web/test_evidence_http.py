@@ -284,9 +284,16 @@ def test_stored_lifecycle_delete_reupload_and_dedup(server: TsaServer, tmp_path:
     assert status == 200 and body["storage"]["auto_renew"] is False
     status, _, body = a.post(path + "/auto-renew", {"auto_renew": "no"})
     assert status == 422
+    # an unknown field is refused by name, and changes nothing
+    status, _, body = a.post(path + "/auto-renew", {"auto_renew": True, "renew": 1})
+    assert status == 422 and body["fields"] == {"renew": "unknown field"}
+    assert a.get(path)[2]["storage"]["auto_renew"] is False
     # no deletion without the confirmation that the original was downloaded
     status, _, body = a.post(path + "/delete-original", {})
     assert status == 422 and a.get(path)[2]["storage"]["status"] == "ACTIVE"
+    status, _, body = a.post(path + "/delete-original", {"confirm_downloaded": True, "x": 0})
+    assert status == 422 and body["fields"] == {"x": "unknown field"}
+    assert a.get(path)[2]["storage"]["status"] == "ACTIVE"
     status, _, body = a.post(path + "/delete-original", {"confirm_downloaded": True})
     assert status == 200 and body["storage"]["status"] == "ORIGINAL_DELETED"
     assert body["downloads"]["original"] is None and body["filing_status"] == "VALID"
