@@ -8,6 +8,7 @@ Secrets never live here: the PIN comes from an environment variable or a file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -31,6 +32,11 @@ class ServerConfig:
     max_body_bytes: int = 8192
     max_connections: int = 1024
     idle_timeout_s: float = 15.0
+    # Every request body (all endpoints): after body_grace_s it must have arrived at
+    # body_min_rate_bytes_s on average, and it must be complete within body_timeout_s.
+    body_grace_s: float = 10.0
+    body_min_rate_bytes_s: int = 16384
+    body_timeout_s: float = 900.0
     # Origin printed on certificates and in their QR codes (https://tsa.example.org);
     # empty: http://host:port. Never taken from a request's Host header.
     public_url: str = ""
@@ -83,6 +89,7 @@ class LedgerConfig:
     ops_path: str = "var/ops.sqlite"
     ops_origin: str = "localhost/tsa/ledger/ops"
     ops_checkpoint_dir: str = "var/ledger/ops"
+    max_lookup_results: int = 100  # entries (with proofs) one lookup answer holds at most
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,31 @@ class EvidenceConfig:
     webhook_give_up_s: float = 86400.0  # no attempt later than this after the first
     webhook_concurrency: int = 4  # webhook requests in flight at once
     webhook_poll_s: float = 5.0  # how often due deliveries are looked for
+    webhook_per_org_concurrency: int = 2  # requests in flight to one organisation's URL
+    webhook_allow_http: bool = False  # plain-http webhook URLs (https only by default)
+    # Networks (CIDR) webhooks may reach although they are loopback, private, link-local
+    # or reserved; empty: none (only public addresses).
+    webhook_allowed_networks: tuple[str, ...] = ()
+    max_upload_request_bytes: int = 2 << 30  # total bytes of one upload request
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-client token buckets for endpoints anyone may call (docs/security.md).
+
+    Clients are told apart by address (IPv6 by /64), or by the last X-Forwarded-For
+    hop when the connection comes from one of trusted_proxies. per_second 0: no limit.
+    """
+
+    tsr_per_second: float = 0.0  # POST / and /tsr: off by default
+    tsr_burst: int = 200
+    verify_per_second: float = 2.0  # POST /verify
+    verify_burst: int = 10
+    lookup_per_second: float = 10.0  # ledger lookups and proofs, GET /tokens/{serial}
+    lookup_burst: int = 50
+    ledger_per_second: float = 200.0  # other public ledger reads (tiles, checkpoints)
+    ledger_burst: int = 1000
+    trusted_proxies: tuple[str, ...] = ()  # addresses or CIDRs of reverse proxies
 
 
 @dataclass(frozen=True)
@@ -142,6 +174,7 @@ class Config:
     clock: NtpSettings = field(default_factory=NtpSettings)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     names: NamesConfig = field(default_factory=NamesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -253,6 +286,15 @@ def validate(config: Config) -> None:
         "[server] public_url must be an http(s) origin such as https://tsa.example.org",
     )
     _require(0.5 <= server.idle_timeout_s <= 3600, "[server] idle_timeout_s must be 0.5..3600")
+    _require(0.5 <= server.body_grace_s <= 3600, "[server] body_grace_s must be 0.5..3600")
+    _require(
+        1 <= server.body_min_rate_bytes_s <= 1 << 30,
+        "[server] body_min_rate_bytes_s must be 1..1073741824",
+    )
+    _require(
+        server.body_grace_s <= server.body_timeout_s <= 86400,
+        "[server] body_timeout_s must be body_grace_s..86400",
+    )
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:
         _require(_is_oid(oid), f"[tsa] policies: {oid!r} is not a dotted OID")
@@ -330,12 +372,44 @@ def validate(config: Config) -> None:
     _require(
         0.05 <= evidence.webhook_poll_s <= 3600, "[evidence] webhook_poll_s must be 0.05..3600"
     )
+    _require(
+        1 <= evidence.webhook_per_org_concurrency <= 16,
+        "[evidence] webhook_per_org_concurrency must be 1..16",
+    )
+    for cidr in evidence.webhook_allowed_networks:
+        _require(_is_network(cidr), f"[evidence] webhook_allowed_networks: {cidr!r} is not a CIDR")
+    _require(
+        evidence.max_upload_bytes <= evidence.max_upload_request_bytes <= 1 << 42,
+        "[evidence] max_upload_request_bytes must be max_upload_bytes..4398046511104",
+    )
+    _require(
+        1 <= config.ledger.max_lookup_results <= 1000,
+        "[ledger] max_lookup_results must be 1..1000",
+    )
+    _validate_limits(config.limits)
     _require(bool(config.names.path), "[names] path must name a file")
     _require(bool(config.names.policy), "[names] policy must name a file")
     _require(
         config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},
         "[logging] level must be DEBUG, INFO, WARNING or ERROR",
     )
+
+
+def _validate_limits(limits: LimitsConfig) -> None:
+    for name in ("tsr", "verify", "lookup", "ledger"):
+        rate, burst = getattr(limits, f"{name}_per_second"), getattr(limits, f"{name}_burst")
+        _require(0 <= rate <= 1_000_000, f"[limits] {name}_per_second must be 0..1000000")
+        _require(1 <= burst <= 1_000_000, f"[limits] {name}_burst must be 1..1000000")
+    for proxy in limits.trusted_proxies:
+        _require(_is_network(proxy), f"[limits] trusted_proxies: {proxy!r} is not an address")
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_time_zone(name: str) -> bool:

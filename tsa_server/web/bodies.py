@@ -1,0 +1,49 @@
+"""Decoding what clients send, bounded: the one JSON reader of the HTTP layer.
+
+Every endpoint that takes JSON decodes it here, so a hostile body (deep nesting that
+would exhaust Python's recursion limit, invalid UTF-8, a non-object) is a clear client
+error in one place instead of a RecursionError and a 500 in each handler.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+#: Deepest nesting of arrays and objects any request of this API needs (metadata items
+#: are 3 levels deep); far below the interpreter's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+class JsonRejected(ValueError):
+    """The body is not acceptable JSON; the message says why, for the client."""
+
+
+def load_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse ``raw`` as JSON, refusing invalid text and nesting deeper than ``max_depth``."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise JsonRejected(f"JSON nested deeper than {max_depth} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise JsonRejected(f"not valid JSON: {exc}") from None
+    if _depth_exceeds(value, max_depth):
+        raise JsonRejected(f"JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    # Iterative, so the check itself cannot hit the recursion limit.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
