@@ -146,7 +146,9 @@ def test_stored_item_kit_verifies_offline(
     assert entry["original_included"] is True and entry["inclusion_proof"] is True
     assert entry["digests"]["sha256"] == item.sha256 and entry["size_bytes"] == len(content)
     assert entry["gen_time_beijing"].endswith("+08:00")
-    original = folder / "original" / item.file_name
+    original = folder / "original" / f"{item.sha256}.png"  # named by digest (+ extension)
+    assert entry["original_file"] == f"original/{item.sha256}.png"
+    assert entry["file_name"] == item.file_name  # the deposited name is data
     assert original.read_bytes() == content
     openssl_verify(original, folder / f"{serial}.tsr", folder / "ca-chain.pem")
     check_ledger(folder, serial, where / VKEY_PATH, item.ledger_index)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -20,6 +22,7 @@ from tsa_server.fees import (
     require_download,
     tick,
 )
+from tsa_server.fees.access import openssl_recipe, shell_word
 from tsa_server.fees.kit import safe_name
 from tsa_server.fees.quotas import (
     RateLimit,
@@ -92,7 +95,7 @@ def test_rec6_kit_includes_the_original_only_when_downloadable() -> None:
     proofs = files - {Artefact.ORIGINAL}
     assert by_item == {"A": files, "E": proofs, "H": proofs}
     assert [f.path for f in plan.files if f.item_id == "A"] == [
-        "SA/original/A.bin",
+        f"SA/original/{active.digests.sha256}.bin",
         "SA/SA.tsr",
         "SA/certificate.pdf",
         "SA/ca-chain.pem",
@@ -100,6 +103,7 @@ def test_rec6_kit_includes_the_original_only_when_downloadable() -> None:
     ]
     items = plan.manifest["items"]
     assert [i["original_included"] for i in items] == [True, False, False]
+    assert items[0]["file_name"] == "A.bin"  # the deposited name: data, not a path
     assert plan.manifest["format"] == "tsa-evidence-kit/1"
     assert plan.manifest["created_at"] == "2024-12-31T16:00:00Z"
     assert items[0]["digests"] == {"sha256": active.digests.sha256}
@@ -116,10 +120,35 @@ def test_rec6_kit_includes_the_original_only_when_downloadable() -> None:
         ("", "original"),
         ("a\x00b\nc.txt", "abc.txt"),
         ("设计稿.psd", "设计稿.psd"),
+        ("\u202egnp.exe", "gnp.exe"),  # no right-to-left override (a format character)
+        ("星" * 100 + ".psd", "星" * 83 + ".psd"),  # 249 + 4 bytes: bytes count, not chars
+        ("a" * 300, "a" * 255),
     ],
 )
 def test_kit_names_cannot_escape(raw: str, safe: str) -> None:
     assert safe_name(raw) == safe
+    assert len(safe.encode()) <= 255
+
+
+def test_kit_names_originals_by_digest_and_quotes_every_command_word() -> None:
+    """Issue 13 item 14: a depositor's name never reaches a path or a command of the
+    kit; what a recipient runs is quoted anyway."""
+    hostile = item("A", 10, bj(2024, 5, 1))
+    hostile = replace(
+        hostile, form=replace(hostile.form, file_name="report'; touch KIT_PWNED; echo '.pdf")
+    )
+    plan = plan_kit([hostile], bj(2025, 1, 1))
+    original = f"original/{hostile.digests.sha256}.pdf"
+    assert plan.files[0].path == f"SA/{original}"
+    (entry,) = plan.manifest["items"]
+    assert entry["original_file"] == original and entry["file_name"].startswith("report'")
+    for command in entry["verify"]:
+        assert "KIT_PWNED" not in command and "'" not in command
+    assert shell_word("-rf x'y") == "'./-rf x'\"'\"'y'"
+    for name in ("a b", "x';id;'", "$(id)", "`id`", "星 辰.pdf", "-n"):
+        assert shlex.split(shell_word(name)) == [name if name[0] != "-" else "./" + name]
+    recipe = openssl_recipe(hostile)
+    assert shlex.split(recipe[0].split("#")[0]) == ["sha256sum", hostile.form.file_name]
 
 
 def test_rec10_monthly_quota_in_beijing_months() -> None:

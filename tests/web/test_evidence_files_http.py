@@ -121,11 +121,11 @@ def test_kit_zip_with_original(setup: Setup, hsm, tmp_path: Path) -> None:
         (entry,) = manifest["items"]
         serial = entry["serial"]
         assert entry["original_included"] is True
-        assert z.read(f"{serial}/original/{item.file_name}") == CONTENT
+        assert z.read(f"{serial}/{entry['original_file']}") == CONTENT
         z.extractall(tmp_path)
     folder = tmp_path / serial
     openssl_verify(
-        folder / "original" / item.file_name, folder / f"{serial}.tsr", folder / "ca-chain.pem"
+        folder / entry["original_file"], folder / f"{serial}.tsr", folder / "ca-chain.pem"
     )
     proof = ProofFile.parse((folder / "inclusion-proof.tlog").read_text())
     status, _, vkey = setup.server.get("ledger/tokens/vkey")

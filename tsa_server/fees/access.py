@@ -9,6 +9,7 @@ legal proof, and hash-only items have them without any storage.
 from __future__ import annotations
 
 import enum
+import shlex
 from datetime import datetime
 from urllib.parse import quote
 
@@ -64,14 +65,20 @@ def storage_text(item: EvidenceItem) -> str:
     }[s.status]
 
 
+def shell_word(path: str) -> str:
+    """`path` as exactly one POSIX shell word that no command reads as an option: a
+    depositor's file name goes into commands that third parties run."""
+    return shlex.quote("./" + path if path.startswith("-") else path)
+
+
 def openssl_recipe(item: EvidenceItem, file_name: str = "") -> tuple[str, str, str]:
-    """REC-4: the three-line `openssl ts -verify` recipe printed on the certificate."""
-    name = file_name or item.form.file_name or "original"
-    tsr = f"{item.serial}.tsr"
+    """REC-4: the three-line `openssl ts -verify` recipe (every argument shell-quoted)."""
+    name = shell_word(file_name or item.form.file_name or "original")
+    tsr = shell_word(f"{item.serial}.tsr")
     return (
-        f"sha256sum '{name}'   # must print {item.digests.sha256}",
+        f"sha256sum {name}   # must print {item.digests.sha256}",
         f"openssl ts -reply -in {tsr} -text",
-        f"openssl ts -verify -data '{name}' -in {tsr} -CAfile ca-chain.pem",
+        f"openssl ts -verify -data {name} -in {tsr} -CAfile ca-chain.pem",
     )
 
 

@@ -2,8 +2,15 @@
 
 `plan_kit` decides the ZIP's layout and its `manifest.json`; the evidence layer fills
 in the bytes. The original is included only when it may be downloaded (S-10); the
-proofs always are (A-6). Paths are built from sanitised names: a file name can never
-escape its folder inside the archive.
+proofs always are (A-6).
+
+Kits go to third parties (courts, experts) who run the commands they document, so no
+name a depositor chose ever becomes a path or a command: the original is
+`original/<sha256>.<ext>` (the extension only when it is 1-16 ASCII letters and
+digits), the name it was deposited under stays data in `manifest.json`, and every
+argument of a documented command is shell-quoted anyway (access.shell_word).
+`safe_name` makes a display name fit one path component of any common filesystem:
+no directory part, no control characters, at most MAX_NAME_BYTES bytes of UTF-8.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from .access import Artefact, downloadable, openssl_recipe, storage_text
 from .items import EvidenceItem
 
 KIT_FORMAT = "tsa-evidence-kit/1"
-MAX_NAME_CHARS = 150  # keeps every archive path far below common 255-byte limits
+#: Longest path component, in bytes of UTF-8: ext4, XFS, btrfs, APFS and NTFS (in
+#: UTF-16 units, which this also bounds) all stop at 255, whatever the characters.
+MAX_NAME_BYTES = 255
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,29 @@ class KitPlan:
     readme: str
 
 
-def safe_name(name: str, fallback: str = "original") -> str:
-    """The last path component, without control characters or a leading dot."""
+def safe_name(name: str, fallback: str = "original", max_bytes: int = MAX_NAME_BYTES) -> str:
+    """The last path component, without control or format characters or a leading dot,
+    cut to `max_bytes` bytes of UTF-8 on a character boundary (its extension kept)."""
     base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip().lstrip(".")
-    return base[:MAX_NAME_CHARS] or fallback
+    if len(base.encode()) > max_bytes:
+        stem, dot, ext = base.rpartition(".")
+        ext = dot + ext if dot and stem and len((dot + ext).encode()) <= 32 else ""
+        base = utf8_prefix(base[: len(base) - len(ext)], max_bytes - len(ext.encode())) + ext
+    return base or fallback
+
+
+def utf8_prefix(text: str, max_bytes: int) -> str:
+    """The longest prefix of `text` whose UTF-8 form has at most `max_bytes` bytes."""
+    return text.encode()[: max(0, max_bytes)].decode("utf-8", "ignore")
+
+
+def original_name(item: EvidenceItem) -> str:
+    """The original's member name in a kit: its SHA-256, plus the deposited name's
+    extension when that is plain (`.pdf`, `.psd`), so viewers still open it."""
+    ext = item.form.file_name.rpartition(".")[2] if "." in item.form.file_name else ""
+    suffix = "." + ext if _EXTENSION.fullmatch("." + ext) else ""
+    return item.digests.sha256 + suffix
 
 
 def _folder(item: EvidenceItem) -> str:
@@ -61,17 +89,18 @@ def plan_kit(items: Sequence[EvidenceItem], created_at: datetime) -> KitPlan:
             KitFile(f"{folder}/ca-chain.pem", Artefact.CA_CHAIN, item.item_id),
             KitFile(f"{folder}/inclusion-proof.tlog", Artefact.LEDGER_PROOF, item.item_id),
         ]
-        name = safe_name(item.form.file_name)
+        original = f"original/{original_name(item)}"
         with_original = Artefact.ORIGINAL in downloadable(item)
         if with_original:
-            mine.insert(0, KitFile(f"{folder}/original/{name}", Artefact.ORIGINAL, item.item_id))
+            mine.insert(0, KitFile(f"{folder}/{original}", Artefact.ORIGINAL, item.item_id))
         files.extend(mine)
         d = item.digests
         entries.append(
             {
                 "serial": item.serial,
                 "item_id": item.item_id,
-                "file_name": item.form.file_name,
+                "file_name": item.form.file_name,  # as deposited: data, never a path
+                "original_file": original,
                 "size_bytes": item.size,
                 "digests": {
                     k: v
@@ -84,7 +113,7 @@ def plan_kit(items: Sequence[EvidenceItem], created_at: datetime) -> KitPlan:
                 "storage": storage_text(item),
                 "original_included": with_original,
                 "files": [f.path for f in mine],
-                "verify": list(openssl_recipe(item, f"original/{name}")),
+                "verify": list(openssl_recipe(item, original)),
             }
         )
     manifest: dict[str, object] = {
@@ -103,11 +132,14 @@ Each folder is one evidence item, named after the time-stamp token's serial numb
   certificate.pdf       the human-readable certificate, with the token embedded
   ca-chain.pem          the certificate chain of the time-stamping authority
   inclusion-proof.tlog  the proof that the token is in the authority's public ledger
-  original/             the original file, when it was stored and is included
+  original/             the original file, when it was stored and is included, named
+                        <sha256>.<ext> after its digest; the name it was deposited
+                        under is "file_name" in manifest.json
 
-To verify without trusting anyone, in the item's folder:
-  sha256sum original/<file>        (must equal the digest in manifest.json)
-  openssl ts -verify -data original/<file> -in <serial>.tsr -CAfile ca-chain.pem
+To verify without trusting anyone, in the item's folder (manifest.json lists these
+commands for each item under "verify"):
+  sha256sum original/<sha256>.<ext>      (must print the digest it is named after)
+  openssl ts -verify -data original/<sha256>.<ext> -in <serial>.tsr -CAfile ca-chain.pem
 
 Do not modify the original in any way (even re-saving it changes its digest).
 Submit the files electronically (USB stick, disc, the court's evidence system or a
