@@ -11,17 +11,18 @@ from aiohttp import web
 
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.services import Services
-from tsa_server.web import evidence, handlers
-from tsa_server.web.ledger import LOGS, LogView
+from tsa_server.web import evidence, handlers, ledger, malformed, ratelimit
 from tsa_server.web.routes import add_routes
 
 
 def create_app(services: Services) -> web.Application:
     config = services.config
+    malformed.quiet_malformed_requests()  # a request aiohttp cannot parse: one log line
     app = web.Application(
-        middlewares=[handlers.errors_middleware],
+        middlewares=[handlers.errors_middleware, ratelimit.client_limits],
         client_max_size=config.server.max_body_bytes,
     )
+    app[ratelimit.CLIENT_LIMITER] = ratelimit.ClientLimiter.from_config(config.limits)
     app[handlers.STATE] = handlers.WebState(
         issuer=services.issuer,
         clock=services.clock,
@@ -38,16 +39,7 @@ def create_app(services: Services) -> web.Application:
         names=services.names,
         public_url=config.server.origin,
     )
-    app[LOGS] = {
-        name: LogView(
-            log.store,
-            log.origin,
-            log.publisher.vkey,
-            public_entries=config.ledger.public_entries,
-            publish=log.publisher.publish_now,
-        )
-        for name, log in services.logs.items()
-    }
+    ledger.setup(app, services)  # the published logs and their read pool
     add_routes(app)
     evidence.setup(app, services)  # the evidence service and its renewal scheduler
     app.cleanup_ctx.append(_clock_monitor(services))

@@ -115,7 +115,15 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
         serving.run(
             app,
             serving.Listener(
-                host, port, config.server.max_connections, config.server.idle_timeout_s
+                host,
+                port,
+                config.server.max_connections,
+                config.server.idle_timeout_s,
+                serving.BodyLimits(
+                    config.server.body_grace_s,
+                    config.server.body_min_rate_bytes_s,
+                    config.server.body_timeout_s,
+                ),
             ),
         )
     finally:

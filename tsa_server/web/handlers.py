@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from importlib import resources
@@ -17,12 +16,10 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import Issuer
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161 import response
+from tsa_server.web.serving import SlowBody
 
 log = logging.getLogger("tsa.web")
 
-# A TimeStampReq is ~100 bytes: a client that needs longer than this to send one is
-# holding a connection open (slow-loris), not sending a request.
-BODY_TIMEOUT_S = 10.0
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
 
@@ -81,21 +78,12 @@ async def expect_query(request: web.Request) -> None:
 
 
 async def timestamp(request: web.Request) -> web.Response:
-    """POST application/timestamp-query -> application/timestamp-reply (RFC 3161 §3.4)."""
+    """POST application/timestamp-query -> application/timestamp-reply (RFC 3161 §3.4).
+
+    A body that trickles in is failed by the serving layer's watchdog (web/serving.py)."""
     state = request.app[STATE]
     _check_headers(request)
-    if request.content.is_eof():  # the usual case: the whole body came with the headers
-        body = await _read_bounded(request, state.max_body_bytes)
-        return _reply(await state.issuer.issue(body))
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            body = await _read_bounded(request, state.max_body_bytes)
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(text="request body too slow\n") from None
-    except (ConnectionError, ClientPayloadError) as exc:
-        # The client went away mid-body: nothing to answer, nothing worth an ERROR.
-        log.debug("request body aborted: %s", type(exc).__name__)
-        raise web.HTTPBadRequest(text="incomplete request body\n") from None
+    body = await _read_bounded(request, state.max_body_bytes)
     return _reply(await state.issuer.issue(body))
 
 
@@ -145,24 +133,37 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def token_by_serial(request: web.Request) -> web.Response:
-    text = request.match_info["serial"].lower()
-    try:
-        serial = int(text[2:], 16) if text.startswith("0x") else int(text, 16)
-    except ValueError:
-        raise web.HTTPBadRequest(text="serial must be hexadecimal\n") from None
+    """The token of a serial, as a TimeStampResp; with [ledger] public_entries = false
+    only for an API key with the read scope (a token holds its message imprint)."""
+    from tsa_server.web import ledger, params  # web.ledger imports this module
+
+    serial = params.hex_serial(request.match_info["serial"])
+    view = request.app[ledger.LOGS]["tokens"]
+    if (refusal := ledger.entries_refusal(request, view)) is not None:
+        return refusal
     entry = request.app[STATE].ledger.entry_by_serial(serial)
     if entry is None:
         raise web.HTTPNotFound(text="no token with this serial\n")
-    return _reply(response.granted(entry.token))
+    reply = _reply(response.granted(entry.token))
+    if not view.public_entries:
+        reply.headers["Cache-Control"] = "private, no-store"
+    return reply
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
-    """Faults never leak as tracebacks; a timestamp request always gets a TimeStampResp."""
+    """Faults never leak as tracebacks; a timestamp request always gets a TimeStampResp;
+    a body the client sent too slowly or broke off is a 408 or 400, not a fault."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except SlowBody as exc:
+        raise web.HTTPRequestTimeout(text=f"{exc}\n") from None
+    except (ConnectionError, ClientPayloadError) as exc:
+        # The client went away or broke its body off: nothing to answer, nothing to alarm.
+        log.debug("request body aborted on %s: %s", request.path, type(exc).__name__)
+        raise web.HTTPBadRequest(text="incomplete request body\n") from None
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if request.method == "POST" and request.path in ("/", "/tsr"):

@@ -1,4 +1,5 @@
-"""In-memory token buckets for the /api/v1 API (REC-10 rate limits).
+"""In-memory token buckets: the /api/v1 API's per-key limits (REC-10) and the
+per-client limits of the endpoints anyone may call ([limits], `ClientLimiter`).
 
 Every authenticated API request spends one token from its API key's bucket and one from
 its organisation's bucket (all the organisation's keys together); a request either
@@ -13,15 +14,20 @@ The buckets live in one server process and start full after a restart.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from tsa_server.config import LimitsConfig
 from tsa_server.fees.quotas import RateLimit
+
+log = logging.getLogger("tsa.web.limits")
 
 Monotonic = Callable[[], float]
 #: Buckets kept before idle (full) ones are swept.
@@ -157,3 +163,127 @@ def retry_after_header(seconds: float) -> str:
 
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+
+
+# --- per-client limits of public endpoints -------------------------------------------------
+
+#: What each kind of public request is ([limits] <kind>_per_second / <kind>_burst).
+KINDS = ("tsr", "verify", "lookup", "ledger")
+_LOOKUP_PARTS = ("lookup", "proof", "tlog-proof")
+
+
+def request_kind(method: str, path: str) -> str | None:
+    """The [limits] kind of a request, or None for requests these limits leave alone
+    (the authenticated /api/v1 API has its own; health and static pages are cheap)."""
+    if method == "POST":
+        if path in ("/", "/tsr"):
+            return "tsr"
+        if path == "/verify":
+            return "verify"
+        if path.startswith("/ledger/") and path.endswith("/publish"):
+            return None  # admin API key: the /api/v1 limiter's business
+    if path.startswith("/tokens/"):
+        return "lookup"
+    if path.startswith("/ledger/"):
+        parts = path.split("/")
+        return "lookup" if len(parts) > 3 and parts[3] in _LOOKUP_PARTS else "ledger"
+    return None
+
+
+class ClientLimiter:
+    """One token bucket per client address and kind of request.
+
+    A client is its address, IPv6 clients by /64 (one host usually holds a whole /64),
+    or, behind a trusted reverse proxy, the address that proxy saw.
+    """
+
+    def __init__(
+        self,
+        limits: dict[str, RateLimit],
+        trusted_proxies: tuple[str, ...] = (),
+        *,
+        clock: Monotonic = time.monotonic,
+        max_buckets: int = MAX_BUCKETS,
+    ) -> None:
+        self.clock = clock
+        self.buckets = {
+            kind: TokenBuckets(limit, clock=clock, max_buckets=max_buckets)
+            for kind, limit in limits.items()
+        }
+        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self.refused = dict.fromkeys(limits, 0)
+
+    @classmethod
+    def from_config(cls, config: LimitsConfig, *, clock: Monotonic = time.monotonic):
+        limits = {
+            kind: RateLimit(rate, getattr(config, f"{kind}_burst"))
+            for kind in KINDS
+            if (rate := getattr(config, f"{kind}_per_second")) > 0
+        }
+        return cls(limits, config.trusted_proxies, clock=clock)
+
+    def client(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The name a client's buckets are kept under."""
+        address = _address(peer)
+        if address is not None and forwarded_for and self._trusted(address):
+            hop = _address(forwarded_for.split(",")[-1].strip())
+            address = hop if hop is not None else address
+        if address is None:
+            return "unknown"
+        if address.version == 6:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(address)
+
+    def _trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self._proxies)
+
+    def take(self, kind: str, client: str) -> float:
+        """Spend one request of ``client``'s ``kind`` bucket: 0, or seconds to wait."""
+        buckets = self.buckets.get(kind)
+        if buckets is None:
+            return 0.0
+        now = self.clock()
+        wait = buckets.wait(client, now)
+        if wait > 0:
+            self.refused[kind] += 1
+            return wait
+        buckets.spend(client, now)
+        return 0.0
+
+
+def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
+
+
+CLIENT_LIMITER = web.AppKey("client_limiter", ClientLimiter)
+
+
+@web.middleware
+async def client_limits(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """429 with Retry-After for a client over its [limits] bucket for this request."""
+    limiter = request.app.get(CLIENT_LIMITER)
+    kind = request_kind(request.method, request.path) if limiter is not None else None
+    if kind is None or kind not in limiter.buckets:  # type: ignore[union-attr]
+        return await handler(request)
+    assert limiter is not None
+    client = limiter.client(request.remote, request.headers.get("X-Forwarded-For"))
+    wait = limiter.take(kind, client)
+    if wait > 0:
+        limit = limiter.buckets[kind].limit
+        text = (
+            f"too many {kind} requests from {client}: at most {limit.per_second:g} per "
+            f"second (bursts of {limit.burst}); retry after the time in Retry-After\n"
+        )
+        raise web.HTTPTooManyRequests(
+            text=text, headers={"Retry-After": retry_after_header(wait)}
+        )
+    return await handler(request)
