@@ -222,14 +222,15 @@ class SqliteReader:
         found = self._lookup_by("leaf_hash", leaf, 1)
         return found[0] if found else None
 
-    def entries_by_imprint(self, imprint: bytes, limit: int = 100) -> list[Entry]:
-        return self._lookup_by("imprint", imprint, limit)
+    def entries_by_imprint(self, imprint: bytes, limit: int = 100, start: int = 0) -> list[Entry]:
+        """At most `limit` entries with this imprint from index `start` on (pages)."""
+        return self._lookup_by("imprint", imprint, limit, start)
 
-    def _lookup_by(self, column: str, key: bytes, limit: int) -> list[Entry]:
-        """Entries whose `column` is `key`, in index order: the side database's
+    def _lookup_by(self, column: str, key: bytes, limit: int, start: int = 0) -> list[Entry]:
+        """Entries >= start whose `column` is `key`, in index order: the side database's
         candidates, each checked against the ledger, then a scan of the tail it does
         not cover yet (sqlite_lookup.py)."""
-        indices, covered = self._lookup.candidates(column, key, limit, self.chain_head)
+        indices, covered = self._lookup.candidates(column, key, limit, self.chain_head, start)
         found = {}
         for index in indices:
             entry = self.entry(index)
@@ -237,7 +238,7 @@ class SqliteReader:
                 found[index] = entry
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND {column} = ? ORDER BY idx LIMIT ?",
-            (covered, key, limit),
+            (max(covered, start), key, limit),
         )
         for row in rows:
             found.setdefault(row[0], _entry(row))
@@ -297,6 +298,9 @@ class SqliteReader:
             "SELECT size, root, chain_head, note, signed_at FROM checkpoints ORDER BY size"
         )
         return [SignedCheckpoint(*row) for row in rows]
+
+    def checkpoint_sizes(self) -> list[int]:
+        return [row[0] for row in self._conn.execute("SELECT size FROM checkpoints ORDER BY size")]
 
     def latest_checkpoint(self) -> SignedCheckpoint | None:
         row = self._conn.execute(

@@ -166,10 +166,15 @@ class LookupReader:
             self._conn.close()
 
     def candidates(
-        self, column: str, key: bytes, limit: int, chain_head: Callable[[int], bytes]
+        self,
+        column: str,
+        key: bytes,
+        limit: int,
+        chain_head: Callable[[int], bytes],
+        start: int = 0,
     ) -> tuple[list[int], int]:
-        """(indices with `column` = key, in order, at most `limit`; the first index the
-        side database does not cover). `column` is "imprint" or "leaf_hash";
+        """(indices >= start with `column` = key, in order, at most `limit`; the first
+        index the side database does not cover). `column` is "imprint" or "leaf_hash";
         `chain_head(size)` is the ledger's (LookupError if it is smaller), to tell
         whether the side database was made for this ledger."""
         table = {"imprint": "by_imprint", "leaf_hash": "by_leaf_hash"}[column]
@@ -180,7 +185,8 @@ class LookupReader:
             # Progress first: rows only ever grow, so rows read after it cover it.
             row = conn.execute("SELECT size, chain_head FROM progress WHERE id = 1").fetchone()
             found = conn.execute(
-                f"SELECT idx FROM {table} WHERE {column} = ? ORDER BY idx LIMIT ?", (key, limit)
+                f"SELECT idx FROM {table} WHERE {column} = ? AND idx >= ? ORDER BY idx LIMIT ?",
+                (key, start, limit),
             ).fetchall()
         except sqlite3.Error:
             return [], 0

@@ -23,11 +23,12 @@ def _entries(first: int, count: int, tag: bytes) -> list[NewEntry]:
     ]
 
 
-def _scan(path, column: str, key: bytes, limit: int) -> list[int]:
+def _scan(path, column: str, key: bytes, limit: int, start: int = 0) -> list[int]:
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute(
-            f"SELECT idx FROM entries WHERE {column} = ? ORDER BY idx LIMIT ?", (key, limit)
+            f"SELECT idx FROM entries WHERE {column} = ? AND idx >= ? ORDER BY idx LIMIT ?",
+            (key, start, limit),
         ).fetchall()
     finally:
         conn.close()
@@ -48,6 +49,10 @@ def _check_lookups(reader, path, size: int, tag: bytes) -> None:
             got = [e.index for e in reader.entries_by_imprint(key, limit)]
             assert got == _scan(path, "imprint", key, limit)
             assert got, "every residue occurs"
+            # Pages: from any index on, in the covered part, the tail or across both.
+            for start in (1, size // 2, size - 3, size):
+                got = [e.index for e in reader.entries_by_imprint(key, limit, start)]
+                assert got == _scan(path, "imprint", key, limit, start)
     for index in (0, 1, size // 2, size - 1):
         entry = reader.entry_by_leaf_hash(leaf_hash(tag + b"%d" % index))
         assert entry is not None and entry.index == index

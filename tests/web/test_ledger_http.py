@@ -234,3 +234,109 @@ def test_lookups_answer_with_proofs(tsa: TsaServer, issued) -> None:
         assert after["index"] == indices[-1] + 1
     assert tsa.get(f"{PREFIX}lookup/leaf/zz")[0] == 400
     assert tsa.get("/ledger/nope/checkpoint")[0] == 404
+
+
+def _gen_ms(token: bytes) -> int:
+    tst = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    return int(tst["gen_time"].native.timestamp() * 1000)
+
+
+def _walk(tsa: TsaServer, path: str) -> list[dict]:
+    pages = []
+    while path:
+        status, _, body = tsa.get(path)
+        assert status == 200, body
+        pages.append(json.loads(body))
+        path = pages[-1]["next"]
+        assert len(pages) < 50
+    return pages
+
+
+def test_time_lookup_pages_cover_the_window_exactly_once(tsa: TsaServer, issued) -> None:
+    from ledger.checkpoint import parse_vkey
+    from ledger.proof_file import ProofFile
+
+    published(tsa, covered(issued))
+    verifier = parse_vkey(tsa.get(PREFIX + "vkey")[2].decode().strip()).verifier()
+    start_ms, end_ms = _gen_ms(issued[0]), _gen_ms(issued[-1]) + 1
+    pages = _walk(tsa, f"{PREFIX}lookup/time?from={start_ms}&to={end_ms}")
+    assert len(pages) >= 3  # 300 entries, 100 a page
+    size, first, end = pages[0]["size"], pages[0]["first"], pages[0]["end"]
+    assert all((p["size"], p["first"], p["end"]) == (size, first, end) for p in pages)
+    assert all(len(p["matches"]) <= 100 for p in pages)
+    indices = [m["index"] for p in pages for m in p["matches"]]
+    assert indices == list(range(first, end))  # every entry once, in order
+    assert end - first >= len(issued)
+    entries = fetch_entries(tsa, size)
+    for match in [m for p in pages for m in p["matches"]]:
+        token = base64.b64decode(match["token"])
+        assert token == entries[match["index"]]
+        assert start_ms <= _gen_ms(token) < end_ms
+        at = ProofFile.parse(match["tlog_proof"]).verify(token, verifier)
+        assert at.size == size  # every page proves against the one checkpoint it names
+    # The boundary leaves, on the first and the last page only, close the window.
+    before, after = pages[0]["boundary_before"], pages[-1]["boundary_after"]
+    assert all(p["boundary_before"] is None for p in pages[1:])
+    assert all(p["boundary_after"] is None for p in pages[:-1])
+    assert before is None or (
+        before["index"] == first - 1 and _gen_ms(base64.b64decode(before["token"])) < start_ms
+    )
+    assert after is None or (
+        after["index"] == end and _gen_ms(base64.b64decode(after["token"])) >= end_ms
+    )
+    for boundary in (before, after):
+        if boundary is not None:
+            ProofFile.parse(boundary["tlog_proof"]).verify(
+                base64.b64decode(boundary["token"]), verifier
+            )
+    window = f"{PREFIX}lookup/time?from={start_ms}&to={end_ms}"
+    assert tsa.get(f"{window}&start={end + 1}")[0] == 400
+    assert tsa.get(f"{window}&size={size + 1000000}")[0] == 400
+
+
+def test_imprint_lookup_pages(make_server) -> None:
+    server = make_server(ledger={"max_lookup_results": 2}).start()
+    for _ in range(5):
+        reply = parse_response(server.post_query(make_request(b"same document"))[2])
+        assert reply["status"]["status"].native == "granted"
+    token = reply["time_stamp_token"].dump()
+    published(server, covered([token]))
+    imprint = hashlib.sha256(b"same document").hexdigest()
+    pages = _walk(server, f"{PREFIX}lookup/imprint/{imprint}")
+    assert [len(p["matches"]) for p in pages] == [2, 2, 1]
+    assert [m["index"] for p in pages for m in p["matches"]] == [0, 1, 2, 3, 4]
+    assert len({p["size"] for p in pages}) == 1
+
+
+BAD_NUMBERS = [
+    "checkpoints/99999999999999999999",
+    "checkpoints/9223372036854775808",
+    "checkpoints/%C2%B2",  # "²": str.isdigit() says yes, int() says no
+    "chain/99999999999999999999",
+    "proof/inclusion?index=0&size=99999999999999999999",
+    "proof/inclusion?index=99999999999999999999",
+    "proof/inclusion?index=%D9%A1",  # "١", an Arabic-Indic digit
+    "proof/consistency?old=1&new=99999999999999999999",
+    "proof/consistency?old=99999999999999999999",
+    "lookup/time?from=0&to=99999999999999999999",
+    "lookup/time?from=0&to=1&start=99999999999999999999",
+    "lookup/time?from=-1&to=1",
+    "tlog-proof/99999999999999999999",
+    "lookup/serial/" + "f" * 41,
+    "lookup/serial/-1",
+    "lookup/serial/f_f",
+    "lookup/imprint/" + "ab" * 65,
+    "lookup/imprint/" + "a" * 5000,
+]
+
+
+def test_out_of_range_numbers_are_client_errors(tsa: TsaServer, issued) -> None:
+    published(tsa, covered(issued))
+    for path in BAD_NUMBERS:
+        status, _, body = tsa.get(PREFIX + path)
+        assert status in (400, 404), (path, status, body)
+        assert b"internal error" not in body and body.strip(), (path, body)
+    for serial in ("f" * 41, "-1", "1" * 200, "%201", "0x"):
+        status, _, body = tsa.get(f"/tokens/{serial}")
+        assert status == 400 and b"160 bits" in body, (serial, status, body)
+    assert "OverflowError" not in tsa.log() and "unhandled error" not in tsa.log()

@@ -18,6 +18,8 @@ from tsa_server.beijing_calendar import require_aware
 from tsa_server.errors import ConfigError
 from tsa_server.strict_toml import StrictTable, beijing_instant, load_toml
 
+from .numbers import NumberError, rational
+
 
 class PolicyError(ConfigError):
     """conf/names.toml is malformed, has an unknown key or an out-of-range value."""
@@ -178,9 +180,9 @@ def _positive(**values: int) -> None:
 
 def _fraction(value: int | float | str, where: str) -> Fraction:
     try:
-        return Fraction(str(value))  # str(): 0.1 means 1/10, not the binary float
-    except (ValueError, ZeroDivisionError) as exc:
-        raise PolicyError(f"{where}: not a number: {value!r}") from exc
+        return rational(value, where)
+    except NumberError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def _enum(enum_type: type[enum.StrEnum], value: str, where: str) -> Any:

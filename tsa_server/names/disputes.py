@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import Any
 
 from tsa_server.beijing_calendar import Interval, require_aware
 
 from .config import DisputePolicy
+from .numbers import NumberError, rational, whole
 
 
 def search_to_shop_rate(entered: int, searchers: int) -> Fraction:
@@ -58,6 +60,51 @@ class Metrics:
             raise ValueError("usage_days, transactions and star_level must be >= 0")
         if self.continuous_days is not None and not 0 <= self.continuous_days <= self.usage_days:
             raise ValueError("continuous_days must lie within [0, usage_days]")
+
+
+METRIC_FIELDS = (
+    "search_rate",
+    "usage_days",
+    "wangwang",
+    "repeat_rate",
+    "transactions",
+    "star_level",
+    "continuous_days",
+)
+
+
+def metrics_from_json(raw: Any) -> dict[str, Metrics]:
+    """An operator's `{shop id: {metric: value}}` (POST .../decision) as Metrics, or
+    ValueError with a message naming the field."""
+    if not isinstance(raw, dict):
+        raise NumberError("metrics must be an object keyed by shop id")
+    out = {}
+    for shop_id, m in raw.items():
+        where = f"metrics.{shop_id}"
+        if not isinstance(m, dict):
+            raise NumberError(f"{where} must be an object")
+        unknown = sorted(set(m) - set(METRIC_FIELDS))
+        if unknown:
+            raise NumberError(f"{where}: unknown field(s): {', '.join(unknown)}")
+        wangwang = m.get("wangwang", False)
+        if not isinstance(wangwang, bool):
+            raise NumberError(f"{where}.wangwang must be true or false")
+        continuous = m.get("continuous_days")
+        fields = {
+            "search_rate": rational(m.get("search_rate", 0), f"{where}.search_rate"),
+            "usage_days": whole(m.get("usage_days", 0), f"{where}.usage_days"),
+            "repeat_rate": rational(m.get("repeat_rate", 0), f"{where}.repeat_rate"),
+            "transactions": rational(m.get("transactions", 0), f"{where}.transactions"),
+            "star_level": whole(m.get("star_level", 0), f"{where}.star_level"),
+            "continuous_days": None
+            if continuous is None
+            else whole(continuous, f"{where}.continuous_days"),
+        }
+        try:
+            out[shop_id] = Metrics(wangwang=wangwang, **fields)
+        except ValueError as exc:  # the metrics' own ranges
+            raise NumberError(f"{where}: {exc}") from None
+    return out
 
 
 def effective_usage_days(m: Metrics, policy: DisputePolicy) -> Fraction:

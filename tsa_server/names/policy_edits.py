@@ -25,6 +25,7 @@ from typing import Any
 
 from .charset import disallowed_chars, fold
 from .config import METRICS, Policy, PolicyError, Weights
+from .numbers import NumberError, rational
 from .words import Lexicon
 
 LISTS = ("banned", "restricted", "brands")
@@ -130,12 +131,10 @@ def weights_edit(raw: Any) -> dict[str, Fraction | None]:
         if value is None:
             out[metric] = None
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise EditError(f"weights.{metric} must be a number or an 'a/b' string")
         try:
-            weight = Fraction(str(value))
-        except (ValueError, ZeroDivisionError):
-            raise EditError(f"weights.{metric}: not a number: {value!r}") from None
+            weight = rational(value, f"weights.{metric}")
+        except NumberError as exc:
+            raise EditError(str(exc)) from None
         if weight < 0 or weight > 10**6:
             raise EditError(f"weights.{metric} must be within [0, 1000000]")
         out[metric] = weight

@@ -15,7 +15,6 @@ are JSON ``{"error": ...}`` and never cached.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +35,7 @@ from tsa_server.evidence.errors import (
     PermissionDenied,
 )
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.web.bodies import JsonRejected, load_json
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ratelimit import RATE_LIMITER, retry_after_header
 
@@ -191,9 +191,9 @@ async def read_json_object(request: web.Request, limit: int = MAX_JSON_BYTES) ->
         raise BadRequest(400, "incomplete request body") from None
     body = b"".join(chunks)
     try:
-        value = json.loads(body) if body else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequest(400, "the body is not valid JSON") from None
+        value = load_json(body) if body else {}
+    except JsonRejected as exc:
+        raise BadRequest(400, f"the body is {exc}") from None
     if not isinstance(value, dict):
         raise BadRequest(400, "the body must be a JSON object")
     return value

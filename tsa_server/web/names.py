@@ -36,7 +36,6 @@ Every accepted operation is time-stamped by this TSA before it is committed
 from __future__ import annotations
 
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +56,7 @@ from tsa_server.names import (
     Shop,
 )
 from tsa_server.names.applicants import BrandProof
+from tsa_server.names.disputes import metrics_from_json
 from tsa_server.names.quota import changes_left, next_change_at
 from tsa_server.names.registry import standing_data
 from tsa_server.names.timestamping import (
@@ -513,25 +513,10 @@ async def complaints(request: web.Request) -> web.Response:
 
 # ------------------------------------------------------------------ operator
 def _metrics(raw: Any) -> dict[str, Metrics]:
-    if not isinstance(raw, dict):
-        raise BadRequest(400, "metrics must be an object keyed by shop id")
-    out = {}
-    for shop_id, m in raw.items():
-        if not isinstance(m, dict):
-            raise BadRequest(400, f"metrics.{shop_id} must be an object")
-        try:
-            out[shop_id] = Metrics(
-                search_rate=Fraction(str(m.get("search_rate", 0))),
-                usage_days=int(m.get("usage_days", 0)),
-                wangwang=bool(m.get("wangwang", False)),
-                repeat_rate=Fraction(str(m.get("repeat_rate", 0))),
-                transactions=Fraction(str(m.get("transactions", 0))),
-                star_level=int(m.get("star_level", 0)),
-                continuous_days=m.get("continuous_days"),
-            )
-        except (TypeError, ValueError, ZeroDivisionError) as exc:
-            raise BadRequest(400, f"metrics.{shop_id}: {exc}") from None
-    return out
+    try:
+        return metrics_from_json(raw)
+    except ValueError as exc:
+        raise BadRequest(400, str(exc)) from None
 
 
 @require(Scope.ADMIN)
@@ -546,9 +531,7 @@ async def decision(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     _only(body, "winner", "note", "metrics", "outcome", "brand", "verdict", "complaint")
     handle = request.match_info["handle"]
-    winner = body.get("winner")
-    if winner is not None and not isinstance(winner, str):
-        raise BadRequest(400, "winner must be a shop id")
+    winner = _text(body, "winner") or None
     note = _text(body, "note")
     metrics = _metrics(body.get("metrics", {}))
     brand = _text(body, "brand") or None

@@ -10,6 +10,7 @@ from tsa_server.web import (
     evidence_files,
     handlers,
     ledger,
+    ledger_lookup,
     names,
     names_policy,
     openapi,
@@ -73,7 +74,8 @@ def add_routes(app: web.Application) -> None:
             web.post("/api/v1/names/{handle}/decision", names.decision),
         ]
     )
-    # Each ledger log is a C2SP tlog-tiles prefix plus proofs and lookups (web/ledger.py).
+    # Each ledger log is a C2SP tlog-tiles prefix plus proofs (web/ledger.py) and lookups
+    # (web/ledger_lookup.py).
     log = "/ledger/{log:tokens|ops}/"
     app.add_routes(
         [
@@ -86,10 +88,10 @@ def add_routes(app: web.Application) -> None:
             web.get(log + "proof/inclusion", ledger.inclusion),
             web.get(log + "proof/consistency", ledger.consistency),
             web.get(log + "tlog-proof/{index}", ledger.tlog_proof),
-            web.get(log + "lookup/serial/{serial}", ledger.by_serial),
-            web.get(log + "lookup/imprint/{imprint}", ledger.by_imprint),
-            web.get(log + "lookup/leaf/{leaf_hash}", ledger.by_leaf_hash),
-            web.get(log + "lookup/time", ledger.by_time),
+            web.get(log + "lookup/serial/{serial}", ledger_lookup.by_serial),
+            web.get(log + "lookup/imprint/{imprint}", ledger_lookup.by_imprint),
+            web.get(log + "lookup/leaf/{leaf_hash}", ledger_lookup.by_leaf_hash),
+            web.get(log + "lookup/time", ledger_lookup.by_time),
             web.post(log + "publish", ledger.publish),
         ]
     )
