@@ -91,3 +91,68 @@ def test_a_publication_killed_mid_write_leaves_nothing_after_restart(make_server
     server.start()
     assert not any(path.exists() for path in stale)
     assert latest_checkpoint_size(server) >= 1
+
+
+def _checkpoint_dir(server: TsaServer):
+    return server.workdir / "var" / "ledger" / "tokens"
+
+
+def test_restoring_the_ledger_and_its_checkpoint_directory_together_is_caught(
+    make_server, tmp_path
+) -> None:
+    server = make_server().start()
+    for i in range(3):
+        server.post_query(make_request(b"%d" % i))
+    wait_checkpoint(server, 3)
+    server.stop()
+    saved_dir = tmp_path / "dir"
+    shutil.copytree(_checkpoint_dir(server), saved_dir)
+    backup(server.ledger_path, tmp_path / "old.sqlite")
+    server.start()
+    for i in range(3):
+        server.post_query(make_request(b"later %d" % i))
+    wait_checkpoint(server, 6)
+    server.stop()
+    # Both copies outside the operations log go back in time together.
+    for suffix in ("-wal", "-shm"):
+        (server.ledger_path.parent / (server.ledger_path.name + suffix)).unlink(missing_ok=True)
+    shutil.copy(tmp_path / "old.sqlite", server.ledger_path)
+    shutil.rmtree(_checkpoint_dir(server))
+    shutil.copytree(saved_dir, _checkpoint_dir(server))
+    stderr = serve_fails(server)
+    assert "operations log's last checkpoint record" in stderr and "rolled back" in stderr
+
+
+def test_a_lost_checkpoint_directory_needs_the_operators_word(make_server) -> None:
+    server = make_server().start()
+    server.post_query(make_request(b"x"))
+    wait_checkpoint(server, 1)
+    server.stop()
+    shutil.rmtree(_checkpoint_dir(server))
+    stderr = serve_fails(server)
+    assert "is missing" in stderr and "--new-ledger" in stderr
+    # The operator knows why it is gone: the flag accepts it, and the file is back.
+    process = subprocess.Popen(
+        [TSA_BIN, "serve", "--new-ledger", "--config", str(server.config_path)],
+        cwd=server.workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (_checkpoint_dir(server) / "checkpoint").exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(10)
+    server.start()  # and from now on no flag is needed
+    assert latest_checkpoint_size(server) >= 1
+
+
+def test_a_server_killed_before_its_first_checkpoint_restarts(make_server) -> None:
+    server = make_server(ledger={"checkpoint_interval_s": 3600}).start()
+    server.post_query(make_request(b"x"))
+    server.process.kill()
+    server.process.wait()
+    server.start()  # entries that no checkpoint covers contradict nothing

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -76,7 +77,13 @@ def init(config_path: str) -> None:
 @config_option
 @click.option("--host", default=None, help="Override [server] host.")
 @click.option("--port", default=None, type=int, help="Override [server] port.")
-def serve(config_path: str, host: str | None, port: int | None) -> None:
+@click.option(
+    "--new-ledger",
+    is_flag=True,
+    help="Accept a missing checkpoint directory (a new ledger, or a directory knowingly "
+    "recreated); the rollback checks against every other record still apply.",
+)
+def serve(config_path: str, host: str | None, port: int | None, new_ledger: bool) -> None:
     """Serve RFC 3161 requests until interrupted."""
     from tsa_server.app import create_app
     from tsa_server.services import build_services
@@ -97,7 +104,7 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
             "[clock] accept_local_reference is on: an NTP server serving its own local clock "
             "is trusted (development only)"
         )
-    services = build_services(config)
+    services = build_services(config, new_ledger=new_ledger)
     host, port = config.server.host, config.server.port
     try:
         import uvloop
@@ -218,6 +225,9 @@ cli.add_command(names)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever the server or a command creates (databases, blobs, checkpoints, keys'
+    # metadata, their directories) is private to the service user.
+    os.umask(0o077)
     try:
         code = cli.main(args=argv, prog_name="tsa", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import stat
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -185,6 +186,12 @@ class Config:
             return value
         path = Path(self.pkcs11.pin_file)
         try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise ConfigError(
+                    f"the PIN file {path} is readable or writable by others (mode "
+                    f"{mode:04o}): make it private to the service user (chmod 600 {path})"
+                )
             value = path.read_text().strip()
         except OSError:
             raise ConfigError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +37,14 @@ class OpsLog:
         self._epoch = state.epoch
         self._next = state.next_index
         self._last_ms = state.last_gen_time_ms
+        self._lock = threading.Lock()  # the loop and evidence worker threads both record
 
     def record(self, kind: str, **details: Any) -> int:
         """Durably append one event; returns its index in the operations log."""
+        with self._lock:
+            return self._record(kind, details)
+
+    def _record(self, kind: str, details: dict[str, Any]) -> int:
         now_ms = max(int(self._wall_clock() * 1000), self._last_ms)
         event = canonical({"kind": kind, "time_ms": now_ms, **details})
         index = self._next
@@ -48,6 +54,21 @@ class OpsLog:
         self.store.append(self._epoch, index, [entry])
         self._next, self._last_ms = index + 1, now_ms
         return index
+
+    def last_checkpoint(self, origin: str, look_back: int = 10_000) -> tuple[int, bytes] | None:
+        """(size, root) of the latest token-log checkpoint of ``origin`` this log
+        recorded, looking at most ``look_back`` events back (every start-up is an event,
+        and checkpoints come every few seconds, so the latest is always near the end)."""
+        end = self.store.size()
+        start = max(0, end - look_back)
+        found = None
+        for entry in self.store.entries(start, end):
+            if b'"kind":"checkpoint"' not in entry.token:
+                continue
+            event = json.loads(entry.token)
+            if event.get("origin") == origin:
+                found = (int(event["size"]), bytes.fromhex(event["root"]))
+        return found
 
     def record_safely(self, kind: str, **details: Any) -> None:
         """For callbacks that must not fail their caller: log a failed append loudly."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ledger.checkpoint import Checkpoint, NoteSigner, encode_vkey, sign_checkpoint
 from ledger.errors import LedgerError
+from ledger.files import make_private_dirs, open_private
 from ledger.hashing import leaf_hash
 from ledger.proofs import verify_consistency
 from ledger.store.base import SignedCheckpoint
@@ -42,9 +43,9 @@ def raw_ed25519_public_key(signer: Signer) -> bytes:
 
 def write_durably(path: Path, data: bytes) -> None:
     """Write via a temporary file, fsync, rename and fsync the directory (tessera style)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -97,9 +98,16 @@ class CheckpointPublisher:
             for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
                 stale.unlink(missing_ok=True)
 
-    def check_rollback(self) -> None:
-        """L-13 tripwire: the ledger must hold everything ever checkpointed, both by its
-        own archive and by the checkpoint file outside it. Raise LedgerError if not."""
+    def check_rollback(
+        self, witness: tuple[int, bytes] | None = None, *, new_ledger: bool = False
+    ) -> None:
+        """L-13 tripwire: the ledger must hold everything ever checkpointed, by its own
+        archive, by the checkpoint file outside it and by ``witness`` (the latest
+        checkpoint the operations log recorded, a third file). Once anything was ever
+        checkpointed the outside file must exist: restoring the database and the
+        checkpoint directory together is still caught by the witness, and a lost
+        directory is refused unless the operator says (``new_ledger``) that it is
+        expected. Raise LedgerError if not."""
         size = self._store.size()
         latest = self._store.latest_checkpoint()
         outside = self._directory / "checkpoint"
@@ -109,6 +117,17 @@ class CheckpointPublisher:
         if outside.exists():
             published = Checkpoint.parse(outside.read_text().split("\n\n", 1)[0] + "\n")
             sizes.append((f"the published checkpoint {outside}", published.size, published.root))
+        if witness is not None:
+            sizes.append(("the operations log's last checkpoint record", *witness))
+        expected = bool(sizes)  # entries never checkpointed contradict nothing
+        if expected and not outside.exists() and not new_ledger:
+            raise LedgerError(
+                f"the published checkpoint {outside} is missing although the ledger "
+                f"{self._origin} was checkpointed before: the "
+                "checkpoint directory was lost or the ledger replaced; refusing to issue. "
+                "If this is expected (a new ledger, a directory knowingly recreated), start "
+                "once with `tsa serve --new-ledger`"
+            )
         for where, checkpointed, root in sizes:
             if size < checkpointed:
                 raise LedgerError(
@@ -128,6 +147,8 @@ class CheckpointPublisher:
         if latest is not None and size <= latest.size:
             if size < latest.size:
                 raise LedgerError(f"ledger shrank below checkpoint {latest.size}: rolled back")
+            if not (self._directory / "checkpoint").exists():
+                self._write_files(latest)  # a lost directory the operator accepted
             return None
         root = self._store.root(size)
         self._spot_check(size)
@@ -141,11 +162,14 @@ class CheckpointPublisher:
             size, root, self._store.chain_head(size), note, int(self._wall_clock())
         )
         self._store.add_checkpoint(signed)
-        write_durably(self._directory / "checkpoints" / str(size), note.encode())
-        write_durably(self._directory / "checkpoint", note.encode())
+        self._write_files(signed)
         if self.on_publish is not None:
             self.on_publish(signed)
         return signed
+
+    def _write_files(self, signed: SignedCheckpoint) -> None:
+        write_durably(self._directory / "checkpoints" / str(signed.size), signed.note.encode())
+        write_durably(self._directory / "checkpoint", signed.note.encode())
 
     def _spot_check(self, size: int) -> None:
         start = max(0, size - 256)

@@ -145,17 +145,27 @@ def build_template(
 
 
 def build_services(
-    config: Config, *, clock: Clock | None = None, now: datetime | None = None
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    now: datetime | None = None,
+    new_ledger: bool = False,
 ) -> Services:
     """Open the token, check the certificate against it, open the ledgers (refusing a
     rolled-back one), and make the issuer. Whatever was opened is closed on failure."""
     with ExitStack() as stack:
-        services = _build(config, stack, clock, now)
+        services = _build(config, stack, clock, now, new_ledger)
         services.resources = stack.pop_all()
         return services
 
 
-def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime | None) -> Services:
+def _build(
+    config: Config,
+    stack: ExitStack,
+    clock: Clock | None,
+    now: datetime | None,
+    new_ledger: bool,
+) -> Services:
     trust_roots = load_trust_roots(config)
     if not trust_roots:
         logging.getLogger("tsa.services").warning(
@@ -188,10 +198,12 @@ def _build(config: Config, stack: ExitStack, clock: Clock | None, now: datetime 
             ops_store, checkpoint_signer, ledger.ops_origin, Path(ledger.ops_checkpoint_dir)
         ),
     )
-    for log in (tokens_log, ops_log):
-        log.publisher.check_rollback()
-        log.publisher.sweep_temporary_files()
+    ops_log.publisher.check_rollback(new_ledger=new_ledger)
     ops = OpsLog(ops_store)
+    witness = ops.last_checkpoint(ledger.origin)
+    tokens_log.publisher.check_rollback(witness, new_ledger=new_ledger)
+    for log in (tokens_log, ops_log):
+        log.publisher.sweep_temporary_files()
     ops.record(
         "start",
         tsa_certificate_sha256=hashlib.sha256(chain[0].dump()).hexdigest(),

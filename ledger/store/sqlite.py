@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlite_utils
 
 from ledger.errors import LedgerWriteError
+from ledger.files import ensure_private_file
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
 from ledger.merkle import root_from_reader
 from ledger.proofs import consistency_proof, inclusion_proof
@@ -53,6 +54,7 @@ BEGIN SELECT RAISE(ABORT, 'the sequence only moves forward'); END;
 
 def _lock_exclusively(path: Path):
     try:
+        ensure_private_file(path)
         handle = open(path, "a+")
     except OSError as exc:
         raise LedgerWriteError(f"cannot create the ledger lock {path}: {exc.strerror}") from None
@@ -73,7 +75,9 @@ def _serial_key(serial: int) -> str:
 
 def connect(path: Path | str) -> sqlite3.Connection:
     """The project's one way to open a SQLite file it writes: autocommit (transactions
-    are explicit), WAL, synchronous=FULL (durable on every commit), a busy timeout."""
+    are explicit), WAL, synchronous=FULL (durable on every commit), a busy timeout.
+    The file is private to the service user (ledger/files.py)."""
+    ensure_private_file(Path(path))
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ledger.files import ensure_private_file
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS by_imprint (
     imprint BLOB NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (imprint, idx)
@@ -109,6 +111,7 @@ class LookupCopier:
 
 
 def _open_side(path: Path) -> sqlite3.Connection:
+    ensure_private_file(path)
     # uri=True: the ledger is attached read-only by a file: URI.
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, uri=True)
     conn.execute("PRAGMA journal_mode=WAL")

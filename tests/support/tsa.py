@@ -62,7 +62,9 @@ class Hsm:
         return Path(self.certificates["chain"])
 
 
-def make_hsm(root: Path, softhsm_conf: Path, key_type: str = "ec-p256") -> Hsm:
+def make_hsm(
+    root: Path, softhsm_conf: Path, key_type: str = "ec-p256", env: dict | None = None
+) -> Hsm:
     """A token of its own (randomly labelled) in the shared SoftHSM configuration.
 
     One configuration per test session: the PKCS#11 library reads SOFTHSM2_CONF once per
@@ -88,6 +90,7 @@ def make_hsm(root: Path, softhsm_conf: Path, key_type: str = "ec-p256") -> Hsm:
         check=True,
         capture_output=True,
         timeout=120,
+        env=dict(os.environ, **(env or {})),
     )
     return Hsm(root, pkcs11, certificates)
 

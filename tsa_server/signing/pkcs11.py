@@ -10,6 +10,8 @@ two processes at the same instant sometimes fails (we retry).
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import threading
 import time
@@ -351,6 +353,45 @@ def init_softhsm_token(
         softhsm_conf.write_text(
             f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
         )
-    _softhsm_util(
-        softhsm_conf, "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin
+    # The PINs are typed at softhsm2-util's prompts through a pseudo-terminal: given as
+    # --pin/--so-pin they would be visible to every local user in /proc/<pid>/cmdline.
+    _softhsm_util_prompted(
+        softhsm_conf, ["--init-token", "--free", "--label", label], [so_pin, so_pin, pin, pin]
     )
+
+
+def _softhsm_util_prompted(softhsm_conf: Path, args: list[str], answers: list[str]) -> None:
+    """Run softhsm2-util, answering its prompts (lines ending in ':') in order."""
+    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        ["softhsm2-util", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    output, pending = b"", [a.encode() + b"\n" for a in answers]
+    try:
+        while select.select([master], [], [], 30)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the program closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output.rstrip().endswith(b":"):
+                os.write(master, pending.pop(0))
+                output = b""
+        status = process.wait(30)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    if status != 0:
+        # The output holds prompts and softhsm2-util's message, never a PIN (no echo).
+        last = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise subprocess.CalledProcessError(status, ["softhsm2-util", *args], last[0])
