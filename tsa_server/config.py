@@ -144,7 +144,7 @@ class LimitsConfig:
     tsr_burst: int = 200
     verify_per_second: float = 2.0  # POST /verify
     verify_burst: int = 10
-    lookup_per_second: float = 10.0  # ledger lookups and proofs, GET /tokens/{serial}
+    lookup_per_second: float = 10.0  # ledger lookups, proofs, /tokens/{serial}, names check
     lookup_burst: int = 50
     ledger_per_second: float = 200.0  # other public ledger reads (tiles, checkpoints)
     ledger_burst: int = 1000

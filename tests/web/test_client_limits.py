@@ -26,6 +26,7 @@ from tsa_server.web.ratelimit import ClientLimiter, request_kind
         ("GET", "/ledger/tokens/tile/0/000", "ledger"),
         ("GET", "/ledger/tokens/checkpoint", "ledger"),
         ("POST", "/ledger/tokens/publish", None),
+        ("GET", "/api/v1/names/check", "lookup"),
         ("GET", "/api/v1/items", None),
         ("GET", "/healthz", None),
     ],

@@ -182,8 +182,8 @@ def request_kind(method: str, path: str) -> str | None:
             return "verify"
         if path.startswith("/ledger/") and path.endswith("/publish"):
             return None  # admin API key: the /api/v1 limiter's business
-    if path.startswith("/tokens/"):
-        return "lookup"
+    if path.startswith("/tokens/") or path == "/api/v1/names/check":
+        return "lookup"  # the names check is the one /api/v1 endpoint without a key
     if path.startswith("/ledger/"):
         parts = path.split("/")
         return "lookup" if len(parts) > 3 and parts[3] in _LOOKUP_PARTS else "ledger"
