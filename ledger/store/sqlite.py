@@ -250,11 +250,13 @@ class SqliteReader:
 
     def index_at_time(self, gen_time_ms: int) -> int:
         """The first index whose genTime is >= gen_time_ms (the size if none): genTime is
-        non-decreasing in the index, so a time range is an index range."""
+        non-decreasing in the index, so a time range is an index range. One step into the
+        gen_time index: MIN(idx) would walk the entries from index 0 (O(n))."""
         row = self._conn.execute(
-            "SELECT MIN(idx) FROM entries WHERE gen_time >= ?", (gen_time_ms,)
+            "SELECT idx FROM entries WHERE gen_time >= ? ORDER BY gen_time, idx LIMIT 1",
+            (gen_time_ms,),
         ).fetchone()
-        return self.size() if row[0] is None else row[0]
+        return self.size() if row is None else row[0]
 
     # The tree
 
