@@ -1,27 +1,56 @@
-"""Certification path and revocation checks at the time of stamping.
+"""Certification path building and validation at the time of stamping.
 
 A time-stamp token outlives its TSA certificate: what matters is that every
 certificate on the path was valid when the token was produced. The path is
 validated at ``genTime`` (RFC 5280 §6.1 with the validation time set to genTime,
-as RFC 3161 §4 and the long-term validation practice of RFC 3126 intend), and
-CRLs supplied by the caller are interpreted with the TSA-specific revocation
-rules of RFC 3161 §4.
+as RFC 3161 §4 and the long-term validation practice of RFC 3126 intend).
+Revocation is ``verify_revocation``'s.
+
+Path building is bounded, because the certificates it works with come from the
+token (anyone can send one to POST /verify) and a handful of crafted certificates
+can offer exponentially many paths. These rules keep it linear in practice and
+bounded always (RFC 4158 §2.4.2, §3):
+
+* No (subject, public key) twice on a path. Self-issued copies of one CA (same name,
+  same key, other serials) are then alternatives for one position, not links of
+  ever longer chains. Nothing valid is lost: when a path holds two such copies, the
+  path that skips from the certificate below the first copy to the second copy is
+  also signed link by link and holds a subset of its certificates, so it is valid
+  whenever the longer one is. Copies are still tried one by one, as they may differ
+  in validity, extensions and issuer.
+* Each signature is checked once per (certificate, issuer key): every copy of an
+  issuer costs one signature check, not one per copy.
+* What lies above a certificate depends only on its issuer name and key identifier,
+  the depth and the keys already used: once that reached no trust anchor, another
+  copy in the same place is not searched again.
+* At most ``MAX_UNTRUSTED`` untrusted certificates, and a fixed work budget per search
+  (``MAX_STEPS`` candidates considered, ``MAX_SIGNATURES`` signature checks).
+  Promising candidates go first (trusted certificates, then issuers valid at genTime
+  that may sign certificates, self-issued ones after the others), the first valid
+  path ends the search, and a search past its budget is a failure that says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import crl, x509
+from asn1crypto import x509
 
 from .verify_crypto import SignatureInvalid, verify_signature
-from .verify_load import name_text, same_name
+from .verify_load import name_text
 
-__all__ = ["PathResult", "RevocationResult", "check_revocation", "label", "validate_path"]
+__all__ = ["MAX_SIGNATURES", "MAX_STEPS", "MAX_UNTRUSTED", "PathResult", "label", "validate_path"]
 
 _MAX_DEPTH = 10
+#: Candidate issuers considered (plus certificates of complete paths checked) in one
+#: search. A legitimate chain, cross-certified or rolled over, needs tens.
+MAX_STEPS = 1000
+#: Signature checks in one search: at most ~1.3 ms each (RSA-16384), so ~65 ms.
+MAX_SIGNATURES = 50
+#: Untrusted certificates (embedded and supplied, duplicates removed) a search accepts.
+MAX_UNTRUSTED = 128
 #: Critical extensions whose semantics this module implements or may safely ignore.
 _UNDERSTOOD = frozenset(
     {
@@ -35,7 +64,6 @@ _UNDERSTOOD = frozenset(
         "authority_key_identifier",
     }
 )
-_COMPROMISE = frozenset({"key_compromise", "ca_compromise", "aa_compromise"})
 
 
 def label(cert: x509.Certificate) -> str:
@@ -52,21 +80,189 @@ class PathResult:
 
 
 @dataclass(frozen=True)
-class RevocationResult:
-    passed: bool
-    reason: str
+class _Node:
+    """A candidate certificate with what path building compares, computed once."""
+
+    cert: x509.Certificate
+    subject: str  # RFC 5280 §7.1 comparable form (asn1crypto's Name.hashable)
+    issuer: str
+    key: bytes  # the SubjectPublicKeyInfo DER
+    rank: int  # the order candidates are tried in (_rank)
+
+    @property
+    def identity(self) -> tuple[str, bytes]:
+        return self.subject, self.key
+
+    @property
+    def anchor(self) -> bool:
+        return self.rank <= 1
 
 
-def _same_key(a: x509.Certificate, b: x509.Certificate) -> bool:
-    return same_name(a.subject, b.subject) and a.public_key.dump() == b.public_key.dump()
+class _OverBudget(Exception):
+    """The search spent its budget without finding a valid path."""
 
 
-def _is_anchor(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> bool:
-    return any(cert.dump() == a.dump() or _same_key(cert, a) for a in anchors)
+def _rank(cert: x509.Certificate, self_issued: bool, at: datetime) -> int:
+    """Order of untrusted candidates: 2 fit to issue at ``at``, 3 fit but self-issued (a
+    dead end unless a rollover link), 4 the rest, tried last only for the reason they
+    give. Orders, never excludes. (0 and 1, trusted and same name and key as a trusted
+    certificate, end a path.)"""
+    usage = cert.key_usage_value
+    fit = (
+        _validity_problem(cert, at) is None
+        and cert.ca
+        and (usage is None or "key_cert_sign" in usage.native)
+    )
+    if not fit:
+        return 4
+    return 3 if self_issued else 2
 
 
-def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> str | None:
-    """None when ``issuer``'s key made ``child``'s signature (RFC 5280 §6.1.3 (a)(1))."""
+class _Search:
+    """Depth-first search for a valid path from one signer, within a fixed budget."""
+
+    def __init__(
+        self,
+        pool: Sequence[x509.Certificate],
+        anchors: Sequence[x509.Certificate],
+        at: datetime,
+    ) -> None:
+        self.at = at
+        self.names: dict[bytes, str] = {}  # name DER -> comparable form: copies share names
+        trusted = {a.dump() for a in anchors}
+        self.trusted_ids = {(self._name(a.subject), a.public_key.dump()) for a in anchors}
+        # issuer name -> the certificates of that name, grouped by key (copies of one CA
+        # are one group), groups and copies in the order they are tried
+        self.by_subject: dict[str, list[list[_Node]]] = {}
+        grouped: dict[str, dict[bytes, list[_Node]]] = {}
+        seen: set[bytes] = set()
+        for cert in [*anchors, *pool]:
+            der = cert.dump()
+            if der not in seen:
+                seen.add(der)
+                node = self._node(cert, der in trusted)
+                grouped.setdefault(node.subject, {}).setdefault(node.key, []).append(node)
+        for subject, groups in grouped.items():
+            ordered = [sorted(g, key=lambda n: n.rank) for g in groups.values()]
+            self.by_subject[subject] = sorted(ordered, key=lambda g: g[0].rank)
+        self.steps = 0
+        self.signatures = 0
+        self.anchors_reached = 0
+        self.checked: dict[tuple[bytes, bytes], str | None] = {}
+        self.barren: set[tuple[object, ...]] = set()
+        self.dead_end: str | None = None
+        self.first_problem: str | None = None
+
+    def _name(self, name: x509.Name) -> str:
+        der = name.dump()
+        if der not in self.names:
+            self.names[der] = name.hashable  # RFC 5280 §7.1 string preparation: costly
+        return self.names[der]
+
+    def _node(self, cert: x509.Certificate, trusted: bool) -> _Node:
+        subject, issuer = self._name(cert.subject), self._name(cert.issuer)
+        key = cert.public_key.dump()
+        if trusted or (subject, key) in self.trusted_ids:
+            rank = 0 if trusted else 1
+        else:
+            rank = _rank(cert, subject == issuer, self.at)
+        return _Node(cert, subject, issuer, key, rank)
+
+    def start(self, signer: x509.Certificate) -> tuple[x509.Certificate, ...] | None:
+        node = self._node(signer, False)
+        found = self._extend((node,), frozenset({node.identity}))
+        return tuple(n.cert for n in found) if found else None
+
+    def _spend(self, steps: int) -> None:
+        self.steps += steps
+        if self.steps > MAX_STEPS:
+            raise _OverBudget
+
+    def _extend(
+        self, path: tuple[_Node, ...], used: frozenset[tuple[str, bytes]]
+    ) -> tuple[_Node, ...] | None:
+        top = path[-1]
+        if top.anchor:
+            self.anchors_reached += 1
+            self._spend(len(path))
+            certs = tuple(n.cert for n in path)
+            problem = _path_problem(certs, tuple(n.subject == n.issuer for n in path), self.at)
+            if problem is None:
+                return path
+            self.first_problem = self.first_problem or problem
+            return None
+        if len(path) >= _MAX_DEPTH:
+            self._dead_end(f"the path from {label(path[0].cert)} is longer than {_MAX_DEPTH}")
+            return None
+        return self._issuers_above(path, used)
+
+    def _issuers_above(
+        self, path: tuple[_Node, ...], used: frozenset[tuple[str, bytes]]
+    ) -> tuple[_Node, ...] | None:
+        top = path[-1]
+        aki = top.cert.authority_key_identifier
+        # Past the signatures on ``top``, what lies above it depends only on its issuer
+        # name and key identifier, the depth and the identities used: when that reached
+        # no trust anchor, it never will from another copy of ``top`` either.
+        above = (top.issuer, aki, len(path), used)
+        if above in self.barren:
+            return None
+        reached, signatures_ok, named = self.anchors_reached, True, False
+        for group in self.by_subject.get(top.issuer, ()):
+            self._spend(1)
+            if group[0].identity in used:
+                named = True
+                continue  # a shorter path goes through the copy already on this one
+            for issuer in group:
+                ski = issuer.cert.key_identifier
+                if aki is not None and ski is not None and aki != ski:
+                    continue
+                named = True
+                self._spend(1)
+                problem = self._signed_by(top, issuer)
+                if problem:
+                    self._dead_end(problem)
+                    signatures_ok = False
+                    continue
+                found = self._extend((*path, issuer), used | {issuer.identity})
+                if found:
+                    return found
+        if not named:
+            self._dead_end(self._no_issuer(top.cert))
+        elif top.issuer == top.subject:
+            self._dead_end(f"{label(top.cert)} is self-issued and not a trust root")
+        if signatures_ok and self.anchors_reached == reached:
+            self.barren.add(above)
+        return None
+
+    def _dead_end(self, reason: str) -> None:
+        self.dead_end = self.dead_end or reason
+
+    def _signed_by(self, child: _Node, issuer: _Node) -> str | None:
+        """None when ``issuer``'s key made ``child``'s signature (RFC 5280 §6.1.3 (a)(1))."""
+        cache_key = (child.cert.dump(), issuer.key)
+        if cache_key in self.checked:
+            return self.checked[cache_key]
+        self.signatures += 1
+        if self.signatures > MAX_SIGNATURES:
+            raise _OverBudget
+        problem = _signature_problem(child.cert, issuer.cert)
+        self.checked[cache_key] = problem
+        return problem
+
+    def _no_issuer(self, cert: x509.Certificate) -> str:
+        issuer = f"'{name_text(cert.issuer)}'"
+        if self._name(cert.issuer) in self.by_subject:
+            aki = (cert.authority_key_identifier or b"").hex()
+            return (
+                f"certificates named {issuer} are at hand, but none has the key identifier "
+                f"{aki} that {label(cert)} names: it was issued by another {issuer}"
+            )
+        where = "embedded, supplied or trusted"
+        return f"no certificate for the issuer {issuer} of {label(cert)} is {where}"
+
+
+def _signature_problem(child: x509.Certificate, issuer: x509.Certificate) -> str | None:
     if child["tbs_certificate"]["signature"].dump() != child["signature_algorithm"].dump():
         return f"{label(child)} has mismatched inner and outer signature algorithms"
     try:
@@ -82,59 +278,6 @@ def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> str | None:
     return None
 
 
-def _issuers(
-    cert: x509.Certificate, pool: Sequence[x509.Certificate]
-) -> Iterator[x509.Certificate]:
-    aki = cert.authority_key_identifier
-    for cand in pool:
-        if not same_name(cand.subject, cert.issuer):
-            continue
-        if aki is not None and cand.key_identifier is not None and aki != cand.key_identifier:
-            continue
-        yield cand
-
-
-def _paths(
-    path: tuple[x509.Certificate, ...],
-    pool: Sequence[x509.Certificate],
-    anchors: Sequence[x509.Certificate],
-    dead_ends: list[str],
-) -> Iterator[tuple[x509.Certificate, ...]]:
-    """Depth-first: every chain of verified signatures from path[0] up to a trust anchor."""
-    cert = path[-1]
-    if _is_anchor(cert, anchors):
-        yield path
-        return
-    if len(path) >= _MAX_DEPTH:
-        dead_ends.append(f"the path from {label(path[0])} is longer than {_MAX_DEPTH}")
-        return
-    used = {c.dump() for c in path}
-    found = False
-    for issuer in _issuers(cert, [*anchors, *pool]):
-        if issuer.dump() in used:
-            continue
-        found = True
-        problem = _signed_by(cert, issuer)
-        if problem:
-            dead_ends.append(problem)
-            continue
-        yield from _paths((*path, issuer), pool, anchors, dead_ends)
-    if not found:
-        dead_ends.append(_no_issuer(cert, [*anchors, *pool]))
-
-
-def _no_issuer(cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> str:
-    issuer = f"'{name_text(cert.issuer)}'"
-    if any(same_name(c.subject, cert.issuer) for c in pool):
-        aki = (cert.authority_key_identifier or b"").hex()
-        return (
-            f"certificates named {issuer} are at hand, but none has the key identifier "
-            f"{aki} that {label(cert)} names: it was issued by another {issuer}"
-        )
-    where = "embedded, supplied or trusted"
-    return f"no certificate for the issuer {issuer} of {label(cert)} is {where}"
-
-
 def _validity_problem(cert: x509.Certificate, at: datetime) -> str | None:
     start, end = cert.not_valid_before, cert.not_valid_after
     if start <= at <= end:
@@ -145,7 +288,9 @@ def _validity_problem(cert: x509.Certificate, at: datetime) -> str | None:
     )
 
 
-def _issuer_problem(path: tuple[x509.Certificate, ...], index: int) -> str | None:
+def _issuer_problem(
+    path: tuple[x509.Certificate, ...], self_issued: tuple[bool, ...], index: int
+) -> str | None:
     """RFC 5280 §6.1.4 (k), (l), (m), (n) for the issuer at ``index``."""
     cert = path[index]
     is_v1_anchor = index == len(path) - 1 and cert["tbs_certificate"]["version"].native == "v1"
@@ -156,18 +301,22 @@ def _issuer_problem(path: tuple[x509.Certificate, ...], index: int) -> str | Non
     usage = cert.key_usage_value
     if usage is not None and "key_cert_sign" not in usage.native:
         return f"{label(cert)} issues certificates but its keyUsage lacks keyCertSign"
-    below = sum(1 for c in path[1:index] if not c.self_issued)
+    below = sum(1 for flag in self_issued[1:index] if not flag)
     limit = cert.max_path_length
     if limit is not None and below > limit:
         return f"{label(cert)} allows {limit} intermediate(s) below it, the path has {below}"
     return None
 
 
-def _path_problem(path: tuple[x509.Certificate, ...], at: datetime) -> str | None:
+def _path_problem(
+    path: tuple[x509.Certificate, ...], self_issued: tuple[bool, ...], at: datetime
+) -> str | None:
+    """Why ``path`` is not valid at ``at`` (``self_issued`` per certificate, from the
+    names compared once by the search: asn1crypto's comparison prepares them anew)."""
     for index, cert in enumerate(path):
         problem = _validity_problem(cert, at)
         if problem is None and index > 0:
-            problem = _issuer_problem(path, index)
+            problem = _issuer_problem(path, self_issued, index)
         if problem is None and index < len(path) - 1:
             unknown = sorted(str(e) for e in cert.critical_extensions - _UNDERSTOOD)
             if unknown:
@@ -189,106 +338,33 @@ def validate_path(
     """Find a path from ``signer`` to one of ``anchors`` that is valid at ``at``.
 
     ``pool`` holds untrusted candidates (embedded and caller-supplied certificates).
-    A trust anchor may be the signer itself (a pinned TSA certificate).
+    A trust anchor may be the signer itself (a pinned TSA certificate). The search is
+    bounded (module docstring): past the bound the answer is "no valid path", fast.
     """
     if not anchors:
         return PathResult((), "could not be checked: no trust roots were given")
-    dead_ends: list[str] = []
-    first_problem = None
-    for path in _paths((signer,), pool, anchors, dead_ends):
-        problem = _path_problem(path, at)
-        if problem is None:
-            shown = " -> ".join(label(c) for c in path)
-            return PathResult(path, f"{shown} (trusted) is valid at genTime {at.isoformat()}")
-        first_problem = first_problem or problem
-    if first_problem is not None:
-        return PathResult((), first_problem)
-    reason = dead_ends[0] if dead_ends else "no path to a trust root"
-    return PathResult((), f"no path to a trust root: {reason}")
-
-
-def _crl_problem(item: crl.CertificateList, issuer: x509.Certificate, at: datetime) -> str | None:
-    """Why ``item`` cannot vouch for certificates of ``issuer`` at ``at`` (RFC 5280 §6.3.3)."""
-    tbs = item["tbs_cert_list"]
-    if not same_name(tbs["issuer"], issuer.subject):
-        return "issued by someone else"
-    usage = issuer.key_usage_value
-    if usage is not None and "crl_sign" not in usage.native:
-        return f"{label(issuer)} may not sign CRLs (keyUsage lacks cRLSign)"
+    untrusted = len({c.dump() for c in pool})
+    if untrusted > MAX_UNTRUSTED:
+        return PathResult(
+            (),
+            f"{untrusted} certificates were embedded and supplied; path building "
+            f"considers at most {MAX_UNTRUSTED}",
+        )
+    search = _Search(pool, anchors, at)
     try:
-        verify_signature(
-            issuer.public_key,
-            item["signature_algorithm"],
-            None,
-            tbs.dump(),
-            item["signature"].native,
+        path = search.start(signer)
+    except _OverBudget:
+        return PathResult(
+            (),
+            f"certification path building stopped at its bound ({MAX_STEPS} candidates "
+            f"considered or {MAX_SIGNATURES} signatures checked) without finding a valid "
+            f"path: the {untrusted} certificates embedded or supplied offer more possible "
+            "paths than any legitimate chain needs (duplicated or cross-signed CA certificates)",
         )
-    except (SignatureInvalid, ValueError) as exc:
-        return f"its signature does not verify: {exc}"
-    unknown = item.critical_extensions - {"crl_number", "authority_key_identifier"}
-    if unknown:
-        return f"it has unsupported critical extensions {sorted(map(str, unknown))}"
-    next_update = tbs["next_update"].native
-    if tbs["this_update"].native < at and next_update is not None and next_update < at:
-        return f"it expired ({next_update.isoformat()}) before genTime"
-    return None
-
-
-def _entry_problem(
-    cert: x509.Certificate, entry: crl.RevokedCertificate, at: datetime, is_tsa: bool
-) -> str | None:
-    """RFC 3161 §4 for the TSA certificate, RFC 5280 §6.3 for CA certificates."""
-    unknown = entry.critical_extensions - {"crl_reason", "invalidity_date"}
-    if unknown:
-        return (
-            f"could not be checked: the CRL entry for {label(cert)} has unsupported "
-            f"critical extensions {sorted(map(str, unknown))}"
-        )
-    reason = entry.crl_reason_value.native if entry.crl_reason_value is not None else None
-    when = entry["revocation_date"].native.isoformat()
-    if reason == "remove_from_crl":
-        return None
-    if reason in _COMPROMISE:
-        return f"{label(cert)} was revoked on {when} for {reason}: nothing it signed is trusted"
-    if reason is None and is_tsa:
-        return (
-            f"{label(cert)} was revoked on {when} without a reason code, which per "
-            "RFC 3161 §4 invalidates every token signed with its key"
-        )
-    if entry["revocation_date"].native <= at:
-        why = reason or "no reason given"
-        return f"{label(cert)} was revoked on {when} ({why}), before genTime"
-    return None
-
-
-def _coverage(
-    cert: x509.Certificate,
-    issuer: x509.Certificate,
-    crls: Sequence[crl.CertificateList],
-    at: datetime,
-) -> crl.CertificateList | str:
-    """The newest usable CRL from ``issuer``, or why there is none."""
-    problems = [(c, _crl_problem(c, issuer, at)) for c in crls]
-    usable = [c for c, p in problems if p is None]
-    if usable:
-        return max(usable, key=lambda c: c["tbs_cert_list"]["this_update"].native)
-    why = [p for _, p in problems if p and p != "issued by someone else"]
-    detail = f" ({'; '.join(why)})" if why else ""
-    return f"could not be checked: no usable CRL from {label(issuer)} for {label(cert)}{detail}"
-
-
-def check_revocation(
-    path: tuple[x509.Certificate, ...], crls: Sequence[crl.CertificateList], at: datetime
-) -> RevocationResult:
-    """Every certificate below the trust anchor must be covered by a usable CRL."""
-    for index, cert in enumerate(path[:-1]):
-        newest = _coverage(cert, path[index + 1], crls, at)
-        if isinstance(newest, str):
-            return RevocationResult(False, newest)
-        for entry in newest["tbs_cert_list"]["revoked_certificates"]:
-            if entry["user_certificate"].native == cert.serial_number:
-                problem = _entry_problem(cert, entry, at, index == 0)
-                if problem:
-                    return RevocationResult(False, problem)
-    count = len(path) - 1
-    return RevocationResult(True, f"none of the {count} certificate(s) below the root is revoked")
+    if path is not None:
+        shown = " -> ".join(label(c) for c in path)
+        return PathResult(path, f"{shown} (trusted) is valid at genTime {at.isoformat()}")
+    if search.first_problem is not None:
+        return PathResult((), search.first_problem)
+    reason = search.dead_end or "no path to a trust root"
+    return PathResult((), f"no path to a trust root: {reason}")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .verify import VerifyOptions
 
 __all__ = [
+    "MAX_EMBEDDED",
     "CannotCheck",
     "Context",
     "Failed",
@@ -45,6 +46,9 @@ __all__ = [
 _GEN_TIME = re.compile(
     r"^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})(?:[.,]([0-9]+))?Z$"
 )
+#: Certificates a token may embed: the TSA certificate and its chain are a handful. Each
+#: costs parsing and path-building work, and a token is anyone's input (POST /verify).
+MAX_EMBEDDED = 64
 _STATUS = {0: "granted", 1: "grantedWithMods", 2: "rejection", 3: "waiting"}
 _STATUS.update({4: "revocationWarning", 5: "revocationNotification"})
 
@@ -159,6 +163,12 @@ def check_structure(ctx: Context) -> str:
 
 
 def _embedded_certificates(signed: cms.SignedData) -> list[x509.Certificate]:
+    count = len(signed["certificates"])
+    if count > MAX_EMBEDDED:
+        raise Failed(
+            f"the token embeds {count} certificates; this verifier reads at most "
+            f"{MAX_EMBEDDED} (a TSA certificate and its chain are a handful)"
+        )
     certs = []
     for index, choice in enumerate(signed["certificates"]):
         if choice.name != "certificate":

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from asn1crypto import core, x509
 from cryptography import x509 as pyca_x509
 
-from .verify_chain import check_revocation, label, validate_path
+from .verify_chain import label, validate_path
 from .verify_checks import CannotCheck, Context, Failed, Skipped
 from .verify_crypto import HASHES, digest_name, hash_bytes, new_hash
 from .verify_load import EXTRA_NAME_ATTRIBUTES, name_text, same_name
+from .verify_revocation import check_revocation
 
 if TYPE_CHECKING:
     from .verify import VerifyOptions
