@@ -11,7 +11,7 @@ from aiohttp import web
 
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.services import Services
-from tsa_server.web import evidence, handlers, ledger, malformed, ratelimit
+from tsa_server.web import evidence, handlers, ledger, malformed, ratelimit, verify
 from tsa_server.web.routes import add_routes
 
 
@@ -42,6 +42,7 @@ def create_app(services: Services) -> web.Application:
     ledger.setup(app, services)  # the published logs and their read pool
     add_routes(app)
     evidence.setup(app, services)  # the evidence service and its renewal scheduler
+    verify.setup(app)  # the verifier's worker processes
     app.cleanup_ctx.append(_clock_monitor(services))
     for log in services.logs.values():
         app.cleanup_ctx.append(_publisher(log.publisher, config.ledger.checkpoint_interval_s))

@@ -42,8 +42,10 @@ in worker processes at a lower priority than issuance (web/verify_pool.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import zoneinfo
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -61,7 +63,19 @@ from tsa_server.web.verify_input import (  # noqa: F401 - parse_hex, parse_int: 
 from tsa_server.web.verify_ledger import ledger_section
 from tsa_server.web.verify_pool import VerifierPool
 
-_VERIFIER = VerifierPool()  # worker processes, started on the first request
+VERIFIER = web.AppKey("verifier_pool", VerifierPool)
+
+
+def setup(app: web.Application) -> None:
+    """The verifier's worker processes live as long as the server (started on the first
+    request, so commands that never verify over HTTP never pay for them)."""
+
+    async def pool(app: web.Application) -> AsyncIterator[None]:
+        app[VERIFIER] = VerifierPool()
+        yield
+        await asyncio.to_thread(app[VERIFIER].close)
+
+    app.cleanup_ctx.append(pool)
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -83,7 +97,7 @@ async def verify(request: web.Request) -> web.Response:
     )
     # Signature and path checks are CPU work: off the event loop and its GIL (issuance).
     assert given.token_raw is not None
-    report = await _VERIFIER.run(given.token_raw, options)
+    report = await request.app[VERIFIER].run(given.token_raw, options)
     if report is None:
         return web.json_response(
             {"error": "the verifier is busy: retry in a second"},
