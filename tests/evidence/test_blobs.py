@@ -284,3 +284,37 @@ def test_a_300_mib_stream_is_hashed_in_bounded_memory(tmp_path: Path) -> None:
     assert ref.size == 300 * MiB and ref.key == expected.hexdigest()
     assert peak < 20 * MiB, f"peak {peak / MiB:.1f} MiB"
     assert os.path.getsize(blobs.path(ref.key)) == 300 * MiB
+
+
+def test_staged_blobs_are_invisible_until_installed(blobs: FileBlobStore) -> None:
+    """Issue 13, item 6: a request's files wait in tmp/ until the deposit is accepted."""
+    data = os.urandom(MiB + 5)
+
+    async def stage():
+        return await blobs.stage_stream(agen([data[:MiB], data[MiB:]]))
+
+    staged = asyncio.run(stage())
+    assert staged.ref.sha256 == hashlib.sha256(data).hexdigest() and staged.ref.size == len(data)
+    assert not blobs.exists(staged.ref.key) and len(temp_files(blobs)) == 1
+    staged.discard()
+    assert files_under(blobs.root) == []
+    staged = asyncio.run(stage())
+    assert staged.install() == staged.ref and blobs.exists(staged.ref.key)
+    assert temp_files(blobs) == [] and blobs.verify(staged.ref.key)
+
+
+def test_hash_stream_writes_nothing_and_keeps_the_limit(blobs: FileBlobStore) -> None:
+    data = os.urandom(2 * MiB)
+    digest, size = asyncio.run(blobs.hash_stream(agen([data[:MiB], data[MiB:]])))
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    with pytest.raises(BlobTooLarge):
+        asyncio.run(blobs.hash_stream(agen([data]), max_bytes=MiB))
+    assert files_under(blobs.root) == []
+
+
+def test_delete_removes_the_fan_out_it_empties(blobs: FileBlobStore) -> None:
+    ref = blobs.put(b"alone in its directories")
+    assert blobs.delete(ref.key)
+    assert [p for p in blobs.root.iterdir() if p != blobs.tmp] == []
+    again = blobs.put(b"alone in its directories")  # the directories come back
+    assert again == ref and blobs.verify(ref.key)

@@ -10,6 +10,7 @@ reservations refunded, and the store's atomic credit check against a stale write
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -375,3 +376,41 @@ def test_an_item_stored_without_the_service_gets_its_first_term(world: World) ->
     report = world.runner.run()
     assert report.expired == 1 and report.errors == []
     assert world.store.item_terms(org, item.id)["status"] == "EXPIRED"
+
+
+def test_uploads_claim_units_before_storing_and_leave_nothing(world: World) -> None:
+    """Issue 13, item 6: concurrent uploads of one organisation claim units against its
+    balance before a byte is stored; a refused or abandoned session keeps nothing."""
+    org = world.org(units=1)
+    other = world.org(units=1)
+    content = b"an original that arrives over HTTP"
+
+    async def run() -> None:
+        async with world.service.uploads(org) as first:
+            await first.claim(1)
+            async with world.service.uploads(org) as second:
+                with pytest.raises(InsufficientCredits) as refused:
+                    await second.claim(1)  # the one credit is claimed by the first
+                assert refused.value.needed == 1 and refused.value.available == 0
+            async with world.service.uploads(other) as theirs:
+                await theirs.claim(1)  # another organisation's balance is its own
+            await first.stage(agen([content]))
+            assert list(world.blobs.tmp.iterdir()) and not world.blobs.exists(
+                first.staged[0].ref.key
+            )
+        async with world.service.uploads(org) as again:  # released when the first ended
+            await again.claim(1)
+            ref = await again.stage(agen([content]))
+            spec = DepositSpec(Mode.STORED, Digests(ref.sha256), FORM, ref.size, (), ref)
+            result = await world.service.deposit(org, [spec], uploads=again)
+            assert len(result.items) == 1 and again.claimed == 0
+
+    asyncio.run(run())
+    key = hashlib.sha256(content).hexdigest()
+    assert world.blobs.exists(key) and list(world.blobs.tmp.iterdir()) == []
+    assert world.service.balance(org) == 0 and world.service._claimed == {}
+
+
+async def agen(chunks):
+    for chunk in chunks:
+        yield chunk

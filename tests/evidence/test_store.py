@@ -389,3 +389,31 @@ def test_two_writers_share_one_chain(store: EvidenceStore, two_orgs, db_path) ->
         assert store.verify_credit_chain() == 5 == other.verify_credit_chain()
     finally:
         other.close()
+
+
+def test_each_thread_has_its_own_connection(store: EvidenceStore, two_orgs) -> None:
+    """Issue 13, item 7: evidence writes run in worker threads while the loop reads; a
+    transaction open in one thread is never seen, or joined, by another."""
+    import threading
+
+    a = two_orgs[0]
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def writer() -> None:
+        with store._write() as conn:
+            conn.execute(
+                "INSERT INTO organisations (id, name, created_at)"
+                " VALUES ('org_x', 'x', '2025-03-01T02:00:00.000Z')"
+            )
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    seen.append(store.organisation("org_x"))  # uncommitted elsewhere: not visible here
+    assert store.count_items(a.id) == 0  # and this thread's reads go on meanwhile
+    release.set()
+    thread.join(10)
+    assert seen == [None] and store.organisation("org_x") is not None
+    assert store._conn is not None and len(store._opened) == 2

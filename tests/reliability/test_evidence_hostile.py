@@ -159,3 +159,30 @@ def test_broken_multipart_is_refused_and_nothing_stored(api: Api, tmp_path: Path
         status, _, reply = post_upload(api, body)
         assert 400 <= status < 500, (name, reply)
     assert stored(api, tmp_path) == before
+
+
+DEEP = b"[" * 16384 + b"]" * 16384  # 16 KB of nesting: RecursionError in json.loads
+
+
+def test_deeply_nested_json_is_a_client_error(api: Api, tmp_path: Path) -> None:
+    """Issue 13, item 13: the deposit body and the upload's metadata part are decoded by
+    the bounded reader (web/bodies.py): 4xx, one log line, never a 500 or a traceback."""
+    before = stored(api, tmp_path)
+    deep_object = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    for body in (DEEP, deep_object, b'{"items": ' + DEEP + b"}"):
+        status, _, reply = api.call(
+            "POST", "/api/v1/deposits", body, {"Content-Type": "application/json"}, raw=True
+        )
+        assert status == 400 and b"nested deeper" in reply, (status, reply[:200])
+    for metadata in (DEEP, deep_object):
+        upload = multipart(
+            [
+                ('name="metadata"', "application/json", metadata),
+                ('name="file"; filename="f.txt"', "text/plain", b"never stored"),
+            ]
+        )
+        status, _, reply = post_upload(api, upload)
+        assert status == 422 and b"nested deeper" in reply, (status, reply[:200])
+    assert stored(api, tmp_path) == before
+    log = api.server.log()
+    assert "Traceback" not in log and "RecursionError" not in log

@@ -17,6 +17,13 @@ disk, cancellation) deletes it too. A complete blob is fsync'd, made read-only,
 renamed into place and its directory fsync'd: after ``put`` returns the blob survives a
 crash, and before it returns no partial file is ever visible under its key.
 
+``stage_stream`` stops before the rename: the blob is complete and hashed in ``tmp/``,
+and only ``StagedBlob.install`` makes it visible under its key (``discard`` deletes
+it). A deposit stages every file of a request and installs them once the request is
+accepted, so a refused request leaves nothing in the store. ``hash_stream`` only hashes
+(SHA-256 and size) and writes nothing. ``delete`` also removes fan-out directories it
+leaves empty.
+
 Identical content has one key, so it is stored once (deduplication across every
 organisation): deleting a blob is the caller's decision once no item references it
 (EvidenceStore.blob_references).
@@ -36,7 +43,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -118,6 +125,7 @@ class _Writer:
         if HAS_SM3:
             self._hashes.append(hashlib.new("sm3"))
         self.size = 0
+        self.ref: BlobRef | None = None  # once finished
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         with self._lock:
@@ -131,10 +139,11 @@ class _Writer:
                 digest.update(chunk)
             self._file.write(chunk)
 
-    def commit(self) -> BlobRef:
+    def finish(self) -> BlobRef:
+        """Complete, fsync'd and read-only in tmp/; its digests. install() or abort()."""
         with self._lock:
             if self._file is None or self._path is None:
-                raise BlobError("commit after the blob was finished or abandoned")
+                raise BlobError("finish after the blob was finished or abandoned")
             try:
                 self._file.flush()
                 os.fsync(self._file.fileno())
@@ -142,14 +151,29 @@ class _Writer:
                 self._file = None
                 sha256, sha512 = (h.hexdigest() for h in self._hashes[:2])
                 sm3 = self._hashes[2].hexdigest() if HAS_SM3 else None
-                ref = BlobRef(sha256, self.size, sha256, sha512, sm3)
                 os.chmod(self._path, 0o444)
-                self._store._install(self._path, ref)
-                self._path = None
-                return ref
+                self.ref = BlobRef(sha256, self.size, sha256, sha512, sm3)
+                return self.ref
             except BaseException:
                 self._abort_locked()
                 raise
+
+    def install(self) -> BlobRef:
+        """Move the finished blob under its key (deduplicated)."""
+        with self._lock:
+            if self._file is not None or self._path is None or self.ref is None:
+                raise BlobError("install of a blob that is not finished, or gone")
+            try:
+                self._store._install(self._path, self.ref)
+                self._path = None
+                return self.ref
+            except BaseException:
+                self._abort_locked()
+                raise
+
+    def commit(self) -> BlobRef:
+        self.finish()
+        return self.install()
 
     def abort(self) -> None:
         with self._lock:
@@ -162,6 +186,21 @@ class _Writer:
         if self._path is not None:
             self._path.unlink(missing_ok=True)
             self._path = None
+
+
+class StagedBlob:
+    """A complete blob in tmp/, not yet under its key: install() it (in a worker
+    thread: it renames and fsyncs) or discard() it."""
+
+    def __init__(self, writer: _Writer, ref: BlobRef) -> None:
+        self._writer = writer
+        self.ref = ref
+
+    def install(self) -> BlobRef:
+        return self._writer.install()
+
+    def discard(self) -> None:
+        self._writer.abort()
 
 
 class FileBlobStore:
@@ -197,24 +236,31 @@ class FileBlobStore:
     async def put_stream(self, chunks: Any, *, max_bytes: int | None = None) -> BlobRef:
         """Store an async iterator of byte chunks, or anything with an async
         ``read_chunk(size)`` returning b"" at the end (aiohttp's BodyPartReader)."""
+        staged = await self.stage_stream(chunks, max_bytes=max_bytes)
+        try:
+            return await asyncio.to_thread(staged.install)
+        except BaseException:
+            staged.discard()
+            raise
+
+    async def stage_stream(self, chunks: Any, *, max_bytes: int | None = None) -> StagedBlob:
+        """Write and hash a stream into tmp/ (as put_stream), without installing it."""
         limit = self.max_bytes if max_bytes is None else max_bytes
         writer = await asyncio.to_thread(_Writer, self, limit)
-        buffer, seen = bytearray(), 0
         try:
-            async for chunk in _async_chunks(chunks):
-                seen += len(chunk)
-                if seen > limit:  # before buffering more than the limit allows
-                    raise BlobTooLarge(limit)
-                buffer += chunk
-                if len(buffer) >= CHUNK_BYTES:
-                    await asyncio.to_thread(writer.write, buffer)
-                    buffer = bytearray()
-            if buffer:
-                await asyncio.to_thread(writer.write, buffer)
-            return await asyncio.to_thread(writer.commit)
+            await _pump(chunks, limit, writer.write)
+            return StagedBlob(writer, await asyncio.to_thread(writer.finish))
         except BaseException:
             writer.abort()
             raise
+
+    async def hash_stream(self, chunks: Any, *, max_bytes: int | None = None) -> tuple[str, int]:
+        """SHA-256 (hex) and size of a stream, storing nothing (BlobTooLarge past the
+        limit); the hashing runs in a worker thread."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        digest = hashlib.sha256()
+        size = await _pump(chunks, limit, digest.update)
+        return digest.hexdigest(), size
 
     def _install(self, temp: Path, ref: BlobRef) -> None:
         """Move a complete, fsync'd temporary file to its key's path (or drop it when an
@@ -227,16 +273,22 @@ class FileBlobStore:
         if existing is not None and stat.S_ISREG(existing.st_mode) and existing.st_size == ref.size:
             temp.unlink()
             return
-        created = []
-        for directory in (final.parent.parent, final.parent):
+        for attempt in range(3):
+            created = []
+            for directory in (final.parent.parent, final.parent):
+                try:
+                    directory.mkdir(mode=0o750)
+                    created.append(directory)
+                except FileExistsError:
+                    pass
+            for directory in created:
+                _fsync_dir(directory.parent)
             try:
-                directory.mkdir(mode=0o750)
-                created.append(directory)
-            except FileExistsError:
-                pass
-        for directory in created:
-            _fsync_dir(directory.parent)
-        os.replace(temp, final)  # a damaged copy of the same key is replaced too
+                os.replace(temp, final)  # a damaged copy of the same key is replaced too
+                break
+            except FileNotFoundError:  # a delete() removed the emptied directory meanwhile
+                if attempt == 2 or not temp.exists():
+                    raise
         _fsync_dir(final.parent)
 
     # reading and deleting
@@ -268,6 +320,11 @@ class FileBlobStore:
         except FileNotFoundError:
             return False
         _fsync_dir(path.parent)
+        for directory in (path.parent, path.parent.parent):  # fan-out left empty
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (or already gone)
+                break
         return True
 
     def verify(self, key: str) -> bool:
@@ -290,6 +347,23 @@ class FileBlobStore:
             except FileNotFoundError:
                 pass
         return removed
+
+
+async def _pump(source: Any, limit: int, write: Callable[[bytearray], Any]) -> int:
+    """Feed `source` to `write` in a worker thread, CHUNK_BYTES at a time; its size.
+    BlobTooLarge before buffering more than `limit` bytes."""
+    buffer, seen = bytearray(), 0
+    async for chunk in _async_chunks(source):
+        seen += len(chunk)
+        if seen > limit:
+            raise BlobTooLarge(limit)
+        buffer += chunk
+        if len(buffer) >= CHUNK_BYTES:
+            await asyncio.to_thread(write, buffer)
+            buffer = bytearray()
+    if buffer:
+        await asyncio.to_thread(write, buffer)
+    return seen
 
 
 def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:

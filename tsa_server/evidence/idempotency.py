@@ -11,6 +11,11 @@ retry gets InProgress (409); the same key with another request gets KeyReused (4
 A claim left by a server that stopped mid-request stays "in progress" until it expires:
 its outcome is unknown (see GET /api/v1/items), and running it again could certify and
 charge twice. Keys are per organisation: one organisation's keys never meet another's.
+
+An upload's fingerprint needs its files' digests, known only once the files are read:
+`answered` tells the upload handler, before it reads a byte, whether the key already
+has an answer (then the files are only hashed, to recognise the retry, and nothing is
+stored) or is in progress (409 at once); any other request runs every check.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class Replay:
 
     status: int
     body: str
+    request_sha256: str = ""
 
 
 def check_key(value: str) -> str:
@@ -79,13 +85,26 @@ class IdempotencyKeys:
         if row["request_sha256"] != request_sha256:
             raise KeyReused(f"this {HEADER} was used for a different request")
         if row["status"] is None:
-            if (org_id, key) in self.running:
-                raise InProgress(f"a request with this {HEADER} is still in progress")
-            raise InProgress(
-                f"a request with this {HEADER} was interrupted; its outcome is unknown "
-                "(see GET /api/v1/items) until the key expires"
-            )
-        return Replay(row["status"], row["body"])
+            raise self._in_progress(org_id, key)
+        return Replay(row["status"], row["body"], request_sha256)
+
+    def answered(self, org_id: str, key: str) -> Replay | None:
+        """The key's kept answer (with its request's SHA-256), None when the key is
+        free; InProgress while its first request runs. Claims nothing."""
+        row = self.store.idempotency_key(org_id, key, self.now())
+        if row is None:
+            return None
+        if row["status"] is None:
+            raise self._in_progress(org_id, key)
+        return Replay(row["status"], row["body"], row["request_sha256"])
+
+    def _in_progress(self, org_id: str, key: str) -> InProgress:
+        if (org_id, key) in self.running:
+            return InProgress(f"a request with this {HEADER} is still in progress")
+        return InProgress(
+            f"a request with this {HEADER} was interrupted; its outcome is unknown "
+            "(see GET /api/v1/items) until the key expires"
+        )
 
     def finish(self, org_id: str, key: str, status: int, body: str) -> None:
         self.running.discard((org_id, key))

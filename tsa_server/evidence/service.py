@@ -11,19 +11,21 @@ then in the database (fee_items.wallet_check). A concurrent writer that got ther
 makes the check fail; the change is then computed again from the new state (at most
 `_ATTEMPTS` times), so the balance never goes negative and nothing is debited twice.
 
-Deposits (S-12, P-2, P-7, P-8, T-3, T-4, T-6): the whole batch reserves one unit per item
-at once or nothing; each item is then time-stamped over its SHA-256 through
-`Issuer.timestamp` (same path and ledger as any client); a certified item is stored with
-its token, storage term and CONSUME entry in one transaction, after its evidence record
-(a commitment: the SHA-256 of the record's canonical JSON, never the metadata itself)
-went to the operations log; an item the TSA cannot time-stamp gets its unit back by a
-REFUND entry.
+Deposits, uploads and re-uploads (S-9, S-12, T-3, T-4, T-6) are in deposits.py (a base
+class of the service) and uploads.py; the commit machinery's Change in changes.py.
 
 Monthly quota (REC-10): with [evidence] monthly_item_quota set, a batch that would take
 the organisation's items certified in the current Beijing calendar month (plus the
-units this process holds for deposits still running) past the quota is refused whole
-(MonthlyQuotaExceeded) before anything is reserved. Idempotency-Key claims of deposit
-requests are in idempotency.py (`self.idempotency`).
+units this process holds for deposits still running and uploads still arriving) past
+the quota is refused whole (MonthlyQuotaExceeded) before anything is reserved.
+Idempotency-Key claims of deposit requests are in idempotency.py (`self.idempotency`);
+uploads claim units before storing a byte (uploads.py).
+
+Off the event loop: every store and blob write, and the fee computations around them,
+run in the service's worker threads (`off_loop`; the store gives each thread its own
+SQLite connection), so time-stamp issuance on the loop never waits for a deposit's
+fsyncs or an organisation's long credit history. In-process counters (units held and
+claimed, originals in flight) change under one lock.
 
 Every method takes the organisation id first and reaches items only through it: another
 organisation's item id is answered exactly like a missing one (ItemNotFound).
@@ -32,75 +34,65 @@ organisation's item id is answered exactly like a missing one (ItemNotFound).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
 import re
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from tsa_server.evidence.accounts import new_id
-from tsa_server.evidence.blobs import BlobRef, FileBlobStore
-from tsa_server.evidence.errors import IdempotencyConflict, InvalidInput, ItemNotFound
+from tsa_server.evidence.blobs import FileBlobStore
+from tsa_server.evidence.changes import Change, StaleChange, atomic_check
+from tsa_server.evidence.deposits import (
+    DepositResult,
+    Deposits,
+    DepositSpec,
+    Failure,
+    check_digests,
+    evidence_record,
+)
+from tsa_server.evidence.errors import IdempotencyConflict, ItemNotFound
 from tsa_server.evidence.fee_items import (
     fee_item,
     item_changes,
     new_credit_entry,
-    serial_hex,
     storage_columns,
     stored_notice,
-    token_facts,
-    wallet_check,
     wallet_of,
 )
 from tsa_server.evidence.idempotency import IdempotencyKeys
 from tsa_server.evidence.records import (
-    MAX_TEXT_CHARS,
-    Certified,
     CreditEntry,
     Item,
-    ItemMode,
-    NewItem,
     StoredNotice,
-    canonical_json,
-    check_text,
 )
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.times import utc_now
 from tsa_server.fees import (
     DEFAULT_POLICY,
     Artefact,
-    DepositForm,
-    Digests,
     EvidenceItem,
     FieldError,
     Forecast,
-    InvalidEntry,
     LedgerConflict,
-    LedgerEntry,
     Lot,
-    Mode,
     Notice,
     Outcome,
     PricingPolicy,
     QuotaExceeded,
     Wallet,
-    certified_notice,
-    consume,
     delete_original,
     forecast,
-    new_item,
     purchase,
-    refund,
     reinstate,
     reminders_due,
     require_download,
-    reserve,
-    reupload,
     set_auto_renew,
 )
 from tsa_server.fees.entries import purchase_key
@@ -108,13 +100,31 @@ from tsa_server.fees.quotas import Usage, check_quota, month_window
 
 log = logging.getLogger("tsa.evidence")
 
+__all__ = [  # importers of the deposit types and the commit machinery find them here
+    "Change",
+    "DepositResult",
+    "DepositSpec",
+    "EvidenceService",
+    "EvidenceSettings",
+    "Failure",
+    "MonthlyQuotaExceeded",
+    "StaleChange",
+    "atomic_check",
+    "check_digests",
+    "evidence_record",
+    "open_evidence_service",
+]
+
 #: Recomputations of one change when another writer committed first.
 _ATTEMPTS = 5
 #: Most units one lot grant may hold.
 MAX_LOT_UNITS = 1_000_000
 _GRANT_KEY = re.compile(r"[A-Za-z0-9._:/-]{1,100}")
 
+#: Worker threads of one service: store writes serialise on SQLite's lock anyway.
+WORKERS = 2
 Timestamp = Callable[[bytes, str], Awaitable[Any]]  # Issuer.timestamp
+T = TypeVar("T")
 
 
 class MonthlyQuotaExceeded(QuotaExceeded):
@@ -129,129 +139,18 @@ class MonthlyQuotaExceeded(QuotaExceeded):
         self.retry_after = max(1, math.ceil((usage.end - now).total_seconds()))
 
 
-class StaleChange(Exception):
-    """The entries computed no longer apply: another writer committed first."""
-
-
-def atomic_check(org_id: str, earlier: list[CreditEntry], added: list[CreditEntry]) -> None:
-    try:
-        wallet_check(org_id, earlier, added)
-    except (InvalidEntry, LedgerConflict) as exc:
-        raise StaleChange(str(exc)) from None
-
-
 @dataclass(frozen=True)
 class EvidenceSettings:
     """[evidence] values the service needs."""
 
     max_upload_bytes: int = 1 << 30
+    max_upload_request_bytes: int = 2 << 30  # all files of one upload request
     max_batch_items: int = 100
     operators: frozenset[str] = frozenset()  # organisations whose admins grant lots
     monthly_item_quota: int = 0  # items certified per organisation per month; 0: none
 
 
-@dataclass(frozen=True)
-class DepositSpec:
-    """One item of a deposit, validated (digests, metadata; original already stored)."""
-
-    mode: Mode
-    digests: Digests
-    form: DepositForm
-    size: int | None = None
-    tags: tuple[str, ...] = ()
-    blob: BlobRef | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An item of a batch the TSA did not certify; its unit was refunded (T-6)."""
-
-    index: int
-    sha256: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class DepositResult:
-    batch: str
-    items: tuple[Item, ...]
-    failures: tuple[Failure, ...]
-
-
-@dataclass(frozen=True)
-class Change:
-    """What a computation wants committed (see EvidenceService._commit)."""
-
-    entries: tuple[LedgerEntry, ...] = ()
-    item_id: str | None = None
-    item_changes: dict[str, Any] | None = None
-    terms: dict[str, Any] | None = None
-    notices: tuple[Notice, ...] = ()
-    new_item: tuple[str, NewItem, Certified] | None = None
-    result: Any = None
-
-
-@dataclass
-class _Uploads:
-    """Originals stored during one request: kept from deletion while it runs."""
-
-    service: EvidenceService
-    keys: list[str] = field(default_factory=list)
-
-    async def put(self, chunks: Any) -> BlobRef:
-        ref = await self.service.blobs.put_stream(
-            chunks, max_bytes=self.service.settings.max_upload_bytes
-        )
-        self.service._in_flight[ref.key] += 1
-        self.keys.append(ref.key)
-        return ref
-
-
-def check_digests(fields: dict[str, Any], where: str = "") -> Digests:
-    """SHA-256 required, SHA-512 and SM3 optional, hex of the right length (FieldError)."""
-    errors: dict[str, str] = {}
-    lengths = {"sha256": 64, "sha512": 128, "sm3": 64}
-    values: dict[str, str | None] = {}
-    for name, length in lengths.items():
-        raw = fields.get(name)
-        if raw is None:
-            if name == "sha256":
-                errors[where + name] = "required"
-            values[name] = None
-        elif not isinstance(raw, str) or not re.fullmatch(f"[0-9a-fA-F]{{{length}}}", raw):
-            errors[where + name] = f"must be {length} hexadecimal digits"
-        else:
-            values[name] = raw.lower()
-    if errors:
-        raise FieldError(errors)
-    return Digests(values["sha256"] or "", values["sha512"], values["sm3"])
-
-
-def evidence_record(item_id: str, spec: DepositSpec, certified: Certified) -> dict[str, Any]:
-    """The evidence record of one deposit (REC-1), canonical JSON-ready."""
-    f = spec.form
-    return {
-        "item": item_id,
-        "mode": spec.mode.value,
-        "sha256": spec.digests.sha256,
-        "sha512": spec.digests.sha512,
-        "sm3": spec.digests.sm3,
-        "size": spec.size,
-        "file_name": f.file_name,
-        "media_type": f.media_type,
-        "depositor": f.depositor,
-        "work_title": f.work_title,
-        "work_content": f.work_content,
-        "statement": f.statement,
-        "handle": f.handle,
-        "tags": list(spec.tags),
-        "serial": serial_hex(certified.serial),
-        "ledger_index": certified.ledger_index,
-        "certified_at": certified.certified_at.isoformat().replace("+00:00", "Z"),
-    }
-
-
-class EvidenceService:
+class EvidenceService(Deposits):
     """Deposits, credits, storage lifecycle, reminders and forecast (module docstring)."""
 
     def __init__(
@@ -270,10 +169,31 @@ class EvidenceService:
         self.policy = policy
         self.settings = settings or EvidenceSettings()
         self.now = now
-        self._in_flight: Counter[str] = Counter()
+        self._lock = threading.Lock()  # the counters below, across threads
+        self._in_flight: Counter[str] = Counter()  # originals of uploads still running
         self._held: Counter[str] = Counter()  # units of running deposits, per organisation
+        self._claimed: Counter[str] = Counter()  # units claimed by uploads still arriving
         self.idempotency = IdempotencyKeys(store, now)
         self.live_batches: set[str] = set()  # deposits running in this process
+        self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="tsa-evidence")
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker thread of the service. A cancelled caller still waits
+        for work already started (short, and durable once begun), then is cancelled."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if not future.done():
+                await asyncio.wait([future])
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller is cancelled anyway
+            raise
+
+    def close(self) -> None:
+        """Let running work finish and stop the worker threads."""
+        self._executor.shutdown(wait=True)
 
     # ------------------------------------------------------------ reading
 
@@ -313,7 +233,8 @@ class EvidenceService:
         """REC-10: the organisation's certified items in the current Beijing month
         (plus units held by its deposits running in this process) against the quota."""
         start, end = month_window(at or self.now())
-        used = self.store.count_certified(org_id, start, end) + self._held[org_id]
+        running = self._held[org_id] + self._claimed[org_id]
+        used = self.store.count_certified(org_id, start, end) + running
         quota = self.settings.monthly_item_quota
         return Usage(start, end, used, quota or None)
 
@@ -439,153 +360,14 @@ class EvidenceService:
     def entries(self, org_id: str, *, after_id: int = 0, limit: int = 100) -> list[CreditEntry]:
         return self.store.credit_entries(org_id, after_id=after_id, limit=limit)
 
-    # ------------------------------------------------------------ deposits
-
-    @asynccontextmanager
-    async def uploads(self) -> AsyncIterator[_Uploads]:
-        """Originals streamed in one request; on exit, those no item references are
-        deleted (a refused or failed deposit keeps nothing)."""
-        session = _Uploads(self)
-        try:
-            yield session
-        finally:
-            for key in session.keys:
-                self._in_flight[key] -= 1
-                if self._in_flight[key] <= 0:
-                    del self._in_flight[key]
-                self.drop_blob_if_unused(key)
+    # ------------------------------------------------------------ storage lifecycle
 
     def drop_blob_if_unused(self, key: str) -> bool:
         """Delete an original no item holds and no request is storing (dedup-safe)."""
-        if self._in_flight.get(key) or self.store.blob_references(key):
-            return False
-        return self.blobs.delete(key)
-
-    def require_credits(self, org_id: str, units: int) -> None:
-        """Refuse early (InsufficientCredits) when the balance cannot pay `units` now;
-        the reservation itself is still atomic (deposit)."""
-        from tsa_server.fees.lots import draw_units
-
-        draw_units(self.wallet(org_id), units, self.now())
-
-    async def deposit(self, org_id: str, specs: Sequence[DepositSpec]) -> DepositResult:
-        """Certify a batch: reserve all units or none (T-4), then one token per item."""
-        self._org(org_id)
-        if not specs:
-            raise FieldError({"items": "at least one item"})
-        if len(specs) > self.settings.max_batch_items:
-            raise FieldError({"items": f"at most {self.settings.max_batch_items} per batch"})
-        problems: dict[str, str] = {}
-        for index, spec in enumerate(specs):  # refuse now what the store would refuse later
-            try:
-                _values(spec)
-            except InvalidInput as exc:
-                where = f"items[{index}]" if len(specs) > 1 else "item"
-                problems[where] = str(exc)
-        if problems:
-            raise FieldError(problems)
-        batch = new_id("bat")
-        ids = [new_id("itm") for _ in specs]
-        now = self.now()
-        # No await from the quota check to the reservation: no other deposit of this
-        # process slips in between; its units count as used until each item is done.
-        self.require_quota(org_id, len(specs))
-        self.live_batches.add(batch)
-        held = 0
-        try:
-            self._commit(org_id, lambda wallet: Change(reserve(wallet, batch, ids, now)))
-            held = len(specs)
-            self._held[org_id] += held
-            done: list[Item] = []
-            failures: list[Failure] = []
-            for index, (item_id, spec) in enumerate(zip(ids, specs, strict=True)):
-                try:
-                    done.append(await self._certify(org_id, item_id, spec))
-                except asyncio.CancelledError:
-                    self._refund(org_id, item_id, "request cancelled")
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any failure refunds the unit (T-6)
-                    reason = _reason(exc)
-                    log.warning(
-                        "deposit %s of %s not certified: %s: %s",
-                        item_id,
-                        org_id,
-                        type(exc).__name__,
-                        exc,
-                    )
-                    self._refund(org_id, item_id, reason)
-                    failures.append(Failure(index, spec.digests.sha256, reason))
-                finally:  # certified (counted by the store now) or refunded
-                    held -= 1
-                    self._held[org_id] -= 1
-            return DepositResult(batch, tuple(done), tuple(failures))
-        finally:
-            self.live_batches.discard(batch)
-            self._held[org_id] -= held
-            if self._held[org_id] <= 0:
-                del self._held[org_id]
-
-    def _refund(self, org_id: str, item_id: str, reason: str) -> None:
-        """Return an item's held unit (T-6). Never raises: a unit the store cannot
-        refund now stays held and the renewal runner refunds it later."""
-        try:
-            self._commit(
-                org_id, lambda wallet: Change(refund(wallet, item_id, self.now(), reason[:200]))
-            )
-        except Exception:  # noqa: BLE001 - the runner's stale-reservation sweep retries
-            log.exception("refund of %s for %s deferred", item_id, org_id)
-
-    async def _certify(self, org_id: str, item_id: str, spec: DepositSpec) -> Item:
-        issued = await self._timestamp(bytes.fromhex(spec.digests.sha256), "sha256")
-        if issued.token is None:
-            raise _NotCertified("the TSA could not time-stamp the item (try again later)")
-        serial, gen_time = token_facts(issued.token)
-        certified = Certified(issued.token, issued.index, serial, gen_time)
-        record = evidence_record(item_id, spec, certified)
-        record_sha256 = hashlib.sha256(canonical_json(record).encode()).hexdigest()
-        ops_index = None
-        if self.ops is not None:  # write-ahead: the record's commitment, no metadata
-            ops_index = self.ops.record(
-                "evidence_item",
-                item=item_id,
-                mode=spec.mode.value,
-                sha256=spec.digests.sha256,
-                serial=serial_hex(serial),
-                ledger_index=issued.index,
-                record_sha256=record_sha256,
-            )
-        fee = new_item(
-            item_id,
-            serial_hex(serial),
-            spec.mode,
-            spec.digests,
-            spec.size or 0,
-            gen_time,
-            spec.form,
-            policy=self.policy,
-        )
-        values = _values(spec)
-        terms = {
-            "epoch": fee.epoch,
-            "work_content": spec.form.work_content,
-            "handle": spec.form.handle,
-            "record_sha256": record_sha256,
-            "ops_index": ops_index,
-            **storage_columns(fee.storage),
-        }
-
-        def compute(wallet: Wallet) -> Change:
-            return Change(
-                consume(wallet, item_id, self.now()),
-                new_item=(item_id, values, certified),
-                terms=terms,
-                notices=(certified_notice(fee),),
-            )
-
-        self._commit(org_id, compute)
-        return self.item(org_id, item_id)
-
-    # ------------------------------------------------------------ storage lifecycle
+        with self._lock:  # an upload installing this key waits (install_staged)
+            if self._in_flight.get(key) or self.store.blob_references(key):
+                return False
+            return self.blobs.delete(key)
 
     def delete_original(self, org_id: str, item_id: str, *, downloaded_confirmed: bool) -> Item:
         """S-8 / R-9 / R-10: delete the stored original; no storage fee afterwards."""
@@ -595,21 +377,6 @@ class EvidenceService:
         self.apply_outcome(org_id, outcome)
         if stored.blob_key is not None:
             self.drop_blob_if_unused(stored.blob_key)
-        return self.item(org_id, item_id)
-
-    async def reupload(self, org_id: str, item_id: str, chunks: Any) -> Item:
-        """S-9 / R-11..R-13: the same bytes again, into a new term paid at once."""
-        fee = self.fee_item(org_id, item_id)  # 404 / 409 / 402 before reading any byte
-        reupload(self.wallet(org_id), fee, fee.digests.sha256, self.now(), self.policy)
-        async with self.uploads() as session:
-            ref = await session.put(chunks)
-
-            def compute(wallet: Wallet) -> Change:
-                current = self.fee_item(org_id, item_id)
-                outcome = reupload(wallet, current, ref.sha256, self.now(), self.policy)
-                return self._outcome_change(org_id, outcome)
-
-            self._commit(org_id, compute)
         return self.item(org_id, item_id)
 
     def set_auto_renew(self, org_id: str, item_id: str, on: bool) -> Item:
@@ -630,38 +397,6 @@ class EvidenceService:
         return self.item(org_id, item_id)
 
 
-def _values(spec: DepositSpec) -> NewItem:
-    """The store's form of a deposit (InvalidInput for what the store would refuse:
-    control characters, over-long fields)."""
-    check_text(spec.form.work_content, "work_content", MAX_TEXT_CHARS, multiline=True)
-    check_text(spec.form.handle, "handle", MAX_TEXT_CHARS)
-    return NewItem(
-        mode=ItemMode(spec.mode.value),
-        sha256=spec.digests.sha256,
-        size=spec.size,
-        sha512=spec.digests.sha512,
-        sm3=spec.digests.sm3,
-        file_name=spec.form.file_name,
-        media_type=spec.form.media_type,
-        title=spec.form.work_title,
-        statement=spec.form.statement,
-        depositor=spec.form.depositor,
-        tags=spec.tags,
-        blob_key=spec.digests.sha256 if spec.mode is Mode.STORED else None,
-    )
-
-
-class _NotCertified(Exception):
-    pass
-
-
-def _reason(exc: BaseException) -> str:
-    """A client-safe reason for a failed certification."""
-    if isinstance(exc, _NotCertified):
-        return str(exc)
-    return "the TSA could not time-stamp the item (try again later)"
-
-
 def open_evidence_service(
     conf: Any, store: EvidenceStore, blobs: FileBlobStore, issuer: Any, ops: Any
 ) -> EvidenceService:
@@ -680,6 +415,7 @@ def open_evidence_service(
         policy = DEFAULT_POLICY
     settings = EvidenceSettings(
         max_upload_bytes=conf.max_upload_bytes,
+        max_upload_request_bytes=conf.max_upload_request_bytes,
         max_batch_items=conf.max_batch_items,
         operators=frozenset(conf.operators),
         monthly_item_quota=conf.monthly_item_quota,

@@ -8,7 +8,10 @@ no method that reads an item by id alone. Blob reference counts (for deleting a 
 deduplicated original) return a number, never an item.
 
 Several processes may open the same file (the server and `tsa accounts`): writes take
-SQLite's write lock with BEGIN IMMEDIATE and wait up to `busy_timeout` for it.
+SQLite's write lock with BEGIN IMMEDIATE and wait up to `busy_timeout` for it. Within a
+process every thread gets a connection of its own (SQLite's one connection per thread:
+a transaction never interleaves with another thread's statements), so the server does
+its evidence writes in worker threads, off the event loop, while the loop reads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -153,11 +157,27 @@ class EvidenceStore:
         self.path = Path(path)
         self.now = now
         _create_private(self.path)
-        self._conn = connect(self.path)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
         create_schema(self._conn)
 
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on its first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            with self._opened_lock:
+                self._opened.append(conn)
+            self._local.conn = conn
+        return conn
+
     def close(self) -> None:
-        self._conn.close()
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
     # plumbing
 
@@ -397,6 +417,15 @@ class EvidenceStore:
                 (org_id, key, request_sha256, ts(now), ts(expires_at)),
             )
             return None
+
+    def idempotency_key(self, org_id: str, key: str, now: datetime) -> dict[str, Any] | None:
+        """The key's unexpired row (request_sha256, status: None while in progress,
+        body), or None: a look only, nothing claimed."""
+        return self._row(
+            "SELECT request_sha256, status, body FROM idempotency_keys"
+            " WHERE org_id = ? AND key = ? AND expires_at > ?",
+            (org_id, key, ts(now)),
+        )
 
     def finish_idempotency_key(self, org_id: str, key: str, status: int, body: str) -> None:
         """Keep the answer of a claimed key (replayed to retries until it expires)."""

@@ -21,8 +21,10 @@ Fee refusals map to HTTP here: InsufficientCredits 402, StateError 409, field er
 organisations' items 404; the monthly quota (REC-10) 429 with Retry-After. Deposits
 take an ``Idempotency-Key`` header (evidence/idempotency.py): a retry of the same
 request gets the first 201 again.
-Uploads are streamed into the blob store a chunk at a time;
-the file name a client sends is kept as metadata and never becomes a path.
+Uploads are streamed into the blob store a chunk at a time, after credits, quota and
+size bounds allow them (web/upload_parts.py, evidence/uploads.py); the file name a
+client sends is kept as metadata and never becomes a path. Store and blob work runs in
+the evidence service's worker threads (`service.off_loop`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Any
 
-from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, web
+from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from tsa_server.beijing_calendar import to_beijing
@@ -51,10 +53,12 @@ from tsa_server.evidence.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tsa_server.evidence.idempotency import (
     InProgress,
     KeyReused,
+    Replay,
     check_key,
     fingerprint,
 )
 from tsa_server.evidence.records import check_tags
+from tsa_server.evidence.render_pool import CertificateRenderer
 from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler
 from tsa_server.evidence.service import (
     DepositSpec,
@@ -63,6 +67,7 @@ from tsa_server.evidence.service import (
     check_digests,
 )
 from tsa_server.evidence.store import MAX_PAGE
+from tsa_server.evidence.uploads import UploadSession
 from tsa_server.evidence.views import entry_json, forecast_json, lot_json, notice_json
 from tsa_server.evidence.webhooks import (
     EVENTS,
@@ -91,6 +96,7 @@ from tsa_server.fees import (
     parse_deposit_form,
 )
 from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
+from tsa_server.fees.kit import safe_name
 from tsa_server.rfc3161 import response
 from tsa_server.web.auth import PRINCIPAL, BadRequest, json_error, read_json_object, require
 from tsa_server.web.openapi_schema import API_KEY as _KEY
@@ -100,16 +106,17 @@ from tsa_server.web.openapi_schema import object_schema as _object
 from tsa_server.web.openapi_schema import query_param as _query
 from tsa_server.web.openapi_schema import ref as _ref
 from tsa_server.web.ratelimit import RATE_LIMITER, RateLimiter
+from tsa_server.web.upload_parts import UploadBody, read_upload
+from tsa_server.web.upload_parts import file_name as upload_file_name
 
 log = logging.getLogger("tsa.web.evidence")
 
 EVIDENCE = web.AppKey("evidence_service", EvidenceService)
 SCHEDULER = web.AppKey("renewal_scheduler", RenewalScheduler)
 DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
+RENDERER = web.AppKey("certificate_renderer", CertificateRenderer)
 #: Largest JSON deposit body (a batch of hash-only items with their metadata).
 MAX_DEPOSIT_JSON = 4 << 20
-#: Largest metadata part of a multipart upload.
-MAX_METADATA_BYTES = 1 << 20
 _FORM_FIELDS = frozenset(REQUIRED) | frozenset(OPTIONAL) - {"file_name", "media_type"}
 _ITEM_FIELDS = frozenset({"sha256", "sha512", "sm3", "size", "file_name", "media_type", "tags"})
 _UPLOAD_ITEM_FIELDS = frozenset({"sha256", "file_name", "tags"}) | _FORM_FIELDS
@@ -124,6 +131,13 @@ def setup(app: web.Application, services: Any) -> None:
     )
     if limiter is not None:
         app[RATE_LIMITER] = limiter
+    renderer = app[RENDERER] = CertificateRenderer()  # certificates and kits
+
+    async def rendering(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(renderer.close)
+
+    app.cleanup_ctx.append(rendering)
     service = getattr(services, "evidence_service", None)
     if service is None:
         return
@@ -136,6 +150,7 @@ def setup(app: web.Application, services: Any) -> None:
         running.start()
         yield
         await running.stop()
+        await asyncio.to_thread(service.close)  # deposits' worker threads finish
 
     async def dispatcher(app: web.Application) -> AsyncIterator[None]:
         sending = WebhookDispatcher(service.store, webhook_settings(conf), now=service.now)
@@ -276,12 +291,12 @@ async def grant_lot(request: web.Request) -> web.Response:
         raise FieldError({"org_id": "must be an organisation id"})
     if "units" not in body or "idempotency_key" not in body:
         raise FieldError({n: "required" for n in ("units", "idempotency_key") if n not in body})
-    lot, created = service.grant_lot(
-        target, body["units"], body["idempotency_key"], note=body.get("note", "")
-    )
+    grant = functools.partial(service.grant_lot, note=body.get("note", ""))
+    lot, created = await service.off_loop(grant, target, body["units"], body["idempotency_key"])
     now = service.now()
+    balance = await service.off_loop(service.balance, target, now)
     return web.json_response(
-        {"lot": lot_json(lot, now), "balance": service.balance(target, now), "created": created},
+        {"lot": lot_json(lot, now), "balance": balance, "created": created},
         status=201 if created else 200,
     )
 
@@ -295,16 +310,18 @@ async def credits(request: web.Request) -> web.Response:
     after = _int_query(request, "after_id", 0, 0, 2**62)
     limit = _int_query(request, "limit", 100, 1, MAX_PAGE)
     now = service.now()
-    entries = service.entries(org, after_id=after, limit=limit)
-    return web.json_response(
-        {
+
+    def answer() -> dict[str, Any]:
+        entries = service.entries(org, after_id=after, limit=limit)
+        return {
             "balance": service.balance(org, now),
             "at": now.isoformat().replace("+00:00", "Z"),
             "lots": [lot_json(lot, now) for lot in service.lots(org)],
             "entries": [entry_json(e) for e in entries],
             "next_after_id": entries[-1].id if len(entries) == limit else None,
         }
-    )
+
+    return web.json_response(await service.off_loop(answer))
 
 
 # ------------------------------------------------------------------ deposits
@@ -425,51 +442,60 @@ def _json_text(status: int, text: str, headers: dict[str, str] | None = None) ->
     return web.Response(text=text, status=status, content_type="application/json", headers=headers)
 
 
+def _replayed(replay: Replay) -> web.Response:
+    return _json_text(replay.status, replay.body, {"Idempotent-Replayed": "true"})
+
+
 async def _deposit_answer(
     request: web.Request,
     service: EvidenceService,
     specs: list[DepositSpec],
     key: str | None,
     request_sha256: str,
+    uploads: UploadSession | None = None,
 ) -> web.Response:
     """Certify the deposit, or with an Idempotency-Key replay the first 201 answer."""
     if key is None:
-        return _json_text(*await _certify(request, service, specs))
+        return _json_text(*await _certify(request, service, specs, uploads))
     org = _org(request)
+    keys = service.idempotency
     try:
-        replay = service.idempotency.claim(org, key, request_sha256)
+        replay = await service.off_loop(keys.claim, org, key, request_sha256)
     except KeyReused as exc:
         return json_error(422, str(exc))
     except InProgress as exc:
         return json_error(409, str(exc))
     if replay is not None:
-        return _json_text(replay.status, replay.body, {"Idempotent-Replayed": "true"})
+        return _replayed(replay)
     finished = False
     try:
-        status, text, headers = await _certify(request, service, specs)
+        status, text, headers = await _certify(request, service, specs, uploads)
         if status == 201:
-            service.idempotency.finish(org, key, status, text)
+            await service.off_loop(keys.finish, org, key, status, text)
             finished = True
         return _json_text(status, text, headers)
     finally:
         if not finished:  # refused or failed: nothing certified, a retry runs again
-            service.idempotency.release(org, key)
+            await service.off_loop(keys.release, org, key)
 
 
 async def _certify(
-    request: web.Request, service: EvidenceService, specs: list[DepositSpec]
+    request: web.Request,
+    service: EvidenceService,
+    specs: list[DepositSpec],
+    uploads: UploadSession | None,
 ) -> tuple[int, str, dict[str, str] | None]:
     """Deposit the specs: (status, JSON text, headers) of the answer."""
     org = _org(request)
-    result = await service.deposit(org, specs)
+    result = await service.deposit(org, specs, uploads=uploads)
     body = {
         "batch": result.batch,
-        "items": [service.view(org, item) for item in result.items],
+        "items": await service.off_loop(_views, service, org, result.items),
         "failed": [
             {"index": f.index, "sha256": f.sha256, "error": f.reason, "refunded": True}
             for f in result.failures
         ],
-        "balance": service.balance(org),
+        "balance": await service.off_loop(service.balance, org),
     }
     if not result.items:
         body["error"] = "no item could be certified; every unit was refunded"
@@ -480,136 +506,129 @@ async def _certify(
     return 201, json.dumps(body), None
 
 
-def _file_name(raw: str | None) -> str:
-    """The client's file name as metadata: its last path component, never a path."""
-    if not raw:
-        return ""
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    if len(name) > MAX_CHARS["file_name"] or not name.isprintable():
-        raise FieldError({"file_name": "a printable name of at most 255 characters"})
-    return name
-
-
-def _media_type(part: BodyPartReader) -> str:
-    value = part.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
-    if len(value) > MAX_CHARS["media_type"] or not value.isprintable() or "/" not in value:
-        return "application/octet-stream"
-    return value.lower()
-
-
-async def _read_part(part: BodyPartReader, limit: int) -> bytes:
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise BadRequest(413, f"the metadata part exceeds {limit} bytes")
-    return bytes(data)
+def _views(service: EvidenceService, org: str, items: Any) -> list[dict[str, Any]]:
+    return [service.view(org, item) for item in items]
 
 
 @require(Scope.DEPOSIT)
 @_fees
 async def upload(request: web.Request) -> web.Response:
     """Stored deposits: multipart/form-data, a `metadata` JSON part first (shared fields
-    and optionally `items`, one object per file, in order), then `file` parts."""
+    and optionally `items`, one object per file, in order), then `file` parts. Credits,
+    quota, the number of files and the bytes of the request are checked before anything
+    is stored (web/upload_parts.py); a refused upload leaves nothing on disk."""
     service = _service(request)
     _only_queries(request)
     if request.content_type != "multipart/form-data":
         raise BadRequest(415, "send multipart/form-data: a metadata part, then file parts")
     org = _org(request)
     key = _idempotency_key(request)
-    if key is None:  # 402 / 429 before any byte of an original is read (a retry with a
-        service.require_credits(org, 1)  # key may be answered by its first 201)
-        service.require_quota(org, 1)
-    async with service.uploads() as session:
+    bound = service.settings.max_upload_request_bytes
+    if request.content_length is not None and request.content_length > bound:
+        raise BadRequest(
+            413,
+            f"the upload request is {request.content_length} bytes; [evidence] "
+            f"max_upload_request_bytes is {bound}: send fewer or smaller files per request",
+        )
+    answered = None
+    if key is not None:
         try:
-            specs, described = await _read_upload(request, service, session)
+            answered = await service.off_loop(service.idempotency.answered, org, key)
+        except InProgress as exc:
+            return json_error(409, str(exc))
+    async with service.uploads(org) as session:
+        try:
+            if answered is None:  # 402 / 429 before any byte is read
+                await session.claim(1)
+            body = await read_upload(
+                request,
+                session,
+                max_items=service.settings.max_batch_items,
+                store=answered is None,
+                check_metadata=_check_upload_metadata,
+            )
         except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError):
             raise BadRequest(400, "incomplete request body") from None
         except (HttpProcessingError, ValueError, LookupError, AssertionError) as exc:
             if isinstance(exc, FeeError | EvidenceError):
                 raise
             raise BadRequest(400, "malformed multipart body") from None
-        return await _deposit_answer(request, service, specs, key, fingerprint(described))
+        specs, described = _upload_specs(body)
+        request_sha256 = fingerprint(described)
+        if answered is not None:  # a retry of an answered request: nothing was stored
+            if answered.request_sha256 != request_sha256:
+                reused = f"this {IDEMPOTENCY_HEADER} was used for a different request"
+                return json_error(422, reused)
+            return _replayed(answered)
+        return await _deposit_answer(request, service, specs, key, request_sha256, session)
 
 
-async def _read_upload(
-    request: web.Request, service: EvidenceService, session: Any
-) -> tuple[list[DepositSpec], dict[str, Any]]:
-    """Stream the file parts into the blob store; the items' specs (FieldError) and the
-    request described for its idempotency fingerprint (metadata, each file's name, media
-    type and SHA-256)."""
-    limit = service.settings.max_batch_items
-    reader = await request.multipart()
-    metadata: dict[str, Any] | None = None
-    per_file: list[Any] = []
-    files = []
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if isinstance(part, MultipartReader):
-            raise BadRequest(400, "nested multipart is not accepted")
-        if metadata is None:
-            if part.name != "metadata":
-                raise FieldError({"metadata": "the first part must be the metadata"})
-            metadata = _metadata(await _read_part(part, MAX_METADATA_BYTES))
-            described = {"metadata": dict(metadata)}
-            per_file = metadata.pop("items", [])
-            if not isinstance(per_file, list):
-                raise FieldError({"items": "a list with one object per file"})
-            continue
-        if part.name != "file":
-            raise FieldError({str(part.name)[:40]: "unknown part (send file parts)"})
-        if len(files) >= limit:
-            raise FieldError({"file": f"at most {limit} files per request"})
-        name = _file_name(part.filename)
-        media = _media_type(part)
-        ref = await session.put(part)
-        files.append((name, media, ref))
-    if metadata is None:
-        raise FieldError({"metadata": "required (the first part)"})
-    if not files:
-        raise FieldError({"file": "at least one file part"})
-    if per_file and len(per_file) != len(files):
-        raise FieldError({"items": f"{len(per_file)} entries for {len(files)} files"})
+def _check_upload_metadata(metadata: dict[str, Any]) -> None:
+    """Refuse (FieldError) bad metadata before any file is read: unknown fields, and
+    every declared item's fields as far as they are known without its file."""
+    _refuse_unknown(metadata, _FORM_FIELDS | {"tags", "items"} | TIME_FIELDS)
+    per_file = metadata.get("items", [])
+    if not isinstance(per_file, list):
+        raise FieldError({"items": "a list with one object per file"})
+    errors: dict[str, str] = {}
+    for i, raw in enumerate(per_file or [{}]):
+        spec = _spec(
+            metadata,
+            _upload_item(raw),
+            f"items[{i}].",
+            Mode.STORED,
+            hash_fields=False,
+            defaults={"file_name": "", "media_type": "application/octet-stream"},
+        )
+        if isinstance(spec, dict):
+            errors.update(spec)
+    if errors:
+        raise FieldError(errors)
+
+
+def _upload_item(raw: Any) -> Any:
+    """A per-file metadata object with its file_name made metadata-safe."""
+    if isinstance(raw, dict) and "file_name" in raw:
+        return {**raw, "file_name": upload_file_name(str(raw["file_name"]))}
+    return raw
+
+
+def _upload_specs(body: UploadBody) -> tuple[list[DepositSpec], dict[str, Any]]:
+    """The items' specs (FieldError) and the request described for its idempotency
+    fingerprint (metadata, each file's name, media type and SHA-256)."""
+    metadata = {k: v for k, v in body.metadata.items() if k != "items"}
     specs, errors = [], {}
-    for i, (name, media, ref) in enumerate(files):
-        raw = per_file[i] if per_file else {}
+    for i, uploaded in enumerate(body.files):
+        raw = _upload_item(body.per_file[i] if body.per_file else {})
         prefix = f"items[{i}]."
-        if isinstance(raw, dict) and "file_name" in raw:
-            raw = {**raw, "file_name": _file_name(str(raw["file_name"]))}
         spec = _spec(
             metadata,
             raw,
             prefix,
             Mode.STORED,
             hash_fields=False,
-            defaults={"file_name": name, "media_type": media},
+            defaults={"file_name": uploaded.name, "media_type": uploaded.media_type},
         )
         if isinstance(spec, dict):
             errors.update(spec)
             continue
         expected = raw.get("sha256") if isinstance(raw, dict) else None
-        if expected is not None and str(expected).lower() != ref.sha256:
+        if expected is not None and str(expected).lower() != uploaded.sha256:
             errors[prefix + "sha256"] = "the uploaded bytes have another SHA-256"
+            continue
+        ref = uploaded.ref
+        if ref is None:  # only hashed (an idempotent retry): never deposited
+            specs.append(DepositSpec(Mode.STORED, Digests(uploaded.sha256), spec.form))
             continue
         digests = Digests(ref.sha256, ref.sha512, ref.sm3)
         specs.append(DepositSpec(Mode.STORED, digests, spec.form, ref.size, spec.tags, ref))
     if errors:
         raise FieldError(errors)
-    described["files"] = [[name, media, ref.sha256] for name, media, ref in files]
+    described = {
+        "metadata": dict(body.metadata),
+        "files": [[f.name, f.media_type, f.sha256] for f in body.files],
+    }
     return specs, described
-
-
-def _metadata(data: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(data) if data.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FieldError({"metadata": "must be a JSON object"}) from None
-    if not isinstance(value, dict):
-        raise FieldError({"metadata": "must be a JSON object"})
-    _refuse_unknown(value, _FORM_FIELDS | {"tags", "items"} | TIME_FIELDS)
-    return value
 
 
 # ------------------------------------------------------------------ items
@@ -623,15 +642,17 @@ async def list_items(request: web.Request) -> web.Response:
     org = _org(request)
     limit = _int_query(request, "limit", 100, 1, MAX_PAGE)
     offset = _int_query(request, "offset", 0, 0, 2**62)
-    items = service.items(org, limit=limit, offset=offset)
-    return web.json_response(
-        {
-            "items": [service.view(org, item) for item in items],
+
+    def answer() -> dict[str, Any]:
+        items = service.items(org, limit=limit, offset=offset)
+        return {
+            "items": _views(service, org, items),
             "limit": limit,
             "offset": offset,
             "total": service.store.count_items(org),
         }
-    )
+
+    return web.json_response(await service.off_loop(answer))
 
 
 @require(Scope.READ)
@@ -640,7 +661,11 @@ async def get_item(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
     org = _org(request)
-    return web.json_response(service.view(org, service.item(org, _item_id(request))))
+    return web.json_response(await service.off_loop(_view_of, service, org, _item_id(request)))
+
+
+def _view_of(service: EvidenceService, org: str, item_id: str) -> dict[str, Any]:
+    return service.view(org, service.item(org, item_id))
 
 
 @require(Scope.READ)
@@ -650,7 +675,7 @@ async def token_tsr(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
     org = _org(request)
-    item = service.item(org, _item_id(request))
+    item = await service.off_loop(service.item, org, _item_id(request))
     assert item.token is not None and item.serial is not None
     return web.Response(
         body=response.granted(item.token),
@@ -668,9 +693,9 @@ async def original(request: web.Request) -> web.StreamResponse:
     org = _org(request)
     item_id = _item_id(request)
     try:
-        item, handle = service.open_original(org, item_id)
+        item, handle = await service.off_loop(service.open_original, org, item_id)
     except OriginalLocked as exc:
-        fee = service.fee_item(org, item_id)
+        fee = await service.off_loop(service.fee_item, org, item_id)
         status = 409 if fee.status is StorageStatus.EXPIRED else 410
         return json_error(status, str(exc))
     try:
@@ -693,9 +718,11 @@ async def original(request: web.Request) -> web.StreamResponse:
 
 
 def _disposition(file_name: str, sha256: str) -> str:
-    """attachment with an ASCII fallback and the RFC 5987 UTF-8 name."""
+    """attachment with an ASCII fallback and the RFC 5987 UTF-8 name (at most 255 bytes,
+    one path component)."""
     from urllib.parse import quote
 
+    file_name = safe_name(file_name, "") if file_name else ""
     fallback = "".join(c if c.isascii() and c.isalnum() or c in "._-" else "_" for c in file_name)
     fallback = fallback or sha256
     if not file_name:
@@ -710,14 +737,15 @@ async def delete_original(request: web.Request) -> web.Response:
     service = _service(request)
     org = _org(request)
     item_id = _item_id(request)
-    service.item(org, item_id)  # 404 before the body
+    await service.off_loop(service.item, org, item_id)  # 404 before the body
     body = await read_json_object(request)
     _refuse_unknown(body, {"confirm_downloaded"})
     confirmed = body.get("confirm_downloaded", False)
     if not isinstance(confirmed, bool):
         raise FieldError({"confirm_downloaded": "true or false"})
-    item = service.delete_original(org, item_id, downloaded_confirmed=confirmed)
-    return web.json_response(service.view(org, item))
+    delete = functools.partial(service.delete_original, downloaded_confirmed=confirmed)
+    item = await service.off_loop(delete, org, item_id)
+    return web.json_response(await service.off_loop(service.view, org, item))
 
 
 @require(Scope.DEPOSIT)
@@ -728,17 +756,18 @@ async def reupload(request: web.Request) -> web.Response:
     service = _service(request)
     org = _org(request)
     item_id = _item_id(request)
-    service.item(org, item_id)
+    await service.off_loop(service.item, org, item_id)
     if request.content_type != "application/octet-stream":
         raise BadRequest(415, "send the original as application/octet-stream")
     length = request.content_length
     if length is not None and length > service.settings.max_upload_bytes:
         raise BadRequest(413, f"the upload exceeds {service.settings.max_upload_bytes} bytes")
-    try:
-        item = await service.reupload(org, item_id, request.content.iter_chunked(CHUNK_BYTES))
-    except (ClientPayloadError, ConnectionError):
+    chunks = request.content.iter_chunked(CHUNK_BYTES)
+    try:  # 404 / 409 / 402 and the size before a byte is stored (service.reupload)
+        item = await service.reupload(org, item_id, chunks, length=length)
+    except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError):
         raise BadRequest(400, "incomplete request body") from None
-    return web.json_response(service.view(org, item))
+    return web.json_response(await service.off_loop(service.view, org, item))
 
 
 @require(Scope.DEPOSIT)
@@ -749,13 +778,14 @@ async def auto_renew(request: web.Request) -> web.Response:
     service = _service(request)
     org = _org(request)
     item_id = _item_id(request)
-    service.item(org, item_id)
+    await service.off_loop(service.item, org, item_id)
     body = await read_json_object(request)
     _refuse_unknown(body, {"auto_renew"})
     on = body.get("auto_renew")
     if not isinstance(on, bool):
         raise FieldError({"auto_renew": "true or false"})
-    return web.json_response(service.view(org, service.set_auto_renew(org, item_id, on)))
+    item = await service.off_loop(service.set_auto_renew, org, item_id, on)
+    return web.json_response(await service.off_loop(service.view, org, item))
 
 
 @require(Scope.DEPOSIT)
@@ -764,8 +794,8 @@ async def reinstate(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
     org = _org(request)
-    item = service.reinstate(org, _item_id(request))
-    return web.json_response(service.view(org, item))
+    item = await service.off_loop(service.reinstate, org, _item_id(request))
+    return web.json_response(await service.off_loop(service.view, org, item))
 
 
 # ------------------------------------------------------------------ reminders, forecast
@@ -777,12 +807,14 @@ async def reminders(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
     org = _org(request)
-    return web.json_response(
-        {
+
+    def answer() -> dict[str, Any]:
+        return {
             "due": [notice_json(n) for n in service.reminders(org)],
             "notices": [notice_json(n) for n in service.notices(org)],
         }
-    )
+
+    return web.json_response(await service.off_loop(answer))
 
 
 @require(Scope.READ)
@@ -790,7 +822,7 @@ async def reminders(request: web.Request) -> web.Response:
 async def forecast(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
-    return web.json_response(forecast_json(service.forecast(_org(request))))
+    return web.json_response(forecast_json(await service.off_loop(service.forecast, _org(request))))
 
 
 @require(Scope.READ)
@@ -802,8 +834,10 @@ async def usage(request: web.Request) -> web.Response:
     service = _service(request)
     org = _org(request)
     now = service.now()
-    used = service.usage(org, now)
-    limiter = request.app.get(RATE_LIMITER)
+    limiter = request.app.get(RATE_LIMITER)  # its state now, before waiting for the store
+    rate_limit = None if limiter is None else limiter.describe(request[PRINCIPAL].key_id, org)
+    used = await service.off_loop(service.usage, org, now)
+    balance = await service.off_loop(service.balance, org, now)
     return web.json_response(
         {
             "at": _instant(now),
@@ -814,10 +848,8 @@ async def usage(request: web.Request) -> web.Response:
                 "end_beijing": to_beijing(used.end).isoformat(),
             },
             "items": {"used": used.used, "limit": used.limit, "remaining": used.remaining},
-            "balance": service.balance(org, now),
-            "rate_limit": (
-                None if limiter is None else limiter.describe(request[PRINCIPAL].key_id, org)
-            ),
+            "balance": balance,
+            "rate_limit": rate_limit,
         }
     )
 
@@ -1255,8 +1287,13 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/deposits/upload": {
         "post": _op(
             "Stored deposit: multipart/form-data with a `metadata` JSON part first (shared "
-            "metadata, optional `items`: one object per file) and one or more `file` parts, "
-            "streamed into the blob store and hashed on the way",
+            "metadata, optional `items`: one object per file, declaring the files) and one "
+            "or more `file` parts, streamed into the blob store and hashed on the way. "
+            "Credits and the monthly quota are claimed before any byte is stored (all "
+            "declared files at once, else each file as its part arrives); more than "
+            "[evidence] max_batch_items files: 422; a file over max_upload_bytes or a "
+            "request (Content-Length or running total) over max_upload_request_bytes: 413. "
+            "A refused upload leaves nothing stored",
             "deposit",
             {"201": _json(_ref("DepositResult"), "certified")},
             400,

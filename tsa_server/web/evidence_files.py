@@ -6,14 +6,19 @@
 Both are served for every certified item in every storage state: only the original is
 ever left out of the kit (when storage expired, or the original was deleted or purged).
 Another organisation's item is answered exactly like a missing id (404); an item without
-a token yet is 409. The kit is written to a temporary file in a worker thread (originals
-are copied in chunks) and streamed from there; the database and ledger are read on the
-event loop (their connections belong to it).
+a token yet is 409. Nothing heavy runs on the event loop that issues time-stamps:
+reading the item (the evidence store gives each thread its own connection) and checking
+its token run in worker threads, the PDF is drawn in the renderer's process (pure-Python
+CPU that would otherwise hold the interpreter lock; evidence/render_pool.py), and the
+kit is written to a temporary file in a thread (originals copied in chunks), then
+streamed. Only the ledger's inclusion proof (O(log n) reads) and the trade-name lookup
+stay on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 from datetime import UTC, datetime
@@ -32,8 +37,9 @@ from tsa_server.evidence.certificate import (
 from tsa_server.evidence.errors import BlobError, ItemNotFound
 from tsa_server.evidence.kit_zip import KitError, KitItem, KitSources, build_kit
 from tsa_server.evidence.records import Item
+from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.auth import PRINCIPAL, BadRequest, evidence_store, json_error, require
-from tsa_server.web.evidence import EVIDENCE
+from tsa_server.web.evidence import EVIDENCE, RENDERER
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger import LOGS, LogView
 from tsa_server.web.openapi_schema import API_KEY, json_response, ref
@@ -43,19 +49,12 @@ STREAM_CHUNK = 1 << 20
 TOKENS_LOG = "tokens"
 
 
-def _item(request: web.Request) -> Item:
-    item_id = request.match_info["item_id"]
-    if len(item_id) > 100:
-        raise ItemNotFound(f"no item {item_id[:100]}")
-    item = evidence_store(request).item(request[PRINCIPAL].org_id, item_id)
+def _stored(store: EvidenceStore, org_id: str, item_id: str) -> tuple[Item, dict[str, Any]]:
+    """The item and its storage record (expiry, handle; {} when there is none)."""
+    item = store.item(org_id, item_id)
     if item is None:  # another organisation's id finds nothing either
         raise ItemNotFound(f"no item {item_id}")
-    return item
-
-
-def _terms(request: web.Request, item: Item) -> dict[str, Any]:
-    """The item's storage record (expiry, handle) when the store keeps one."""
-    return evidence_store(request).item_terms(item.org_id, item.id) or {}
+    return item, store.item_terms(org_id, item_id) or {}
 
 
 def _holder_handle(request: web.Request, org_id: str, terms: dict[str, Any]) -> str | None:
@@ -65,17 +64,23 @@ def _holder_handle(request: web.Request, org_id: str, terms: dict[str, Any]) -> 
     return held or terms.get("handle") or None
 
 
-def _data(request: web.Request, item: Item) -> CertificateData:
+async def _item_data(request: web.Request) -> tuple[Item, CertificateData]:
+    """The requested item and its certificate's content (409 when not certified)."""
+    item_id = request.match_info["item_id"]
+    if len(item_id) > 100:
+        raise ItemNotFound(f"no item {item_id[:100]}")
+    org_id = request[PRINCIPAL].org_id
+    item, terms = await asyncio.to_thread(_stored, evidence_store(request), org_id, item_id)
     state = request.app[STATE]
-    terms = _terms(request, item)
-    try:
-        return certificate_data(
-            item,
-            tsa_chain=state.tsa_chain,
-            base_url=state.public_url,
-            holder_handle=_holder_handle(request, item.org_id, terms),
-            storage_expires_at=terms.get("expires_at"),
-        )
+    issue = functools.partial(
+        certificate_data,
+        tsa_chain=state.tsa_chain,
+        base_url=state.public_url,
+        holder_handle=_holder_handle(request, org_id, terms),
+        storage_expires_at=terms.get("expires_at"),
+    )
+    try:  # reads and checks the token: CPU, off the loop
+        return item, await asyncio.to_thread(issue, item)
     except NotCertified as exc:
         raise BadRequest(409, str(exc)) from None
 
@@ -86,8 +91,8 @@ def _file_name(data: CertificateData, suffix: str) -> str:
 
 @require(Scope.READ)
 async def certificate(request: web.Request) -> web.Response:
-    data = _data(request, _item(request))
-    pdf = await asyncio.to_thread(render_certificate, data)
+    _, data = await _item_data(request)
+    pdf = await _render(request, data)
     return web.Response(
         body=pdf,
         content_type="application/pdf",
@@ -95,6 +100,14 @@ async def certificate(request: web.Request) -> web.Response:
             "Content-Disposition": f'attachment; filename="{_file_name(data, ".pdf")}"',
         },
     )
+
+
+async def _render(request: web.Request, data: CertificateData) -> bytes:
+    """The certificate PDF, drawn in the renderer's worker process (render_pool.py)."""
+    renderer = request.app.get(RENDERER)
+    if renderer is None:  # an app set up without it (in-process tests)
+        return await asyncio.to_thread(render_certificate, data)
+    return await renderer.render(data)
 
 
 async def _proof(view: LogView | None, index: int | None) -> str | None:
@@ -131,10 +144,10 @@ def _now(request: web.Request) -> datetime:
 
 @require(Scope.READ)
 async def kit(request: web.Request) -> web.StreamResponse:
-    item = _item(request)
-    data = _data(request, item)
+    item, data = await _item_data(request)
     view = request.app[LOGS].get(TOKENS_LOG)
     kit_item = KitItem(item, data, await _proof(view, item.ledger_index))
+    pdf = await _render(request, data)
     state = request.app[STATE]
     sources = KitSources(
         chain_pem=state.chain_pem,
@@ -145,7 +158,8 @@ async def kit(request: web.Request) -> web.StreamResponse:
     spool = tempfile.TemporaryFile()
     try:
         try:
-            await asyncio.to_thread(build_kit, [kit_item], sources, _now(request), spool)
+            build = functools.partial(build_kit, certificates=[pdf])
+            await asyncio.to_thread(build, [kit_item], sources, _now(request), spool)
         except (KitError, BlobError, OSError) as exc:
             log.error("evidence kit of %s failed: %s", item.id, exc)
             return json_error(500, "the evidence kit could not be built")
