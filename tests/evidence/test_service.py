@@ -414,3 +414,42 @@ def test_uploads_claim_units_before_storing_and_leave_nothing(world: World) -> N
 async def agen(chunks):
     for chunk in chunks:
         yield chunk
+
+
+def test_the_scheduler_runs_in_its_thread_and_stops_between_steps(world: World) -> None:
+    """Issue 13, item 7: a run works in the scheduler's thread while the loop goes on,
+    and stopping the server ends it after the step in progress (each step is atomic; a
+    later run finishes the rest, paying nothing twice)."""
+    import threading
+    import time
+
+    org = world.org(units=12)
+    for n in range(12):
+        world.stored(org, b"due original %d" % n)
+    threads: set[str] = set()
+
+    def slow_step(org_id, step) -> None:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.1)
+
+    runner = RenewalRunner(world.service, on_step=slow_step)
+    later = add_months(T0, 200)  # storage over, grace over: expire, then purge each
+
+    async def main() -> float:
+        scheduler = RenewalScheduler(runner, 60, now=lambda: later)
+        scheduler.start()
+        while not threads:  # the loop keeps turning while the run works
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await scheduler.stop()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 1.0
+    assert threads == {"tsa-renewals_0"}
+    states = [world.store.item(org, i.id).storage_state for i in world.service.items(org)]
+    assert sum(s.value == "purged" for s in states) < 12  # stopped part-way
+    report = RenewalRunner(world.service).run(later)  # the next run finishes the rest
+    assert report.errors == []
+    assert {world.store.item(org, i.id).storage_state.value for i in world.service.items(org)} == {
+        "purged"
+    }

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,11 +95,17 @@ class RenewalRunner:
         self.service = service
         self.on_step = on_step  # called after each committed step (tests inject crashes)
         self.stale_after = stale_after
+        # Set by the scheduler's stop(): a run ends after the step it is committing (each
+        # step is atomic and a repeated run pays nothing twice), so shutdown never waits
+        # for a whole large run.
+        self.stopping = threading.Event()
 
     def run(self, now: datetime | None = None) -> RunReport:
         now = now or self.service.now()
         report = RunReport(now)
         for org in self.service.store.organisations():
+            if self.stopping.is_set():
+                break
             try:
                 self.run_organisation(org.id, now, report)
             except Exception as exc:  # noqa: BLE001 - one account must not stop the others
@@ -113,6 +120,8 @@ class RenewalRunner:
             result = tick(service.wallet(org_id), items, now, service.policy)
             try:
                 for step in result.steps:
+                    if self.stopping.is_set():
+                        return
                     self._apply(org_id, step, report)
             except (StaleChange, IdempotencyConflict):
                 continue  # another writer moved the ledger: recompute from the new state
@@ -222,6 +231,7 @@ class RenewalScheduler:
 
     def start(self) -> None:
         log.info("renewal scheduler: at start-up, then every %g s", self.interval_s)
+        self.runner.stopping.clear()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="tsa-renewals")
         self._task = asyncio.get_running_loop().create_task(self.loop())
 
@@ -230,6 +240,7 @@ class RenewalScheduler:
         self._wake.set()
 
     async def stop(self) -> None:
+        self.runner.stopping.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
