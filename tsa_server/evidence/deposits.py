@@ -13,9 +13,8 @@ the blob store's tmp/ until the batch's units are reserved (the claim becomes th
 reservation), and a re-upload (S-9) is claimed, bounded by the original's size and
 checked against its digest before it is installed.
 
-Every store and blob write runs in the service's worker threads (`off_loop`): the event
-loop only awaits the issuer. The counters of units held or claimed and of originals in
-flight change under the service's lock.
+Every store and blob write runs in the service's worker threads (`off_loop`), and so
+does every use of the service's lock (held through commits): the loop only awaits.
 """
 
 from __future__ import annotations
@@ -220,8 +219,8 @@ class Deposits:
             return DepositResult(run.batch, tuple(done), tuple(failures))
         finally:
             self.live_batches.discard(run.batch)
-            with self._lock:
-                self._unhold(run, run.held)
+            if run.held:  # never the lock on the loop: a worker may hold it through a commit
+                await self.off_loop(self._settle_rest, run)
 
     def _reserve(self, run: _Batch, uploads: UploadSession | None) -> None:
         """Quota check and reservation in one step under the lock (no other deposit or
@@ -244,6 +243,11 @@ class Deposits:
         self._held[run.org_id] -= units
         if self._held[run.org_id] <= 0:
             del self._held[run.org_id]
+
+    def _settle_rest(self, run: _Batch) -> None:
+        """Units still held when the deposit ends stop counting in this process."""
+        with self._lock:
+            self._unhold(run, run.held)
 
     def _settle(self, run: _Batch, item_id: str) -> None:
         with self._lock:
