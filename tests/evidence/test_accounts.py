@@ -100,7 +100,7 @@ def test_authenticate_gives_the_principal(accounts: Accounts, clock) -> None:
     )
     principal = accounts.authenticate(created.secret)
     assert principal == Principal(
-        org.id, created.key.id, Role.ADMIN, frozenset({Scope.ADMIN, Scope.READ}), member.id
+        org.id, created.key.id, Role.ADMIN, frozenset({Scope.ADMIN, Scope.READ}), member.id, None
     )
     assert accounts.key(org.id, created.key.id).last_used_at == clock.now
 
@@ -213,16 +213,22 @@ def _principal(role: Role, scopes=None, key_id: str = "a" * 16) -> Principal:
 
 
 def test_who_may_create_keys() -> None:
-    check_grant(_principal(Role.OWNER), Role.OWNER)
-    check_grant(_principal(Role.ADMIN), Role.ADMIN)
-    check_grant(_principal(Role.ADMIN), Role.AUDITOR)
+    check_grant(_principal(Role.OWNER), Role.OWNER, ALL_SCOPES)
+    check_grant(_principal(Role.ADMIN), Role.ADMIN, ALL_SCOPES)
+    check_grant(_principal(Role.ADMIN), Role.AUDITOR, READ)
     with pytest.raises(PermissionDenied):
-        check_grant(_principal(Role.ADMIN), Role.OWNER)
+        check_grant(_principal(Role.ADMIN), Role.OWNER, READ)
     with pytest.raises(PermissionDenied) as info:
-        check_grant(_principal(Role.MEMBER), Role.AUDITOR)
+        check_grant(_principal(Role.MEMBER), Role.AUDITOR, READ)
     assert info.value.scope == "admin"
     with pytest.raises(PermissionDenied):  # an owner key without the admin scope
-        check_grant(_principal(Role.OWNER, {Scope.READ}), Role.AUDITOR)
+        check_grant(_principal(Role.OWNER, {Scope.READ}), Role.AUDITOR, READ)
+    # only scopes the creator holds itself (issue 13: admin-only made admin+read+...)
+    admin_only = _principal(Role.ADMIN, {Scope.ADMIN})
+    check_grant(admin_only, Role.ADMIN, frozenset({Scope.ADMIN}))
+    for scopes in (READ, ALL_SCOPES, frozenset({Scope.ADMIN, Scope.DEPOSIT})):
+        with pytest.raises(PermissionDenied, match="grant scopes it holds"):
+            check_grant(admin_only, Role.MEMBER, scopes)
 
 
 def test_who_may_revoke_keys(accounts: Accounts) -> None:
@@ -252,7 +258,7 @@ def test_create_and_revoke_as_a_principal(accounts: Accounts, clock) -> None:
     assert made.key.created_by == owner.key.id
     assert made.key.expires_at == clock.now + timedelta(days=7)
     revoked = accounts.revoke_key_as(principal, made.key.id)
-    assert revoked.revoked_by == owner.key.id
+    assert revoked.key.revoked_by == owner.key.id and revoked.cascaded == ()
     with pytest.raises(ApiKeyRevoked):
         accounts.authenticate(made.secret)
 

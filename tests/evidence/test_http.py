@@ -180,6 +180,8 @@ BAD_KEY_REQUESTS = [
     (b'{"scopes": ["read"], "owner": "me"}', JSON, 400),
     (b'{"scopes": ["read"], "name": "a\\u0000b"}', JSON, 400),
     (b'{"name": "' + b"x" * 20_000 + b'"}', JSON, 413),
+    (b"[" * 8000 + b"]" * 8000, JSON, 400),  # deep nesting: 400, not a RecursionError 500
+    (b'{"scopes": ' + b"[" * 5000 + b"]" * 5000 + b"}", JSON, 400),
 ]
 
 

@@ -26,7 +26,8 @@ from tests.web.test_evidence_http import FORM, Api, new_org, sha, tsa
 from tsa_server.evidence.accounts import Organisation
 from tsa_server.evidence.records import StoredNotice
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.evidence.webhooks import WebhookDispatcher, WebhookSettings, new_secret
+from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
+from tsa_server.evidence.webhooks import WebhookSettings, new_secret
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,12 @@ class Received:
     def delivery(self) -> str:
         return self.headers.get("X-TSA-Delivery", "")
 
-    def signed_by(self, secret: str) -> bool:
-        mac = hmac.new(secret.encode(), self.body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(self.headers.get("X-TSA-Signature", ""), "sha256=" + mac)
+    def signed_by(self, secret: str, tolerance_s: float = 300) -> bool:
+        """The receiver's check, written from the README (not the server's code)."""
+        fields = dict(p.split("=", 1) for p in self.headers["X-TSA-Signature"].split(","))
+        mac = hmac.new(secret.encode(), f"{fields['t']}.".encode() + self.body, hashlib.sha256)
+        fresh = abs(time.time() - int(fields["t"])) <= tolerance_s
+        return fresh and hmac.compare_digest(fields["v1"], mac.hexdigest())
 
 
 class Receiver:
@@ -118,6 +122,9 @@ def webhook_server(make_server, tmp_path: Path, **evidence) -> TsaServer:
             "webhook_backoff_min_s": 0.3,
             "webhook_backoff_max_s": 1.0,
             "webhook_timeout_s": 2.0,
+            # the receivers are plain-http servers on loopback: allowed here, not by default
+            "webhook_allow_http": True,
+            "webhook_allowed_networks": ["127.0.0.0/8"],
             **evidence,
         }
     )
@@ -309,7 +316,13 @@ def test_backoff_and_give_up_under_an_injected_clock(tmp_path: Path, receiver: R
         "org_a", notices=[StoredNotice("org_a", "low-balance/x/1/1", "balance.low", t0, "x")]
     )
     receiver.default = 500
-    settings = WebhookSettings(backoff_min_s=10, backoff_max_s=3600, give_up_s=86400)
+    settings = WebhookSettings(
+        backoff_min_s=10,
+        backoff_max_s=3600,
+        give_up_s=86400,
+        allow_http=True,
+        allowed_networks=("127.0.0.0/8",),
+    )
 
     async def attempts_at(offsets: list[float]) -> list[tuple[int, int, int]]:
         out = []
@@ -318,7 +331,7 @@ def test_backoff_and_give_up_under_an_injected_clock(tmp_path: Path, receiver: R
             for seconds in offsets:
                 clock[0] = t0 + timedelta(seconds=seconds)
                 r = await dispatcher.run_once()
-                out.append((r.delivered, r.failed, r.given_up))
+                out.append((r["delivered"], r["failed"], r["given_up"]))
         finally:
             await dispatcher.stop()
         return out

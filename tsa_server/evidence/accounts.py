@@ -13,22 +13,21 @@ denial of service). GitHub, Stripe and others store random tokens the same way. 
 id and a version label are hashed in as well, so a hash is bound to its key row and to
 this scheme. Comparison is constant-time (`hmac.compare_digest`).
 
-Roles bound what a key may do (`ROLE_SCOPES`): owner and admin may hold every scope,
-member all but admin, auditor only read. A key acts with one role; a caller can grant
-or revoke only keys of a role no higher than its own (`ROLE_RANK`), and any key may
-revoke itself (the first thing to do with a leaked key).
+Roles, scopes and delegation (a key never gains what its maker did not have; revoking a
+key revokes the keys it made) are the rules of `key_rules`. A key's last use is noted at
+most once per `LAST_USED_RESOLUTION`; the server hands the writes to a `KeyUseRecorder`
+(evidence/key_use.py), which batches them off the event loop.
 
 All time comes from an injected clock (`now`), aware UTC, millisecond precision.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -44,6 +43,18 @@ from tsa_server.evidence.errors import (
     OrganisationNotFound,
     PermissionDenied,
 )
+from tsa_server.evidence.key_rules import (
+    ROLE_RANK,
+    Principal,
+    Role,
+    Scope,
+    check_grant,
+    check_role_scopes,
+    child_expiry,
+)
+from tsa_server.evidence.key_rules import ROLE_SCOPES as ROLE_SCOPES
+from tsa_server.evidence.key_rules import parse_role as parse_role
+from tsa_server.evidence.key_rules import parse_scopes as parse_scopes
 from tsa_server.evidence.times import ts, utc_now
 
 Now = Callable[[], datetime]
@@ -65,29 +76,6 @@ MAX_KEY_DAYS = 3650
 #: Most unrevoked keys an organisation may hold: bounds what one leaked admin key (or a
 #: runaway script) can mint; revoking unused keys makes room.
 MAX_ACTIVE_KEYS = 100
-
-
-class Role(enum.StrEnum):
-    OWNER = "owner"
-    ADMIN = "admin"
-    MEMBER = "member"
-    AUDITOR = "auditor"
-
-
-class Scope(enum.StrEnum):
-    TIMESTAMP = "timestamp"  # obtain timestamps (RFC 3161 and hash-only certification)
-    DEPOSIT = "deposit"  # deposit items, upload and delete originals
-    READ = "read"  # read items, certificates, credit entries, the key list
-    ADMIN = "admin"  # manage the organisation's keys (and later members, purchases)
-
-
-ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
-    Role.OWNER: frozenset(Scope),
-    Role.ADMIN: frozenset(Scope),
-    Role.MEMBER: frozenset({Scope.TIMESTAMP, Scope.DEPOSIT, Scope.READ}),
-    Role.AUDITOR: frozenset({Scope.READ}),
-}
-ROLE_RANK: dict[Role, int] = {Role.AUDITOR: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 @dataclass(frozen=True)
@@ -122,6 +110,7 @@ class ApiKey:
     revoked_at: datetime | None = None
     revoked_by: str | None = None
     last_used_at: datetime | None = None
+    revoked_via: str | None = None  # the creator whose revocation revoked this key
 
     def state(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -129,6 +118,14 @@ class ApiKey:
         if self.expires_at is not None and now >= self.expires_at:  # half-open (G-3)
             return "expired"
         return "active"
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A revoked key and the keys revoked with it (those it created, transitively)."""
+
+    key: ApiKey
+    cascaded: tuple[ApiKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,24 +137,6 @@ class CreatedKey:
 
     def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
         return f"CreatedKey(key={self.key!r}, secret='tsa_{self.key.id}_…')"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the organisation, the key and what it may do."""
-
-    org_id: str
-    key_id: str
-    role: Role
-    scopes: frozenset[Scope]
-    member_id: str | None = None
-
-    def has(self, scope: Scope) -> bool:
-        return scope in self.scopes
-
-    def require(self, scope: Scope) -> None:
-        if scope not in self.scopes:
-            raise PermissionDenied(f"this API key lacks the {scope} scope", scope=str(scope))
 
 
 # Pure helpers
@@ -194,34 +173,6 @@ def check_name(name: str, what: str, *, allow_empty: bool = False) -> str:
     return name
 
 
-def parse_role(text: str) -> Role:
-    try:
-        return Role(text)
-    except ValueError:
-        raise InvalidInput(f"unknown role {text!r}: one of {', '.join(Role)}") from None
-
-
-def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
-    """Scopes from names (each value may also be comma-separated); at least one."""
-    scopes = set()
-    for value in values:
-        for name in value.split(","):
-            name = name.strip()
-            try:
-                scopes.add(Scope(name))
-            except ValueError:
-                raise InvalidInput(f"unknown scope {name!r}: one of {', '.join(Scope)}") from None
-    if not scopes:
-        raise InvalidInput("a key needs at least one scope")
-    return frozenset(scopes)
-
-
-def check_role_scopes(role: Role, scopes: frozenset[Scope]) -> None:
-    extra = scopes - ROLE_SCOPES[role]
-    if extra:
-        raise InvalidInput(f"the {role} role cannot hold the scope(s) {', '.join(sorted(extra))}")
-
-
 def key_summary(key: ApiKey, now: datetime) -> dict[str, Any]:
     """A key as JSON-ready values for listings (HTTP and CLI): never a secret or hash."""
     return {
@@ -236,15 +187,9 @@ def key_summary(key: ApiKey, now: datetime) -> dict[str, Any]:
         "expires_at": ts(key.expires_at),
         "revoked_at": ts(key.revoked_at),
         "revoked_by": key.revoked_by,
+        "revoked_via": key.revoked_via,
         "last_used_at": ts(key.last_used_at),
     }
-
-
-def check_grant(principal: Principal, role: Role) -> None:
-    """May `principal` create a key with `role`? Admin scope, and no higher role."""
-    principal.require(Scope.ADMIN)
-    if ROLE_RANK[role] > ROLE_RANK[principal.role]:
-        raise PermissionDenied(f"a {principal.role} key cannot create {role} keys")
 
 
 def check_revoke(principal: Principal, key: ApiKey) -> None:
@@ -255,6 +200,11 @@ def check_revoke(principal: Principal, key: ApiKey) -> None:
     principal.require(Scope.ADMIN)
     if ROLE_RANK[key.role] > ROLE_RANK[principal.role]:
         raise PermissionDenied(f"a {principal.role} key cannot revoke {key.role} keys")
+
+
+def use_is_news(last_used_at: datetime | None, at: datetime) -> bool:
+    """Is a use at `at` worth writing down (the last recorded one is a resolution old)?"""
+    return last_used_at is None or at - last_used_at >= LAST_USED_RESOLUTION
 
 
 def _aware(value: datetime | None, what: str) -> None:
@@ -274,16 +224,41 @@ class AccountStore(Protocol):
     def api_key(self, org_id: str, key_id: str) -> ApiKey | None: ...
     def api_key_org(self, key_id: str) -> str | None: ...
     def api_keys(self, org_id: str) -> list[ApiKey]: ...
-    def revoke_api_key(self, org_id: str, key_id: str, at: datetime, by: str) -> ApiKey | None: ...
-    def touch_api_key(self, key_id: str, at: datetime) -> None: ...
+    def count_active_api_keys(self, org_id: str, now: datetime) -> int: ...
+    def revoke_api_key(
+        self, org_id: str, key_id: str, at: datetime, by: str
+    ) -> tuple[ApiKey, list[ApiKey]] | None: ...
+    def touch_api_keys(self, uses: Mapping[str, datetime]) -> None: ...
+
+
+class KeyUse(Protocol):
+    """Where `Accounts.authenticate` reports a key's use (`last_used_at`)."""
+
+    def note(self, key: ApiKey, at: datetime) -> None: ...
+
+
+class WriteUseNow:
+    """Records a use at once, in the caller's thread (CLI, tests); the server batches
+    them off the event loop instead (evidence/key_use.py)."""
+
+    def __init__(self, store: AccountStore) -> None:
+        self.store = store
+
+    def note(self, key: ApiKey, at: datetime) -> None:
+        if use_is_news(key.last_used_at, at):
+            self.store.touch_api_keys({key.id: at})
 
 
 class Accounts:
-    """Account operations over a store, with an injectable clock."""
+    """Account operations over a store, with an injectable clock; `key_use` records
+    when keys are used (default: written at once)."""
 
-    def __init__(self, store: AccountStore, now: Now = utc_now) -> None:
+    def __init__(
+        self, store: AccountStore, now: Now = utc_now, key_use: KeyUse | None = None
+    ) -> None:
         self.store = store
         self.now = now
+        self.key_use = key_use or WriteUseNow(store)
 
     def create_organisation(self, name: str) -> Organisation:
         org = Organisation(new_id("org"), check_name(name, "an organisation name"), self.now())
@@ -328,8 +303,7 @@ class Accounts:
         now = self.now()
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("expires_at must be in the future")
-        active = [k for k in self.store.api_keys(org_id) if k.state(now) == "active"]
-        if len(active) >= MAX_ACTIVE_KEYS:
+        if self.store.count_active_api_keys(org_id, now) >= MAX_ACTIVE_KEYS:
             raise Conflict(f"the organisation already has {MAX_ACTIVE_KEYS} active keys")
         key_id, secret = secrets.token_hex(KEY_ID_HEX // 2), secrets.token_hex(SECRET_HEX // 2)
         key = ApiKey(
@@ -355,8 +329,10 @@ class Accounts:
         name: str = "",
         expires_in: timedelta | None = None,
     ) -> CreatedKey:
-        check_grant(principal, role)
-        expires_at = None if expires_in is None else self.now() + expires_in
+        """A key made by `principal`: never more than it holds (`key_rules`)."""
+        check_grant(principal, role, scopes)
+        requested = None if expires_in is None else self.now() + expires_in
+        expires_at = child_expiry(principal, requested)
         return self.create_key(
             principal.org_id,
             scopes=scopes,
@@ -381,9 +357,8 @@ class Accounts:
             raise ApiKeyRevoked()
         if state == "expired":
             raise ApiKeyExpired()
-        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-            self.store.touch_api_key(key.id, now)
-        return Principal(key.org_id, key.id, key.role, key.scopes, key.member_id)
+        self.key_use.note(key, now)
+        return Principal(key.org_id, key.id, key.role, key.scopes, key.member_id, key.expires_at)
 
     def keys(self, org_id: str) -> list[ApiKey]:
         return self.store.api_keys(org_id)
@@ -394,18 +369,24 @@ class Accounts:
             raise ApiKeyNotFound(f"no API key {key_id} in this organisation")
         return key
 
-    def revoke_key(self, org_id: str, key_id: str, *, by: str = "cli") -> ApiKey:
-        """Revoke a key of `org_id` (idempotent: a revoked key keeps its first revocation)."""
+    def revoke(self, org_id: str, key_id: str, *, by: str = "cli") -> Revocation:
+        """Revoke a key of `org_id` and every key it created, transitively, at one instant
+        (idempotent: a revoked key keeps its first revocation; descendants it still has
+        unrevoked are revoked now)."""
         self.key(org_id, key_id)
-        revoked = self.store.revoke_api_key(org_id, key_id, self.now(), by)
-        if revoked is None:
+        done = self.store.revoke_api_key(org_id, key_id, self.now(), by)
+        if done is None:
             raise ApiKeyNotFound(f"no API key {key_id} in this organisation")
-        return revoked
+        return Revocation(done[0], tuple(done[1]))
 
-    def revoke_key_as(self, principal: Principal, key_id: str) -> ApiKey:
+    def revoke_key(self, org_id: str, key_id: str, *, by: str = "cli") -> ApiKey:
+        """`revoke`, answering the key itself."""
+        return self.revoke(org_id, key_id, by=by).key
+
+    def revoke_key_as(self, principal: Principal, key_id: str) -> Revocation:
         key = self.key(principal.org_id, key_id)
         check_revoke(principal, key)
-        return self.revoke_key(principal.org_id, key_id, by=principal.key_id)
+        return self.revoke(principal.org_id, key_id, by=principal.key_id)
 
     def revoke_key_by_id(self, key_id: str) -> ApiKey:
         """Operator revocation (CLI): the key's organisation is looked up from its id."""

@@ -61,6 +61,7 @@ def api_key_from_row(row: dict[str, Any]) -> ApiKey:
         revoked_at=dt(row["revoked_at"]),
         revoked_by=row["revoked_by"],
         last_used_at=dt(row["last_used_at"]),
+        revoked_via=row.get("revoked_via"),
     )
 
 

@@ -10,7 +10,9 @@ not depend on one code path being right:
 * a stored original is always the item's certified content (blob_key = sha256), held
   exactly in the states that hold one; hash-only items never have one;
 * organisations are never deleted; API keys are revoked, never deleted, and a
-  revocation is final; a key's hash, role and scopes never change;
+  revocation is final; a key's hash, role, scopes and expiry never change; a key made
+  by another key (``created_by``) holds no higher role, no scope and no later expiry
+  than its creator, which must be an unrevoked key of the same organisation;
 * an item's storage record (item_terms: epoch, work content, the evidence record's
   hash and operations-log index, and the fee layer's storage term and status) is never
   deleted and its certified part never changes; notices are append-only, sent once.
@@ -21,6 +23,8 @@ from __future__ import annotations
 import sqlite3
 
 import sqlite_utils
+
+from tsa_server.evidence.key_schema import KEY_CREATOR_TRIGGER, migrate_api_keys
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +50,9 @@ WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
   OR NEW.created_by IS NOT OLD.created_by OR NEW.member_id IS NOT OLD.member_id
   OR NEW.expires_at IS NOT OLD.expires_at
   OR (OLD.revoked_at IS NOT NULL
-      AND (NEW.revoked_at IS NOT OLD.revoked_at OR NEW.revoked_by IS NOT OLD.revoked_by))
+      AND (NEW.revoked_at IS NOT OLD.revoked_at OR NEW.revoked_by IS NOT OLD.revoked_by
+           OR NEW.revoked_via IS NOT OLD.revoked_via))
+  OR (NEW.revoked_via IS NOT NULL AND NEW.revoked_at IS NULL)
 BEGIN SELECT RAISE(ABORT, 'an API key only gains last_used_at and one revocation'); END;
 
 CREATE TRIGGER IF NOT EXISTS items_no_delete BEFORE DELETE ON items
@@ -151,12 +157,14 @@ def create_schema(conn: sqlite3.Connection) -> None:
                 "revoked_at": str,
                 "revoked_by": str,
                 "last_used_at": str,
+                "revoked_via": str,  # the creator whose revocation revoked this key
             },
             pk="id",
             not_null={"org_id", "name", "role", "scopes", "secret_hash", "created_at"},
             foreign_keys=[*_ORG_FK, ("member_id", "members", "id")],
         )
         db["api_keys"].create_index(["org_id"])
+    migrate_api_keys(conn)
     if "items" not in tables:
         db["items"].create(
             {
@@ -326,4 +334,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"
     )
-    conn.executescript(_TRIGGERS + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS + _TERMS_TRIGGERS)
+    conn.executescript(
+        _TRIGGERS + KEY_CREATOR_TRIGGER + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS + _TERMS_TRIGGERS
+    )

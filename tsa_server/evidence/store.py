@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -43,7 +43,9 @@ from tsa_server.evidence.errors import (
     ItemImmutable,
     ItemNotFound,
     OrganisationNotFound,
+    PermissionDenied,
 )
+from tsa_server.evidence.key_schema import CREATOR_BOUND
 from tsa_server.evidence.records import (
     Appended,
     Certified,
@@ -244,6 +246,16 @@ class EvidenceStore:
     # API keys
 
     def insert_api_key(self, key: ApiKey, secret_hash: bytes) -> None:
+        """Store a new key (PermissionDenied when its creator was revoked meanwhile, or it
+        would outrank or outlive its creator: the schema's last line of defence)."""
+        try:
+            self._insert_api_key(key, secret_hash)
+        except sqlite3.IntegrityError as exc:
+            if CREATOR_BOUND in str(exc):
+                raise PermissionDenied(f"{CREATOR_BOUND} (is it still active?)") from None
+            raise
+
+    def _insert_api_key(self, key: ApiKey, secret_hash: bytes) -> None:
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO api_keys (id, org_id, name, role, scopes, secret_hash, created_at,"
@@ -282,18 +294,52 @@ class EvidenceStore:
         )
         return [api_key_from_row(r) for r in rows]
 
-    def revoke_api_key(self, org_id: str, key_id: str, at: datetime, by: str) -> ApiKey | None:
+    def count_active_api_keys(self, org_id: str, now: datetime) -> int:
+        """Keys of the organisation neither revoked nor expired at `now`."""
+        row = self._row(
+            "SELECT COUNT(*) AS n FROM api_keys WHERE org_id = ? AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (org_id, ts(now)),
+        )
+        return row["n"] if row else 0
+
+    def revoke_api_key(
+        self, org_id: str, key_id: str, at: datetime, by: str
+    ) -> tuple[ApiKey, list[ApiKey]] | None:
+        """Revoke the key (unless it is already) and, in the same transaction, every key
+        it created, transitively, that is not revoked yet: each gets the same instant and
+        `by`, and `revoked_via` its creator. The key, and the keys revoked with it now."""
         with self._write() as conn:
             conn.execute(
                 "UPDATE api_keys SET revoked_at = ?, revoked_by = ?"
                 " WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
                 (ts(at), by, org_id, key_id),
             )
-        return self.api_key(org_id, key_id)
+            cascaded = [
+                row[0]
+                for row in conn.execute(
+                    "WITH RECURSIVE tree(id) AS ("
+                    " SELECT id FROM api_keys WHERE created_by = ?1 AND org_id = ?2"
+                    " UNION SELECT k.id FROM api_keys k JOIN tree ON k.created_by = tree.id)"
+                    " UPDATE api_keys SET revoked_at = ?3, revoked_by = ?4,"
+                    " revoked_via = created_by"
+                    " WHERE id IN tree AND org_id = ?2 AND revoked_at IS NULL RETURNING id",
+                    (key_id, org_id, ts(at), by),
+                ).fetchall()
+            ]
+        key = self.api_key(org_id, key_id)
+        if key is None:
+            return None
+        return key, [k for k in self.api_keys(org_id) if k.id in set(cascaded)]
 
-    def touch_api_key(self, key_id: str, at: datetime) -> None:
+    def touch_api_keys(self, uses: Mapping[str, datetime]) -> None:
+        """Record keys' last uses in one transaction; a recorded later use is kept."""
         with self._write() as conn:
-            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (ts(at), key_id))
+            conn.executemany(
+                "UPDATE api_keys SET last_used_at = ?1"
+                " WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+                [(ts(at), key_id) for key_id, at in uses.items()],
+            )
 
     # items: every method takes the organisation first
 
@@ -744,6 +790,10 @@ class EvidenceStore:
         row.update({k: (counts or {}).get(k) or 0 for k in ("delivered", "given_up", "pending")})
         row["last_attempt"] = last
         return row
+
+    def webhook_orgs(self) -> list[str]:
+        """The organisations that have a webhook (the dispatcher's round)."""
+        return [r["org_id"] for r in self._rows("SELECT org_id FROM webhooks ORDER BY org_id")]
 
     def delete_webhook(self, org_id: str) -> bool:
         with self._write() as conn:

@@ -1,24 +1,25 @@
-"""REC-10 webhooks: each organisation's endpoint, and the delivery of its notices.
+"""REC-10 webhooks: each organisation's endpoint, what a delivery looks like, and how it
+is signed. Delivery itself is evidence/webhook_dispatch.py; where a webhook may point is
+evidence/webhook_fence.py.
 
-An organisation sets one endpoint (`PUT /api/v1/webhook`): an http(s) URL without
-credentials and the notice kinds it wants (`fees.notices.NoticeKind` values; all by
-default). It gets a signing secret once; the evidence database keeps it (HMAC needs the
-secret itself) and nothing logs it.
+An organisation sets one endpoint (`PUT /api/v1/webhook`): an https URL (http only where
+the operator allows it) without credentials, whose host is a public address, and the
+notice kinds it wants (`fees.notices.NoticeKind` values; all by default). It gets a
+signing secret once; the evidence database keeps it (HMAC needs the secret itself) and
+nothing logs it.
 
-`WebhookDispatcher` runs with the server: every `poll_s` seconds (or when woken) it
-POSTs each notice of a webhook-enabled organisation made after the webhook, whose
-delivery is not done and whose next attempt is due, as JSON::
+Each notice of a webhook-enabled organisation made after the webhook is POSTed as JSON::
 
     {"id": <notice key>, "event": <kind>, "organisation": <org id>, "notice": {...}}
 
 with ``X-TSA-Event: <kind>``, ``X-TSA-Delivery: <notice key>`` (the same on every
-retry: receivers deduplicate on it) and ``X-TSA-Signature: sha256=<hex HMAC-SHA256 of
-the body with the secret>``. A 2xx answer delivers it; anything else (a redirect too:
-redirects are never followed; a timeout; a refused connection) is retried after
-`backoff_min_s`, doubling up to `backoff_max_s`, until `give_up_s` after the first
-attempt. Attempts and the next attempt's time are stored, so a restart resumes where
-it stopped. At most `concurrency` requests are in flight. Logs name the notice key and
-the URL's origin only (a query may carry the receiver's own token), never the secret.
+retry: receivers deduplicate on it) and ``X-TSA-Signature: t=<unix seconds>,v1=<hex
+HMAC-SHA256 of "<t>.<body>" with the secret>`` (Stripe's scheme): the time is signed
+with the body, so a receiver that refuses a ``t`` older than a few minutes
+(`verify_signature`, `SIGNATURE_TOLERANCE_S`) cannot be fed a captured delivery again.
+Every attempt is signed afresh. A 2xx answer delivers it; anything else (a redirect
+too: redirects are never followed) is retried with backoff until `give_up_s` after the
+first attempt.
 
 E-mail (REC-10's other channel) is not delivered here: there is no mail server in this
 deployment. A mail sender would read the same `notices` rows and keep its own
@@ -27,27 +28,20 @@ send-once state beside `webhook_deliveries`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
-import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from tsa_server.evidence.store import EvidenceStore, notice_from_row
-from tsa_server.evidence.times import dt, utc_now
+from tsa_server.evidence.store import notice_from_row
+from tsa_server.evidence.times import dt
 from tsa_server.evidence.views import notice_json
+from tsa_server.evidence.webhook_fence import TargetPolicy, shown_error
 from tsa_server.fees import FieldError, NoticeKind
-
-log = logging.getLogger("tsa.evidence.webhooks")
 
 #: Notice kinds a webhook may subscribe to (the `event` of each delivery).
 EVENTS: tuple[str, ...] = tuple(k.value for k in NoticeKind)
@@ -55,19 +49,26 @@ MAX_URL_CHARS = 2048
 SIGNATURE_HEADER = "X-TSA-Signature"
 EVENT_HEADER = "X-TSA-Event"
 DELIVERY_HEADER = "X-TSA-Delivery"
+#: How old a signature's time a receiver should accept (README, `verify_signature`).
+SIGNATURE_TOLERANCE_S = 300
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    """Delivery timing ([evidence] webhook_* in the configuration)."""
+    """Delivery timing and fences ([evidence] webhook_* in the configuration)."""
 
-    timeout_s: float = 5.0  # whole request, connect to last byte
+    timeout_s: float = 5.0  # whole request, resolving and connecting to last byte
     backoff_min_s: float = 10.0  # wait after the first failure; doubles each time
     backoff_max_s: float = 3600.0  # longest wait between two attempts
     give_up_s: float = 86400.0  # no attempt later than this after the first
-    concurrency: int = 4  # requests in flight at once
+    concurrency: int = 4  # requests in flight at once, all organisations
     poll_s: float = 5.0  # how often due deliveries are looked for
-    batch: int = 100  # deliveries taken per look
+    per_org_concurrency: int = 2  # requests in flight to one organisation's URL
+    allow_http: bool = False  # plain-http URLs (default: https only)
+    allowed_networks: tuple[str, ...] = ()  # CIDRs reachable although not public
+
+    def policy(self) -> TargetPolicy:
+        return TargetPolicy(self.allow_http, self.allowed_networks)
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,6 @@ class Delivery:
     secret: str = field(repr=False)
 
 
-@dataclass
-class DispatchReport:
-    delivered: int = 0
-    failed: int = 0
-    given_up: int = 0
-
-
 # ------------------------------------------------------------------ endpoint settings
 
 
@@ -99,9 +93,26 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The X-TSA-Signature value: sha256=<hex HMAC-SHA256 of the body>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, at: int) -> str:
+    """The X-TSA-Signature value of `body` sent at `at` (unix seconds)."""
+    return f"t={at},v1={_mac(secret, at, body)}"
+
+
+def _mac(secret: str, at: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"%d." % at + body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str, body: bytes, header: str, now: float, tolerance_s: float = SIGNATURE_TOLERANCE_S
+) -> bool:
+    """What a receiver does (README): the header's t within `tolerance_s` of its clock,
+    and one of its v1 values the HMAC of "<t>.<body>" (compared in constant time)."""
+    fields = [part.strip().partition("=") for part in header.split(",")]
+    times = [value for name, _, value in fields if name == "t"]
+    if len(times) != 1 or not times[0].isdigit() or abs(now - int(times[0])) > tolerance_s:
+        return False
+    expected = _mac(secret, int(times[0]), body)
+    return any(name == "v1" and hmac.compare_digest(value, expected) for name, _, value in fields)
 
 
 def check_url(raw: Any) -> str:
@@ -163,9 +174,15 @@ def webhook_json(row: dict[str, Any]) -> dict[str, Any]:
             "delivered": row.get("delivered", 0),
             "pending": row.get("pending", 0),
             "given_up": row.get("given_up", 0),
-            "last_attempt": row.get("last_attempt"),
+            "last_attempt": _last_attempt(row.get("last_attempt")),
         },
     }
+
+
+def _last_attempt(last: dict[str, Any] | None) -> dict[str, Any] | None:
+    if last is None:
+        return None
+    return {**last, "last_error": shown_error(last.get("last_error"))}
 
 
 # ------------------------------------------------------------------ delivery
@@ -196,149 +213,3 @@ def delivery_of(row: dict[str, Any]) -> Delivery:
         first_attempt_at=dt(row["first_attempt_at"]),
         secret=row["webhook_secret"],
     )
-
-
-class WebhookDispatcher:
-    """Delivers due notices (module docstring); `now` and `session` are injectable."""
-
-    def __init__(
-        self,
-        store: EvidenceStore,
-        settings: WebhookSettings | None = None,
-        *,
-        now: Callable[[], datetime] = utc_now,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        self.store = store
-        self.settings = settings or WebhookSettings()
-        self.now = now
-        self.session = session
-        self._own_session = session is None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.settings.concurrency),
-                trust_env=False,  # no proxies from the environment
-            )
-        return self.session
-
-    async def run_once(self) -> DispatchReport:
-        """Attempt every delivery due now (bounded concurrency); what happened."""
-        report = DispatchReport()
-        now, rows = self.now(), []
-        for org in self.store.organisations():  # one indexed look each (no webhook: none)
-            rows += self.store.due_deliveries(org.id, now, self.settings.batch - len(rows))
-            if len(rows) >= self.settings.batch:
-                break
-        if not rows:
-            return report
-        limit = asyncio.Semaphore(self.settings.concurrency)
-        session = self._session()
-
-        async def one(delivery: Delivery) -> None:
-            async with limit:
-                status, error = await self._post(session, delivery)
-            self._record(delivery, status, error, report)
-
-        await asyncio.gather(*(one(delivery_of(r)) for r in rows))
-        return report
-
-    async def _post(self, session: aiohttp.ClientSession, d: Delivery) -> tuple[int | None, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "tsa-server-webhooks/1",
-            EVENT_HEADER: d.event,
-            DELIVERY_HEADER: d.key,
-            SIGNATURE_HEADER: sign(d.secret, d.body),
-        }
-        try:
-            async with session.post(
-                d.url,
-                data=d.body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
-            ) as reply:
-                if 200 <= reply.status < 300:
-                    return reply.status, ""
-                return reply.status, f"HTTP {reply.status}"
-        except TimeoutError:
-            return None, f"no answer within {self.settings.timeout_s:g} s"
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return None, type(exc).__name__
-
-    def _record(self, d: Delivery, status: int | None, error: str, report: DispatchReport) -> None:
-        now = self.now()
-        attempts = d.attempts + 1
-        delivered = not error
-        next_at = given_up = None
-        if not delivered:
-            next_at = now + backoff(attempts, self.settings)
-            first = d.first_attempt_at or now
-            if next_at - first > timedelta(seconds=self.settings.give_up_s):
-                given_up, next_at = True, None
-        self.store.record_delivery(
-            d.org_id,
-            d.notice_id,
-            now,
-            status=status,
-            error=error,
-            delivered=delivered,
-            next_attempt_at=next_at,
-            given_up=bool(given_up),
-        )
-        if delivered:
-            report.delivered += 1
-        elif given_up:
-            report.given_up += 1
-            log.warning(
-                "webhook %s to %s: giving up after %d attempts (%s)",
-                d.key,
-                origin(d.url),
-                attempts,
-                error,
-            )
-        else:
-            report.failed += 1
-            log.info(
-                "webhook %s to %s failed (attempt %d: %s); next at %s",
-                d.key,
-                origin(d.url),
-                attempts,
-                error,
-                next_at.isoformat() if next_at else "-",
-            )
-
-    async def loop(self) -> None:
-        while True:
-            try:
-                report = await self.run_once()
-                again = report.delivered + report.failed + report.given_up >= self.settings.batch
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("webhook delivery round failed")
-                again = False
-            if again:
-                continue  # a full batch: more may be due
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
-            self._wake.clear()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.loop())
-
-    def wake(self) -> None:
-        """Look for due deliveries now (a deposit just made notices)."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._own_session and self.session is not None:
-            await self.session.close()
-            self.session = None

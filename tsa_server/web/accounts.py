@@ -3,9 +3,11 @@
 ``GET /api/v1/account``      any valid key: its organisation, role and scopes
 ``GET /api/v1/keys``         scope read: every key of the organisation, never a secret
 ``POST /api/v1/keys``        scope admin: a new key; its secret is in this answer only
-``DELETE /api/v1/keys/{id}`` scope admin (or the key itself): revoke
+``DELETE /api/v1/keys/{id}`` scope admin (or the key itself): revoke, with every key it made
 
 A key of another organisation is answered exactly like a key that does not exist (404).
+A new key never holds more than the key that makes it (evidence/key_rules.py): no higher
+role, no scope it lacks (403), no later expiry (403; none asked: the creator's).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from aiohttp import web
 
 from tsa_server.evidence.accounts import (
     MAX_KEY_DAYS,
+    ApiKey,
     Role,
     Scope,
     key_summary,
@@ -24,9 +27,15 @@ from tsa_server.evidence.accounts import (
 )
 from tsa_server.evidence.errors import InvalidInput
 from tsa_server.evidence.times import ts, utc_now
-from tsa_server.web.auth import PRINCIPAL, accounts, read_json_object, require
+from tsa_server.web.auth import KEY_USE, PRINCIPAL, accounts, read_json_object, require
 
 _NEW_KEY_FIELDS = frozenset({"name", "scopes", "role", "expires_in_days"})
+
+
+def _summary(request: web.Request, key: ApiKey) -> dict:
+    """key_summary with the key's newest use, also one not written to the database yet."""
+    recorder = request.app.get(KEY_USE)
+    return key_summary(key if recorder is None else recorder.last_use(key), utc_now())
 
 
 @require()
@@ -40,17 +49,15 @@ async def account(request: web.Request) -> web.Response:
             "organisation": {"id": org.id, "name": org.name, "created_at": ts(org.created_at)},
             "role": str(principal.role),
             "scopes": sorted(str(s) for s in principal.scopes),
-            "key": key_summary(key, utc_now()),
+            "key": _summary(request, key),
         }
     )
 
 
 @require(Scope.READ)
 async def list_keys(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    now = utc_now()
-    keys = accounts(request).keys(principal.org_id)
-    return web.json_response({"keys": [key_summary(k, now) for k in keys]})
+    keys = accounts(request).keys(request[PRINCIPAL].org_id)
+    return web.json_response({"keys": [_summary(request, k) for k in keys]})
 
 
 @require(Scope.ADMIN)
@@ -92,5 +99,11 @@ async def create_key(request: web.Request) -> web.Response:
 
 @require()
 async def revoke_key(request: web.Request) -> web.Response:
-    key = accounts(request).revoke_key_as(request[PRINCIPAL], request.match_info["key_id"])
-    return web.json_response({"key": key_summary(key, utc_now())})
+    done = accounts(request).revoke_key_as(request[PRINCIPAL], request.match_info["key_id"])
+    now = utc_now()
+    return web.json_response(
+        {
+            "key": key_summary(done.key, now),
+            "revoked_with": [key_summary(k, now) for k in done.cascaded],
+        }
+    )

@@ -9,14 +9,17 @@ key without the scope gets 403 with ``error="insufficient_scope"``. The handler 
 finds the caller in ``request[PRINCIPAL]``, and every query it makes is scoped to
 ``principal.org_id``. An authenticated request over its key's or organisation's rate
 limit (web/ratelimit.py, when the app has one) gets 429 with ``Retry-After``. Answers
-are JSON ``{"error": ...}`` and never cached.
+are JSON ``{"error": ...}`` and never cached. A key's use is noted in memory and written
+in batches off the event loop (`track_key_use`, evidence/key_use.py): authentication
+itself only reads.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
@@ -34,6 +37,7 @@ from tsa_server.evidence.errors import (
     NotFound,
     PermissionDenied,
 )
+from tsa_server.evidence.key_use import KeyUseRecorder
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.bodies import JsonRejected, load_json
 from tsa_server.web.handlers import STATE
@@ -42,6 +46,7 @@ from tsa_server.web.ratelimit import RATE_LIMITER, retry_after_header
 log = logging.getLogger("tsa.web.auth")
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+KEY_USE = web.AppKey("key_use", KeyUseRecorder)
 REALM = "tsa"
 #: Largest JSON body of the account endpoints: a key request is ~100 bytes.
 MAX_JSON_BYTES = 16 * 1024
@@ -116,7 +121,20 @@ def evidence_store(request: web.Request) -> EvidenceStore:
 
 
 def accounts(request: web.Request) -> Accounts:
-    return Accounts(evidence_store(request))
+    return Accounts(evidence_store(request), key_use=request.app.get(KEY_USE))
+
+
+def track_key_use(app: web.Application, path: Path | str) -> None:
+    """Record API keys' last uses in batches, off the loop, while the app runs."""
+    recorder = KeyUseRecorder(path)
+    app[KEY_USE] = recorder
+
+    async def running(_: web.Application) -> AsyncIterator[None]:
+        recorder.start()
+        yield
+        await recorder.stop()
+
+    app.cleanup_ctx.append(running)
 
 
 def rate_limited(request: web.Request, principal: Principal) -> web.Response | None:

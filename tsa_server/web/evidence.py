@@ -69,9 +69,10 @@ from tsa_server.evidence.service import (
 from tsa_server.evidence.store import MAX_PAGE
 from tsa_server.evidence.uploads import UploadSession
 from tsa_server.evidence.views import entry_json, forecast_json, lot_json, notice_json
+from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
+from tsa_server.evidence.webhook_fence import check_target
 from tsa_server.evidence.webhooks import (
     EVENTS,
-    WebhookDispatcher,
     WebhookSettings,
     check_events,
     check_url,
@@ -98,7 +99,14 @@ from tsa_server.fees import (
 from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
 from tsa_server.fees.kit import safe_name
 from tsa_server.rfc3161 import response
-from tsa_server.web.auth import PRINCIPAL, BadRequest, json_error, read_json_object, require
+from tsa_server.web.auth import (
+    PRINCIPAL,
+    BadRequest,
+    json_error,
+    read_json_object,
+    require,
+    track_key_use,
+)
 from tsa_server.web.openapi_schema import API_KEY as _KEY
 from tsa_server.web.openapi_schema import json_body as _json_body
 from tsa_server.web.openapi_schema import json_response as _json
@@ -142,6 +150,7 @@ def setup(app: web.Application, services: Any) -> None:
     if service is None:
         return
     app[EVIDENCE] = service
+    track_key_use(app, service.store.path)  # API keys' last use, batched off the loop
     interval = services.config.evidence.renewal_interval_s
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
@@ -172,6 +181,9 @@ def webhook_settings(conf: Any) -> WebhookSettings:
         give_up_s=conf.webhook_give_up_s,
         concurrency=conf.webhook_concurrency,
         poll_s=conf.webhook_poll_s,
+        per_org_concurrency=conf.webhook_per_org_concurrency,
+        allow_http=conf.webhook_allow_http,
+        allowed_networks=tuple(conf.webhook_allowed_networks),
     )
 
 
@@ -878,6 +890,9 @@ async def put_webhook(request: web.Request) -> web.Response:
     if errors:
         raise FieldError(errors)
     assert url is not None
+    dispatcher = request.app.get(DISPATCHER)
+    settings = dispatcher.settings if dispatcher is not None else WebhookSettings()
+    await check_target(url, settings.policy(), timeout_s=settings.timeout_s)
     org = _org(request)
     secret = new_secret()
     created = service.store.put_webhook(
@@ -1172,7 +1187,13 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                     "delivered": _INT,
                     "pending": _INT,
                     "given_up": _INT,
-                    "last_attempt": {"type": ["object", "null"]},
+                    "last_attempt": {
+                        "type": ["object", "null"],
+                        "description": "last_attempt_at, last_status (the receiver's HTTP "
+                        "status) and last_error: timeout, connection refused, connection "
+                        "failed, TLS error, DNS failure, blocked address, plain http not "
+                        "allowed, or HTTP <status>",
+                    },
                 },
             },
         },
@@ -1499,11 +1520,16 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/webhook": {
         "put": _op(
-            "Set the organisation's REC-10 webhook: an http(s) URL (no credentials in it) "
-            "and the notice kinds it gets (default all). Each notice is POSTed as JSON with "
-            "X-TSA-Event, X-TSA-Delivery (the notice key: the same on retries) and "
-            "X-TSA-Signature: sha256=<hex HMAC-SHA256 of the body>, retried with backoff "
-            "until a 2xx (redirects are not followed). The answer holds the signing secret, "
+            "Set the organisation's REC-10 webhook: an https URL (http only where the "
+            "operator allows it; no credentials in it) whose host is a public address "
+            "(loopback, private, link-local, multicast and reserved addresses are refused "
+            "with 422, and again at every delivery), and the notice kinds it gets (default "
+            "all). Each notice is POSTed as JSON with X-TSA-Event, X-TSA-Delivery (the "
+            "notice key: the same on retries) and X-TSA-Signature: t=<unix seconds>,"
+            'v1=<hex HMAC-SHA256 of "<t>.<body>"> (refuse a t outside a few minutes of '
+            "your clock), retried with backoff until a 2xx (redirects are not followed). "
+            "Failures show as a category (timeout, connection refused, TLS error, DNS "
+            "failure, blocked address, HTTP status). The answer holds the signing secret, "
             "shown this once; a PUT again replaces the URL, events and secret",
             "admin",
             {

@@ -157,7 +157,9 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json({"type": "object"}), **_errors(401, 403)},
             },
             "post": {
-                "summary": "A new API key (admin scope); its secret is shown once",
+                "summary": "A new API key (admin scope); its secret is shown once. It holds "
+                "no higher role, no scope and no later expiry than the calling key (403); "
+                "without expires_in_days it inherits the calling key's expiry",
                 "security": _KEY,
                 "requestBody": _body(
                     {
@@ -173,7 +175,8 @@ DOCUMENT: dict[str, Any] = {
         },
         "/api/v1/keys/{key_id}": {
             "delete": {
-                "summary": "Revoke a key (admin scope, or the key itself)",
+                "summary": "Revoke a key (admin scope, or the key itself) and every key it "
+                "created, transitively (listed in revoked_with)",
                 "security": _KEY,
                 "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": STR}],
                 "responses": {"200": _json({"type": "object"}), **_errors(401, 403, 404)},
