@@ -209,13 +209,15 @@ def failure(exc: BaseException) -> str:
         return BLOCKED
     if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return TIMEOUT
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return BLOCKED if isinstance(exc.os_error, BlockedAddress) else DNS
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
         return TLS
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        refused = exc.os_error.errno == errno.ECONNREFUSED
-        return REFUSED if refused else CONNECTION
+    if isinstance(exc, aiohttp.ClientConnectorError):  # resolving or connecting
+        cause = exc.os_error
+        if isinstance(cause, BlockedAddress):
+            return BLOCKED
+        if isinstance(cause, socket.gaierror):
+            return DNS
+        return REFUSED if cause.errno == errno.ECONNREFUSED else CONNECTION
     if isinstance(exc, ConnectionRefusedError):
         return REFUSED
     return CONNECTION
