@@ -1,4 +1,4 @@
-"""LedgerBinding (ledger.md L-07): the non-critical TSTInfo extension that ties a token
+"""LedgerBinding (docs/spec/ledger.md L-07): the non-critical TSTInfo extension that ties a token
 to its place in the ledger and to the latest checkpoint known when it was signed.
 
     LedgerBinding ::= SEQUENCE {

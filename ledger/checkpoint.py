@@ -1,4 +1,4 @@
-"""Checkpoints and signed notes (ledger.md B.4): C2SP tlog-checkpoint, signed-note, vkeys
+"""Checkpoints and signed notes (docs/spec/ledger.md B.4): C2SP tlog-checkpoint, signed-note, vkeys
 and Ed25519 witness cosignatures (tlog-cosignature, type 0x04).
 
 Signing goes through a plain `sign(message) -> signature` callable, so the private key

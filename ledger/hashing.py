@@ -1,4 +1,4 @@
-"""Domain-separated SHA-256 hashing of the ledger (ledger.md B.1 and B.8).
+"""Domain-separated SHA-256 hashing of the ledger (docs/spec/ledger.md B.1 and B.8).
 
 0x00 prefixes leaves, 0x01 interior nodes, 0x02 hash-chain links, so that no value of
 one kind can be passed off as another.

@@ -1,4 +1,4 @@
-"""Fast RFC 6962 Merkle tree maths (ledger.md B.1) for stores, proofs and audits.
+"""Fast RFC 6962 Merkle tree maths (docs/spec/ledger.md B.1) for stores, proofs and audits.
 
 Three tools, all iterative:
 

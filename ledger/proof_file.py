@@ -1,4 +1,4 @@
-"""The offline proof file of C2SP tlog-proof@v1 (ledger.md B.7): a leaf index, its
+"""The offline proof file of C2SP tlog-proof@v1 (docs/spec/ledger.md B.7): a leaf index, its
 inclusion path and the signed checkpoint it leads to, next to the token it proves.
 
     c2sp.org/tlog-proof@v1

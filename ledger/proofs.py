@@ -1,4 +1,4 @@
-"""Inclusion and consistency proofs (ledger.md B.2 and B.3): generation and verification.
+"""Inclusion and consistency proofs (docs/spec/ledger.md B.2 and B.3): generation and verification.
 
 Generation follows RFC 6962 §2.1.1/§2.1.2 but is expressed as the list of subtree
 ranges `[start, end)` each proof hash covers, so a store can fetch them in O(log n)

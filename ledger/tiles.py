@@ -1,4 +1,4 @@
-"""C2SP tlog-tiles maths (ledger.md B.5): tile ids and paths, tile contents, entry bundles.
+"""C2SP tlog-tiles maths (docs/spec/ledger.md B.5): tile ids, paths, tile contents, entry bundles.
 
 Tile (L, n) holds MTH(D[(n*256 + i) * 256**L : (n*256 + i + 1) * 256**L]) for
 i = 0..width-1, i.e. the perfect nodes at tree level 8L with indices n*256 + i.

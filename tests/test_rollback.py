@@ -1,4 +1,4 @@
-"""The rollback tripwire (ledger.md L-13): a ledger restored from an older copy, or one
+"""The rollback tripwire (docs/spec/ledger.md L-13): a ledger restored from an older copy, or one
 that differs from what was checkpointed, makes the server refuse to issue."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Requests arriving while the event loop is busy are issued together: one flush as
 their indices, serials and genTimes in order, signs them, appends them to the ledger in
 one durable commit and only then releases the replies. A failure anywhere in a flush
 answers every request of that flush with `systemFailure`; none of its tokens leaves the
-process (ledger.md L-06).
+process (docs/spec/ledger.md L-06).
 
 Serial numbers are `2^120 | epoch << 64 | counter`: the epoch is claimed durably from
 the store when the issuer starts, so a crash can discard signed tokens but never lets a

@@ -1,4 +1,4 @@
-"""The operations log (ledger.md L-03): a second log with the same machinery as the
+"""The operations log (docs/spec/ledger.md L-03): a second log with the same machinery as the
 token log — SQLite store, Merkle tree, hash chain, signed checkpoints — whose entries
 are the TSA's own events in canonical JSON: start-ups (with the certificate, keys and
 configuration in force), clock sync lost and regained, and every token-log checkpoint.

@@ -1,4 +1,4 @@
-"""Checkpoint publication (ledger.md L-10, L-12, L-13): sign the ledger's state every
+"""Checkpoint publication (docs/spec/ledger.md L-10, L-12, L-13): sign the ledger's state every
 few seconds with an Ed25519 key of its own in the PKCS#11 token, after checking it.
 
 Before signing size N: recompute the root from the stored tree, check that the last

@@ -1,7 +1,7 @@
 """Ledger store interfaces: `Reader` for everything that only reads, `Store` to append.
 
 A store keeps the entries (the exact DER of each token) in index order with their leaf
-and chain hashes (ledger.md B.1, B.8), and the sequencing state: the next index, the
+and chain hashes (docs/spec/ledger.md B.1, B.8), and the sequencing state: the next index, the
 last genTime and the writer epoch that fences a deposed writer (L-08).
 """
 

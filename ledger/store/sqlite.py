@@ -1,4 +1,4 @@
-"""SQLite ledger store (ledger.md L-18): WAL, synchronous=FULL, append-only by triggers.
+"""SQLite ledger store (docs/spec/ledger.md L-18): WAL, synchronous=FULL, append-only by triggers.
 
 One writer per file at a time: `claim_epoch` bumps the epoch in `seq`, and every
 append's commit checks it, so a deposed writer's commit fails (L-08). Appends are group

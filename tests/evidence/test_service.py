@@ -2,7 +2,7 @@
 real SQLite (evidence store, token ledger, operations log), real blob store, and one
 ManualClock that is both the TSA's clock and the service's `now` (injectable time).
 
-Covers the persistence side of evidence-rules.md: deposits (T-3, T-4, T-6, T-9),
+Covers the persistence side of docs/spec/evidence.md: deposits (T-3, T-4, T-6, T-9),
 renewals applied to the store (R-1, R-2, R-4, R-5 with an interrupted run, R-6),
 reinstatement (R-14), purge (R-15) with deduplicated blobs, lot lapse (T-7), stale
 reservations refunded, and the store's atomic credit check against a stale writer."""

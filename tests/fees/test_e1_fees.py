@@ -1,4 +1,4 @@
-"""evidence-rules.md E.1 (F-1 .. F-9): annual storage fee and size class (S-2, S-3, G-4)."""
+"""docs/spec/evidence.md E.1 (F-1 .. F-9): annual storage fee and size class (S-2, S-3, G-4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""evidence-rules.md E.3 (R-1 .. R-15): renewal, deletion, re-upload, reinstatement, purge.
+"""docs/spec/evidence.md E.3 (R-1 .. R-15): renewal, deletion, re-upload, reinstatement, purge.
 
 Each row is one scenario function registered under its row id; `test_e3` runs them all
 with the row id as the test id. Instants are Beijing time (`bj`); the clock is a

@@ -1,4 +1,4 @@
-"""evidence-rules.md E.4 (T-1 .. T-9): credit lots, consumption, filings, deposit fields."""
+"""docs/spec/evidence.md E.4 (T-1 .. T-9): credit lots, consumption, filings, deposit fields."""
 
 from __future__ import annotations
 

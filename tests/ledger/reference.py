@@ -1,4 +1,4 @@
-"""A deliberately dumb reference of RFC 6962 §2.1 (ledger.md B.1-B.3), for tests only.
+"""A deliberately dumb reference of RFC 6962 §2.1 (docs/spec/ledger.md B.1-B.3), for tests only.
 
 MTH, PATH, PROOF and SUBPROOF are transcribed from the recursive definitions and share
 no code with ledger.merkle or ledger.proofs (only hashlib). `mth` is memoised on the

@@ -1,4 +1,4 @@
-"""evidence-rules.md E.5 (Z-1 .. Z-25): every case with its exact expected output."""
+"""docs/spec/evidence.md E.5 (Z-1 .. Z-25): every case with its exact expected output."""
 
 from __future__ import annotations
 

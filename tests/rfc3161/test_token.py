@@ -1,4 +1,4 @@
-"""Token profile of ARCHITECTURE.md, checked on tokens built by the DER template and
+"""Token profile of docs/spec/token-profile.md, checked on tokens built by the DER template and
 signed in SoftHSM: structure, attributes, digests, encodings, size."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The published ledger, read the way an outside auditor would: checkpoint and vkey,
-tiles and entry bundles (checked with code written from ledger.md Part B alone, not the
+tiles and entry bundles (checked with code written from docs/spec/ledger.md Part B alone, not the
 project's ledger package), proofs, tlog-proof files, lookups and LedgerBinding."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Values the evidence store keeps: evidence items and credit entries (evidence-rules.md
+"""Values the evidence store keeps: evidence items and credit entries (docs/spec/evidence.md
 REC-1). Pure: validation here, persistence in store.py."""
 
 from __future__ import annotations

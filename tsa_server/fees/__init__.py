@@ -1,4 +1,4 @@
-"""Storage terms, fees, credit lots and renewals: the pure rules of evidence-rules.md
+"""Storage terms, fees, credit lots and renewals: the pure rules of docs/spec/evidence.md
 parts A, B, C, F and REC-1 .. REC-4, REC-6, REC-10.
 
 Nothing here does I/O or reads the system clock: every function takes its instants

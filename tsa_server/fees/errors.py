@@ -1,4 +1,4 @@
-"""Typed errors of the fee layer (parts B, C, F and REC-1 .. REC-10 of evidence-rules.md).
+"""Typed errors of the fee layer (parts B, C, F and REC-1 .. REC-10 of docs/spec/evidence.md).
 
 Every refusal the rule functions make is one of these; none of them leaves a partial
 result behind (functions compute entries first and raise before returning any). All

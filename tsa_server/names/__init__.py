@@ -1,6 +1,6 @@
 """Trade-name (字号 / handle) registry: pure rules and the in-process service.
 
-Part D of evidence-rules.md (H-1 .. H-18), decisions A-13 .. A-16 as configuration.
+Part D of docs/spec/evidence.md (H-1 .. H-18), decisions A-13 .. A-16 as configuration.
 Modules, one job each:
 
 - calendar    G-1/G-2/G-3: Beijing month arithmetic, half-open intervals

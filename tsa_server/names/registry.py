@@ -1,4 +1,4 @@
-"""The in-process handle registry service (part D of evidence-rules.md).
+"""The in-process handle registry service (part D of docs/spec/evidence.md).
 
 `Registry` = `RegistryCore` (state, clock, events, live check) + `Lifecycle`
 (change, release, reclaim, review) + `Complaints` (trademark complaints, H-13) + the

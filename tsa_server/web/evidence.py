@@ -1,4 +1,4 @@
-"""The evidence and fee endpoints (evidence-rules.md S-7 .. S-12, P-1 .. P-8, REC-3, REC-4).
+"""The evidence and fee endpoints (docs/spec/evidence.md S-7 .. S-12, P-1 .. P-8, REC-3, REC-4).
 
 ``POST /api/v1/credits/lots``            admin of an operator organisation: grant a lot
 ``GET  /api/v1/credits``                 read: balance, lots (FEFO order), credit entries

@@ -1,7 +1,7 @@
 """HTTP face of the ledger logs: each log is a C2SP tlog-tiles prefix
 (/ledger/tokens/, /ledger/ops/) with checkpoint, tiles, entry bundles and vkey, plus
 proofs, archived checkpoints, chain heads (here) and verifiable lookups
-(web/ledger_lookup.py) (ledger.md B.5, L-11).
+(web/ledger_lookup.py) (docs/spec/ledger.md B.5, L-11).
 
 Only what a signed checkpoint covers is served: an auditor never sees a tile or proof
 that no signed root commits to. Single-row reads (a checkpoint, a chain head) answer on

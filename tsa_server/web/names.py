@@ -1,4 +1,4 @@
-"""The trade-name (字号 / handle) endpoints (evidence-rules.md part D).
+"""The trade-name (字号 / handle) endpoints (docs/spec/evidence.md part D).
 
 ``GET  /api/v1/names/check?handle=&shop_name=``  public: bytes, validity, reason
 ``POST /api/v1/names/applications``             deposit scope: apply for a handle; group 1
