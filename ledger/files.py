@@ -23,8 +23,9 @@ def make_private_dirs(directory: Path) -> None:
 
 def ensure_private_file(path: Path) -> None:
     """Create ``path`` empty and 0600 if it is missing; take group and other bits off
-    an existing one (files made by earlier versions were 0644)."""
-    make_private_dirs(path.parent)
+    an existing one (files made by earlier versions were 0644). A missing directory is
+    an error (FileNotFoundError), never created here: a mistyped ledger path must not
+    start a new ledger somewhere else."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         return

@@ -224,6 +224,7 @@ def test_refuses_to_start_when_certificate_is_for_another_key(tmp_path, hsm) -> 
 def test_refuses_to_start_with_a_wrong_pin(tmp_path, hsm) -> None:
     pin_file = tmp_path / "pin"
     pin_file.write_text("000000\n")
+    pin_file.chmod(0o600)  # private, as it must be: only the PIN itself is wrong
     stderr = serve_fails(
         tmp_path,
         {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tsa import TsaServer
+from tests.support.tsa import TsaServer, evidence_settings
 from tests.web.test_evidence_http import FORM, Api, new_org
 from tsa_server.evidence import client
 
@@ -20,13 +20,7 @@ LIMIT = 64 * 1024  # [evidence] max_upload_bytes of these tests
 
 @pytest.fixture
 def server(make_server, tmp_path: Path) -> TsaServer:
-    return make_server(
-        evidence={
-            "path": str(tmp_path / "evidence.sqlite"),
-            "blobs": str(tmp_path / "blobs"),
-            "max_upload_bytes": LIMIT,
-        }
-    ).start()
+    return make_server(evidence=evidence_settings(tmp_path, max_upload_bytes=LIMIT)).start()
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.queries import make_request
-from tests.support.tsa import TsaServer
-from tests.web.test_evidence_http import FORM, Api, new_org
+from tests.support.latency import baseline, latencies_while, tsr_latency
+from tests.support.tsa import TsaServer, evidence_settings
+from tests.web.test_evidence_http import FORM, new_org
 from tsa_server.evidence import client
 from tsa_server.evidence.fee_items import serial_hex, storage_columns
 from tsa_server.evidence.records import Certified, ItemMode, NewItem
@@ -32,25 +32,7 @@ DUE = 400  # stored originals whose storage ended long ago: expire, then purge
 
 @pytest.fixture
 def server(make_server, tmp_path: Path) -> TsaServer:
-    return make_server(
-        evidence={
-            "path": str(tmp_path / "evidence.sqlite"),
-            "blobs": str(tmp_path / "blobs"),
-            "renewal_interval_s": 0.2,
-        }
-    ).start()
-
-
-def tsr_latency(server: TsaServer) -> float:
-    started = time.monotonic()
-    assert server.post_query(make_request(b"probe %d" % time.monotonic_ns()))[0] == 200
-    return time.monotonic() - started
-
-
-def baseline(server: TsaServer) -> float:
-    for _ in range(3):  # warm up
-        tsr_latency(server)
-    return statistics.median(tsr_latency(server) for _ in range(15))
+    return make_server(evidence=evidence_settings(tmp_path, renewal_interval_s=0.2)).start()
 
 
 def within(loaded: list[float], base: float) -> None:
@@ -130,24 +112,15 @@ def test_kits_and_certificates_leave_tsr_latency_alone(server: TsaServer) -> Non
         assert api.call("GET", f"/api/v1/items/{item}/{suffix}", raw=True)[0] == 200
     base = baseline(server)
 
-    stop, statuses = threading.Event(), []
+    statuses: list[int] = []
+    suffixes = iter(("kit.zip", "certificate.pdf"))
 
-    def build(api: Api, suffix: str) -> None:
+    def build(stop: threading.Event) -> None:
+        suffix = next(suffixes)
         while not stop.is_set():
             statuses.append(api.call("GET", f"/api/v1/items/{item}/{suffix}", raw=True)[0])
 
-    builders = [
-        threading.Thread(target=build, args=(api, s)) for s in ("kit.zip", "certificate.pdf")
-    ]
-    for thread in builders:
-        thread.start()
-    try:
-        time.sleep(0.5)
-        loaded = [tsr_latency(server) for _ in range(40)]
-    finally:
-        stop.set()
-        for thread in builders:
-            thread.join(60)
+    loaded = latencies_while(server, build, threads=2, samples=40)
     within(loaded, base)
     # Before: each PDF (~0.1 s of pure-Python CPU) was drawn in a thread of the server,
     # holding the interpreter lock the loop needs: /tsr slowed about tenfold.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tsa import TsaServer
+from tests.support.tsa import TsaServer, evidence_settings
 from tests.web.test_evidence_http import FORM, Api, new_org, sha
 from tsa_server.evidence import client
 
@@ -29,14 +29,13 @@ BOUNDARY = "b0und4ry"
 @pytest.fixture
 def server(make_server, tmp_path: Path) -> TsaServer:
     return make_server(
-        evidence={
-            "path": str(tmp_path / "evidence.sqlite"),
-            "blobs": str(tmp_path / "blobs"),
-            "max_upload_bytes": FILE_LIMIT,
-            "max_upload_request_bytes": REQUEST_LIMIT,
-            "max_batch_items": BATCH,
-            "monthly_item_quota": QUOTA,
-        }
+        evidence=evidence_settings(
+            tmp_path,
+            max_upload_bytes=FILE_LIMIT,
+            max_upload_request_bytes=REQUEST_LIMIT,
+            max_batch_items=BATCH,
+            monthly_item_quota=QUOTA,
+        )
     ).start()
 
 

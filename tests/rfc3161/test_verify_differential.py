@@ -57,9 +57,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
 ]
 
-SHARED = Path(__file__).parents[2] / ".." / "shared" / "vectors" / "third_party"
-SIGSTORE = SHARED / "rfc3161-client"
 OURS = Path(__file__).parents[1] / "vectors" / "third_party"
+SIGSTORE = OURS / "rfc3161-client"
 
 
 @dataclass(frozen=True)

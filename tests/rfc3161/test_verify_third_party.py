@@ -1,6 +1,6 @@
 """Real tokens from other TSAs and other test suites, each verifying or failing exactly as
-its README says (/work/shared/.../rfc3161-client/README.md and
-tests/vectors/third_party/README.md)."""
+its README says (tests/vectors/third_party/README.md and
+tests/vectors/third_party/rfc3161-client/README.md)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from tsa_server.rfc3161.verify import (
     verify_token,
 )
 
-SHARED = Path(__file__).parents[2] / ".." / "shared" / "vectors" / "third_party"
-SIGSTORE = SHARED / "rfc3161-client"
 OURS = Path(__file__).parents[1] / "vectors" / "third_party"
+SIGSTORE = OURS / "rfc3161-client"
 HELLO = b"hello"
 
 

@@ -45,6 +45,11 @@ def write_config(path: Path, sections: dict[str, dict]) -> Path:
     return path
 
 
+def evidence_settings(root: Path, **settings) -> dict:
+    """An [evidence] section with its database and blobs under ``root``."""
+    return {"path": str(root / "evidence.sqlite"), "blobs": str(root / "blobs"), **settings}
+
+
 @dataclass
 class Hsm:
     """A SoftHSM token with a TSA key and a development CA, made once per test session."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tsa import TSA_BIN, TsaServer
+from tests.support.tsa import TSA_BIN, TsaServer, evidence_settings
 from tsa_server.evidence import client
 
 FORM = {"depositor": "张三 (Zhang San)", "work_content": "a product photo", "statement": "mine"}
@@ -84,12 +84,7 @@ def new_org(server: TsaServer, name: str, units: int = 0, scopes: str = "admin,r
 @pytest.fixture
 def server(make_server, tmp_path: Path) -> TsaServer:
     return make_server(
-        evidence={
-            "path": str(tmp_path / "evidence.sqlite"),
-            "blobs": str(tmp_path / "blobs"),
-            "max_upload_bytes": 400 << 20,
-            "renewal_interval_s": 0.5,
-        }
+        evidence=evidence_settings(tmp_path, max_upload_bytes=400 << 20, renewal_interval_s=0.5)
     ).start()
 
 

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from tests.evidence.test_service import World
-from tests.support.tsa import TsaServer
+from tests.support.tsa import TsaServer, evidence_settings
 from tests.web.test_evidence_http import FORM, Api, new_org, sha, tsa
 from tsa_server.evidence import client
 from tsa_server.evidence.accounts import Role, Scope
@@ -38,13 +38,9 @@ QUOTA = 3
 @pytest.fixture
 def server(make_server, tmp_path: Path) -> TsaServer:
     return make_server(
-        evidence={
-            "path": str(tmp_path / "evidence.sqlite"),
-            "blobs": str(tmp_path / "blobs"),
-            "monthly_item_quota": QUOTA,
-            "rate_per_second": 1000.0,
-            "rate_burst": 1000,
-        }
+        evidence=evidence_settings(
+            tmp_path, monthly_item_quota=QUOTA, rate_per_second=1000.0, rate_burst=1000
+        )
     ).start()
 
 
@@ -180,13 +176,9 @@ def test_idempotent_deposits(server: TsaServer, tmp_path: Path) -> None:
 @pytest.fixture
 def limited(make_server, tmp_path: Path) -> TsaServer:
     return make_server(
-        evidence={
-            "path": str(tmp_path / "evidence.sqlite"),
-            "blobs": str(tmp_path / "blobs"),
-            "rate_per_second": 1.0,
-            "rate_burst": 3,
-            "account_rate_factor": 1,
-        }
+        evidence=evidence_settings(
+            tmp_path, rate_per_second=1.0, rate_burst=3, account_rate_factor=1
+        )
     ).start()
 
 

@@ -14,22 +14,31 @@ def test_restricted_entries_and_publish_on_demand(make_server, tmp_path) -> None
     server = make_server(
         ledger={"public_entries": False, "checkpoint_interval_s": 3600.0},
         evidence={"path": str(tmp_path / "e.sqlite"), "blobs": str(tmp_path / "blobs")},
-    ).start()
-    org = tsa_accounts(server, "create-org", "Auditors")
+    )
+    org = tsa_accounts(server, "create-org", "Operator")
+    customer = tsa_accounts(server, "create-org", "A customer")
+    server.config_path.write_text(
+        server.config_path.read_text().replace("[evidence]", f'[evidence]\noperators = ["{org}"]')
+    )
+    server.start()
     reader = tsa_accounts(
         server, "create-key", "--org", org, "--role", "auditor", "--scope", "read"
     )
     admin = tsa_accounts(
         server, "create-key", "--org", org, "--role", "owner", "--scope", "admin,read"
     )
+    customer_admin = tsa_accounts(
+        server, "create-key", "--org", customer, "--role", "owner", "--scope", "admin,read"
+    )
     for i in range(3):
         server.post_query(make_request(b"%d" % i))
     # With an hour between checkpoints, only publishing on demand covers the new tokens.
     assert server.request("POST", "/ledger/tokens/publish")[0] == 401
-    status, _, body = server.request(
-        "POST", "/ledger/tokens/publish", b"", {"Authorization": f"Bearer {reader}"}
-    )
-    assert status == 403
+    for key in (reader, customer_admin):  # no admin scope; not the operator's
+        status, _, body = server.request(
+            "POST", "/ledger/tokens/publish", b"", {"Authorization": f"Bearer {key}"}
+        )
+        assert status == 403, body
     status, _, body = server.request(
         "POST", "/ledger/tokens/publish", b"", {"Authorization": f"Bearer {admin}"}
     )

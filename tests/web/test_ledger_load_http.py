@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.support.latency import baseline, latencies_while, tsr_latency
 from tests.support.queries import make_request
 from tests.support.tsa import TsaServer
 
@@ -39,21 +40,9 @@ def _published(server: TsaServer, at_least: int) -> int:
     raise AssertionError("no checkpoint covering the issued tokens")
 
 
-def _tsr_latency(server: TsaServer) -> float:
-    started = time.monotonic()
-    assert server.post_query(make_request(b"probe %d" % time.monotonic_ns()))[0] == 200
-    return time.monotonic() - started
-
-
 def _get(server: TsaServer, path: str) -> tuple[int, dict, bytes]:
     with urllib.request.urlopen(server.url + path.lstrip("/"), timeout=60) as reply:
         return reply.status, dict(reply.headers), reply.read()
-
-
-def _hammer(server: TsaServer, stop: threading.Event, statuses: list[int]) -> None:
-    while not stop.is_set():
-        status, _, _ = server.get(WINDOW)
-        statuses.append(status)
 
 
 def test_parallel_time_lookups_leave_tsr_latency_alone(make_server) -> None:
@@ -62,23 +51,18 @@ def test_parallel_time_lookups_leave_tsr_latency_alone(make_server) -> None:
     _published(server, TOKENS)
     first = json.loads(server.get(WINDOW)[2])
     assert first["end"] - first["first"] >= TOKENS and len(first["matches"]) == 100
-    baseline = statistics.median(_tsr_latency(server) for _ in range(15))
+    base = baseline(server)
+    statuses: list[int] = []
 
-    stop, statuses = threading.Event(), []
-    hammers = [threading.Thread(target=_hammer, args=(server, stop, statuses)) for _ in range(4)]
-    for thread in hammers:
-        thread.start()
-    try:
-        time.sleep(0.5)
-        loaded = [_tsr_latency(server) for _ in range(15)]
-    finally:
-        stop.set()
-        for thread in hammers:
-            thread.join(60)
+    def hammer(stop: threading.Event) -> None:
+        while not stop.is_set():
+            statuses.append(server.get(WINDOW)[0])
+
+    loaded = latencies_while(server, hammer, threads=4)
     # Before: each lookup built ~900 proofs on the loop (~1.5 s) and /tsr waited for
     # them (seconds); now pages are built in the read pool.
-    assert statistics.median(loaded) < max(10 * baseline, 0.25), (baseline, loaded)
-    assert max(loaded) < max(40 * baseline, 1.0), (baseline, loaded)
+    assert statistics.median(loaded) < max(10 * base, 0.25), (base, loaded)
+    assert max(loaded) < max(40 * base, 1.0), (base, loaded)
     assert statuses and set(statuses) <= {200, 503}, set(statuses)
     assert "Traceback" not in server.log()
 
@@ -105,5 +89,5 @@ def test_a_flood_of_lookups_is_shed_with_503_not_queued(make_server) -> None:
     assert set(statuses) == {200, 503}, statuses
     assert all(retry == "1" for status, retry in answers if status == 503)
     # The server is no worse for it: /tsr answers and every lookup succeeds again.
-    assert _tsr_latency(server) < 5.0
+    assert tsr_latency(server) < 5.0
     assert server.get(WINDOW)[0] == 200

@@ -19,17 +19,11 @@ from ledger.proofs import verify_inclusion
 from tests.rfc3161.pathbombs import ca_copies, copies_bomb, inter_cn
 from tests.rfc3161.test_verify_ours import bare_token, stamp
 from tests.rfc3161.tokenfactory import DATA, build_token, make_pki
-from tests.support.queries import make_request
+from tests.support.latency import latencies_while, tsr_latency
 from tests.support.tsa import TsaServer
 from tests.web.test_verify_http import post_json, post_multipart
 
 ATTACKERS = 4
-
-
-def _tsr_latency(server: TsaServer) -> float:
-    started = time.monotonic()
-    assert server.post_query(make_request(b"probe %d" % time.monotonic_ns()))[0] == 200
-    return time.monotonic() - started
 
 
 def _timed_verify(server: TsaServer, token: bytes) -> tuple[float, int, dict]:
@@ -49,27 +43,18 @@ def test_path_bomb_is_answered_fast_while_tsr_keeps_answering(tsa):
     pki = make_pki("ec", 93)
     normal = build_token(pki)
     bomb = copies_bomb(pki, 50)  # 52 certificates; the server trusts none of them
-    baseline = statistics.median(_tsr_latency(tsa) for _ in range(15))
+    baseline = statistics.median(tsr_latency(tsa) for _ in range(15))
     _timed_verify(tsa, normal)  # the verifier's worker processes start on first use
     time.sleep(1.0)
     verify_baseline = statistics.median(_timed_verify(tsa, normal)[0] for _ in range(5))
 
-    stop, answers = threading.Event(), []
+    answers: list[tuple[float, int, dict]] = []
 
-    def attack() -> None:
+    def attack(stop: threading.Event) -> None:
         while not stop.is_set():
             answers.append(_timed_verify(tsa, bomb))
 
-    attackers = [threading.Thread(target=attack) for _ in range(ATTACKERS)]
-    for thread in attackers:
-        thread.start()
-    try:
-        time.sleep(0.3)
-        latencies = [_tsr_latency(tsa) for _ in range(15)]
-    finally:
-        stop.set()
-        for thread in attackers:
-            thread.join(60)
+    latencies = latencies_while(tsa, attack, threads=ATTACKERS, settle_s=0.3)
 
     assert len(answers) >= ATTACKERS
     for _, status, report in answers:
@@ -80,7 +65,7 @@ def test_path_bomb_is_answered_fast_while_tsr_keeps_answering(tsa):
     slowest = max(elapsed for elapsed, _, _ in answers)
     assert slowest < 30 * verify_baseline + 1.0, (slowest, verify_baseline)
     assert statistics.median(latencies) < max(10 * baseline, 0.15), (baseline, latencies)
-    assert _tsr_latency(tsa) < 5.0
+    assert tsr_latency(tsa) < 5.0
 
 
 def test_oversized_bags_are_refused_with_a_reason(tsa):

@@ -28,7 +28,7 @@ from ledger.store.base import SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
 from ledger.tiles import encode_entry_bundle, parse_tile_path
 from tsa_server.evidence.accounts import Scope
-from tsa_server.evidence.errors import EvidenceError
+from tsa_server.evidence.errors import EvidenceError, PermissionDenied
 from tsa_server.web import auth
 from tsa_server.web.ledger_reads import ReaderPool
 from tsa_server.web.params import non_negative_int, optional_int, path_int, query_int
@@ -53,6 +53,7 @@ class LogView:
     public_entries: bool = True
     publish: Callable[[], Awaitable[SignedCheckpoint | None]] | None = None
     page_size: int = 100  # [ledger] max_lookup_results: entries with proofs per answer
+    operators: tuple[str, ...] = ()  # [evidence] operators: whose admin keys may publish
 
 
 LOGS = web.AppKey("ledger_logs", dict)
@@ -70,6 +71,7 @@ def setup(app: web.Application, services: Services) -> None:
             public_entries=config.public_entries,
             publish=log.publisher.publish_now,
             page_size=config.max_lookup_results,
+            operators=services.config.evidence.operators,
         )
         for name, log in services.logs.items()
     }
@@ -270,6 +272,9 @@ async def publish(request: web.Request) -> web.Response:
     view = log_view(request)
     if view.publish is None:
         raise web.HTTPNotFound(text="this log is not published here\n")
+    if request[auth.PRINCIPAL].org_id not in view.operators:
+        # Signing and fsyncing on demand is the operator's call, not any customer's.
+        raise PermissionDenied("only the platform operator's admin keys publish checkpoints")
     signed = await view.publish()
     latest = signed or published(view.store)
     return web.json_response({"size": latest.size, "new": signed is not None})

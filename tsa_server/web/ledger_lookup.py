@@ -1,5 +1,5 @@
 """Verifiable lookups of a ledger log: by serial, imprint, leaf hash and genTime window,
-each match with its C2SP tlog-proof (ledger.md B.5).
+each match with its C2SP tlog-proof (docs/spec/ledger.md B.5).
 
 Every answer is bounded by `[ledger] max_lookup_results` matches and built in the
 ledger read pool (web/ledger_reads.py), on one checkpoint: the latest, or the one named
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -25,7 +25,15 @@ from aiohttp import web
 
 from ledger.store.base import Entry, SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
-from tsa_server.web.ledger import auditor, entries_refusal, log_view, pinned, proof_file, read
+from tsa_server.web.ledger import (
+    LogView,
+    auditor,
+    entries_refusal,
+    log_view,
+    pinned,
+    proof_file,
+    read,
+)
 from tsa_server.web.params import hex_serial, optional_int, query_int
 
 MAX_IMPRINT_BYTES = 64  # SHA-512, the longest hash a request may carry
@@ -89,14 +97,7 @@ async def by_serial(request: web.Request) -> web.Response:
     serial = hex_serial(request.match_info["serial"].lower())
     if (refusal := entries_refusal(request, view)) is not None:
         return refusal
-    size = optional_int(request, "size")
-
-    def work(r: SqliteReader) -> bytes:
-        at = pinned(r, size)
-        found = matches(r, [r.entry_by_serial(serial)], at, True)
-        return json.dumps({"size": at.size, "matches": found}).encode()
-
-    return _json(await read(request, view, work), not view.public_entries)
+    return await _one_match(request, view, lambda r: r.entry_by_serial(serial), True)
 
 
 async def by_leaf_hash(request: web.Request) -> web.Response:
@@ -109,11 +110,21 @@ async def by_leaf_hash(request: web.Request) -> web.Response:
         if (refusal := auditor(request)) is not None:
             return refusal
         reveal = True
+    return await _one_match(request, view, lambda r: r.entry_by_leaf_hash(leaf), reveal)
+
+
+async def _one_match(
+    request: web.Request,
+    view: LogView,
+    find: Callable[[SqliteReader], Entry | None],
+    reveal: bool,
+) -> web.Response:
+    """The entry ``find`` picks (if any), proved against the pinned or latest size."""
     size = optional_int(request, "size")
 
     def work(r: SqliteReader) -> bytes:
         at = pinned(r, size)
-        found = matches(r, [r.entry_by_leaf_hash(leaf)], at, reveal)
+        found = matches(r, [find(r)], at, reveal)
         return json.dumps({"size": at.size, "matches": found}).encode()
 
     return _json(await read(request, view, work), not view.public_entries)
