@@ -183,8 +183,7 @@ class CheckpointPublisher:
         last_error = None
         while True:
             try:
-                async with self._lock:
-                    self.publish()
+                await self.publish_now()
                 last_error = None
             except Exception as exc:  # noqa: BLE001 - keep publishing, say what failed once
                 message = f"{type(exc).__name__}: {exc}"
@@ -194,5 +193,7 @@ class CheckpointPublisher:
             await asyncio.sleep(interval_s)
 
     async def publish_now(self) -> SignedCheckpoint | None:
+        """`publish` in a thread, one at a time: signing in the token and three fsyncs
+        must not hold up the event loop (and issuance) every interval."""
         async with self._lock:
-            return self.publish()
+            return await asyncio.to_thread(self.publish)
