@@ -4,6 +4,7 @@ timestamp (`-ts URL`) and verify it, the TSA chain anchored at our CA."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,33 +189,58 @@ def test_osslsigncode_timestamp_verified(tsa, hsm, code_signing, tmp_path, diges
     signed = sign_pe(tsa.url, code_signing, tmp_path, digest)
     proc = verify_pe(signed, code_signing.ca, hsm.ca_file)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = [line.strip() for line in proc.stdout.splitlines()]
+    lines = report_lines(proc.stdout)
     assert TIMESTAMP_OK in lines, proc.stdout + proc.stderr
     assert "Signature verification: ok" in lines
     assert "Number of verified signatures: 1" in lines
     assert "Succeeded" in lines
     assert f"Hash Algorithm: {digest}" in lines
+    # The timestamp was verified by our TSA's chain: the issuer of the TSA certificate.
     assert "Issuer: /O=Development only - not trusted/CN=TSA Development Root CA" in lines
-    (time_line,) = [line for line in lines if line.startswith("Timestamp time: ")]
     stamped = dt.datetime.strptime(
-        time_line.removeprefix("Timestamp time: "), "%b %d %H:%M:%S %Y GMT"
+        field(lines, "Timestamp time", "The signature is timestamped"), "%b %d %H:%M:%S %Y GMT"
     ).replace(tzinfo=dt.UTC)
     assert_fresh(stamped)
 
     extracted = tmp_path / "signature.der"
     run(["osslsigncode", "extract-signature", "-in", signed, "-out", extracted])
-    content = cms.ContentInfo.load(extracted.read_bytes())
+    content = cms.ContentInfo.load(pkcs7_of(extracted.read_bytes()))
     # osslsigncode asks for an imprint with the -h digest, over the Authenticode signature.
     info = assert_stamps_signature(content["content"], tsa.ledger_path, digest)
     assert stamped == info["gen_time"].native.replace(microsecond=0)
-    (serial_line,) = [line for line in lines if line.startswith("Timestamp serial number: ")]
-    assert int(serial_line.split(": ")[1], 16) == info["serial_number"].native
+    serials = [line for line in lines if line.startswith("Timestamp serial number: ")]
+    for line in serials:  # printed since osslsigncode 2.6 (Debian 12's 2.5 does not)
+        assert int(line.split(": ")[1], 16) == info["serial_number"].native
+
+
+def pkcs7_of(extracted: bytes) -> bytes:
+    """The PKCS#7 of `extract-signature`'s output: osslsigncode 2.5 writes the PE's
+    WIN_CERTIFICATE (dwLength, wRevision, wCertificateType: 8 bytes) around it."""
+    length, revision, kind = struct.unpack_from("<IHH", extracted)
+    if extracted[:1] != b"\x30" and revision == 0x0200 and kind == 2:
+        return extracted[8:length]
+    return extracted
+
+
+def report_lines(stdout: str) -> list[str]:
+    """osslsigncode's report, one stripped line each, with `name : value` (2.5) written
+    `name: value` (2.6 and later) so the checks hold on both."""
+    return [re.sub(r"\s+:\s", ": ", line.strip()) for line in stdout.splitlines()]
+
+
+def field(lines: list[str], *names: str) -> str:
+    """The value of the first line named by one of ``names`` (versions name it apart)."""
+    for line in lines:
+        for name in names:
+            if line.startswith(name + ": "):
+                return line.removeprefix(name + ": ")
+    raise AssertionError(f"no line {' or '.join(names)} in {lines}")
 
 
 def test_osslsigncode_timestamp_fails_without_our_ca(tsa, code_signing, tmp_path):
     signed = sign_pe(tsa.url, code_signing, tmp_path, "sha256")
     # Only the code-signing CA as TSA trust anchor: the timestamp cannot be verified.
     proc = verify_pe(signed, code_signing.ca, code_signing.ca)
-    lines = [line.strip() for line in proc.stdout.splitlines()]
+    lines = report_lines(proc.stdout)
     assert TIMESTAMP_FAILED in lines, proc.stdout + proc.stderr
     assert TIMESTAMP_OK not in lines
