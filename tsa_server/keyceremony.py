@@ -15,12 +15,12 @@ from pathlib import Path
 
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError
+from tsa_server.rfc3161.verify_load import load_certificates
 from tsa_server.services import load_chain, token_location
 from tsa_server.signing.base import KeySpec
 from tsa_server.signing.certs import (
     check_tsa_certificate,
     issue_certificate,
-    load_certificates,
     make_csr,
     name_from_text,
     to_pem,

@@ -32,9 +32,8 @@ from tsa_server.opslog import OpsLog, canonical
 from tsa_server.publisher import CheckpointPublisher
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
-from tsa_server.rfc3161.verify_load import CertificateDecodeError
-from tsa_server.rfc3161.verify_load import load_certificates as load_any_certificates
-from tsa_server.signing.certs import check_tsa_certificate, load_certificates, to_pem
+from tsa_server.rfc3161.verify_load import CertificateDecodeError, load_certificates
+from tsa_server.signing.certs import check_tsa_certificate, to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
 from tsa_server.signing.pool import batch_signer_for
 
@@ -121,7 +120,7 @@ def load_trust_roots(config: Config) -> list[asn1_x509.Certificate]:
     roots: list[asn1_x509.Certificate] = []
     for path in files:
         try:
-            found = load_any_certificates(path.read_bytes())
+            found = load_certificates(path.read_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot read trust root {path}: {exc.strerror}") from None
         except CertificateDecodeError as exc:

@@ -23,7 +23,7 @@ from tsa_server.evidence.certificate import (
 )
 from tsa_server.evidence.records import ItemMode, NewItem, StorageState
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.signing.certs import load_certificates
+from tsa_server.rfc3161.verify_load import load_certificates
 
 BASE = "https://tsa.example.test"
 CONTENT = b"\x89PNG a design drawing, deposited as evidence\n" * 50

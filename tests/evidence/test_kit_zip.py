@@ -35,8 +35,7 @@ from tsa_server.evidence.kit_zip import (
 )
 from tsa_server.evidence.records import StorageState
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.rfc3161.verify_load import load_token
-from tsa_server.signing.certs import load_certificates
+from tsa_server.rfc3161.verify_load import load_certificates, load_token
 
 CREATED = datetime(2026, 5, 10, 2, 0, tzinfo=UTC)
 LEDGER_BIN = str(Path(sys.executable).parent / "tsa-ledger")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from tests.support.queries import make_request
-from tsa_server.rfc3161 import der
+from tsa_server.pki import der
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile, parse_request
 from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from asn1crypto import core
 
 from tsa_server.errors import FailureInfo, RequestRejected
-from tsa_server.rfc3161 import der
+from tsa_server.pki import der
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
 from tsa_server.rfc3161.request_lean import parse_lean
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from tsa_server.rfc3161 import der
+from tsa_server.pki import der
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
 
 if TYPE_CHECKING:

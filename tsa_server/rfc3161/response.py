@@ -7,7 +7,7 @@ from functools import lru_cache
 from asn1crypto import tsp
 
 from tsa_server.errors import FailureInfo
-from tsa_server.rfc3161 import der
+from tsa_server.pki import der
 
 _GRANTED_STATUS = bytes.fromhex("3003020100")  # PKIStatusInfo { status granted(0) }
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from asn1crypto import algos, cms, tsp
 from asn1crypto import x509 as asn1_x509
 
-from tsa_server.rfc3161 import der
+from tsa_server.pki import der
 from tsa_server.rfc3161.oids import ID_CT_TSTINFO, ID_SIGNED_DATA, LEDGER_BINDING
 from tsa_server.rfc3161.request import TimeStampRequest
 from tsa_server.signing.base import (

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from asn1crypto import core, x509
 from cryptography import x509 as pyca_x509
 
+from tsa_server.pki.tsa_purpose import purpose_problem
+
 from .verify_chain import label, validate_path
 from .verify_checks import CannotCheck, Context, Failed, Skipped
 from .verify_crypto import HASHES, digest_name, hash_bytes, new_hash
@@ -41,21 +43,9 @@ _CHUNK = 1 << 20
 def check_tsa_certificate_purpose(ctx: Context) -> str:
     """RFC 3161 §2.3: EKU is critical and only id-kp-timeStamping; keyUsage allows signing."""
     cert = ctx.need_signer_cert()
-    ekus = [
-        e
-        for e in cert["tbs_certificate"]["extensions"]
-        if e["extn_id"].native == "extended_key_usage"
-    ]
-    if len(ekus) != 1:
-        raise Failed(f"{label(cert)} has {len(ekus)} extendedKeyUsage extensions, needs one")
-    if not ekus[0]["critical"].native:
-        raise Failed(f"the extendedKeyUsage extension of {label(cert)} is not critical")
-    purposes = [p.dotted for p in ekus[0]["extn_value"].parsed]
-    if purposes != ["1.3.6.1.5.5.7.3.8"]:
-        raise Failed(f"extendedKeyUsage must be only id-kp-timeStamping, it is {purposes}")
-    usage = cert.key_usage_value
-    if usage is not None and not {"digital_signature", "non_repudiation"} & usage.native:
-        raise Failed(f"the keyUsage of {label(cert)} allows neither signatures nor commitment")
+    problem = purpose_problem(cert)
+    if problem is not None:
+        raise Failed(f"{label(cert)} cannot sign time-stamp tokens: {problem}")
     return "extendedKeyUsage is critical and only id-kp-timeStamping"
 
 

@@ -14,6 +14,7 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 
 from tsa_server.errors import CertificateError
+from tsa_server.pki.tsa_purpose import purpose_problem
 from tsa_server.signing.base import Signer, signature_algorithm
 
 TIME_STAMPING_EKU = "time_stamping"
@@ -121,27 +122,13 @@ def to_pem(der: bytes, kind: str = "CERTIFICATE") -> bytes:
     return pem.armor(kind, der)
 
 
-def load_certificates(data: bytes) -> list[asn1_x509.Certificate]:
-    """Certificates from PEM (one or many) or a single DER certificate."""
-    if pem.detect(data):
-        return [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [asn1_x509.Certificate.load(data)]
-
-
 def check_tsa_certificate(cert: asn1_x509.Certificate, spki_der: bytes, now: datetime) -> None:
     """Raise CertificateError unless `cert` may sign time-stamp tokens with this key now."""
     if cert.public_key.dump() != asn1_keys.PublicKeyInfo.load(spki_der).dump():
         raise CertificateError("the TSA certificate does not match the signing key in the token")
-    eku = cert.extended_key_usage_value
-    if eku is None or eku.native != [TIME_STAMPING_EKU]:
-        raise CertificateError(
-            "the TSA certificate must carry extendedKeyUsage id-kp-timeStamping and no other"
-        )
-    if "extended_key_usage" not in cert.critical_extensions:
-        raise CertificateError("the TSA certificate's extendedKeyUsage must be critical")
-    key_usage = cert.key_usage_value
-    if key_usage is None or "digital_signature" not in key_usage.native:
-        raise CertificateError("the TSA certificate's keyUsage must include digitalSignature")
+    problem = purpose_problem(cert, require_digital_signature=True)
+    if problem is not None:
+        raise CertificateError(f"the TSA certificate cannot sign time-stamp tokens: {problem}")
     validity = cert["tbs_certificate"]["validity"]
     not_before, not_after = validity["not_before"].native, validity["not_after"].native
     if now < not_before:

@@ -25,7 +25,7 @@ from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from tsa_server.errors import SignerUnavailable
-from tsa_server.rfc3161 import der
+from tsa_server.pki import der
 from tsa_server.signing.base import KeySpec, digest
 
 _DIGEST_INFO_PREFIX = {
