@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tsa_server.evidence.accounts import new_id
 from tsa_server.evidence.blobs import BlobRef, FileBlobStore
@@ -44,6 +44,7 @@ from tsa_server.evidence.records import (
     canonical_json,
     check_text,
 )
+from tsa_server.evidence.settings import EvidenceSettings
 from tsa_server.evidence.uploads import UploadSession
 from tsa_server.fees import (
     DepositForm,
@@ -60,9 +61,6 @@ from tsa_server.fees import (
     reserve,
     reupload,
 )
-
-if TYPE_CHECKING:
-    from tsa_server.evidence.service import EvidenceSettings
 
 log = logging.getLogger("tsa.evidence")
 

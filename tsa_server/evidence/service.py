@@ -43,7 +43,6 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
@@ -72,6 +71,7 @@ from tsa_server.evidence.records import (
     Item,
     StoredNotice,
 )
+from tsa_server.evidence.settings import EvidenceSettings
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.times import utc_now
 from tsa_server.fees import (
@@ -137,17 +137,6 @@ class MonthlyQuotaExceeded(QuotaExceeded):
         )
         self.usage, self.requested = usage, requested
         self.retry_after = max(1, math.ceil((usage.end - now).total_seconds()))
-
-
-@dataclass(frozen=True)
-class EvidenceSettings:
-    """[evidence] values the service needs."""
-
-    max_upload_bytes: int = 1 << 30
-    max_upload_request_bytes: int = 2 << 30  # all files of one upload request
-    max_batch_items: int = 100
-    operators: frozenset[str] = frozenset()  # organisations whose admins grant lots
-    monthly_item_quota: int = 0  # items certified per organisation per month; 0: none
 
 
 class EvidenceService(Deposits):

@@ -20,15 +20,42 @@ An `UploadSession` belongs to one request of one organisation:
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
-from tsa_server.evidence.blobs import BlobRef, StagedBlob
+from tsa_server.evidence.blobs import BlobRef, FileBlobStore, StagedBlob
 from tsa_server.evidence.errors import BlobError, BlobTooLarge
+from tsa_server.evidence.settings import EvidenceSettings
+from tsa_server.fees import Wallet
 from tsa_server.fees.errors import InsufficientCredits
 
-if TYPE_CHECKING:
-    from tsa_server.evidence.service import EvidenceService
+T = TypeVar("T")
+
+
+class UploadHost(Protocol):
+    """What a session needs of the evidence service (EvidenceService is one): its
+    bounds, blob store, clock, credits and quota, worker threads, and the counters it
+    shares with the deposits of other requests, under the service's lock."""
+
+    settings: EvidenceSettings
+    blobs: FileBlobStore
+    _lock: threading.Lock
+    _claimed: Counter[str]
+    _in_flight: Counter[str]
+
+    def now(self) -> datetime: ...
+
+    def wallet(self, org_id: str) -> Wallet: ...
+
+    def require_quota(self, org_id: str, items: int) -> None: ...
+
+    def drop_blob_if_unused(self, key: str) -> None: ...
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
 class RequestTooLarge(BlobTooLarge):
@@ -47,7 +74,7 @@ class RequestTooLarge(BlobTooLarge):
 class UploadSession:
     """One request's claimed units and originals (module docstring)."""
 
-    service: EvidenceService
+    service: UploadHost
     org_id: str
     claimed: int = 0  # units held against the balance and the quota
     received: int = 0  # bytes of files staged so far

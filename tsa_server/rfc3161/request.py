@@ -6,48 +6,17 @@ can be wrong maps to one PKIFailureInfo here, and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from asn1crypto import core
 
 from tsa_server.errors import FailureInfo, RequestRejected
-from tsa_server.pki import der
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
 from tsa_server.rfc3161.request_lean import parse_lean
+from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
 
 # A nonce is a random number for replay detection (RFC 3161 §2.4.1): 64 bits is usual,
 # 160 bits generous. Anything above 256 bits is not a nonce but a smuggled payload.
 MAX_NONCE_BITS = 256
 _NULL = b"\x05\x00"
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What the TSA accepts: imprint hashes by name and policy OIDs (first = default)."""
-
-    accepted_hashes: frozenset[str]
-    policies: tuple[str, ...]
-
-    @property
-    def default_policy(self) -> str:
-        return self.policies[0]
-
-
-@dataclass(frozen=True)
-class TimeStampRequest:
-    """A request that passed every acceptance rule."""
-
-    hash: ImprintHash
-    digest: bytes
-    policy: str
-    nonce: int | None
-    cert_req: bool
-
-    @property
-    def imprint_der(self) -> bytes:
-        """The MessageImprint, re-encoded in DER with absent hash parameters."""
-        oid = der.tlv(der.SEQUENCE, der.oid(self.hash.oid))
-        return der.tlv(der.SEQUENCE, oid + der.tlv(der.OCTET_STRING, self.digest))
 
 
 class _AlgorithmIdentifier(core.Sequence):

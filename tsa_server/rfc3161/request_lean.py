@@ -14,13 +14,10 @@ rejection. The tests compare both paths on generated and mutated requests.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 from tsa_server.pki import der
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
-
-if TYPE_CHECKING:
-    from tsa_server.rfc3161.request import Profile, TimeStampRequest
+from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
 
 _MAX_NONCE_BYTES = 32  # a positive nonce of at most 256 bits
 
@@ -62,8 +59,6 @@ def _header(body: bytes, at: int, tag: int) -> tuple[int, int]:
 
 def parse_lean(body: bytes, profile: Profile) -> TimeStampRequest | None:
     """The request, if `body` is a grantable request of the common shape; else None."""
-    from tsa_server.rfc3161.request import TimeStampRequest
-
     hashes, policies = _tables(profile)
     try:
         start, end = _header(body, 0, 0x30)

@@ -22,21 +22,18 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
 from asn1crypto import core, x509
-from cryptography import x509 as pyca_x509
 
 from . import verify_checks as cms_checks
 from . import verify_tsa as tsa_checks
 from .verify_checks import CannotCheck, Context, Failed, Skipped
 from .verify_load import (
     CertificateDecodeError,
-    CertificateLike,
-    CrlLike,
     LoadedToken,
     TokenDecodeError,
     load_certificates,
@@ -47,6 +44,7 @@ from .verify_load import (
     to_asn1_crl,
     unique_certificates,
 )
+from .verify_options import VerifyOptions
 
 __all__ = [
     "CHECKS",
@@ -87,35 +85,6 @@ CHECKS: tuple[tuple[str, Callable[[Context], str], str], ...] = (
     ("tsa_name", tsa_checks.check_tsa_name, "RFC 3161 §2.4.2"),
     ("expected_tsa_name", tsa_checks.check_expected_tsa_name, "RFC 3161 §2.4.2"),
 )
-
-
-@dataclass(frozen=True, eq=False)
-class VerifyOptions:
-    """What to verify a token against. Give at most one of ``data``, ``stream``, ``digest``.
-
-    ``trust_roots`` and ``extra_certs`` take asn1crypto or pyca certificates (or DER/PEM
-    bytes of one); ``extra_certs`` supplies the TSA certificate and intermediates for
-    tokens that do not embed them. ``crls``, when given, must cover every certificate
-    below the root. ``digest_algorithm`` ("sha256", "SHA-256") pins the imprint's
-    algorithm when ``digest`` is given. ``tsa_name`` is an RFC 4514 string
-    ("CN=TSA,O=Example"), a Name object, or a bare common name.
-    """
-
-    trust_roots: Sequence[CertificateLike] = ()
-    extra_certs: Sequence[CertificateLike] = ()
-    crls: Sequence[CrlLike] = ()
-    data: bytes | None = None
-    stream: BinaryIO | None = None
-    digest: bytes | None = None
-    digest_algorithm: str | None = None
-    nonce: int | None = None
-    policy: str | None = None
-    tsa_name: str | x509.Name | pyca_x509.Name | None = None
-
-    def __post_init__(self) -> None:
-        given = [n for n in ("data", "stream", "digest") if getattr(self, n) is not None]
-        if len(given) > 1:
-            raise ValueError(f"give at most one of data, stream and digest, not {given}")
 
 
 @dataclass(frozen=True)

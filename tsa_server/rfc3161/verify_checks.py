@@ -14,16 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from asn1crypto import cms, core, crl, tsp, x509
 
 from .verify_chain import label
 from .verify_crypto import HASHES, SignatureInvalid, digest_name, hash_bytes, verify_signature
 from .verify_load import LoadedToken, name_text, same_name
-
-if TYPE_CHECKING:
-    from .verify import VerifyOptions
+from .verify_options import VerifyOptions
 
 __all__ = [
     "MAX_EMBEDDED",

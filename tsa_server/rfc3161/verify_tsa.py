@@ -7,7 +7,6 @@ raises Failed, CannotCheck or Skipped.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from asn1crypto import core, x509
 from cryptography import x509 as pyca_x509
@@ -18,10 +17,8 @@ from .verify_chain import label, validate_path
 from .verify_checks import CannotCheck, Context, Failed, Skipped
 from .verify_crypto import HASHES, digest_name, hash_bytes, new_hash
 from .verify_load import EXTRA_NAME_ATTRIBUTES, name_text, same_name
+from .verify_options import VerifyOptions
 from .verify_revocation import check_revocation
-
-if TYPE_CHECKING:
-    from .verify import VerifyOptions
 
 __all__ = [
     "check_certificate_chain",

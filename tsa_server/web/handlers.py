@@ -132,24 +132,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if not problems else 503)
 
 
-async def token_by_serial(request: web.Request) -> web.Response:
-    """The token of a serial, as a TimeStampResp; with [ledger] public_entries = false
-    only for an API key with the read scope (a token holds its message imprint)."""
-    from tsa_server.web import ledger, params  # web.ledger imports this module
-
-    serial = params.hex_serial(request.match_info["serial"])
-    view = request.app[ledger.LOGS]["tokens"]
-    if (refusal := ledger.entries_refusal(request, view)) is not None:
-        return refusal
-    entry = request.app[STATE].ledger.entry_by_serial(serial)
-    if entry is None:
-        raise web.HTTPNotFound(text="no token with this serial\n")
-    reply = _reply(response.granted(entry.token))
-    if not view.public_entries:
-        reply.headers["Cache-Control"] = "private, no-store"
-    return reply
-
-
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
     """Faults never leak as tracebacks; a timestamp request always gets a TimeStampResp;

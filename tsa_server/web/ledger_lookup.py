@@ -25,7 +25,10 @@ from aiohttp import web
 
 from ledger.store.base import Entry, SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
+from tsa_server.rfc3161 import response
+from tsa_server.web.handlers import REPLY_TYPE
 from tsa_server.web.ledger import (
+    LOGS,
     LogView,
     auditor,
     entries_refusal,
@@ -204,3 +207,20 @@ async def by_time(request: web.Request) -> web.Response:
         ).encode()
 
     return _json(await read(request, view, work), not view.public_entries)
+
+
+async def token_by_serial(request: web.Request) -> web.Response:
+    """GET /tokens/{serial}: the token of a serial again, as a TimeStampResp; with
+    [ledger] public_entries = false only for an API key with the read scope (a token
+    holds its message imprint)."""
+    view = request.app[LOGS]["tokens"]
+    serial = hex_serial(request.match_info["serial"])
+    if (refusal := entries_refusal(request, view)) is not None:
+        return refusal
+    entry = await read(request, view, lambda r: r.entry_by_serial(serial))
+    if entry is None:
+        raise web.HTTPNotFound(text="no token with this serial\n")
+    reply = web.Response(body=response.granted(entry.token), content_type=REPLY_TYPE)
+    if not view.public_entries:
+        reply.headers["Cache-Control"] = "private, no-store"
+    return reply

@@ -27,7 +27,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),
-            web.get("/tokens/{serial}", handlers.token_by_serial),
+            web.get("/tokens/{serial}", ledger_lookup.token_by_serial),
             web.post("/verify", verify.verify),
             web.get("/api/v1/account", accounts.account),
             web.get("/api/v1/keys", accounts.list_keys),
