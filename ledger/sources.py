@@ -20,7 +20,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import LedgerError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
 from ledger.store.base import Entry, SignedCheckpoint
-from ledger.tiles import TileId, decode_entry_bundle
+from ledger.tiles import CHECKPOINT_PAGE, TileId, decode_entry_bundle
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Fetch = Callable[[str], bytes]
@@ -43,9 +43,12 @@ def http_fetcher(prefix: str) -> Fetch:
 
 def directory_fetcher(root: Path) -> Fetch:
     def fetch(path: str) -> bytes:
-        if path.endswith("/"):  # a listing: the names in that directory
-            folder = root / path
-            names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        folder, _, query = path.partition("?")
+        if folder.endswith("/"):  # a listing: the names in that directory, all at once
+            if query:  # a later page of the server's listing: the first one held them all
+                return b""
+            folder_path = root / folder
+            names = sorted(p.name for p in folder_path.iterdir()) if folder_path.is_dir() else []
             return "\n".join(names).encode()
         try:
             return (root / path).read_bytes()
@@ -86,8 +89,7 @@ class TileSource:
     def checkpoints(self) -> list[SignedCheckpoint]:
         """Every archived checkpoint up to the latest (`checkpoints/` lists their sizes),
         each with its chain head; the audit checks every one against its replay."""
-        listing = self._fetch("checkpoints/").decode().split()
-        sizes = sorted({int(s) for s in listing if s.isdigit()} | {self.checkpoint.size})
+        sizes = sorted(set(self._archived_sizes()) | {self.checkpoint.size})
         found = []
         for size in sizes:
             if size > self.checkpoint.size:
@@ -101,6 +103,16 @@ class TileSource:
             head = bytes.fromhex(self._fetch(f"chain/{size}").decode().strip()) if size else None
             found.append(SignedCheckpoint(size, parsed.root, head or CHAIN_GENESIS, note))
         return found
+
+    def _archived_sizes(self) -> Iterator[int]:
+        """The `checkpoints/` listing, page after page (CHECKPOINT_PAGE sizes each)."""
+        path = "checkpoints/"
+        while True:
+            page = [int(s) for s in self._fetch(path).decode().split() if s.isdigit()]
+            yield from page
+            if len(page) < CHECKPOINT_PAGE:
+                return
+            path = f"checkpoints/?after={page[-1]}"
 
     def stored_node(self, level: int, index: int) -> bytes | None:
         """A complete node from the published tile (full or partial) of level level/8."""

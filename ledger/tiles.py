@@ -18,6 +18,10 @@ from ledger.errors import TileError
 from ledger.hashing import HASH_SIZE, node_hash
 from ledger.merkle import MAX_TREE_SIZE
 
+#: Sizes per answer of a log's `checkpoints/` listing; `checkpoints/?after=<size>`
+#: continues it. Bounded, so a log with years of checkpoints costs one page a request.
+CHECKPOINT_PAGE = 10_000
+
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_TILE_LEVEL = 63

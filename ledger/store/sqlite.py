@@ -305,8 +305,12 @@ class SqliteReader:
         )
         return [SignedCheckpoint(*row) for row in rows]
 
-    def checkpoint_sizes(self) -> list[int]:
-        return [row[0] for row in self._conn.execute("SELECT size FROM checkpoints ORDER BY size")]
+    def checkpoint_sizes(self, after: int = -1, limit: int = -1) -> list[int]:
+        """Archived checkpoint sizes above ``after``, ascending, at most ``limit``."""
+        rows = self._conn.execute(
+            "SELECT size FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?", (after, limit)
+        )
+        return [row[0] for row in rows]
 
     def latest_checkpoint(self) -> SignedCheckpoint | None:
         row = self._conn.execute(

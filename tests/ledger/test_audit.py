@@ -227,12 +227,19 @@ def mirror(tsa: TsaServer, root: Path) -> int:
     for archived in tsa.get("/ledger/tokens/checkpoints/")[2].decode().split():
         files[f"checkpoints/{archived}"] = tsa.get(f"/ledger/tokens/checkpoints/{archived}")[2]
         files[f"chain/{archived}"] = tsa.get(f"/ledger/tokens/chain/{archived}")[2]
-    for n in range((size + 255) // 256):
-        width = min(256, size - n * 256)
-        for tile in (TileId(0, n, width), TileId(0, n, width, entries=True)):
-            status, _, body = tsa.get("/ledger/tokens/" + tile.path)
-            assert status == 200
-            files[tile.path] = body
+    tiles = []
+    level = 0
+    while (nodes := size >> (8 * level)) > 0:  # every level, beyond 256 entries too
+        for n in range((nodes + 255) // 256):
+            width = min(256, nodes - n * 256)
+            tiles.append(TileId(level, n, width))
+            if level == 0:
+                tiles.append(TileId(0, n, width, entries=True))
+        level += 1
+    for tile in tiles:
+        status, _, body = tsa.get("/ledger/tokens/" + tile.path)
+        assert status == 200, tile.path
+        files[tile.path] = body
     for path, body in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(body)

@@ -208,6 +208,39 @@ def test_archived_checkpoints_and_chain_heads(tsa: TsaServer, issued) -> None:
     assert tsa.get(f"{PREFIX}chain/7777777")[0] == 404
 
 
+def test_the_checkpoint_listing_continues_after_a_size(tsa: TsaServer, issued) -> None:
+    published(tsa, covered(issued))
+    status, headers, body = tsa.get(f"{PREFIX}checkpoints/")
+    everything = body.decode().split()
+    assert status == 200 and everything == _archived_sizes(tsa)[: len(everything)]
+    assert "Link" not in headers  # one page holds them all here
+    middle = everything[len(everything) // 2]
+    status, _, rest = tsa.get(f"{PREFIX}checkpoints/?after={middle}")
+    assert status == 200
+    assert rest.decode().split() == everything[everything.index(middle) + 1 :]
+    assert tsa.get(f"{PREFIX}checkpoints/?after=-1")[0] == 400
+
+
+def test_an_audit_source_follows_the_listing_page_after_page() -> None:
+    """The client side of CHECKPOINT_PAGE, against the server's paging rule: 2.5 pages."""
+    from ledger.sources import TileSource
+    from ledger.tiles import CHECKPOINT_PAGE
+
+    archived = list(range(0, 5 * CHECKPOINT_PAGE // 2))
+    asked = []
+
+    def fetch(path: str) -> bytes:
+        asked.append(path)
+        after = int(path.split("after=")[1]) if "after=" in path else -1
+        page = [s for s in archived if s > after][:CHECKPOINT_PAGE]
+        return "".join(f"{s}\n" for s in page).encode()
+
+    source = TileSource.__new__(TileSource)  # only the listing is read here
+    source._fetch = fetch
+    assert list(source._archived_sizes()) == archived
+    assert len(asked) == 3 and asked[0] == "checkpoints/"
+
+
 def test_lookups_answer_with_proofs(tsa: TsaServer, issued) -> None:
     published(tsa, covered(issued))
     token = issued[10]

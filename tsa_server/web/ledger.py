@@ -26,7 +26,7 @@ from ledger.proof_file import ProofFile
 from ledger.proofs import inclusion_proof
 from ledger.store.base import SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
-from ledger.tiles import encode_entry_bundle, parse_tile_path
+from ledger.tiles import CHECKPOINT_PAGE, encode_entry_bundle, parse_tile_path
 from tsa_server.evidence.accounts import Scope
 from tsa_server.evidence.errors import EvidenceError, PermissionDenied
 from tsa_server.web import auth
@@ -155,10 +155,19 @@ async def archived_checkpoint(request: web.Request) -> web.Response:
 
 
 async def checkpoint_list(request: web.Request) -> web.Response:
-    """The sizes of every archived checkpoint, one per line (for auditors and mirrors)."""
+    """The sizes of the archived checkpoints, one per line, ascending, for auditors and
+    mirrors: at most CHECKPOINT_PAGE an answer; `?after=<size>` lists those above it,
+    and `Link: <...>; rel="next"` names the next page while there is one."""
     view = log_view(request)
-    sizes = await read(request, view, lambda r: r.checkpoint_sizes())
-    return web.Response(text="".join(f"{s}\n" for s in sizes), content_type="text/plain")
+    after = optional_int(request, "after")
+    start = -1 if after is None else after
+    sizes = await read(request, view, lambda r: r.checkpoint_sizes(start, CHECKPOINT_PAGE + 1))
+    headers = {}
+    if len(sizes) > CHECKPOINT_PAGE:
+        sizes = sizes[:CHECKPOINT_PAGE]
+        headers["Link"] = f'<?after={sizes[-1]}>; rel="next"'
+    text = "".join(f"{s}\n" for s in sizes)
+    return web.Response(text=text, content_type="text/plain", headers=headers)
 
 
 async def vkey(request: web.Request) -> web.Response:
