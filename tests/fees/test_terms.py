@@ -1,4 +1,5 @@
-"""docs/spec/evidence.md E.2 (E-1 .. E-14): storage expiry from the anchor (S-4 .. S-6, A-1)."""
+"""tsa_server.fees.terms against docs/spec/evidence.md table E.2 (E-1 .. E-14): storage expiry
+from the anchor (S-4 .. S-6, A-1)."""
 
 from __future__ import annotations
 

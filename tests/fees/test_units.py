@@ -1,4 +1,5 @@
-"""docs/spec/evidence.md E.1 (F-1 .. F-9): annual storage fee and size class (S-2, S-3, G-4)."""
+"""tsa_server.fees.units against docs/spec/evidence.md table E.1 (F-1 .. F-9): annual storage
+fee and size class (S-2, S-3, G-4)."""
 
 from __future__ import annotations
 

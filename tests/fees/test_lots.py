@@ -1,4 +1,5 @@
-"""docs/spec/evidence.md E.4 (T-1 .. T-9): credit lots, consumption, filings, deposit fields."""
+"""tsa_server.fees.lots (and the filing and deposit-field rules it meets) against
+docs/spec/evidence.md table E.4 (T-1 .. T-9): credit lots, consumption, filings, deposit fields."""
 
 from __future__ import annotations
 

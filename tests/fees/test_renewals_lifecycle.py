@@ -1,4 +1,5 @@
-"""docs/spec/evidence.md E.3 (R-1 .. R-15): renewal, deletion, re-upload, reinstatement, purge.
+"""tsa_server.fees.renewals and fees.lifecycle against docs/spec/evidence.md table E.3
+(R-1 .. R-15): renewal, deletion, re-upload, reinstatement, purge.
 
 Each row is one scenario function registered under its row id; `test_e3` runs them all
 with the row id as the test id. Instants are Beijing time (`bj`); the clock is a
