@@ -68,7 +68,8 @@ class SignatureAlgorithm:
 
     @functools.cached_property
     def der(self) -> bytes:  # spliced into every token: encode once
-        return self.identifier.dump()
+        encoded: bytes = self.identifier.dump()  # asn1crypto is untyped
+        return encoded
 
 
 def signature_algorithm(key: KeySpec, digest: str, *, rsa_pss: bool = False) -> SignatureAlgorithm:

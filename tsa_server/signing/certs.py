@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from asn1crypto import algos as asn1_algos
 from asn1crypto import csr as asn1_csr
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem
@@ -20,7 +21,9 @@ from tsa_server.signing.base import Signer, signature_algorithm
 TIME_STAMPING_EKU = "time_stamping"
 
 
-def _sign_with(signer: Signer, tbs_der: bytes) -> tuple[dict, bytes]:
+def _sign_with(
+    signer: Signer, tbs_der: bytes
+) -> tuple[asn1_algos.SignedDigestAlgorithm, bytes]:
     alg = signature_algorithm(signer.key_spec, "sha256", rsa_pss=signer.rsa_pss)
     return alg.identifier, signer.sign(tbs_der, alg.digest)
 
@@ -119,7 +122,8 @@ def make_csr(signer: Signer, subject: asn1_x509.Name) -> asn1_csr.CertificationR
 
 
 def to_pem(der: bytes, kind: str = "CERTIFICATE") -> bytes:
-    return pem.armor(kind, der)
+    armored: bytes = pem.armor(kind, der)  # asn1crypto is untyped
+    return armored
 
 
 def check_tsa_certificate(cert: asn1_x509.Certificate, spki_der: bytes, now: datetime) -> None:

@@ -10,23 +10,39 @@ two processes at the same instant sometimes fails (we retry).
 from __future__ import annotations
 
 import os
-import pty
-import select
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pkcs11
 from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.types import SignMixin
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from tsa_server.errors import SignerUnavailable
 from tsa_server.pki import der
 from tsa_server.signing.base import KeySpec, digest
+
+# Re-exported: the key ceremony imports the SoftHSM helpers from here.
+from tsa_server.signing.softhsm import init_softhsm_token, softhsm_token_exists
+
+if TYPE_CHECKING:
+    from pkcs11._pkcs11 import lib as Pkcs11Lib
+
+__all__ = [
+    "Pkcs11Signer",
+    "TokenLocation",
+    "TokenOpener",
+    "generate_key",
+    "init_softhsm_token",
+    "key_spec_of",
+    "open_session",
+    "public_key_info",
+    "softhsm_token_exists",
+]
 
 _DIGEST_INFO_PREFIX = {
     # DER DigestInfo prefixes (RFC 8017 §9.2 note 1) for CKM_RSA_PKCS over a digest we computed.
@@ -41,6 +57,7 @@ _PSS_PARAMS = {
 }
 _ED25519_PARAMS = bytes.fromhex("06032b6570")  # OID 1.3.101.112 as CKA_EC_PARAMS
 _OPEN_RETRIES = 5
+_REINITIALIZE_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,70 +67,90 @@ class TokenLocation:
     module: str
     token_label: str
     pin: str
-    softhsm_conf: str | None = None  # exported as SOFTHSM2_CONF before the module loads
+    softhsm_conf: str | None = None  # SoftHSM's SOFTHSM2_CONF, set before the module loads
 
     def __repr__(self) -> str:  # never print the PIN
         return f"TokenLocation(module={self.module!r}, token_label={self.token_label!r})"
 
 
-def load_library(location: TokenLocation) -> pkcs11.lib:
-    if location.softhsm_conf:
-        os.environ["SOFTHSM2_CONF"] = location.softhsm_conf
-    try:
-        return pkcs11.lib(location.module)
-    except Exception as exc:  # the module path is config, not a secret
-        raise SignerUnavailable(f"cannot load PKCS#11 module {location.module}: {exc}") from None
+class TokenOpener:
+    """Opens logged-in sessions on one token, and owns when the module may be re-initialised.
 
+    A signer keeps one opener for its lifetime, so its reconnections share the
+    re-initialisation rate limit.
+    """
 
-_REINITIALIZE_EVERY_S = 2.0
-_last_reinitialize = 0.0
+    def __init__(self, location: TokenLocation) -> None:
+        self._location = location
+        self._lock = threading.Lock()
+        self._last_reinitialize = 0.0
 
+    def _library(self) -> Pkcs11Lib:
+        location = self._location
+        if location.softhsm_conf:
+            # SoftHSM reads its configuration with getenv() at C_Initialize (and again at
+            # every re-initialisation): it has no other way in, so this one variable is set
+            # in the process's own environment. Subprocesses get theirs through env=.
+            os.environ["SOFTHSM2_CONF"] = location.softhsm_conf
+        try:
+            return pkcs11.lib(location.module)  # python-pkcs11 keeps one per module path
+        except Exception as exc:  # the module path is config, not a secret
+            raise SignerUnavailable(
+                f"cannot load PKCS#11 module {location.module}: {exc}"
+            ) from None
 
-def _reinitialize(lib: pkcs11.lib) -> None:
-    """C_Finalize + C_Initialize, at most every couple of seconds. SoftHSM reads its
-    token directory only when initialised, so a token that went away and came back is
-    seen again only after this. It invalidates every session of the process; each
-    Pkcs11Signer drops its session on the next error and reconnects."""
-    global _last_reinitialize
-    now = time.monotonic()
-    if now - _last_reinitialize < _REINITIALIZE_EVERY_S:
-        return
-    _last_reinitialize = now
-    try:
-        lib.reinitialize()
-    except pkcs11.PKCS11Error:
-        pass
+    def _reinitialize(self, lib: Pkcs11Lib) -> None:
+        """C_Finalize + C_Initialize, at most every couple of seconds. SoftHSM reads its
+        token directory only when initialised, so a token that went away and came back is
+        seen again only after this. It invalidates every session of the process; each
+        Pkcs11Signer drops its session on the next error and reconnects."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_reinitialize < _REINITIALIZE_EVERY_S:
+                return
+            self._last_reinitialize = now
+        try:
+            lib.reinitialize()
+        except pkcs11.PKCS11Error:
+            pass
+
+    def open(self, *, rw: bool = False) -> pkcs11.Session:
+        """Open a logged-in session, retrying the transient failures of concurrent openers
+        and re-reading the token list when the token is missing or failing."""
+        location = self._location
+        lib = self._library()
+        last: Exception | None = None
+        for attempt in range(_OPEN_RETRIES):
+            if attempt >= 2:  # not a passing clash with another opener: re-read the tokens
+                self._reinitialize(lib)
+            try:
+                token = lib.get_token(token_label=location.token_label)
+                try:
+                    return token.open(rw=rw, user_pin=location.pin)
+                except pkcs11.UserAlreadyLoggedIn:
+                    # Login state is per application: a second session shares the first's.
+                    return token.open(rw=rw)
+            except pkcs11.PinIncorrect:
+                raise SignerUnavailable(
+                    f"token {location.token_label!r} refused the PIN"
+                ) from None
+            except pkcs11.NoSuchToken:
+                last = SignerUnavailable(f"no PKCS#11 token labelled {location.token_label!r}")
+            except pkcs11.PKCS11Error as exc:
+                last = SignerUnavailable(f"token {location.token_label!r}: {type(exc).__name__}")
+            time.sleep(0.05 * (attempt + 1))
+        assert last is not None
+        raise last
 
 
 def open_session(location: TokenLocation, *, rw: bool = False) -> pkcs11.Session:
-    """Open a logged-in session, retrying the transient failures of concurrent openers
-    and re-reading the token list when the token is missing or failing."""
-    lib = load_library(location)
-    last: Exception | None = None
-    for attempt in range(_OPEN_RETRIES):
-        if attempt >= 2:  # not a passing clash with another opener: re-read the tokens
-            _reinitialize(lib)
-        try:
-            token = lib.get_token(token_label=location.token_label)
-            try:
-                return token.open(rw=rw, user_pin=location.pin)
-            except pkcs11.UserAlreadyLoggedIn:
-                # Login state is per application: a second session shares the first's.
-                return token.open(rw=rw)
-        except pkcs11.PinIncorrect:
-            raise SignerUnavailable(f"token {location.token_label!r} refused the PIN") from None
-        except pkcs11.NoSuchToken:
-            last = SignerUnavailable(f"no PKCS#11 token labelled {location.token_label!r}")
-        except pkcs11.PKCS11Error as exc:
-            last = SignerUnavailable(f"token {location.token_label!r}: {type(exc).__name__}")
-        time.sleep(0.05 * (attempt + 1))
-    assert last is not None
-    raise last
+    """Open one logged-in session (the key ceremony and the CLI's one-off uses)."""
+    return TokenOpener(location).open(rw=rw)
 
 
 def generate_key(session: pkcs11.Session, spec: KeySpec, label: str) -> None:
     """Generate a non-extractable key pair in the token (the key ceremony's one act)."""
-    if _find_private_key(session, label, required=False) is not None:
+    if _objects(session, ObjectClass.PRIVATE_KEY, label):
         raise ValueError(f"the token already holds a key labelled {label!r}")
     private = {
         Attribute.SENSITIVE: True,
@@ -134,6 +171,7 @@ def generate_key(session: pkcs11.Session, spec: KeySpec, label: str) -> None:
         )
         return
     if spec.family == "ec":
+        assert spec.curve is not None  # every "ec" KeySpec names its curve
         params = encode_named_curve_parameters(spec.curve)
         key_type, mechanism = KeyType.EC, Mechanism.EC_KEY_PAIR_GEN
     else:
@@ -152,25 +190,29 @@ def generate_key(session: pkcs11.Session, spec: KeySpec, label: str) -> None:
     )
 
 
-def _find_private_key(session: pkcs11.Session, label: str, *, required: bool = True):
-    keys = list(
-        session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})
-    )
+def _objects(session: pkcs11.Session, kind: ObjectClass, label: str) -> list[pkcs11.Object]:
+    return list(session.get_objects({Attribute.CLASS: kind, Attribute.LABEL: label}))
+
+
+def _signing_key(session: pkcs11.Session, label: str) -> SignMixin:
+    keys = _objects(session, ObjectClass.PRIVATE_KEY, label)
     if not keys:
-        if required:
-            raise SignerUnavailable(f"the token holds no private key labelled {label!r}")
-        return None
-    return keys[0]
+        raise SignerUnavailable(f"the token holds no private key labelled {label!r}")
+    key = keys[0]
+    if not isinstance(key, SignMixin):  # python-pkcs11 mixes sign() in when CKA_SIGN is set
+        raise SignerUnavailable(f"the private key labelled {label!r} may not sign")
+    return key
 
 
 def key_spec_of(session: pkcs11.Session, label: str) -> KeySpec:
-    key = _find_private_key(session, label)
+    key = _signing_key(session, label)
     if key.key_type == KeyType.RSA:
         bits = key[Attribute.MODULUS_BITS] if _has(key, Attribute.MODULUS_BITS) else None
         if bits is None:
             pub = _public_key(session, label)
             bits = pub[Attribute.MODULUS_BITS]
-        return {2048: KeySpec.RSA2048, 3072: KeySpec.RSA3072, 4096: KeySpec.RSA4096}[bits]
+        by_bits = {2048: KeySpec.RSA2048, 3072: KeySpec.RSA3072, 4096: KeySpec.RSA4096}
+        return by_bits[bits]
     if key.key_type == KeyType.EC_EDWARDS:
         return KeySpec.ED25519
     params = key[Attribute.EC_PARAMS]
@@ -180,7 +222,7 @@ def key_spec_of(session: pkcs11.Session, label: str) -> KeySpec:
     }[params]
 
 
-def _has(obj, attribute) -> bool:
+def _has(obj: pkcs11.Object, attribute: Attribute) -> bool:
     try:
         obj[attribute]
     except pkcs11.PKCS11Error:
@@ -188,11 +230,9 @@ def _has(obj, attribute) -> bool:
     return True
 
 
-def _public_key(session: pkcs11.Session, label: str):
-    keys = list(
-        session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label})
-    )
-    if not keys:
+def _public_key(session: pkcs11.Session, label: str) -> pkcs11.PublicKey:
+    keys = _objects(session, ObjectClass.PUBLIC_KEY, label)
+    if not keys or not isinstance(keys[0], pkcs11.PublicKey):
         raise SignerUnavailable(f"the token holds no public key labelled {label!r}")
     return keys[0]
 
@@ -205,15 +245,17 @@ def public_key_info(session: pkcs11.Session, label: str, spec: KeySpec) -> bytes
         info = asn1_keys.PublicKeyInfo(
             {"algorithm": {"algorithm": "rsa"}, "public_key": asn1_keys.RSAPublicKey.load(rsa_pub)}
         )
-        return info.dump()
+        der_info: bytes = info.dump()  # asn1crypto is untyped
+        return der_info
     if spec.family == "ec":
         return encode_ec_public_key(pub)
-    point = pub[Attribute.EC_POINT]
+    point: bytes = pub[Attribute.EC_POINT]
     raw = (
         asn1_keys.OctetString.load(point).native if point[0] == 0x04 and len(point) == 34 else point
     )
     info = asn1_keys.PublicKeyInfo({"algorithm": {"algorithm": "ed25519"}, "public_key": raw})
-    return info.dump()
+    ed_info: bytes = info.dump()
+    return ed_info
 
 
 class Pkcs11Signer:
@@ -224,18 +266,18 @@ class Pkcs11Signer:
     """
 
     def __init__(self, location: TokenLocation, key_label: str, *, rsa_pss: bool = False):
-        self._location = location
+        self._opener = TokenOpener(location)
         self._label = key_label
         self._rsa_pss = rsa_pss
         self._lock = threading.Lock()
         self._session: pkcs11.Session | None = None
-        self._key = None
+        self._key: SignMixin | None = None
         self._spec: KeySpec | None = None
         self._spki: bytes | None = None
         self._connect()
 
     def _connect(self) -> None:
-        session = open_session(self._location)
+        session = self._opener.open()
         try:
             spec = key_spec_of(session, self._label)
             spki = public_key_info(session, self._label, spec)
@@ -244,11 +286,11 @@ class Pkcs11Signer:
                 raise SignerUnavailable(
                     f"the key labelled {self._label!r} is not the key this signer started with"
                 )
-            self._key = _find_private_key(session, self._label)
+            key = _signing_key(session, self._label)
         except Exception:
             session.close()
             raise
-        self._spec, self._spki, self._session = spec, spki, session
+        self._spec, self._spki, self._key, self._session = spec, spki, key, session
 
     @property
     def key_spec(self) -> KeySpec:
@@ -288,20 +330,20 @@ class Pkcs11Signer:
             raise AssertionError("unreachable")
 
     def _sign_one(self, message: bytes, digest_name: str) -> bytes:
+        key = self._key
+        assert key is not None  # set with the session, by _connect
         family = self.key_spec.family
         if family == "ed25519":
-            return self._key.sign(message, mechanism=Mechanism.EDDSA)
+            return key.sign(message, mechanism=Mechanism.EDDSA)
         hashed = digest(digest_name, message)
         if family == "ec":
-            return _ecdsa_der(self._key.sign(hashed, mechanism=Mechanism.ECDSA))
+            return _ecdsa_der(key.sign(hashed, mechanism=Mechanism.ECDSA))
         if self.rsa_pss:
             hash_mech, mgf, salt = _PSS_PARAMS[digest_name]
-            return self._key.sign(
+            return key.sign(
                 hashed, mechanism=Mechanism.RSA_PKCS_PSS, mechanism_param=(hash_mech, mgf, salt)
             )
-        return self._key.sign(
-            _DIGEST_INFO_PREFIX[digest_name] + hashed, mechanism=Mechanism.RSA_PKCS
-        )
+        return key.sign(_DIGEST_INFO_PREFIX[digest_name] + hashed, mechanism=Mechanism.RSA_PKCS)
 
     def _drop_session(self) -> None:
         session, self._session = self._session, None
@@ -322,76 +364,3 @@ def _ecdsa_der(raw: bytes) -> bytes:
     half = len(raw) // 2
     r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
     return der.tlv(der.SEQUENCE, der.integer(r) + der.integer(s))
-
-
-def _softhsm_util(softhsm_conf: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
-    return subprocess.run(
-        ["softhsm2-util", *args], check=True, env=env, capture_output=True, text=True
-    )
-
-
-def softhsm_token_exists(softhsm_conf: Path, label: str) -> bool:
-    """Whether the SoftHSM2 configuration exists and holds an initialised token `label`."""
-    if not softhsm_conf.exists():
-        return False
-    slots = _softhsm_util(softhsm_conf, "--show-slots").stdout
-    return any(
-        line.split(":", 1)[1].strip() == label
-        for line in slots.splitlines()
-        if line.strip().startswith("Label:")
-    )
-
-
-def init_softhsm_token(
-    softhsm_conf: Path, token_dir: Path, label: str, pin: str, so_pin: str
-) -> None:
-    """Initialise a SoftHSM2 token (development and tests only), writing the config first
-    if it does not exist. Several tokens may share one config and token directory."""
-    if not softhsm_conf.exists():
-        token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        softhsm_conf.write_text(
-            f"directories.tokendir = {token_dir}\nobjectstore.backend = file\nlog.level = ERROR\n"
-        )
-    # The PINs are typed at softhsm2-util's prompts through a pseudo-terminal: given as
-    # --pin/--so-pin they would be visible to every local user in /proc/<pid>/cmdline.
-    _softhsm_util_prompted(
-        softhsm_conf, ["--init-token", "--free", "--label", label], [so_pin, so_pin, pin, pin]
-    )
-
-
-def _softhsm_util_prompted(softhsm_conf: Path, args: list[str], answers: list[str]) -> None:
-    """Run softhsm2-util, answering its prompts (lines ending in ':') in order."""
-    env = dict(os.environ, SOFTHSM2_CONF=str(softhsm_conf))
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        ["softhsm2-util", *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(slave)
-    output, pending = b"", [a.encode() + b"\n" for a in answers]
-    try:
-        while select.select([master], [], [], 30)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the program closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if pending and output.rstrip().endswith(b":"):
-                os.write(master, pending.pop(0))
-                output = b""
-        status = process.wait(30)
-    finally:
-        os.close(master)
-        if process.poll() is None:
-            process.kill()
-    if status != 0:
-        # The output holds prompts and softhsm2-util's message, never a PIN (no echo).
-        last = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise subprocess.CalledProcessError(status, ["softhsm2-util", *args], last[0])

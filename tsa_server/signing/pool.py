@@ -21,15 +21,21 @@ import os
 import pickle
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tsa_server.errors import SignerUnavailable
 from tsa_server.signing.base import Signer
+
+if TYPE_CHECKING:  # the parent never imports python-pkcs11: only its workers do
+    from tsa_server.signing.pkcs11 import TokenLocation
 
 log = logging.getLogger("tsa.signing")
 
 _START_TIMEOUT_S = 30.0
 _RESTART_BACKOFF_S = 1.0  # a worker that failed to start is not retried sooner
+
+# What a batch's future resolves to: the signatures, or None and the reason they are not.
+_Outcome = tuple[list[bytes] | None, str | None]
 
 
 class BatchSigner(Protocol):
@@ -73,6 +79,7 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
         except (EOFError, OSError):
             break
         batch_id, messages, digest_names = pickle.loads(request)
+        reply: tuple[int, list[bytes] | None, str | None]
         try:
             reply = (batch_id, signer.sign_many(messages, digest_names), None)
         except Exception as exc:  # noqa: BLE001 - every fault is the batch's failure
@@ -90,7 +97,7 @@ def _safe_text(exc: BaseException) -> str:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: multiprocessing.connection.Connection
-    waiting: deque[tuple[int, asyncio.Future]] = field(default_factory=deque)
+    waiting: deque[tuple[int, asyncio.Future[_Outcome]]] = field(default_factory=deque)
 
 
 class SigningPool:
@@ -101,7 +108,9 @@ class SigningPool:
     replaced token cannot switch keys under the certificate.
     """
 
-    def __init__(self, location, label: str, *, rsa_pss: bool, workers: int, spki: bytes):
+    def __init__(
+        self, location: TokenLocation, label: str, *, rsa_pss: bool, workers: int, spki: bytes
+    ) -> None:
         if workers < 1:
             raise ValueError("a signing pool needs at least one worker")
         self._args = pickle.dumps((location, label, rsa_pss))
@@ -110,7 +119,7 @@ class SigningPool:
         self._workers: list[_Worker | None] = [None] * workers
         self._next_id = 0
         self._closed = False
-        self._restarting: dict[int, asyncio.Future] = {}
+        self._restarting: dict[int, asyncio.Future[_Worker]] = {}
         self._failed_start: tuple[float, str] = (-1e9, "")
         for slot in range(workers):
             self._workers[slot] = self._start()
@@ -154,7 +163,7 @@ class SigningPool:
             worker = await self._restart(slot)
         self._next_id += 1
         batch_id = self._next_id
-        future = loop.create_future()
+        future: asyncio.Future[_Outcome] = loop.create_future()
         if not worker.waiting:
             loop.add_reader(worker.conn.fileno(), self._on_reply, slot)
             # libuv (uvloop) makes a watched descriptor non-blocking, but Connection
@@ -170,6 +179,7 @@ class SigningPool:
         signatures, error = await future
         if error is not None:
             raise SignerUnavailable(error)
+        assert signatures is not None  # a worker sends signatures or an error
         return signatures
 
     def _least_busy(self) -> int:
@@ -249,7 +259,7 @@ class SigningPool:
 
 
 def batch_signer_for(
-    signer: Signer, location, label: str, *, rsa_pss: bool, workers: int
+    signer: Signer, location: TokenLocation, label: str, *, rsa_pss: bool, workers: int
 ) -> BatchSigner:
     """`workers` signing processes, or signing inline when it is 0."""
     if workers == 0:
