@@ -25,7 +25,7 @@ from ledger.store.base import Entry
 from ledger.store.sqlite import SqliteReader
 from tests.support.queries import make_request
 from tests.support.tsa import TsaServer
-from tsa_server import audit_cli
+from tsa_server.cli import audit as audit_cli
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates
 
 TSA_BIN = str(Path(sys.executable).with_name("tsa"))

@@ -1,7 +1,7 @@
 """EvidenceService: the evidence deposits, credit lots and stored originals of every
 organisation, joining the pure fee rules (tsa_server.fees) to the store (store.py), the
 blob store (blobs.py), the issuer (RFC 3161 tokens, in the token ledger) and the
-operations log. The HTTP handlers (web/evidence.py) and the CLI (evidence_cli.py) call
+operations log. The HTTP handlers (web/evidence.py) and the CLI (cli/evidence.py, cli/fees.py) call
 this and nothing below it.
 
 Every change follows one pattern: read the organisation's credit entries, fold them into

@@ -53,7 +53,7 @@ from asn1crypto import x509 as asn1_x509
 
 from tsa_server.rfc3161.verify import VerificationReport, VerifyOptions
 from tsa_server.web.handlers import STATE
-from tsa_server.web.verify_input import (  # noqa: F401 - parse_hex, parse_int: verify_cli
+from tsa_server.web.verify_input import (  # noqa: F401 - parse_hex, parse_int: cli/verify.py
     BadInput,
     VerifyInput,
     parse_hex,

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import click
 
-from tsa_server.cli_options import config_option
+from tsa_server.cli.options import config_option
 from tsa_server.errors import ConfigError
 
 

@@ -15,7 +15,7 @@ import click
 from ledger.audit import Inspection, inspect_token
 from ledger.binding import LedgerBinding
 from ledger.cli import print_report, run_audit, with_audit_options
-from tsa_server.cli_options import config_option
+from tsa_server.cli.options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.rfc3161.verify_lean import LeanVerifier, NotLean, der_children, der_integer
 

@@ -1,0 +1,86 @@
+"""What the `tsa` command groups share: the --config option, opening the evidence
+service on the [evidence] database, and small output and parsing helpers.
+
+The operator's view of credits and items works on the [evidence] database directly,
+through the same EvidenceService the server uses. Certification needs the TSA's signing
+key, which only the server holds: `tsa evidence deposit` is a client of the running
+server's API (the API key comes from $TSA_API_KEY, never the command line, which other
+users can read).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from tsa_server.config import DEFAULT_CONFIG
+from tsa_server.evidence.errors import EvidenceError
+from tsa_server.evidence.store import EvidenceStore
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Configuration file.",
+)
+
+
+@contextmanager
+def open_evidence(config_path: str) -> Iterator[Any]:
+    from tsa_server.config import load_config
+    from tsa_server.evidence.blobs import FileBlobStore
+    from tsa_server.evidence.service import open_evidence_service
+
+    config = load_config(config_path)
+    try:
+        store = EvidenceStore(config.evidence.path)
+    except (OSError, sqlite3.Error) as exc:
+        raise EvidenceError(f"cannot open {config.evidence.path}: {exc}") from None
+    try:
+        blobs = FileBlobStore(config.evidence.blobs, max_bytes=config.evidence.max_upload_bytes)
+        yield open_evidence_service(config.evidence, store, blobs, _NoIssuer(), None)
+    except sqlite3.Error as exc:
+        raise EvidenceError(f"evidence database error: {exc}") from None
+    finally:
+        store.close()
+
+
+class _NoIssuer:
+    async def timestamp(self, digest: bytes, hash_name: str = "sha256") -> Any:
+        raise EvidenceError("certification needs the running server: use `tsa evidence deposit`")
+
+
+def org_exists(service: Any, org_id: str) -> None:
+    if service.store.organisation(org_id) is None:
+        raise EvidenceError(f"no organisation {org_id}")
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def instant(text: str | None) -> datetime | None:
+    """--at: an ISO 8601 instant; without an offset it is Beijing wall-clock time (G-1)."""
+    if text is None:
+        return None
+    from tsa_server.beijing_calendar import BEIJING
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 instant: {text}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=BEIJING)
+    return value.astimezone(UTC)
+
+
+ORG = click.option("--org", "org_id", required=True, help="Organisation id.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
