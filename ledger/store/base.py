@@ -1,5 +1,8 @@
 """Ledger store interfaces: `Reader` for everything that only reads, `Store` to append.
 
+Consumers are typed with these, never with a backend's class: `ledger/store/sqlite.py`
+implements both today, and a PostgreSQL backend will implement the same.
+
 A store keeps the entries (the exact DER of each token) in index order with their leaf
 and chain hashes (docs/spec/ledger.md B.1, B.8), and the sequencing state: the next index, the
 last genTime and the writer epoch that fences a deposed writer (L-08).
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from ledger.merkle import NodeReader
 
 
 @dataclass(frozen=True)
@@ -60,20 +65,81 @@ class SequenceState:
 
 
 class Reader(Protocol):
+    """Everything the server and the tools read from a ledger. Every method reads committed
+    entries only; sizes and indices are entry counts and 0-based positions."""
+
+    def close(self) -> None: ...
+
+    # Entries
+
     def size(self) -> int: ...
 
     def entry(self, index: int) -> Entry | None: ...
 
-    def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry]: ...
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry]:
+        """Entries start..end-1 (to the last one when end is None), in index order."""
+        ...
 
     def entry_by_serial(self, serial: int) -> Entry | None: ...
 
+    def entry_by_leaf_hash(self, leaf: bytes) -> Entry | None: ...
+
+    def entries_by_imprint(self, imprint: bytes, limit: int = 100, start: int = 0) -> list[Entry]:
+        """At most `limit` entries with this imprint from index `start` on, in index order."""
+        ...
+
+    def index_at_time(self, gen_time_ms: int) -> int:
+        """The first index whose genTime is >= gen_time_ms (the size if none)."""
+        ...
+
+    def entry_bundle(self, index: int, width: int) -> list[bytes]:
+        """The tokens of tlog entry bundle `index` (entries 256*index ..), `width` of them."""
+        ...
+
+    # The tree and the hash chain
+
+    def node_reader(self, size: int) -> NodeReader:
+        """Perfect-subtree hashes of the tree of `size` entries, for proofs in O(log n)."""
+        ...
+
+    def root(self, size: int) -> bytes: ...
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
+
+    def tile_hashes(self, level: int, index: int, width: int) -> bytes:
+        """The contents of tlog tile (level, index) of the given width: 32-byte hashes."""
+        ...
+
+    def chain_head(self, size: int) -> bytes:
+        """The B.8 chain value after `size` entries; LookupError beyond the ledger."""
+        ...
+
+    # Archived signed checkpoints
+
+    def checkpoints(self) -> list[SignedCheckpoint]: ...
+
+    def checkpoint_sizes(self, after: int = -1, limit: int = -1) -> list[int]:
+        """Archived checkpoint sizes above `after`, ascending, at most `limit` (-1: all)."""
+        ...
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None: ...
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint | None: ...
+
 
 class Store(Reader, Protocol):
+    """A ledger's one writer (a second one is fenced off by the epoch, L-08)."""
+
     def claim_epoch(self) -> SequenceState:
         """Become the writer: durably start a new epoch and return where to resume."""
         ...
 
     def append(self, epoch: int, first_index: int, entries: list[NewEntry]) -> None:
         """Durably append entries at first_index.. (fsync'd on return) or raise LedgerError."""
+        ...
+
+    def add_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
+        """Archive a signed checkpoint; LedgerError unless it is larger than the last one."""
         ...

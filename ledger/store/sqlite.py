@@ -2,70 +2,41 @@
 
 One writer per file at a time: `claim_epoch` bumps the epoch in `seq`, and every
 append's commit checks it, so a deposed writer's commit fails (L-08). Appends are group
-commits: one `BEGIN IMMEDIATE ... COMMIT` for a whole batch.
+commits: one `BEGIN IMMEDIATE ... COMMIT` for a whole batch. `SqliteReader` implements
+`ledger.store.base.Reader`, `SqliteStore` implements `Store`. The schema and the way files
+are opened live in `sqlite_schema.py`, the WAL checkpoint thread in `sqlite_wal.py`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-
-import sqlite_utils
+from typing import Any
 
 from ledger.errors import LedgerWriteError
-from ledger.files import ensure_private_file
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
-from ledger.merkle import root_from_reader
+from ledger.merkle import NodeReader, root_from_reader
 from ledger.proofs import consistency_proof, inclusion_proof
 from ledger.store import sqlite_tree
 from ledger.store.base import Entry, NewEntry, SequenceState, SignedCheckpoint
 from ledger.store.sqlite_lookup import LookupCopier, LookupReader
+from ledger.store.sqlite_schema import (  # re-exported: names/ and evidence/ open files with it
+    SCHEMA_VERSION,
+    connect,
+    create_schema,
+    lock_exclusively,
+)
+from ledger.store.sqlite_wal import WAL_RESTART_PAGES, WalCheckpointer
 
-SCHEMA_VERSION = 1
-
-_TRIGGERS = """
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_contiguous BEFORE INSERT ON entries
-WHEN NEW.idx != (SELECT COALESCE(MAX(idx) + 1, 0) FROM entries)
-BEGIN SELECT RAISE(ABORT, 'ledger indices must be contiguous'); END;
-CREATE TRIGGER IF NOT EXISTS entries_monotone BEFORE INSERT ON entries
-WHEN NEW.gen_time < (SELECT gen_time FROM entries WHERE idx = NEW.idx - 1)
-BEGIN SELECT RAISE(ABORT, 'genTime must not decrease'); END;
-CREATE TRIGGER IF NOT EXISTS checkpoints_advance BEFORE INSERT ON checkpoints
-WHEN NEW.size <= (SELECT COALESCE(MAX(size), -1) FROM checkpoints)
-BEGIN SELECT RAISE(ABORT, 'a checkpoint must be larger than the last one'); END;
-CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
-BEGIN SELECT RAISE(ABORT, 'signed checkpoints are archived, never changed'); END;
-CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
-BEGIN SELECT RAISE(ABORT, 'signed checkpoints are archived, never changed'); END;
-CREATE TRIGGER IF NOT EXISTS seq_no_delete BEFORE DELETE ON seq
-BEGIN SELECT RAISE(ABORT, 'the sequence row is permanent'); END;
-CREATE TRIGGER IF NOT EXISTS seq_epoch_forward BEFORE UPDATE ON seq
-WHEN NEW.epoch < OLD.epoch OR NEW.next_idx < OLD.next_idx
-BEGIN SELECT RAISE(ABORT, 'the sequence only moves forward'); END;
-"""
-
-
-def _lock_exclusively(path: Path):
-    try:
-        ensure_private_file(path)
-        handle = open(path, "a+")
-    except OSError as exc:
-        raise LedgerWriteError(f"cannot create the ledger lock {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise LedgerWriteError(
-            f"the ledger {path.with_suffix('')} is in use by another process (lock {path})"
-        ) from None
-    return handle
+__all__ = [
+    "SCHEMA_VERSION",
+    "WAL_RESTART_PAGES",
+    "SqliteReader",
+    "SqliteStore",
+    "connect",
+    "create_schema",
+]
 
 
 def _serial_key(serial: int) -> str:
@@ -73,64 +44,8 @@ def _serial_key(serial: int) -> str:
     return format(serial, "040x")
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
-    """The project's one way to open a SQLite file it writes: autocommit (transactions
-    are explicit), WAL, synchronous=FULL (durable on every commit), a busy timeout.
-    The file is private to the service user (ledger/files.py)."""
-    ensure_private_file(Path(path))
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
 
-
-def create_schema(conn: sqlite3.Connection) -> None:
-    db = sqlite_utils.Database(conn)
-    if "entries" not in db.table_names():
-        db["entries"].create(
-            {
-                "idx": int,
-                "token": bytes,
-                "gen_time": int,
-                "serial": str,
-                "imprint_alg": str,
-                "imprint": bytes,
-                "leaf_hash": bytes,
-                "chain_hash": bytes,
-            },
-            pk="idx",
-            not_null={"token", "gen_time", "serial", "leaf_hash", "chain_hash"},
-        )
-        db["entries"].create_index(["serial"], unique=True)
-        db["entries"].create_index(["gen_time"])
-    if "seq" not in db.table_names():
-        db["seq"].create(
-            {"id": int, "next_idx": int, "last_gen_time": int, "epoch": int, "schema": int},
-            pk="id",
-        )
-        db["seq"].insert(
-            {"id": 1, "next_idx": 0, "last_gen_time": 0, "epoch": 0, "schema": SCHEMA_VERSION}
-        )
-    # Ledgers made before checkpoints were signed had placeholder tables, never written.
-    for stale in ("integrated", "checkpoints"):
-        table = db[stale]
-        if table.exists() and "chain_head" not in table.columns_dict and not table.count:
-            table.drop()
-    if "checkpoints" not in db.table_names():
-        db["checkpoints"].create(
-            {"size": int, "root": bytes, "chain_head": bytes, "note": str, "signed_at": int},
-            pk="size",
-            not_null={"root", "chain_head", "note"},
-        )
-    conn.executescript(_TRIGGERS + sqlite_tree.SCHEMA)
-    # Ledgers made before lookups moved to the side database (sqlite_lookup.py) indexed
-    # these random keys in every commit.
-    conn.execute("DROP INDEX IF EXISTS idx_entries_leaf_hash")
-    conn.execute("DROP INDEX IF EXISTS idx_entries_imprint")
-
-
-def _entry(row: tuple) -> Entry:
+def _entry(row: tuple[Any, ...]) -> Entry:
     idx, token, gen_time, serial, imprint_alg, imprint, leaf, chain = row
     return Entry(idx, token, gen_time, int(serial, 16), imprint_alg, imprint, leaf, chain)
 
@@ -138,56 +53,10 @@ def _entry(row: tuple) -> Entry:
 _COLUMNS = "idx, token, gen_time, serial, imprint_alg, imprint, leaf_hash, chain_hash"
 
 
-# The WAL starts again from its beginning (and so stops growing) only after a checkpoint
-# has copied every frame in it, and under a steady stream of commits the checkpoint
-# thread never quite catches up. So the writer checkpoints too, once the WAL passes this
-# many pages (64 MiB): by then the thread has copied nearly all of it, the writer's own
-# checkpoint completes with no commit beside it, and the next commit restarts the WAL.
-WAL_RESTART_PAGES = 16_384
-
-
-class _WalCheckpointer:
-    """Copies committed WAL frames into the database file (PASSIVE: never blocks the
-    writer or readers): every `busy_interval_s` while commits keep coming, so that a
-    commit that crosses WAL_RESTART_PAGES finds almost nothing left to copy, and every
-    `interval_s` when they do not. A final TRUNCATE checkpoint runs at stop."""
-
-    def __init__(self, path: Path, interval_s: float = 0.25, busy_interval_s: float = 0.05):
-        self._path = path
-        self._interval_s = interval_s
-        self._busy_interval_s = busy_interval_s
-        self.rounds_copied = 0  # checkpoints that copied WAL frames into the database
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        conn = connect(self._path)
-        wait = self._interval_s
-        try:
-            while not self._stopping.wait(wait):
-                try:
-                    _, _, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    copied = 0  # busy or failing disk: the next round tries again
-                self.rounds_copied += copied > 0
-                wait = self._busy_interval_s if copied > 0 else self._interval_s
-            try:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(10)
-
-
 class SqliteReader:
     """Read access to a ledger file; opens it read-only and never changes it."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._conn = sqlite3.connect(
             f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
@@ -199,8 +68,8 @@ class SqliteReader:
         self._conn.close()
 
     def size(self) -> int:
-        row = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
-        return row[0]
+        (size,) = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
+        return int(size)
 
     def entry(self, index: int) -> Entry | None:
         row = self._conn.execute(
@@ -235,7 +104,7 @@ class SqliteReader:
         candidates, each checked against the ledger, then a scan of the tail it does
         not cover yet (sqlite_lookup.py)."""
         indices, covered = self._lookup.candidates(column, key, limit, self.chain_head, start)
-        found = {}
+        found: dict[int, Entry] = {}
         for index in indices:
             entry = self.entry(index)
             if entry is not None and getattr(entry, column) == key:
@@ -256,11 +125,11 @@ class SqliteReader:
             "SELECT idx FROM entries WHERE gen_time >= ? ORDER BY gen_time, idx LIMIT 1",
             (gen_time_ms,),
         ).fetchone()
-        return self.size() if row is None else row[0]
+        return self.size() if row is None else int(row[0])
 
     # The tree
 
-    def node_reader(self, size: int):
+    def node_reader(self, size: int) -> NodeReader:
         return sqlite_tree.cached_reader(self._conn, size)
 
     def root(self, size: int) -> bytes:
@@ -295,7 +164,8 @@ class SqliteReader:
         ).fetchone()
         if row is None:
             raise LookupError(f"the ledger has fewer than {size} entries")
-        return row[0]
+        head: bytes = row[0]
+        return head
 
     # Checkpoints
 
@@ -336,9 +206,9 @@ class SqliteStore(SqliteReader):
     the lock cannot see (another host on a shared filesystem).
     """
 
-    def __init__(self, path: Path | str, wal_restart_pages: int = WAL_RESTART_PAGES):
+    def __init__(self, path: Path | str, wal_restart_pages: int = WAL_RESTART_PAGES) -> None:
         self.path = Path(path)
-        self._lock = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
+        self._lock = lock_exclusively(self.path.with_name(self.path.name + ".lock"))
         try:
             self._conn = connect(self.path)
             create_schema(self._conn)
@@ -355,7 +225,7 @@ class SqliteStore(SqliteReader):
         # checkpoints only when the WAL must restart (WAL_RESTART_PAGES).
         self._writer.execute("PRAGMA cache_size = -65536")
         self._writer.execute(f"PRAGMA wal_autocheckpoint = {int(wal_restart_pages)}")
-        self._checkpointer = _WalCheckpointer(self.path)
+        self._checkpointer = WalCheckpointer(self.path)
         self._lookup = LookupReader(self.path)
         self._lookup_copier = LookupCopier(self.path)
         self._chain_head: bytes | None = None

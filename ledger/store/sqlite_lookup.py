@@ -87,7 +87,7 @@ class LookupCopier:
             (size,) = side.execute(
                 "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger.entries"
             ).fetchone()
-            end = min(size, start + _COPY_ROWS)
+            end: int = min(size, start + _COPY_ROWS)
             if end <= start:
                 return 0
             side.execute(
@@ -145,10 +145,11 @@ def _start_over_if_foreign(side: sqlite3.Connection) -> int:
         ).fetchone()
         if found is None:
             raise LookupError(size)
-        return found[0]
+        head: bytes = found[0]
+        return head
 
     if _made_for(chain_head, *row):
-        return row[0]
+        return int(row[0])
     with side:
         side.execute("DELETE FROM by_imprint")
         side.execute("DELETE FROM by_leaf_hash")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from functools import lru_cache
 
-from ledger.merkle import root_of
+from ledger.merkle import NodeReader, root_of
 
 STRATUM = 8  # tree levels per tile level (tlog-tiles: 256-wide tiles)
 SCHEMA = """
@@ -74,7 +74,7 @@ def integrate(conn: sqlite3.Connection, size: int) -> None:
         level += STRATUM
 
 
-def cached_reader(conn: sqlite3.Connection, size: int):
+def cached_reader(conn: sqlite3.Connection, size: int) -> NodeReader:
     """A NodeReader for a tree of `size` leaves. Perfect nodes never change once complete,
     so caching them is safe for as long as the ledger is append-only."""
 
