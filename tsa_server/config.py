@@ -289,7 +289,8 @@ def validate(config: Config) -> None:
     )
     _require(server.max_connections >= 1, "[server] max_connections must be at least 1")
     _require(
-        not server.public_url or re.fullmatch(r"https?://[^\s/?#]+/?", server.public_url),
+        not server.public_url
+        or re.fullmatch(r"https?://[^\s/?#]+/?", server.public_url) is not None,
         "[server] public_url must be an http(s) origin such as https://tsa.example.org",
     )
     _require(0.5 <= server.idle_timeout_s <= 3600, "[server] idle_timeout_s must be 0.5..3600")

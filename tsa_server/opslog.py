@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ledger.store.base import NewEntry
-from ledger.store.sqlite import SqliteStore
+from ledger.store.base import NewEntry, Store
 
 log = logging.getLogger("tsa.opslog")
 
@@ -30,7 +29,7 @@ def canonical(event: dict[str, Any]) -> bytes:
 class OpsLog:
     """Appends events to the operations log store; one writer (it holds the store)."""
 
-    def __init__(self, store: SqliteStore, *, wall_clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, *, wall_clock: Callable[[], float] = time.time):
         self.store = store
         self._wall_clock = wall_clock
         state = store.claim_epoch()

@@ -23,8 +23,7 @@ from ledger.errors import LedgerError
 from ledger.files import make_private_dirs, open_private
 from ledger.hashing import leaf_hash
 from ledger.proofs import verify_consistency
-from ledger.store.base import SignedCheckpoint
-from ledger.store.sqlite import SqliteStore
+from ledger.store.base import SignedCheckpoint, Store
 from tsa_server.signing.base import Signer
 
 log = logging.getLogger("tsa.publisher")
@@ -64,7 +63,7 @@ class CheckpointPublisher:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         signer: Signer,
         origin: str,
         directory: Path,

@@ -22,6 +22,9 @@ from .lots import Wallet
 from .policy import DEFAULT_POLICY, PricingPolicy
 from .renewals import renewal_order
 
+# A renewal falling due: (item id, term, period, due at, fee).
+_Due = tuple[str, int, int, datetime, int]
+
 
 @dataclass(frozen=True)
 class Obligation:
@@ -60,7 +63,9 @@ class Forecast:
     first_uncovered: Obligation | None
 
 
-def _schedule(items: Sequence[EvidenceItem], until: datetime) -> list[tuple]:
+def _schedule(
+    items: Sequence[EvidenceItem], until: datetime
+) -> list[tuple[tuple[datetime, datetime, str], _Due]]:
     due = []
     for item in items:
         s = item.storage
@@ -69,7 +74,7 @@ def _schedule(items: Sequence[EvidenceItem], until: datetime) -> list[tuple]:
         k = s.period
         while (t := s.term.expiry(k)) < until:
             order = renewal_order(t, item.certified_at, item.item_id)
-            due.append((order, item.item_id, s.term.number, k + 1, t, s.term.fee))
+            due.append((order, (item.item_id, s.term.number, k + 1, t, s.term.fee)))
             k += 1
     return due
 
@@ -85,17 +90,18 @@ def project(
         if lot.available > 0 and not lot.lapse_recorded
     }
     lots = {lot_id: wallet.lots[lot_id] for lot_id in avail}
-    events: list[tuple] = []
+    # (sort order, 0 for a lapse or 1 for a renewal, the lot id or the renewal)
+    events: list[tuple[tuple[datetime] | tuple[datetime, datetime, str], int, str | _Due]] = []
     for lot in lots.values():
         if lot.lapses_at < until:  # lapses sort before renewals at the same instant
             events.append(((lot.lapses_at,), 0, lot.lot_id))
-    for order, *rest in _schedule(items, until):
-        events.append((order, 1, tuple(rest)))
+    for order, due in _schedule(items, until):
+        events.append((order, 1, due))
     events.sort(key=lambda e: (e[0][0], e[1], e[0]))
     obligations: list[Obligation] = []
     lapses: dict[str, tuple[datetime, int]] = {}
-    for (at, *_), kind, data in events:
-        if kind == 0:
+    for (at, *_), _, data in events:
+        if isinstance(data, str):  # a lot lapses
             lapses[data] = (at, avail[data])
             avail[data] = 0
             continue

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from tsa_server.beijing_calendar import require_aware
 
-from .entries import EntryKind, PeriodRef
+from .entries import EntryKind, LedgerEntry, PeriodRef
 from .errors import (
     ConfirmationRequired,
     DigestMismatch,
@@ -118,7 +118,7 @@ def reinstate(
     total = s.term.fee * len(owed)
     if owed and wallet.balance(now) < total:
         raise InsufficientCredits(total, wallet.balance(now), wallet.lapsed_units(now))
-    entries: list = []
+    entries: list[LedgerEntry] = []
     for ref in owed:
         step = debit_storage(wallet, EntryKind.REINSTATE, ref, s.term.fee, now)
         wallet = append(wallet, step)

@@ -32,6 +32,8 @@ from .notices import Notice, NoticeKind, Outcome
 from .policy import DEFAULT_POLICY, PricingPolicy
 
 _LAPSE, _RENEW, _PURGE = 0, 1, 2
+# What the scheduler does next, in order: (instant, kind, tie-break instant, lot or item id).
+_Event = tuple[datetime, int, datetime, str]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,9 @@ class Decision:
     balance: int
 
 
-def renewal_order(expiry: datetime, certified_at: datetime, item_id: str) -> tuple:
+def renewal_order(
+    expiry: datetime, certified_at: datetime, item_id: str
+) -> tuple[datetime, datetime, str]:
     """A-9 / S-7: ascending (expiry instant, certification instant, item id)."""
     return (require_aware(expiry), require_aware(certified_at), item_id)
 
@@ -93,7 +97,7 @@ class TickResult:
         return MappingProxyType({s.item.item_id: s.item for s in self.steps if s.item})
 
 
-def _next_event(item: EvidenceItem, now: datetime, policy: PricingPolicy) -> tuple | None:
+def _next_event(item: EvidenceItem, now: datetime, policy: PricingPolicy) -> _Event | None:
     s = item.storage
     if s is None or not item.storage_applies:
         return None  # S-1, R-8, R-9: hash-only, deleted or purged: never charged
@@ -184,7 +188,7 @@ def tick(
     now = require_aware(now, "now")
     journal = Journal(wallet)
     current = {i.item_id: i for i in items}
-    heap: list[tuple] = []
+    heap: list[_Event] = []
     for lot in wallet.lots.values():
         if not lot.lapse_recorded and lot.available > 0 and not lot.valid_at(now):
             heap.append((lot.lapses_at, _LAPSE, lot.purchased_at, lot.lot_id))
