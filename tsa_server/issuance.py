@@ -27,7 +27,8 @@ from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo, RequestRejected, TSAError
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
-from tsa_server.rfc3161.request import Profile, TimeStampRequest, parse_request
+from tsa_server.rfc3161.request import parse_request
+from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
 from tsa_server.rfc3161.token import BindingEncoder, TokenFields, TokenTemplate, to_be_signed
 from tsa_server.signing.base import Signer
 from tsa_server.signing.pool import BatchSigner, InlineSigner

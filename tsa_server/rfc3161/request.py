@@ -13,23 +13,26 @@ from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
 from tsa_server.rfc3161.request_lean import parse_lean
 from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
 
+# Profile and TimeStampRequest are re-exported: services.py and the tests import them here.
+__all__ = ["MAX_NONCE_BITS", "Profile", "TimeStampRequest", "parse_request", "parse_strict"]
+
 # A nonce is a random number for replay detection (RFC 3161 §2.4.1): 64 bits is usual,
 # 160 bits generous. Anything above 256 bits is not a nonce but a smuggled payload.
 MAX_NONCE_BITS = 256
 _NULL = b"\x05\x00"
 
 
-class _AlgorithmIdentifier(core.Sequence):
+class _AlgorithmIdentifier(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     # Parameters as Any: asn1crypto's own spec forces NULL for SHA-2 and would turn
     # "wrong parameters" into a parse error instead of badAlg.
     _fields = [("algorithm", core.ObjectIdentifier), ("parameters", core.Any, {"optional": True})]
 
 
-class _MessageImprint(core.Sequence):
+class _MessageImprint(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("hash_algorithm", _AlgorithmIdentifier), ("hashed_message", core.OctetString)]
 
 
-class _Extension(core.Sequence):
+class _Extension(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [
         ("extn_id", core.ObjectIdentifier),
         ("critical", core.Boolean, {"default": False}),
@@ -37,11 +40,11 @@ class _Extension(core.Sequence):
     ]
 
 
-class _Extensions(core.SequenceOf):
+class _Extensions(core.SequenceOf):  # type: ignore[misc]  # asn1crypto is untyped
     _child_spec = _Extension
 
 
-class _TimeStampReq(core.Sequence):
+class _TimeStampReq(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     """RFC 3161 §2.4.1 TimeStampReq, with lenient inner types so each fault maps to its failInfo."""
 
     _fields = [
@@ -60,7 +63,7 @@ def _reject(failure: FailureInfo, text: str) -> RequestRejected:
 
 def _load(body: bytes) -> _TimeStampReq:
     try:
-        request = _TimeStampReq.load(body, strict=True)
+        request: _TimeStampReq = _TimeStampReq.load(body, strict=True)
         _ = request.native  # force a full parse: asn1crypto parses lazily
     except Exception:  # asn1crypto raises ValueError, TypeError, OverflowError...
         raise _reject(FailureInfo.BAD_DATA_FORMAT, "request is not a DER TimeStampReq") from None
@@ -114,18 +117,20 @@ def _check_imprint(imprint: _MessageImprint, profile: Profile) -> tuple[ImprintH
     return known, digest
 
 
-def _check_policy(requested, profile: Profile) -> str:
+def _check_policy(requested: core.ObjectIdentifier, profile: Profile) -> str:
     if requested.native is None:
         return profile.default_policy
     if requested.dotted not in profile.policies:
         raise _reject(FailureInfo.UNACCEPTED_POLICY, "requested policy is not accepted")
-    return requested.dotted
+    policy: str = requested.dotted
+    return policy
 
 
-def _check_nonce(nonce) -> int | None:
+def _check_nonce(nonce: core.Integer) -> int | None:
     if nonce.native is None:
         return None
     # Bound the encoding before converting it: a 1 MB INTEGER must not be parsed.
     if len(nonce.contents) > MAX_NONCE_BITS // 8 + 1 or abs(nonce.native).bit_length() > 256:
         raise _reject(FailureInfo.BAD_REQUEST, f"nonce longer than {MAX_NONCE_BITS} bits")
-    return nonce.native
+    value: int = nonce.native
+    return value

@@ -19,7 +19,7 @@ from asn1crypto import x509 as asn1_x509
 
 from tsa_server.pki import der
 from tsa_server.rfc3161.oids import ID_CT_TSTINFO, ID_SIGNED_DATA, LEDGER_BINDING
-from tsa_server.rfc3161.request import TimeStampRequest
+from tsa_server.rfc3161.request_types import TimeStampRequest
 from tsa_server.signing.base import (
     SIGNATURE_DIGEST_FOR_IMPRINT,
     KeySpec,
@@ -70,7 +70,8 @@ class TokenTemplate:
         signer_cert = chain[0]
         self._key_spec = key_spec
         self._rsa_pss = rsa_pss
-        self._time_der: tuple[tuple | None, bytes] = (None, b"")  # last genTime+accuracy
+        # The last (genTime, accuracy) and their DER.
+        self._time_der: tuple[tuple[datetime, int] | None, bytes] = (None, b"")
         bag = chain if include_chain else chain[:1]
         # CertificateSet is a SET OF: DER orders it by encoding (X.690 §11.6), so with the
         # full chain the signer certificate is first only when it sorts first. Verifiers

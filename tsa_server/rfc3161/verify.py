@@ -167,7 +167,7 @@ class VerificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: datetimes as ISO 8601 text, everything else as is."""
-        return _jsonable(asdict(self))
+        return {key: _jsonable(value) for key, value in asdict(self).items()}
 
 
 class VerificationError(Exception):

@@ -242,7 +242,7 @@ def _signed_attrs_bytes(signer_info: cms.SignerInfo) -> bytes:
     attrs = signer_info["signed_attrs"]
     if isinstance(attrs, core.Void):
         raise Failed("the SignerInfo has no signed attributes (RFC 5652 §5.3 requires them)")
-    contents = attrs.contents
+    contents: bytes = attrs.contents
     length = len(contents)
     if length < 0x80:
         header = bytes([length])

@@ -92,14 +92,16 @@ def _named_hash(algorithm: algos.SignedDigestAlgorithm) -> str | None:
         "ed448",
     ):
         return None
-    return algorithm.hash_algo
+    name: str = algorithm.hash_algo
+    return name
 
 
 def _kind(algorithm: algos.SignedDigestAlgorithm) -> str:
     if algorithm["algorithm"].dotted == _EC_PUBLIC_KEY:
         return "ecdsa"
     try:
-        return algorithm.signature_algo
+        kind: str = algorithm.signature_algo
+        return kind
     except ValueError:
         raise SignatureInvalid(
             f"unsupported signature algorithm {algorithm['algorithm'].dotted}"

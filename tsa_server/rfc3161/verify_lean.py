@@ -164,7 +164,11 @@ def _accuracy_ok(buf: bytes, start: int, end: int) -> None:
         der_integer(buf[content:after])
 
 
-def _split_tst(tst: bytes) -> tuple[tuple, LeanToken]:
+# What tokens of one shape share in their TSTInfo: policy, imprint algorithm, tsa, extension ids.
+_TstShape = tuple[bytes, bytes, bytes, tuple[bytes, ...]]
+
+
+def _split_tst(tst: bytes) -> tuple[_TstShape, LeanToken]:
     """The TSTInfo's frame part and its per-token values."""
     (top,) = der_children(tst, 0, len(tst))
     if top[0] != 0x30:
@@ -212,7 +216,7 @@ def _split_tst(tst: bytes) -> tuple[tuple, LeanToken]:
                 extensions.append(tst[parts[1][2] : parts[1][3]])
             if not extensions:
                 raise NotLean("empty extensions")
-    key = (
+    key: _TstShape = (
         tst[policy[1] : policy[3]],
         tst[imprint_parts[0][1] : imprint_parts[0][3]],
         tsa,

@@ -14,6 +14,7 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from asn1crypto import cms, core, crl, pem, tsp, x509
 from cryptography import x509 as pyca_x509
@@ -32,8 +33,8 @@ __all__ = [
     "to_asn1_crl",
 ]
 
-CertificateLike = x509.Certificate | pyca_x509.Certificate | bytes
-CrlLike = crl.CertificateList | pyca_x509.CertificateRevocationList | bytes
+CertificateLike: TypeAlias = x509.Certificate | pyca_x509.Certificate | bytes
+CrlLike: TypeAlias = crl.CertificateList | pyca_x509.CertificateRevocationList | bytes
 
 _TOKEN_PEM_LABEL = re.compile(r"PKCS7|PKCS #7|CMS|TIME[- ]?STAMP|\bTS[RT]\b", re.IGNORECASE)
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
@@ -47,7 +48,7 @@ class CertificateDecodeError(ValueError):
     """The bytes are not certificates (or CRLs) in any accepted encoding."""
 
 
-class _TimeStampResp(core.Sequence):
+class _TimeStampResp(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     # asn1crypto's TimeStampResp makes the token mandatory; a rejection has none.
     _fields = [
         ("status", tsp.PKIStatusInfo),
@@ -79,12 +80,13 @@ def _unarmor(data: bytes, error: type[ValueError], label_ok: re.Pattern[str] | N
         raise error("empty input")
     if pem.detect(stripped):
         try:
-            label, _, der = pem.unarmor(stripped)
+            label, _, der_bytes = pem.unarmor(stripped)
         except (ValueError, TypeError) as exc:
             raise error(f"malformed PEM: {exc}") from None
         if label_ok is not None and not label_ok.search(label):
             raise error(f"unexpected PEM label {label!r}")
-        return der
+        unarmored: bytes = der_bytes
+        return unarmored
     if _BASE64_TEXT.match(stripped):
         text = b"".join(stripped.split())
         text = text.replace(b"-", b"+").replace(b"_", b"/")
@@ -286,4 +288,4 @@ def name_text(name: x509.Name) -> str:
 def same_name(a: x509.Name, b: x509.Name) -> bool:
     """RFC 5280 §7.1 name equality; identical DER first, because the full comparison
     (LDAP string preparation) costs far more and almost every real pair is identical."""
-    return a.dump() == b.dump() or a == b
+    return a.dump() == b.dump() or bool(a == b)

@@ -101,10 +101,10 @@ def check_message_imprint(ctx: Context) -> str:
     options = ctx.options
     if algorithm not in HASHES:
         raise CannotCheck(f"unsupported imprint hash algorithm {algorithm}")
-    if len(value) != HASHES[algorithm].digest_size:
+    size = HASHES[algorithm]().digest_size
+    if len(value) != size:
         raise Failed(
-            f"the imprint has {len(value)} bytes, {digest_name(algorithm)} has "
-            f"{HASHES[algorithm].digest_size}"
+            f"the imprint has {len(value)} bytes, {digest_name(algorithm)} has {size}"
         )
     if options.digest is not None:
         wanted = options.digest_algorithm
