@@ -10,6 +10,7 @@ Memory is O(log n) for the tree plus the set of serials seen.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import multiprocessing
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from asn1crypto import cms, tsp  # noqa: F401 - importing tsp registers TSTInfo with cms
 
@@ -46,9 +48,9 @@ class Failure:
 @dataclass
 class AuditReport:
     size: int = 0
-    bytes: int = 0
-    root: bytes = hashlib.sha256(b"").digest()
-    chain_head: bytes = CHAIN_GENESIS
+    bytes: int = 0  # the entries' total size; the field's name shadows the type below
+    root: builtins.bytes = hashlib.sha256(b"").digest()
+    chain_head: builtins.bytes = CHAIN_GENESIS
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -58,7 +60,7 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.failures
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "size": self.size,
@@ -189,6 +191,13 @@ def _check_checkpoint(
     return problems
 
 
+class StrataJson(TypedDict):
+    """`_Strata` as saved in an audit state file."""
+
+    pending: list[list[str]]
+    counts: list[int]
+
+
 class _Strata:
     """Completes the perfect nodes at tree levels 8, 16, ... as leaves arrive, so that a
     source's stored tile hashes can be compared with the replay in O(log n) memory."""
@@ -197,15 +206,16 @@ class _Strata:
         self._pending = pending or []  # per stratum: hashes awaiting a full group
         self._counts = counts or []
 
-    def to_json(self) -> dict:
+    def to_json(self) -> StrataJson:
         return {"pending": [[h.hex() for h in g] for g in self._pending], "counts": self._counts}
 
     @classmethod
-    def from_json(cls, data: dict) -> _Strata:
+    def from_json(cls, data: StrataJson) -> _Strata:
         return cls([[bytes.fromhex(h) for h in g] for g in data["pending"]], data["counts"])
 
     def add(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        done, value, depth = [], leaf, 0
+        done: list[tuple[int, int, bytes]] = []
+        value, depth = leaf, 0
         while True:
             if depth == len(self._pending):
                 self._pending.append([])

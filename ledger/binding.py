@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asn1crypto import core
+from asn1crypto import core, tsp
 
 # 2.25.<uuid>: the project arc (tsa_server.rfc3161.oids.PROJECT_ARC), .2.1 = LedgerBinding.
 LEDGER_BINDING_OID = "2.25.328647189271043128402055038478261803153.2.1"
 
 
-class _LedgerBindingAsn1(core.Sequence):
+class _LedgerBindingAsn1(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [
         ("version", core.Integer),
         ("origin", core.UTF8String),
@@ -42,7 +42,7 @@ class LedgerBinding:
 
     def encode(self) -> bytes:
         """DER of the LedgerBinding value (the extnValue's content)."""
-        return _LedgerBindingAsn1(
+        encoded: bytes = _LedgerBindingAsn1(
             {
                 "version": 1,
                 "origin": self.origin,
@@ -51,6 +51,7 @@ class LedgerBinding:
                 "anchor_root": self.anchor_root,
             }
         ).dump()
+        return encoded
 
     @classmethod
     def decode(cls, der: bytes) -> LedgerBinding:
@@ -71,7 +72,7 @@ class LedgerBinding:
         )
 
 
-def find_binding(tst_info) -> LedgerBinding | None:
+def find_binding(tst_info: tsp.TSTInfo) -> LedgerBinding | None:
     """The LedgerBinding among an asn1crypto TSTInfo's extensions, if any."""
     extensions = tst_info["extensions"]
     if extensions.native is None:

@@ -214,7 +214,8 @@ def cosignature_timestamp(signature: bytes) -> int:
     """The witness's time (POSIX seconds) in a type 0x04 signature: u64be || ed25519."""
     if len(signature) != 72:
         raise NoteError("a cosignature is 8 bytes of time and 64 of Ed25519 signature")
-    return struct.unpack(">Q", signature[:8])[0]
+    (timestamp,) = struct.unpack(">Q", signature[:8])
+    return int(timestamp)
 
 
 @dataclass(frozen=True)
@@ -373,12 +374,12 @@ def open_note(data: bytes | str, verifiers: Iterable[NoteVerifier]) -> VerifiedN
     text, verified, seen = note.text.encode(), [], set()
     for signature in note.signatures:
         key = (signature.name, signature.key_id)
-        verifier = known.get(key)
-        if verifier is None:
+        signer = known.get(key)
+        if signer is None:
             continue
         if key in seen:
             raise NoteError(f"key {key[0]}+{key[1].hex()} signed twice")
-        if not verifier.verify(text, signature.signature):
+        if not signer.verify(text, signature.signature):
             raise NoteError(f"invalid signature by {key[0]}+{key[1].hex()}")
         seen.add(key)
         verified.append(signature)

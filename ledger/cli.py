@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from asn1crypto import cms, core
@@ -17,11 +19,12 @@ from tqdm import tqdm
 from ledger import audit_state
 from ledger.audit import AuditReport, Inspect, audit, inspect_entry, inspect_token
 from ledger.binding import find_binding
-from ledger.checkpoint import parse_vkey
+from ledger.checkpoint import NoteVerifier, parse_vkey
 from ledger.errors import LedgerError
 from ledger.hashing import CHAIN_GENESIS
 from ledger.proof_file import ProofFile
-from ledger.sources import TileSource, directory_fetcher, http_fetcher
+from ledger.sources import AuditSource, TileSource, directory_fetcher, http_fetcher
+from ledger.store.base import Entry, Reader, SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
 
 
@@ -31,16 +34,18 @@ def cli() -> None:
 
 
 class _SqliteSource:
-    def __init__(self, path: Path):
-        self._reader = SqliteReader(path)
+    def __init__(self, path: Path) -> None:
+        self._reader: Reader = SqliteReader(path)
 
     def size(self) -> int:
         return self._reader.size()
 
-    def checkpoints(self):
+    def checkpoints(self) -> list[SignedCheckpoint]:
         return self._reader.checkpoints()
 
-    def entries(self, tokens: bool = True, start: int = 0, head: bytes = b""):
+    def entries(
+        self, tokens: bool = True, start: int = 0, head: bytes = CHAIN_GENESIS
+    ) -> Iterator[Entry]:
         return self._reader.entries(start)
 
     def stored_node(self, level: int, index: int) -> bytes | None:
@@ -48,7 +53,7 @@ class _SqliteSource:
         return hashes[-32:] if len(hashes) == 32 * ((index & 255) + 1) else None
 
 
-def open_source(source: str):
+def open_source(source: str) -> AuditSource:
     """A SQLite ledger file, a tlog-tiles URL (http/https), or a directory mirroring one."""
     if source.startswith(("http://", "https://")):
         return TileSource(http_fetcher(source))
@@ -135,6 +140,8 @@ def print_report(report: AuditReport, as_json: bool) -> None:
         click.get_current_context().exit(2)
 
 
+_Command = TypeVar("_Command", bound=Callable[..., object])
+
 audit_options = [
     click.argument("source"),
     click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),
@@ -158,7 +165,7 @@ audit_options = [
 ]
 
 
-def with_audit_options(command):
+def with_audit_options(command: _Command) -> _Command:
     for option in reversed(audit_options):
         command = option(command)
     return command
@@ -196,7 +203,7 @@ def audit_command(
     print_report(report, as_json)
 
 
-def _verifier(vkey: str):
+def _verifier(vkey: str) -> NoteVerifier:
     text = Path(vkey[1:]).read_text().strip() if vkey.startswith("@") else vkey.strip()
     try:
         return parse_vkey(text).verifier()
@@ -243,7 +250,8 @@ def _token_der(data: bytes) -> bytes:
             return data
         if len(outer) < 2:
             raise ValueError("the response carries no token")
-        return outer[1].dump()
+        token: bytes = outer[1].dump()
+        return token
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"not a TimeStampResp or TimeStampToken: {exc}") from None
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ledger.checkpoint import NoteVerifier, open_checkpoint
+from ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from ledger.errors import CheckpointError
 from ledger.hashing import leaf_hash
 from ledger.proofs import verify_inclusion
@@ -58,7 +59,13 @@ class ProofFile:
             raise CheckpointError("tlog-proof: path hashes must be 32 bytes")
         return cls(int(index_text), path, note, extra)
 
-    def verify(self, entry: bytes, log: NoteVerifier, witnesses=(), origin: str | None = None):
+    def verify(
+        self,
+        entry: bytes,
+        log: NoteVerifier,
+        witnesses: Iterable[NoteVerifier] = (),
+        origin: str | None = None,
+    ) -> Checkpoint:
         """B.7 order: leaf hash, checkpoint signature (and witnesses), then inclusion.
         Returns the verified checkpoint; raises on any failure."""
         leaf = leaf_hash(entry)

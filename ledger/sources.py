@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from asn1crypto import cms, tsp  # noqa: F401 - importing tsp registers TSTInfo with cms
 
@@ -26,13 +27,32 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Fetch = Callable[[str], bytes]
 
 
+class AuditSource(Protocol):
+    """What `tsa-ledger audit` replays: a SQLite ledger file or a tlog-tiles prefix."""
+
+    def size(self) -> int: ...
+
+    def checkpoints(self) -> list[SignedCheckpoint]: ...
+
+    def entries(
+        self, tokens: bool = True, start: int = 0, head: bytes = CHAIN_GENESIS
+    ) -> Iterator[Entry]:
+        """Entries from `start` on (a chain continuing from `head`, where the source needs it)."""
+        ...
+
+    def stored_node(self, level: int, index: int) -> bytes | None:
+        """The source's own hash of a complete node at a tile stratum, if it has one."""
+        ...
+
+
 def http_fetcher(prefix: str) -> Fetch:
     base = prefix.rstrip("/") + "/"
 
     def fetch(path: str) -> bytes:
         try:
             with urllib.request.urlopen(base + path, timeout=60) as reply:
-                return reply.read()
+                body: bytes = reply.read()
+                return body
         except urllib.error.HTTPError as exc:
             raise LedgerError(f"{base + path}: HTTP {exc.code}") from None
         except OSError as exc:

@@ -188,7 +188,8 @@ def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
 
 def decode_entry_bundle(data: bytes, count: int | None = None) -> list[bytes]:
     """Split an entry bundle; with `count`, also insist on exactly that many entries."""
-    entries, offset = [], 0
+    entries: list[bytes] = []
+    offset = 0
     while offset < len(data):
         if offset + 2 > len(data):
             raise TileError("entry bundle ends inside a length prefix")
