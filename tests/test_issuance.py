@@ -220,23 +220,23 @@ def test_timestamp_a_digest_for_internal_services(store, make_issuer) -> None:
 
 
 def test_the_committer_commits_only_what_continues_the_durable_sequence(tmp_path) -> None:
-    """`_Committer` decides each batch it is handed: the group that continues the
+    """`Committer` decides each batch it is handed: the group that continues the
     durable sequence commits; a batch whose signing failed, and everything after it,
     fails with that error; a batch sequenced on top of a failure the loop already saw
     fails without an error of its own while the batches sequenced after the restart
     still commit; a failed commit fails the whole group."""
     from ledger.store.base import NewEntry
-    from tsa_server.issuance import _Batch, _Committer
+    from tsa_server.issuance_commit import Batch, Committer
 
-    def batch(first: int, count: int, error: BaseException | None = None) -> _Batch:
+    def batch(first: int, count: int, error: BaseException | None = None) -> Batch:
         entries = [
             NewEntry(b"t%d" % i, 1, i + 1, "sha256", b"") for i in range(first, first + count)
         ]
-        return _Batch([object()] * count, first, 1, [], [], [], [], True, entries, error)
+        return Batch([object()] * count, first, 1, [], [], [], [], True, entries, error)
 
     store = SqliteStore(tmp_path / "ledger.sqlite")
     epoch = store.claim_epoch().epoch
-    committer = _Committer(store, epoch, 0, lambda report: None)
+    committer = Committer(store, epoch, 0, lambda report: None)
     try:
         a, b = batch(0, 2), batch(2, 3)
         report = committer._commit([a, b])

@@ -16,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import threading
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ledger.store.base import NewEntry, Store
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo, RequestRejected, TSAError
+from tsa_server.issuance_commit import Batch, Committed, Committer, Issued, Pending
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import parse_request
@@ -32,6 +33,9 @@ from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
 from tsa_server.rfc3161.token import BindingEncoder, TokenFields, TokenTemplate, to_be_signed
 from tsa_server.signing.base import Signer
 from tsa_server.signing.pool import BatchSigner, InlineSigner
+
+# Issued is re-exported: callers await it from Issuer.timestamp.
+__all__ = ["IssuanceSettings", "Issued", "Issuer"]
 
 log = logging.getLogger("tsa.issuance")
 
@@ -49,38 +53,6 @@ class IssuanceSettings:
     failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
     max_in_flight: int = 3  # batches being signed at once
 
-
-@dataclass(frozen=True)
-class Issued:
-    """The outcome of one request: the TimeStampResp, and the token and its ledger index
-    when granted (both None for a rejection)."""
-
-    reply: bytes
-    token: bytes | None = None
-    index: int | None = None
-
-
-@dataclass
-class _Pending:
-    request: TimeStampRequest
-    future: asyncio.Future
-
-
-@dataclass
-class _Batch:
-    """Requests sequenced together: their first index, genTime, serials and built parts
-    and, once signed, their ledger entries (or the error that stopped them)."""
-
-    pending: list[_Pending]
-    first: int
-    gen_ms: int
-    serials: list[int]
-    tst_infos: list[bytes]
-    attrs: list[bytes]
-    digests: list[str]
-    signed: bool = False
-    entries: list[NewEntry] | None = None  # with the tokens, once signed
-    error: BaseException | None = None
 
 
 class Issuer:
@@ -106,7 +78,7 @@ class Issuer:
         settings: IssuanceSettings = IssuanceSettings(),
         binding: BindingEncoder | None = None,
         batch_signer: BatchSigner | None = None,
-    ):
+    ) -> None:
         self._template = template
         self._signer = signer
         self._batch_signer = batch_signer or InlineSigner(signer)
@@ -123,14 +95,14 @@ class Issuer:
         self._durable_index = state.next_index  # first index not yet committed
         self._last_gen_ms = state.last_gen_time_ms
         self._counter = 0
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending] = []
         self._flush_scheduled = False
-        self._queue: deque[_Batch] = deque()  # sequenced, not yet committed, index order
+        self._queue: deque[Batch] = deque()  # sequenced, not yet committed, index order
         self._signing = 0  # batches being signed
         self._handed = 0  # batches with the committer, not yet reported back
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Future] = set()  # the loop keeps only weak references
-        self._committer = _Committer(store, self._epoch, state.next_index, self._report)
+        self._tasks: set[asyncio.Future[None]] = set()  # the loop keeps only weak references
+        self._committer = Committer(store, self._epoch, state.next_index, self._report)
         self.issued = 0
         self.rejected = 0
         self.last_failure: str | None = None  # set when a batch fails, cleared by a success
@@ -169,8 +141,8 @@ class Issuer:
         """Queue a validated request for the next batch and wait for its outcome. (The
         clock is checked once per batch, in `_gen_time`: an unusable clock answers the
         whole batch with timeNotAvailable.)"""
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, future))
+        future: asyncio.Future[Issued] = asyncio.get_running_loop().create_future()
+        self._pending.append(Pending(request, future))
         self._schedule_flush()
         return await future
 
@@ -191,12 +163,12 @@ class Issuer:
                 self._signing += 1
                 self._spawn(self._sign(batch))
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _sequence(self, pending: list[_Pending]) -> _Batch | None:
+    def _sequence(self, pending: list[Pending]) -> Batch | None:
         """Assign indices, serials and one genTime, and build the to-be-signed parts;
         answer the requests at once (returning None) if they cannot be issued now."""
         try:
@@ -204,7 +176,10 @@ class Issuer:
             gen_time = _UNIX_EPOCH + timedelta(milliseconds=gen_ms)
             template, binding = self._template, self._binding
             first, counter = self._next_index, self._counter
-            tst_infos, attrs, digests, serials = [], [], [], []
+            tst_infos: list[bytes] = []
+            attrs: list[bytes] = []
+            digests: list[str] = []
+            serials: list[int] = []
             for offset, item in enumerate(pending):
                 request = item.request
                 counter += 1
@@ -228,9 +203,9 @@ class Issuer:
             return None
         self._counter = counter
         self._next_index = first + len(pending)
-        return _Batch(pending, first, gen_ms, serials, tst_infos, attrs, digests)
+        return Batch(pending, first, gen_ms, serials, tst_infos, attrs, digests)
 
-    async def _sign(self, batch: _Batch) -> None:
+    async def _sign(self, batch: Batch) -> None:
         try:
             messages = [to_be_signed(a) for a in batch.attrs]
             idle = self._signing == 1 and len(self._queue) == 1 and not self._handed
@@ -240,7 +215,8 @@ class Issuer:
                 signatures = self._signer.sign_many(messages, batch.digests)
             else:
                 signatures = await self._batch_signer.sign_batch(messages, batch.digests)
-            template, entries = self._template, []
+            template = self._template
+            entries: list[NewEntry] = []
             for item, serial, tst, attr, sig, digest_name in zip(
                 batch.pending,
                 batch.serials,
@@ -267,7 +243,8 @@ class Issuer:
 
     def _hand_over(self) -> None:
         """Pass the signed head of the queue, in index order, to the committer."""
-        queue, ready = self._queue, []
+        queue = self._queue
+        ready: list[Batch] = []
         while queue and queue[0].signed:
             ready.append(queue.popleft())
         if ready:
@@ -275,7 +252,7 @@ class Issuer:
             self._handed += len(ready)
             self._committer.put(ready)
 
-    def _report(self, outcome: _Committed) -> None:
+    def _report(self, outcome: Committed) -> None:
         """From the committer thread: hand the outcome to the loop."""
         loop = self._loop
         if loop is None:
@@ -285,7 +262,7 @@ class Issuer:
         except RuntimeError:
             pass  # the loop is closed: nobody is waiting for these replies any more
 
-    def _committed(self, report: _Committed) -> None:
+    def _committed(self, report: Committed) -> None:
         """On the loop: release the replies of committed batches, fail the others."""
         self._handed -= len(report.committed) + len(report.failed)
         self._durable_index = report.durable_index
@@ -312,7 +289,7 @@ class Issuer:
         for batch in failed:
             self._answer(batch.pending, _SYSTEM_FAILURE)
 
-    def _answer(self, pending: list[_Pending], outcome: Issued) -> None:
+    def _answer(self, pending: list[Pending], outcome: Issued) -> None:
         self.rejected += len(pending)
         for item in pending:
             if not item.future.done():
@@ -329,7 +306,7 @@ class Issuer:
         """Why issuance would fail now (for /readyz): a recent failed batch, the signer
         (probed at most every 2 s with a real signature by the signers issuance uses,
         off the event loop), an expired certificate."""
-        found = []
+        found: list[str] = []
         now = time.monotonic()
         if (
             self.last_failure
@@ -377,86 +354,6 @@ class Issuer:
             )
         self._last_gen_ms = gen_ms
         return gen_ms, accuracy_us
-
-
-@dataclass(frozen=True)
-class _Committed:
-    """What the committer did with the batches it took: `committed` are durable (up to
-    `durable_index`); `failed` are not, and `error` says why when they are the first
-    failure (None for batches sequenced on top of a failure the loop already saw)."""
-
-    committed: list[_Batch]
-    failed: list[_Batch]
-    error: BaseException | None
-    durable_index: int
-
-
-class _Committer:
-    """One thread appending signed batches to the store, strictly in index order.
-
-    It takes every batch handed over since its last commit and appends them in one
-    durable transaction, then reports to the loop and goes straight on to the next
-    group: the commit never waits for the loop to notice the last one. A batch commits
-    only when it continues the durable sequence exactly; a signing error, a failed
-    commit, or a batch sequenced on top of one of those fails instead, and nothing of
-    it leaves the process.
-    """
-
-    def __init__(self, store: Store, epoch: int, durable_index: int, report) -> None:
-        self._store = store
-        self._epoch = epoch
-        self._durable_index = durable_index
-        self._report = report
-        self._items: deque[_Batch] = deque()
-        self._wakeup = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="tsa-commit", daemon=True)
-        self._thread.start()
-
-    def put(self, batches: list[_Batch]) -> None:
-        with self._wakeup:
-            self._items.extend(batches)
-            self._wakeup.notify()
-
-    def close(self) -> None:
-        """Commit what was handed over, then stop."""
-        with self._wakeup:
-            self._closed = True
-            self._wakeup.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._wakeup:
-                while not self._items and not self._closed:
-                    self._wakeup.wait()
-                if not self._items:
-                    return
-                batches = list(self._items)
-                self._items.clear()
-            self._report(self._commit(batches))
-
-    def _commit(self, batches: list[_Batch]) -> _Committed:
-        group, failed, error, end = [], [], None, self._durable_index
-        for batch in batches:
-            if batch.first != end:
-                # Sequenced on top of a failure (one found below, or one already
-                # reported); batches the loop sequenced after its restart still follow.
-                failed.append(batch)
-            elif batch.error is not None:
-                failed.append(batch)
-                error = error or batch.error
-            else:
-                group.append(batch)
-                end += len(batch.pending)
-        if group:
-            entries = [entry for batch in group for entry in batch.entries or ()]
-            try:
-                self._store.append(self._epoch, group[0].first, entries)
-            except Exception as exc:  # noqa: BLE001 - any commit fault fails the group
-                return _Committed([], batches, exc, self._durable_index)
-            self._durable_index = end
-        return _Committed(group, failed, error, self._durable_index)
 
 
 _SYSTEM_FAILURE = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
