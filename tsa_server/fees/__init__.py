@@ -12,7 +12,8 @@ layer persists. Modules, one job each:
 - deposit     P-7/T-9: deposit metadata; the evidence time is genTime only
 - items       REC-1 evidence item, storage status, filing status (P-6)
 - entries     G-6/REC-1 ledger entries, idempotency keys, canonical records
-- lots        P-1..P-8: credit lots, FEFO, reservations, the balance as a fold
+- wallet      P-1..P-8/G-6: lots, holds and the balance as a fold over the entries
+- lots        P-1..P-8: the operations on credit lots (purchase, reserve, consume, ...)
 - renewals    S-7/S-10/R-1..R-8/R-15: the scheduler's tick, catch-up, purge
 - lifecycle   S-8..S-10/R-9..R-14: delete original, re-upload, reinstate
 - forecast    REC-3: 12-month obligations against the balance
