@@ -31,7 +31,7 @@ from asn1crypto import core, x509
 
 from . import verify_checks as cms_checks
 from . import verify_tsa as tsa_checks
-from .verify_checks import CannotCheck, Context, Failed, Skipped
+from .verify_context import CannotCheck, Context, Failed, Skipped
 from .verify_load import (
     CertificateDecodeError,
     LoadedToken,

@@ -14,7 +14,7 @@ from cryptography import x509 as pyca_x509
 from tsa_server.pki.tsa_purpose import purpose_problem
 
 from .verify_chain import label, validate_path
-from .verify_checks import CannotCheck, Context, Failed, Skipped
+from .verify_context import CannotCheck, Context, Failed, Skipped
 from .verify_crypto import HASHES, digest_name, hash_bytes, new_hash
 from .verify_load import EXTRA_NAME_ATTRIBUTES, name_text, same_name
 from .verify_options import VerifyOptions
