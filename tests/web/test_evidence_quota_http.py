@@ -29,7 +29,7 @@ from tsa_server.evidence import client
 from tsa_server.evidence.accounts import Role, Scope
 from tsa_server.fees import beijing
 from tsa_server.web.evidence import EVIDENCE
-from tsa_server.web.handlers import STATE, WebState
+from tsa_server.web.handlers import STATE, WebState, errors_middleware
 from tsa_server.web.routes import add_routes
 
 QUOTA = 3
@@ -218,7 +218,7 @@ class Served:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        app = web.Application()
+        app = web.Application(middlewares=[errors_middleware])  # as tsa_server.app builds it
         app[STATE] = WebState(
             issuer=world.issuer,
             clock=world.clock,

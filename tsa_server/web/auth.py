@@ -26,20 +26,12 @@ from aiohttp import ClientPayloadError, web
 
 from tsa_server.evidence.accounts import Accounts, Principal, Scope
 from tsa_server.evidence.errors import (
-    AuthenticationError,
-    BlobNotFound,
-    BlobTooLarge,
-    Conflict,
-    EvidenceError,
     InvalidApiKey,
-    InvalidBlobKey,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
 )
 from tsa_server.evidence.key_use import KeyUseRecorder
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.bodies import JsonRejected, load_json
+from tsa_server.web.errors import DOMAIN_ERRORS, BadRequest, MissingKey, error_response
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ratelimit import RATE_LIMITER, retry_after_header
 
@@ -47,70 +39,22 @@ log = logging.getLogger("tsa.web.auth")
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 KEY_USE = web.AppKey("key_use", KeyUseRecorder)
-REALM = "tsa"
 #: Largest JSON body of the account endpoints: a key request is ~100 bytes.
 MAX_JSON_BYTES = 16 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class BadRequest(Exception):
-    """A request refused before it reaches the evidence layer: status and reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-def json_error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": reason}, status=status, headers=headers)
-
-
-def _challenge(error: str | None = None, **params: str) -> dict[str, str]:
-    parts = [f'realm="{REALM}"']
-    if error:
-        parts.append(f'error="{error}"')
-    parts.extend(f'{name}="{value}"' for name, value in params.items())
-    return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
-
-
-def error_response(exc: Exception) -> web.Response:
-    """The HTTP answer for an evidence-layer error (the one place they are mapped)."""
-    if isinstance(exc, BadRequest):
-        return json_error(exc.status, exc.reason)
-    if isinstance(exc, AuthenticationError):
-        return json_error(401, str(exc), _challenge("invalid_token"))
-    if isinstance(exc, PermissionDenied):
-        params = {"scope": exc.scope} if exc.scope else {}
-        return json_error(403, str(exc), _challenge("insufficient_scope", **params))
-    if isinstance(exc, NotFound | BlobNotFound):
-        return json_error(404, str(exc))
-    if isinstance(exc, InvalidInput | InvalidBlobKey):
-        return json_error(400, str(exc))
-    if isinstance(exc, BlobTooLarge):
-        return json_error(413, str(exc))
-    if isinstance(exc, Conflict):
-        return json_error(409, str(exc))
-    log.error("evidence error: %s", exc)
-    return json_error(500, "internal error")
-
-
 def bearer_token(request: web.Request) -> str:
     values = request.headers.getall("Authorization", [])
     if not values:
-        raise _MissingKey()
+        raise MissingKey()
     if len(values) > 1:
         raise InvalidApiKey("send one Authorization header")
     scheme, _, token = values[0].strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidApiKey("use Authorization: Bearer <API key>")
     return token.strip()
-
-
-class _MissingKey(AuthenticationError):
-    def __init__(self) -> None:
-        super().__init__("an API key is required: Authorization: Bearer <API key>")
 
 
 def evidence_store(request: web.Request) -> EvidenceStore:
@@ -173,15 +117,10 @@ def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
                     return limited
                 if scope is not None:
                     principal.require(scope)
-            except _MissingKey as exc:  # no credentials: a bare challenge (RFC 6750 §3.1)
-                return json_error(401, str(exc), _challenge())
-            except (EvidenceError, BadRequest) as exc:
+            except DOMAIN_ERRORS as exc:
                 return error_response(exc)
             request[PRINCIPAL] = principal
-            try:
-                response = await handler(request)
-            except (EvidenceError, BadRequest) as exc:
-                response = error_response(exc)
+            response = await handler(request)  # its domain errors: web/errors.py
             if not response.prepared:
                 response.headers.setdefault("Cache-Control", "no-store")
             return response

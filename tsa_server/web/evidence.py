@@ -34,7 +34,6 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
@@ -63,7 +62,6 @@ from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler
 from tsa_server.evidence.service import (
     DepositSpec,
     EvidenceService,
-    MonthlyQuotaExceeded,
     check_digests,
 )
 from tsa_server.evidence.store import MAX_PAGE
@@ -80,33 +78,19 @@ from tsa_server.evidence.webhooks import (
     webhook_json,
 )
 from tsa_server.fees import (
-    ConfirmationRequired,
-    DigestMismatch,
     Digests,
     FeeError,
     FieldError,
-    InsufficientCredits,
-    InvalidEntry,
-    LedgerConflict,
     Mode,
-    NotAllowed,
     OriginalLocked,
-    QuotaExceeded,
-    StateError,
     StorageStatus,
     parse_deposit_form,
 )
 from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
 from tsa_server.fees.kit import safe_name
 from tsa_server.rfc3161 import response
-from tsa_server.web.auth import (
-    PRINCIPAL,
-    BadRequest,
-    json_error,
-    read_json_object,
-    require,
-    track_key_use,
-)
+from tsa_server.web.auth import PRINCIPAL, read_json_object, require, track_key_use
+from tsa_server.web.errors import BadRequest, instant, json_error
 from tsa_server.web.openapi_schema import API_KEY as _KEY
 from tsa_server.web.openapi_schema import json_body as _json_body
 from tsa_server.web.openapi_schema import json_response as _json
@@ -201,65 +185,6 @@ def _service(request: web.Request) -> EvidenceService:
     return service
 
 
-def _fees(handler):
-    """Map the fee layer's refusals to HTTP (the evidence layer's are mapped by require)."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except InsufficientCredits as exc:
-            return web.json_response(
-                {
-                    "error": str(exc),
-                    "needed": exc.needed,
-                    "available": exc.available,
-                    "lapsed": exc.lapsed,
-                },
-                status=402,
-            )
-        except FieldError as exc:
-            return web.json_response({"error": str(exc), "fields": exc.fields}, status=422)
-        except (DigestMismatch, ConfirmationRequired) as exc:
-            return json_error(422, str(exc))
-        except (StateError, LedgerConflict, InvalidEntry) as exc:
-            return json_error(409, str(exc))
-        except NotAllowed as exc:
-            return json_error(403, str(exc))
-        except MonthlyQuotaExceeded as exc:
-            return _quota_refusal(exc)
-        except QuotaExceeded as exc:
-            return json_error(429, str(exc))
-        except FeeError as exc:
-            return json_error(400, str(exc))
-
-    return wrapped
-
-
-def _quota_refusal(exc: MonthlyQuotaExceeded) -> web.Response:
-    """429 naming the quota, its use and limit; Retry-After: the next Beijing month."""
-    usage = exc.usage
-    return web.json_response(
-        {
-            "error": str(exc),
-            "quota": "monthly_item_quota",
-            "used": usage.used,
-            "limit": usage.limit,
-            "requested": exc.requested,
-            "window_start": _instant(usage.start),
-            "window_end": _instant(usage.end),
-            "retry_after": exc.retry_after,
-        },
-        status=429,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
-
-
-def _instant(value: Any) -> str:
-    """An aware instant as ISO 8601 UTC with Z."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _org(request: web.Request) -> str:
     return request[PRINCIPAL].org_id
 
@@ -290,7 +215,6 @@ def _item_id(request: web.Request) -> str:
 
 
 @require(Scope.ADMIN)
-@_fees
 async def grant_lot(request: web.Request) -> web.Response:
     service = _service(request)
     principal = request[PRINCIPAL]
@@ -314,7 +238,6 @@ async def grant_lot(request: web.Request) -> web.Response:
 
 
 @require(Scope.READ)
-@_fees
 async def credits(request: web.Request) -> web.Response:
     _only_queries(request, "after_id", "limit")
     service = _service(request)
@@ -407,7 +330,6 @@ def _spec(
 
 
 @require()
-@_fees
 async def deposit(request: web.Request) -> web.Response:
     """Hash-only deposits: `{"items": [...], shared metadata}` or one item's fields."""
     principal = request[PRINCIPAL]
@@ -523,7 +445,6 @@ def _views(service: EvidenceService, org: str, items: Any) -> list[dict[str, Any
 
 
 @require(Scope.DEPOSIT)
-@_fees
 async def upload(request: web.Request) -> web.Response:
     """Stored deposits: multipart/form-data, a `metadata` JSON part first (shared fields
     and optionally `items`, one object per file, in order), then `file` parts. Credits,
@@ -647,7 +568,6 @@ def _upload_specs(body: UploadBody) -> tuple[list[DepositSpec], dict[str, Any]]:
 
 
 @require(Scope.READ)
-@_fees
 async def list_items(request: web.Request) -> web.Response:
     _only_queries(request, "limit", "offset")
     service = _service(request)
@@ -668,7 +588,6 @@ async def list_items(request: web.Request) -> web.Response:
 
 
 @require(Scope.READ)
-@_fees
 async def get_item(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
@@ -681,7 +600,6 @@ def _view_of(service: EvidenceService, org: str, item_id: str) -> dict[str, Any]
 
 
 @require(Scope.READ)
-@_fees
 async def token_tsr(request: web.Request) -> web.Response:
     """The TimeStampResp (granted) holding the item's token: `openssl ts -verify -in`."""
     _only_queries(request)
@@ -697,7 +615,6 @@ async def token_tsr(request: web.Request) -> web.Response:
 
 
 @require(Scope.READ)
-@_fees
 async def original(request: web.Request) -> web.StreamResponse:
     """The stored original while ACTIVE; 409 when EXPIRED (locked), 410 when gone."""
     _only_queries(request)
@@ -743,7 +660,6 @@ def _disposition(file_name: str, sha256: str) -> str:
 
 
 @require(Scope.DEPOSIT)
-@_fees
 async def delete_original(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
@@ -761,7 +677,6 @@ async def delete_original(request: web.Request) -> web.Response:
 
 
 @require(Scope.DEPOSIT)
-@_fees
 async def reupload(request: web.Request) -> web.Response:
     """S-9: the original's bytes as application/octet-stream, streamed and hashed."""
     _only_queries(request)
@@ -783,7 +698,6 @@ async def reupload(request: web.Request) -> web.Response:
 
 
 @require(Scope.DEPOSIT)
-@_fees
 async def auto_renew(request: web.Request) -> web.Response:
     """S-7 [EXT]: `{"auto_renew": false}` lets the original expire at the period's end."""
     _only_queries(request)
@@ -801,7 +715,6 @@ async def auto_renew(request: web.Request) -> web.Response:
 
 
 @require(Scope.DEPOSIT)
-@_fees
 async def reinstate(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
@@ -814,7 +727,6 @@ async def reinstate(request: web.Request) -> web.Response:
 
 
 @require(Scope.READ)
-@_fees
 async def reminders(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
@@ -830,7 +742,6 @@ async def reminders(request: web.Request) -> web.Response:
 
 
 @require(Scope.READ)
-@_fees
 async def forecast(request: web.Request) -> web.Response:
     _only_queries(request)
     service = _service(request)
@@ -838,7 +749,6 @@ async def forecast(request: web.Request) -> web.Response:
 
 
 @require(Scope.READ)
-@_fees
 async def usage(request: web.Request) -> web.Response:
     """REC-10: this month's certified items against the quota, the balance and the
     calling key's rate limits (tokens left after this request)."""
@@ -852,10 +762,10 @@ async def usage(request: web.Request) -> web.Response:
     balance = await service.off_loop(service.balance, org, now)
     return web.json_response(
         {
-            "at": _instant(now),
+            "at": instant(now),
             "window": {
-                "start": _instant(used.start),
-                "end": _instant(used.end),
+                "start": instant(used.start),
+                "end": instant(used.end),
                 "start_beijing": to_beijing(used.start).isoformat(),
                 "end_beijing": to_beijing(used.end).isoformat(),
             },
@@ -870,7 +780,6 @@ async def usage(request: web.Request) -> web.Response:
 
 
 @require(Scope.ADMIN)
-@_fees
 async def put_webhook(request: web.Request) -> web.Response:
     """Set the organisation's webhook; the answer holds the signing secret, once."""
     _only_queries(request)
@@ -908,7 +817,6 @@ async def put_webhook(request: web.Request) -> web.Response:
 
 
 @require(Scope.ADMIN)
-@_fees
 async def get_webhook(request: web.Request) -> web.Response:
     _only_queries(request)
     row = _service(request).store.webhook(_org(request))
@@ -918,7 +826,6 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 
 @require(Scope.ADMIN)
-@_fees
 async def delete_webhook(request: web.Request) -> web.Response:
     _only_queries(request)
     if not _service(request).store.delete_webhook(_org(request)):

@@ -38,7 +38,8 @@ from tsa_server.evidence.errors import BlobError, ItemNotFound
 from tsa_server.evidence.kit_zip import KitError, KitItem, KitSources, build_kit
 from tsa_server.evidence.records import Item
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.web.auth import PRINCIPAL, BadRequest, evidence_store, json_error, require
+from tsa_server.web.auth import PRINCIPAL, evidence_store, require
+from tsa_server.web.errors import BadRequest, json_error
 from tsa_server.web.evidence import EVIDENCE, RENDERER
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger import LOGS, LogView

@@ -16,6 +16,7 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance import Issuer
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161 import response
+from tsa_server.web.errors import DOMAIN_ERRORS, error_response
 from tsa_server.web.serving import SlowBody
 
 log = logging.getLogger("tsa.web")
@@ -140,6 +141,8 @@ async def errors_middleware(request: web.Request, handler):
         return await handler(request)
     except web.HTTPException:
         raise
+    except DOMAIN_ERRORS as exc:
+        return error_response(exc)
     except SlowBody as exc:
         raise web.HTTPRequestTimeout(text=f"{exc}\n") from None
     except (ConnectionError, ClientPayloadError) as exc:

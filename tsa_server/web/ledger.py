@@ -28,8 +28,9 @@ from ledger.store.base import SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
 from ledger.tiles import CHECKPOINT_PAGE, encode_entry_bundle, parse_tile_path
 from tsa_server.evidence.accounts import Scope
-from tsa_server.evidence.errors import EvidenceError, PermissionDenied
+from tsa_server.evidence.errors import PermissionDenied
 from tsa_server.web import auth
+from tsa_server.web.errors import DOMAIN_ERRORS, error_response
 from tsa_server.web.ledger_reads import ReaderPool
 from tsa_server.web.params import non_negative_int, optional_int, path_int, query_int
 
@@ -106,8 +107,8 @@ def auditor(request: web.Request) -> web.Response | None:
         if limited is not None:
             return limited
         principal.require(Scope.READ)
-    except (EvidenceError, auth.BadRequest) as exc:
-        return auth.error_response(exc)
+    except DOMAIN_ERRORS as exc:
+        return error_response(exc)
     return None
 
 

@@ -66,14 +66,8 @@ from tsa_server.names.timestamping import (
     event_json,
 )
 from tsa_server.names.trademark import Verdict
-from tsa_server.web.auth import (
-    PRINCIPAL,
-    BadRequest,
-    accounts,
-    json_error,
-    read_json_object,
-    require,
-)
+from tsa_server.web.auth import PRINCIPAL, accounts, read_json_object, require
+from tsa_server.web.errors import BadRequest, json_error
 from tsa_server.web.handlers import STATE
 
 MAX_TEXT = 200  # characters of any text field (a handle is at most 14 bytes)

@@ -27,8 +27,8 @@ from tsa_server.evidence.blobs import BlobRef
 from tsa_server.evidence.uploads import UploadSession
 from tsa_server.fees import FieldError
 from tsa_server.fees.deposit import MAX_CHARS
-from tsa_server.web.auth import BadRequest
 from tsa_server.web.bodies import JsonRejected, load_json
+from tsa_server.web.errors import BadRequest
 
 #: Largest metadata part of a multipart upload.
 MAX_METADATA_BYTES = 1 << 20
