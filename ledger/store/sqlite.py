@@ -12,14 +12,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerWriteError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
 from ledger.merkle import NodeReader, root_from_reader
 from ledger.proofs import consistency_proof, inclusion_proof
 from ledger.store import sqlite_tree
-from ledger.store.base import Entry, NewEntry, SequenceState, SignedCheckpoint
+from ledger.store.base import Entry, NewEntry, Reader, SequenceState, SignedCheckpoint, Store
 from ledger.store.sqlite_lookup import LookupCopier, LookupReader
 from ledger.store.sqlite_schema import (  # re-exported: names/ and evidence/ open files with it
     SCHEMA_VERSION,
@@ -328,3 +328,9 @@ class SqliteStore(SqliteReader):
                 raise
         except sqlite3.Error as exc:
             raise LedgerWriteError(f"checkpoint {checkpoint.size} not archived: {exc}") from None
+
+
+if TYPE_CHECKING:  # the type checker proves the classes implement the protocols
+
+    def _implements(reader: SqliteReader, store: SqliteStore) -> tuple[Reader, Store]:
+        return reader, store
