@@ -13,8 +13,10 @@ role, no scope it lacks (403), no later expiry (403; none asked: the creator's).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import Field
 
 from tsa_server.evidence.accounts import (
     MAX_KEY_DAYS,
@@ -25,11 +27,18 @@ from tsa_server.evidence.accounts import (
     parse_role,
     parse_scopes,
 )
-from tsa_server.evidence.errors import InvalidInput
 from tsa_server.evidence.times import ts, utc_now
-from tsa_server.web.auth import KEY_USE, PRINCIPAL, accounts, read_json_object, require
+from tsa_server.web.api import Body, Operation, Param, json_response, read_body, ref
+from tsa_server.web.auth import KEY_USE, PRINCIPAL, accounts, require
 
-_NEW_KEY_FIELDS = frozenset({"name", "scopes", "role", "expires_in_days"})
+
+class NewKey(Body):
+    """POST /api/v1/keys."""
+
+    name: str = ""
+    scopes: list[str]
+    role: str = Role.MEMBER.value
+    expires_in_days: Annotated[int, Field(ge=1, le=MAX_KEY_DAYS)] | None = None
 
 
 def _summary(request: web.Request, key: ApiKey) -> dict:
@@ -62,30 +71,13 @@ async def list_keys(request: web.Request) -> web.Response:
 
 @require(Scope.ADMIN)
 async def create_key(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    unknown = sorted(set(body) - _NEW_KEY_FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
-    name = body.get("name", "")
-    if not isinstance(name, str):
-        raise InvalidInput("name must be a string")
-    scopes = body.get("scopes")
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise InvalidInput("scopes must be a list of scope names (timestamp, deposit, read, admin)")
-    role = body.get("role", Role.MEMBER.value)
-    if not isinstance(role, str):
-        raise InvalidInput("role must be a string")
-    days = body.get("expires_in_days")
-    if days is not None and (
-        isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_KEY_DAYS
-    ):
-        raise InvalidInput(f"expires_in_days must be an integer 1-{MAX_KEY_DAYS}")
+    body = await read_body(request, NewKey)
     created = accounts(request).create_key_as(
         request[PRINCIPAL],
-        scopes=parse_scopes(scopes),
-        role=parse_role(role),
-        name=name,
-        expires_in=None if days is None else timedelta(days=days),
+        scopes=parse_scopes(body.scopes),
+        role=parse_role(body.role),
+        name=body.name,
+        expires_in=None if body.expires_in_days is None else timedelta(days=body.expires_in_days),
     )
     return web.json_response(
         {
@@ -107,3 +99,46 @@ async def revoke_key(request: web.Request) -> web.Response:
             "revoked_with": [key_summary(k, now) for k in done.cascaded],
         }
     )
+
+
+def _errors(*codes: int) -> dict[str, object]:
+    text = {400: "bad input", 401: "no or bad API key", 403: "not allowed (scope or owner)"}
+    text[404] = "unknown"
+    refusal = {400, 403}  # documented with the registry's refusal shape, as they always were
+    return {
+        str(c): json_response(ref("Refusal" if c in refusal else "Error"), text[c]) for c in codes
+    }
+
+
+_ANY_OBJECT = json_response({"type": "object"})
+OPERATIONS = (
+    Operation(
+        "get",
+        "/api/v1/account",
+        "The key's organisation, role and scopes",
+        {"200": _ANY_OBJECT, **_errors(401)},
+    ),
+    Operation(
+        "get",
+        "/api/v1/keys",
+        "The organisation's API keys (read scope), never a secret",
+        {"200": _ANY_OBJECT, **_errors(401, 403)},
+    ),
+    Operation(
+        "post",
+        "/api/v1/keys",
+        "A new API key (admin scope); its secret is shown once. It holds no higher role, no "
+        "scope and no later expiry than the calling key (403); without expires_in_days it "
+        "inherits the calling key's expiry",
+        {"201": _ANY_OBJECT, **_errors(400, 401, 403)},
+        body=NewKey,
+    ),
+    Operation(
+        "delete",
+        "/api/v1/keys/{key_id}",
+        "Revoke a key (admin scope, or the key itself) and every key it created, "
+        "transitively (listed in revoked_with)",
+        {"200": _ANY_OBJECT, **_errors(401, 403, 404)},
+        params=(Param("key_id", "path"),),
+    ),
+)

@@ -20,9 +20,8 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 
 from tsa_server.evidence.accounts import Accounts, Principal, Scope
 from tsa_server.evidence.errors import (
@@ -30,7 +29,6 @@ from tsa_server.evidence.errors import (
 )
 from tsa_server.evidence.key_use import KeyUseRecorder
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.web.bodies import JsonRejected, load_json
 from tsa_server.web.errors import DOMAIN_ERRORS, BadRequest, MissingKey, error_response
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ratelimit import RATE_LIMITER, retry_after_header
@@ -39,8 +37,6 @@ log = logging.getLogger("tsa.web.auth")
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 KEY_USE = web.AppKey("key_use", KeyUseRecorder)
-#: Largest JSON body of the account endpoints: a key request is ~100 bytes.
-MAX_JSON_BYTES = 16 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -128,29 +124,3 @@ def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
         return wrapped
 
     return decorate
-
-
-async def read_json_object(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The body as a JSON object: 415 unless application/json, 413 past `limit`, 400 when
-    it is not one JSON object."""
-    if request.content_type != "application/json":
-        raise BadRequest(415, "send application/json")
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(413, f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
-    try:
-        while chunk := await request.content.read(limit + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest(413, f"the body exceeds {limit} bytes")
-    except (ConnectionError, ClientPayloadError):
-        raise BadRequest(400, "incomplete request body") from None
-    body = b"".join(chunks)
-    try:
-        value = load_json(body) if body else {}
-    except JsonRejected as exc:
-        raise BadRequest(400, f"the body is {exc}") from None
-    if not isinstance(value, dict):
-        raise BadRequest(400, "the body must be a JSON object")
-    return value

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp import ClientPayloadError, web
+
+from tsa_server.web.errors import BadRequest
+
 #: Deepest nesting of arrays and objects any request of this API needs (metadata items
 #: are 3 levels deep); far below the interpreter's recursion limit.
 MAX_JSON_DEPTH = 32
@@ -47,3 +51,33 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+#: Largest JSON body of the account endpoints: a key request is ~100 bytes.
+MAX_JSON_BYTES = 16 * 1024
+
+
+async def read_json_object(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The body as a JSON object: 415 unless application/json, 413 past `limit`, 400 when
+    it is not one JSON object."""
+    if request.content_type != "application/json":
+        raise BadRequest(415, "send application/json")
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(413, f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    try:
+        while chunk := await request.content.read(limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"the body exceeds {limit} bytes")
+    except (ConnectionError, ClientPayloadError):
+        raise BadRequest(400, "incomplete request body") from None
+    body = b"".join(chunks)
+    try:
+        value = load_json(body) if body else {}
+    except JsonRejected as exc:
+        raise BadRequest(400, f"the body is {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest(400, "the body must be a JSON object")
+    return value

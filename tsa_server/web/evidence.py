@@ -89,7 +89,8 @@ from tsa_server.fees import (
 from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
 from tsa_server.fees.kit import safe_name
 from tsa_server.rfc3161 import response
-from tsa_server.web.auth import PRINCIPAL, read_json_object, require, track_key_use
+from tsa_server.web.auth import PRINCIPAL, require, track_key_use
+from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest, instant, json_error
 from tsa_server.web.openapi_schema import API_KEY as _KEY
 from tsa_server.web.openapi_schema import json_body as _json_body

@@ -66,7 +66,8 @@ from tsa_server.names.timestamping import (
     event_json,
 )
 from tsa_server.names.trademark import Verdict
-from tsa_server.web.auth import PRINCIPAL, accounts, read_json_object, require
+from tsa_server.web.auth import PRINCIPAL, accounts, require
+from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest, json_error
 from tsa_server.web.handlers import STATE
 

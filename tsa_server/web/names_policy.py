@@ -36,7 +36,8 @@ from tsa_server.names.policy_edits import (
 from tsa_server.names.policy_store import PolicyChange
 from tsa_server.names.timestamping import NamesService, TimestampUnavailable
 from tsa_server.names.words import WordListError
-from tsa_server.web.auth import PRINCIPAL, read_json_object, require
+from tsa_server.web.auth import PRINCIPAL, require
+from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest
 from tsa_server.web.names import is_operator, service
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 from typing import Any
 
 from aiohttp import web
 
-from tsa_server.web import evidence, evidence_files
+from tsa_server.web import accounts, evidence, evidence_files
+from tsa_server.web.api import body_models, components
 from tsa_server.web.openapi_schema import API_KEY as _KEY
 from tsa_server.web.openapi_schema import json_body, object_schema, query_param
 from tsa_server.web.openapi_schema import json_response as _json
@@ -66,7 +70,7 @@ _WORD_EDIT = {
     "properties": {"add": _WORDS, "remove": _WORDS},
     "additionalProperties": False,
 }
-DOCUMENT: dict[str, Any] = {
+_NAMES_DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "TSA accounts and trade-name (字号) registry API",
@@ -143,45 +147,6 @@ DOCUMENT: dict[str, Any] = {
         },
     },
     "paths": {
-        "/api/v1/account": {
-            "get": {
-                "summary": "The key's organisation, role and scopes",
-                "security": _KEY,
-                "responses": {"200": _json({"type": "object"}), **_errors(401)},
-            }
-        },
-        "/api/v1/keys": {
-            "get": {
-                "summary": "The organisation's API keys (read scope), never a secret",
-                "security": _KEY,
-                "responses": {"200": _json({"type": "object"}), **_errors(401, 403)},
-            },
-            "post": {
-                "summary": "A new API key (admin scope); its secret is shown once. It holds "
-                "no higher role, no scope and no later expiry than the calling key (403); "
-                "without expires_in_days it inherits the calling key's expiry",
-                "security": _KEY,
-                "requestBody": _body(
-                    {
-                        "name": STR,
-                        "scopes": {"type": "array", "items": STR},
-                        "role": STR,
-                        "expires_in_days": {"type": "integer"},
-                    },
-                    ["scopes"],
-                ),
-                "responses": {"201": _json({"type": "object"}), **_errors(400, 401, 403)},
-            },
-        },
-        "/api/v1/keys/{key_id}": {
-            "delete": {
-                "summary": "Revoke a key (admin scope, or the key itself) and every key it "
-                "created, transitively (listed in revoked_with)",
-                "security": _KEY,
-                "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": STR}],
-                "responses": {"200": _json({"type": "object"}), **_errors(401, 403, 404)},
-            }
-        },
         "/api/v1/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}
         },
@@ -411,16 +376,31 @@ DOCUMENT: dict[str, Any] = {
     },
 }
 
-# The evidence and fee endpoints describe themselves next to their handlers.
-DOCUMENT["components"]["schemas"].update(evidence.OPENAPI_SCHEMAS)
-DOCUMENT["paths"].update(evidence.OPENAPI_PATHS)
-DOCUMENT["paths"].update(evidence_files.OPENAPI_PATHS)
-# REC-10: every authenticated operation may be rate limited (web/ratelimit.py).
-for _operations in DOCUMENT["paths"].values():
-    for _operation in _operations.values():
-        if _operation.get("security"):
-            _operation["responses"].setdefault("429", evidence.RATE_LIMITED)
+
+def build_document() -> dict[str, Any]:
+    """The whole document: the names registry's paths above, and the operations the other
+    modules declare beside their handlers. Built when first asked for, never changed."""
+    document = copy.deepcopy(_NAMES_DOCUMENT)
+    operations = accounts.OPERATIONS
+    document["components"]["schemas"].update(evidence.OPENAPI_SCHEMAS)
+    document["components"]["schemas"].update(components(body_models(operations)))
+    paths = document["paths"]
+    for operation in operations:
+        paths.setdefault(operation.path, {})[operation.method] = operation.document()
+    paths.update(evidence.OPENAPI_PATHS)
+    paths.update(evidence_files.OPENAPI_PATHS)
+    # REC-10: every authenticated operation may be rate limited (web/ratelimit.py).
+    for methods in paths.values():
+        for operation in methods.values():
+            if operation.get("security"):
+                operation["responses"].setdefault("429", evidence.RATE_LIMITED)
+    return document
+
+
+@functools.cache
+def _served() -> bytes:
+    return json.dumps(build_document()).encode()
 
 
 async def document(request: web.Request) -> web.Response:
-    return web.json_response(DOCUMENT)
+    return web.Response(body=_served(), content_type="application/json")
