@@ -28,7 +28,7 @@ from tsa_server.evidence.accounts import (
     parse_scopes,
 )
 from tsa_server.evidence.times import ts, utc_now
-from tsa_server.web.api import Body, Operation, Param, json_response, read_body, ref
+from tsa_server.web.api import Body, Described, Operation, Param, json_response, read_body, ref
 from tsa_server.web.auth import KEY_USE, PRINCIPAL, accounts, require
 
 
@@ -111,34 +111,36 @@ def _errors(*codes: int) -> dict[str, object]:
 
 
 _ANY_OBJECT = json_response({"type": "object"})
-OPERATIONS = (
-    Operation(
-        "get",
-        "/api/v1/account",
-        "The key's organisation, role and scopes",
-        {"200": _ANY_OBJECT, **_errors(401)},
-    ),
-    Operation(
-        "get",
-        "/api/v1/keys",
-        "The organisation's API keys (read scope), never a secret",
-        {"200": _ANY_OBJECT, **_errors(401, 403)},
-    ),
-    Operation(
-        "post",
-        "/api/v1/keys",
-        "A new API key (admin scope); its secret is shown once. It holds no higher role, no "
-        "scope and no later expiry than the calling key (403); without expires_in_days it "
-        "inherits the calling key's expiry",
-        {"201": _ANY_OBJECT, **_errors(400, 401, 403)},
-        body=NewKey,
-    ),
-    Operation(
-        "delete",
-        "/api/v1/keys/{key_id}",
-        "Revoke a key (admin scope, or the key itself) and every key it created, "
-        "transitively (listed in revoked_with)",
-        {"200": _ANY_OBJECT, **_errors(401, 403, 404)},
-        params=(Param("key_id", "path"),),
-    ),
+DESCRIBED = Described(
+    operations=(
+        Operation(
+            "get",
+            "/api/v1/account",
+            "The key's organisation, role and scopes",
+            {"200": _ANY_OBJECT, **_errors(401)},
+        ),
+        Operation(
+            "get",
+            "/api/v1/keys",
+            "The organisation's API keys (read scope), never a secret",
+            {"200": _ANY_OBJECT, **_errors(401, 403)},
+        ),
+        Operation(
+            "post",
+            "/api/v1/keys",
+            "A new API key (admin scope); its secret is shown once. It holds no higher role, no "
+            "scope and no later expiry than the calling key (403); without expires_in_days it "
+            "inherits the calling key's expiry",
+            {"201": _ANY_OBJECT, **_errors(400, 401, 403)},
+            body=NewKey,
+        ),
+        Operation(
+            "delete",
+            "/api/v1/keys/{key_id}",
+            "Revoke a key (admin scope, or the key itself) and every key it created, "
+            "transitively (listed in revoked_with)",
+            {"200": _ANY_OBJECT, **_errors(401, 403, 404)},
+            params=(Param("key_id", "path"),),
+        ),
+    )
 )

@@ -179,3 +179,31 @@ class Operation:
 
 def body_models(operations: Sequence[Operation]) -> list[type[BaseModel]]:
     return [op.body for op in operations if isinstance(op.body, type)]
+
+
+@dataclass(frozen=True)
+class Described:
+    """What one area of the API contributes to the OpenAPI document: its operations,
+    the component schemas they name (beyond their body models') and any paths still
+    written as literal OpenAPI."""
+
+    operations: tuple[Operation, ...] = ()
+    schemas: Mapping[str, Any] = field(default_factory=dict)
+    paths: Mapping[str, Any] = field(default_factory=dict)
+
+
+_STR = {"type": "string"}
+#: The error bodies every area answers with (web/errors.py).
+COMMON_SCHEMAS: Mapping[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": _STR}, "required": ["error"]},
+    "Refusal": {
+        "type": "object",
+        "properties": {
+            "error": _STR,
+            "reason": _STR,
+            "detail": _STR,
+            "field": {"type": ["string", "null"]},
+        },
+        "required": ["error"],
+    },
+}

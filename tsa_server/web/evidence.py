@@ -89,6 +89,7 @@ from tsa_server.fees import (
 from tsa_server.fees.deposit import MAX_CHARS, OPTIONAL, REQUIRED, TIME_FIELDS
 from tsa_server.fees.kit import safe_name
 from tsa_server.rfc3161 import response
+from tsa_server.web.api import Described
 from tsa_server.web.auth import PRINCIPAL, require, track_key_use
 from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest, instant, json_error
@@ -1508,3 +1509,5 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 for _path in ("/api/v1/deposits", "/api/v1/deposits/upload"):
     OPENAPI_PATHS[_path]["post"]["responses"].update(_DEPOSIT_ERRORS)
+
+DESCRIBED = Described(schemas=OPENAPI_SCHEMAS, paths=OPENAPI_PATHS)

@@ -38,6 +38,7 @@ from tsa_server.evidence.errors import BlobError, ItemNotFound
 from tsa_server.evidence.kit_zip import KitError, KitItem, KitSources, build_kit
 from tsa_server.evidence.records import Item
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.web.api import Described
 from tsa_server.web.auth import PRINCIPAL, evidence_store, require
 from tsa_server.web.errors import BadRequest, json_error
 from tsa_server.web.evidence import EVIDENCE, RENDERER
@@ -228,3 +229,5 @@ OPENAPI_PATHS: dict[str, Any] = {
         "the kit",
     ),
 }
+
+DESCRIBED = Described(paths=OPENAPI_PATHS)
