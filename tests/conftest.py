@@ -78,8 +78,8 @@ def hsm_config(hsm: Hsm, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def signer(hsm_config):
     """The session token's TSA key as a Pkcs11Signer."""
-    from tsa_server.services import token_location
     from tsa_server.signing.pkcs11 import Pkcs11Signer
+    from tsa_server.wiring import token_location
 
     key = Pkcs11Signer(token_location(hsm_config), hsm_config.pkcs11.key_label)
     yield key

@@ -13,11 +13,11 @@ from ledger.errors import LedgerWriteError
 from ledger.store.sqlite import SqliteStore
 from tests.support.queries import failure_of, make_request, parse_response
 from tsa_server.clock.base import ManualClock
-from tsa_server.issuance import IssuanceSettings, Issuer
+from tsa_server.issuance.issuer import IssuanceSettings, Issuer
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import TokenTemplate
-from tsa_server.services import load_chain
+from tsa_server.wiring import load_chain
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
 T0 = datetime(2026, 11, 22, 12, 0, 0, 250_400, tzinfo=UTC)
@@ -226,7 +226,7 @@ def test_the_committer_commits_only_what_continues_the_durable_sequence(tmp_path
     fails without an error of its own while the batches sequenced after the restart
     still commit; a failed commit fails the whole group."""
     from ledger.store.base import NewEntry
-    from tsa_server.issuance_commit import Batch, Committer
+    from tsa_server.issuance.commit import Batch, Committer
 
     def batch(first: int, count: int, error: BaseException | None = None) -> Batch:
         entries = [

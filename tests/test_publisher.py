@@ -9,9 +9,9 @@ from pathlib import Path
 
 from ledger.store.base import NewEntry
 from ledger.store.sqlite import SqliteStore
-from tsa_server.publisher import CheckpointPublisher
-from tsa_server.services import token_location
+from tsa_server.issuance.publisher import CheckpointPublisher
 from tsa_server.signing.pkcs11 import Pkcs11Signer
+from tsa_server.wiring import token_location
 
 SLOW_S = 0.4
 

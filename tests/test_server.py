@@ -16,10 +16,10 @@ from asn1crypto import x509 as asn1_x509
 
 from tests.support.queries import failure_of, make_request, parse_response
 from tests.support.tsa import QUERY_TYPE, TSA_BIN, TsaServer, write_config
-from tsa_server.services import load_chain, token_location
 from tsa_server.signing.base import signature_algorithm
 from tsa_server.signing.certs import to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer
+from tsa_server.wiring import load_chain, token_location
 
 
 def ledger_tokens(server: TsaServer) -> list[bytes]:

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from tsa_server.config.strict_toml import StrictTable, beijing_instant, load_toml
 from tsa_server.errors import ConfigError
-from tsa_server.strict_toml import StrictTable, beijing_instant, load_toml
 
 
 class Oops(ConfigError):

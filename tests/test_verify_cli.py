@@ -19,7 +19,7 @@ from tsa_server.cli import cli
 from tsa_server.config import Config, load_config, parse_config
 from tsa_server.errors import ConfigError
 from tsa_server.rfc3161.verify_load import load_certificates
-from tsa_server.services import load_trust_roots
+from tsa_server.wiring import load_trust_roots
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tsa_server.publisher import CheckpointPublisher
-from tsa_server.services import Services
+from tsa_server.issuance.publisher import CheckpointPublisher
 from tsa_server.web import evidence, handlers, ledger, malformed, ratelimit, verify
 from tsa_server.web.routes import add_routes
+from tsa_server.wiring import Services
 
 
 def create_app(services: Services) -> web.Application:

@@ -45,12 +45,12 @@ from tsa_server.fees import (
     beijing,
     reserve,
 )
-from tsa_server.issuance import IssuanceSettings, Issuer
-from tsa_server.opslog import OpsLog
+from tsa_server.issuance.issuer import IssuanceSettings, Issuer
+from tsa_server.issuance.opslog import OpsLog
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import TokenTemplate
-from tsa_server.services import load_chain
+from tsa_server.wiring import load_chain
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
 T0 = beijing(2024, 3, 1, 10, 0)  # a CURRENT-epoch deposit

@@ -17,7 +17,7 @@ from tsa_server.pki import der
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile, parse_request
 from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
-from tsa_server.services import load_chain
+from tsa_server.wiring import load_chain
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
 GEN_TIME = datetime(2026, 11, 22, 10, 30, 15, 120_000, tzinfo=UTC)

@@ -20,10 +20,10 @@ from tsa_server.errors import SignerUnavailable
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile, parse_request
 from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
-from tsa_server.services import token_location
 from tsa_server.signing.base import KeySpec
 from tsa_server.signing.certs import issue_certificate, name_from_text
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation, generate_key, open_session
+from tsa_server.wiring import token_location
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
 NOW = datetime.now(UTC)

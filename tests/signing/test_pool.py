@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from tests.support.queries import failure_of, make_request
 from tsa_server.errors import SignerUnavailable
-from tsa_server.issuance import IssuanceSettings, Issuer
-from tsa_server.services import load_chain, token_location
+from tsa_server.issuance.issuer import IssuanceSettings, Issuer
 from tsa_server.signing.pool import SigningPool
+from tsa_server.wiring import load_chain, token_location
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def audit_command(
         roots = [c for path in ca_files for c in load_certificates(open(path, "rb").read())]
     else:  # this TSA's own view: its trust roots, and its chain for certReq=false tokens
         from tsa_server.config import load_config
-        from tsa_server.services import load_chain, load_trust_roots
+        from tsa_server.wiring import load_chain, load_trust_roots
 
         config = load_config(config_path)
         roots = load_trust_roots(config)

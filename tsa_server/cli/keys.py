@@ -29,9 +29,9 @@ def keys() -> None:
 )
 def keys_generate(config_path: str, label: str, key_type: str) -> None:
     """Generate a non-extractable key pair inside the token."""
-    from tsa_server.services import token_location
     from tsa_server.signing.base import KeySpec
     from tsa_server.signing.pkcs11 import generate_key, open_session
+    from tsa_server.wiring import token_location
 
     session = open_session(token_location(load_config(config_path)), rw=True)
     try:
@@ -50,7 +50,7 @@ def keys_generate(config_path: str, label: str, key_type: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default="-", help="Output file (PEM).")
 def keys_csr(config_path: str, common_name: str, organization: str | None, out: str) -> None:
     """Write a CSR signed by the signing key, for a CA to issue the TSA certificate."""
-    from tsa_server.keyceremony import write_csr
+    from tsa_server.issuance.ceremony import write_csr
 
     pem_bytes = write_csr(load_config(config_path), common_name, organization)
     if out == "-":
@@ -65,7 +65,7 @@ def keys_csr(config_path: str, common_name: str, organization: str | None, out: 
 @click.argument("chain_file", type=click.Path(exists=True, dir_okay=False))
 def keys_import_chain(config_path: str, chain_file: str) -> None:
     """Install a certificate chain (TSA certificate first) after checking it fits the key."""
-    from tsa_server.keyceremony import import_chain
+    from tsa_server.issuance.ceremony import import_chain
 
     count = import_chain(load_config(config_path), Path(chain_file).read_bytes())
     click.echo(f"installed a chain of {count} certificate(s)")
@@ -76,9 +76,9 @@ def keys_import_chain(config_path: str, chain_file: str) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing chain file.")
 def keys_dev_ca(config_path: str, force: bool) -> None:
     """Make a development root CA (key in the token) and a TSA certificate from it."""
-    from tsa_server.keyceremony import check_chain, ensure_key, make_dev_certificates
-    from tsa_server.services import token_location
+    from tsa_server.issuance.ceremony import check_chain, ensure_key, make_dev_certificates
     from tsa_server.signing.base import KeySpec
+    from tsa_server.wiring import token_location
 
     config = load_config(config_path)
     if Path(config.certificates.chain).exists() and not force:

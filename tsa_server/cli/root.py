@@ -64,7 +64,7 @@ def cli() -> None:
 @config_option
 def init(config_path: str) -> None:
     """Create on first run the SoftHSM token, keys, development CA and TSA certificate."""
-    from tsa_server.keyceremony import initialise
+    from tsa_server.issuance.ceremony import initialise
 
     report = initialise(_load(config_path))
     for line in report.created:
@@ -87,8 +87,8 @@ def init(config_path: str) -> None:
 def serve(config_path: str, host: str | None, port: int | None, new_ledger: bool) -> None:
     """Serve RFC 3161 requests until interrupted."""
     from tsa_server.app import create_app
-    from tsa_server.services import build_services
     from tsa_server.web import serving
+    from tsa_server.wiring import build_services
 
     config = _load(config_path)
     if host is not None or port is not None:

@@ -149,7 +149,7 @@ def _roots_and_zone(ca_files: tuple[str, ...], config_path: str) -> tuple[list, 
         return roots, _zone_if_configured(config_path)
     from tsa_server.config import load_config
     from tsa_server.errors import TSAError
-    from tsa_server.services import load_trust_roots
+    from tsa_server.wiring import load_trust_roots
 
     try:
         config = load_config(config_path)

@@ -154,7 +154,7 @@ class EvidenceService(Deposits):
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store, self.blobs, self._timestamp = store, blobs, timestamp
-        self.ops = ops  # tsa_server.opslog.OpsLog; None only in unit tests
+        self.ops = ops  # tsa_server.issuance.opslog.OpsLog; None only in unit tests
         self.policy = policy
         self.settings = settings or EvidenceSettings()
         self.now = now

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tsa_server.beijing_calendar import beijing, require_aware
-from tsa_server.strict_toml import StrictTable, beijing_instant, load_toml
+from tsa_server.config.strict_toml import StrictTable, beijing_instant, load_toml
 
 from .errors import PricingError
 from .units import STORAGE_BLOCK_BYTES, SizeClass, annual_fee, size_class

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tsa_server.beijing_calendar import require_aware
+from tsa_server.config.strict_toml import StrictTable, beijing_instant, load_toml
 from tsa_server.errors import ConfigError
-from tsa_server.strict_toml import StrictTable, beijing_instant, load_toml
 
 from .numbers import NumberError, rational
 

@@ -88,7 +88,7 @@ class TimestampingSink:
 
     def __init__(self, store: SqliteNameStore, ops: Any | None) -> None:
         self.store = store
-        self.ops = ops  # tsa_server.opslog.OpsLog (None only in unit tests)
+        self.ops = ops  # tsa_server.issuance.opslog.OpsLog (None only in unit tests)
         self._capture = False
         self._stamp: Stamp | None = None
 

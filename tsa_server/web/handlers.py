@@ -13,7 +13,7 @@ from ledger.store.base import Reader
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.issuance import Issuer
+from tsa_server.issuance.issuer import Issuer
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161 import response
 from tsa_server.web.errors import DOMAIN_ERRORS, error_response

@@ -35,7 +35,7 @@ from tsa_server.web.ledger_reads import ReaderPool
 from tsa_server.web.params import non_negative_int, optional_int, path_int, query_int
 
 if TYPE_CHECKING:
-    from tsa_server.services import Services
+    from tsa_server.wiring import Services
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Restricted entry bundles: cacheable by the auditor's own client, never by a shared cache.

@@ -26,10 +26,10 @@ from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.service import EvidenceService, open_evidence_service
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.issuance import IssuanceSettings, Issuer
+from tsa_server.issuance.issuer import IssuanceSettings, Issuer
+from tsa_server.issuance.opslog import OpsLog, canonical
+from tsa_server.issuance.publisher import CheckpointPublisher
 from tsa_server.names.timestamping import NamesService, open_names
-from tsa_server.opslog import OpsLog, canonical
-from tsa_server.publisher import CheckpointPublisher
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
 from tsa_server.rfc3161.verify_load import CertificateDecodeError, load_certificates

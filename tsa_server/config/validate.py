@@ -8,7 +8,7 @@ import ipaddress
 import re
 import zoneinfo
 
-from tsa_server.config_sections import Config, LimitsConfig
+from tsa_server.config.sections import Config, LimitsConfig
 from tsa_server.errors import ConfigError
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.signing.base import KeySpec

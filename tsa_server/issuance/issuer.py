@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from ledger.store.base import NewEntry, Store
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo, RequestRejected, TSAError
-from tsa_server.issuance_commit import Batch, Committed, Committer, Issued, Pending
+from tsa_server.issuance.commit import Batch, Committed, Committer, Issued, Pending
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import parse_request

@@ -16,7 +16,6 @@ from pathlib import Path
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError
 from tsa_server.rfc3161.verify_load import load_certificates
-from tsa_server.services import load_chain, token_location
 from tsa_server.signing.base import KeySpec
 from tsa_server.signing.certs import (
     check_tsa_certificate,
@@ -33,6 +32,7 @@ from tsa_server.signing.pkcs11 import (
     open_session,
     softhsm_token_exists,
 )
+from tsa_server.wiring import load_chain, token_location
 
 DEV_CA_NAME = ("TSA Development Root CA", "Development only - not trusted")
 DEV_TSA_NAME = ("TSA Development Signer", "Development only - not trusted")

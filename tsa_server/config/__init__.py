@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from tsa_server.config_sections import (
+from tsa_server.config.sections import (
     CertificatesConfig,
     Config,
     EvidenceConfig,
@@ -28,7 +28,7 @@ from tsa_server.config_sections import (
     TsaConfig,
     VerifyConfig,
 )
-from tsa_server.config_validate import validate
+from tsa_server.config.validate import validate
 from tsa_server.errors import ConfigError
 
 __all__ = [
