@@ -152,19 +152,38 @@ def _inspected(
         for entry in entries:
             yield entry, inspect(entry.token)
         return
+    # Each forked worker receives `inspect` once, as it starts (fork copies it, nothing is
+    # pickled): an inspector keeps what it learnt (a verified frame) for all its tokens.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_WorkerInspect.install, initargs=(inspect,)
+    ) as pool:
         batch: list[Entry] = []
         for entry in entries:
             batch.append(entry)
             if len(batch) == _BATCH:
-                yield from zip(
-                    batch, pool.map(inspect, [e.token for e in batch], chunksize=64), strict=True
-                )
+                yield from zip(batch, _map(pool, batch), strict=True)
                 batch = []
-        yield from zip(
-            batch, pool.map(inspect, [e.token for e in batch], chunksize=64), strict=True
-        )
+        yield from zip(batch, _map(pool, batch), strict=True)
+
+
+def _map(pool: ProcessPoolExecutor, batch: list[Entry]) -> Iterator[Inspection]:
+    return pool.map(_WorkerInspect.run, [e.token for e in batch], chunksize=64)
+
+
+class _WorkerInspect:
+    """The inspector of this worker process, installed by the pool as the worker starts."""
+
+    inspect: Inspect | None = None
+
+    @classmethod
+    def install(cls, inspect: Inspect) -> None:
+        cls.inspect = inspect
+
+    @staticmethod
+    def run(token: bytes) -> Inspection:
+        assert _WorkerInspect.inspect is not None, "installed by the pool initializer"
+        return _WorkerInspect.inspect(token)
 
 
 def _check_checkpoint(

@@ -13,7 +13,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from ledger.store.base import Entry
 from ledger.store.sqlite import SqliteReader
 from tests.support.queries import make_request
 from tests.support.tsa import TsaServer
-from tsa_server.cli import audit as audit_cli
+from tsa_server.cli.audit import TokenInspector
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates
 
 TSA_BIN = str(Path(sys.executable).with_name("tsa"))
@@ -60,14 +59,11 @@ def ledger_copy(tsa: TsaServer, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture
-def configured(hsm) -> Iterator[VerifyOptions]:
-    options = VerifyOptions(
+def configured(hsm) -> VerifyOptions:
+    return VerifyOptions(
         trust_roots=load_certificates(hsm.ca_file.read_bytes()),
         extra_certs=load_certificates(hsm.chain_file.read_bytes()),
     )
-    audit_cli.configure(options)
-    yield options
-    audit_cli.configure(options, lean=False)
 
 
 def entries(path: Path) -> list[Entry]:
@@ -97,16 +93,17 @@ def flip(token: bytes, needle: bytes, offset: int) -> bytes:
 def test_every_real_token_takes_the_lean_path_with_the_full_result(ledger_copy, configured) -> None:
     rows = entries(ledger_copy)
     assert len(rows) >= 12
+    inspector = TokenInspector(configured)
     for entry in rows:
-        lean = audit_cli.inspect_verified(entry.token)
-        assert lean == audit_cli.inspect_in_full(entry.token), entry.index
+        lean = inspector(entry.token)
+        assert lean == inspector.in_full(entry.token), entry.index
         assert not lean.problems and lean.binding is not None
         assert (lean.serial, lean.gen_time_ms, lean.imprint) == (
             entry.serial,
             entry.gen_time_ms,
             entry.imprint,
         )
-    verifier = audit_cli._LEAN
+    verifier = inspector.lean
     assert verifier is not None and (verifier.lean, verifier.declined) == (len(rows), 0)
     # One frame per (signature digest, certReq, policy, imprint hash) the session server
     # has issued: at least 3 digests x with/without certificate from this module; other
@@ -120,27 +117,28 @@ def test_tampered_real_tokens_get_the_full_verifiers_findings(ledger_copy, confi
     cert = load_certificates(hsm.chain_file.read_bytes())[0].dump()
     token = with_cert.token
     bad_cert = flip(token, cert, len(cert) - 7)  # in the certificate's signature
+    inspector = TokenInspector(configured)
     # With the TSA certificate supplied (as `tsa audit` does), the signer is the supplied
     # certificate the ESSCertIDv2 hash names: both paths accept, and agree.
-    assert audit_cli.inspect_verified(bad_cert) == audit_cli.inspect_in_full(bad_cert)
-    assert not audit_cli.inspect_in_full(bad_cert).problems
+    assert inspector(bad_cert) == inspector.in_full(bad_cert)
+    assert not inspector.in_full(bad_cert).problems
     # With the trust roots alone, the embedded certificate is the only candidate.
-    audit_cli.configure(VerifyOptions(trust_roots=configured.trust_roots))
+    inspector = TokenInspector(VerifyOptions(trust_roots=configured.trust_roots))
     for entry in rows:  # every frame known, so the lean path's own checks decide
         if len(entry.token) > 1000:
-            assert not audit_cli.inspect_verified(entry.token).problems
+            assert not inspector(entry.token).problems
     cases = {
         "signature byte": (token[:-6] + bytes([token[-6] ^ 1]) + token[-5:], "signature: "),
         "TSTInfo byte": (flip(token, with_cert.imprint, 5), "message_digest: "),
         "certificate byte": (bad_cert, "signing_certificate: "),
         "another key": (resign(token), "signature: "),
     }
-    verifier = audit_cli._LEAN
+    verifier = inspector.lean
     assert verifier is not None
     for name, (tampered, finding) in cases.items():
         assert verifier.verify(tampered) is None, name
-        seen = audit_cli.inspect_verified(tampered)
-        assert seen == audit_cli.inspect_in_full(tampered), name
+        seen = inspector(tampered)
+        assert seen == inspector.in_full(tampered), name
         assert any(p.startswith(finding) for p in seen.problems), (name, seen.problems)
 
 

@@ -8,9 +8,11 @@ certificate (match, EKU, validity), the ledger.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 
-from ledger.store.sqlite import SqliteStore
+from ledger.store.base import Reader, Store
+from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
@@ -40,10 +43,12 @@ from tsa_server.signing.pool import batch_signer_for
 
 @dataclass
 class LedgerLog:
-    """One published log: its store, checkpoint publisher and origin."""
+    """One published log: its store, checkpoint publisher and origin, and how to open
+    another reader of it (the web layer's read threads each open their own)."""
 
-    store: SqliteStore
+    store: Store
     publisher: CheckpointPublisher
+    open_reader: Callable[[], Reader]
 
     @property
     def origin(self) -> str:
@@ -190,12 +195,14 @@ def _build(
     tokens_log = LedgerLog(
         store,
         CheckpointPublisher(store, checkpoint_signer, ledger.origin, Path(ledger.checkpoint_dir)),
+        functools.partial(SqliteReader, ledger.path),
     )
     ops_log = LedgerLog(
         ops_store,
         CheckpointPublisher(
             ops_store, checkpoint_signer, ledger.ops_origin, Path(ledger.ops_checkpoint_dir)
         ),
+        functools.partial(SqliteReader, ledger.ops_path),
     )
     ops_log.publisher.check_rollback(new_ledger=new_ledger)
     ops = OpsLog(ops_store)

@@ -5,15 +5,22 @@ and a slot is freed only when its read has really ended."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from ledger.store.base import NewEntry
-from ledger.store.sqlite import SqliteStore
+from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.web.ledger_reads import ReaderPool
+
+
+def opener(path: Path) -> Callable[[], SqliteReader]:
+    return functools.partial(SqliteReader, path)
 
 
 @pytest.fixture
@@ -43,7 +50,9 @@ def test_each_thread_reads_through_its_own_reader(ledger_path) -> None:
         return reader.size()
 
     async def run() -> list[int]:
-        return await asyncio.gather(*(pool.run(ledger_path, work) for _ in range(20)))
+        return await asyncio.gather(
+            *(pool.run("tokens", opener(ledger_path), work) for _ in range(20))
+        )
 
     try:
         assert asyncio.run(run()) == [20] * 20
@@ -65,17 +74,19 @@ def test_reads_past_the_bound_are_refused_at_once(ledger_path) -> None:
         return reader.size()
 
     async def run() -> None:
-        held = [asyncio.create_task(pool.run(ledger_path, slow)) for _ in range(2)]
+        held = [
+            asyncio.create_task(pool.run("tokens", opener(ledger_path), slow)) for _ in range(2)
+        ]
         await asyncio.sleep(0.05)
         with pytest.raises(web.HTTPServiceUnavailable) as refused:
-            await pool.run(ledger_path, slow)
+            await pool.run("tokens", opener(ledger_path), slow)
         assert refused.value.headers["Retry-After"] == "1"
         # A client that gives up while its read runs does not free the slot early.
         held[0].cancel()
         await asyncio.sleep(0.05)
         assert pool.pending == 2
         with pytest.raises(web.HTTPServiceUnavailable):
-            await pool.run(ledger_path, slow)
+            await pool.run("tokens", opener(ledger_path), slow)
         release.set()
         assert await held[1] == 20
         for _ in range(100):
@@ -83,7 +94,7 @@ def test_reads_past_the_bound_are_refused_at_once(ledger_path) -> None:
                 break
             await asyncio.sleep(0.01)
         assert pool.pending == 0
-        assert await pool.run(ledger_path, lambda r: r.size()) == 20
+        assert await pool.run("tokens", opener(ledger_path), lambda r: r.size()) == 20
 
     try:
         asyncio.run(run())

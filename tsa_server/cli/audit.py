@@ -19,17 +19,6 @@ from tsa_server.cli.options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.rfc3161.verify_lean import LeanVerifier, NotLean, der_children, der_integer
 
-# Set before the worker processes fork; read by inspect_verified in each of them.
-_OPTIONS: VerifyOptions | None = None
-_LEAN: LeanVerifier | None = None  # None: every token through the full verifier
-
-
-def configure(options: VerifyOptions, *, lean: bool = True) -> None:
-    """Set what inspect_verified checks against (before any worker forks)."""
-    global _OPTIONS, _LEAN
-    _OPTIONS = options
-    _LEAN = LeanVerifier(options) if lean else None
-
 
 def _lean_binding(values: tuple[bytes, ...]) -> LedgerBinding | None:
     """ledger.binding.LedgerBinding.decode of the first LedgerBinding value, for the DER
@@ -48,33 +37,41 @@ def _lean_binding(values: tuple[bytes, ...]) -> LedgerBinding | None:
     return LedgerBinding(origin.decode("utf-8"), numbers[1], numbers[2], root)
 
 
-def inspect_verified(token: bytes) -> Inspection:
-    """The ledger's own inspection plus every verification check that failed (the
-    message imprint is not checkable: an auditor holds tokens, not the documents)."""
-    if _LEAN is not None:
-        lean = _LEAN.verify(token)
-        if lean is not None:
-            try:
-                binding = _lean_binding(lean.extensions)
-            except (NotLean, ValueError):  # ValueError covers bad UTF-8 and shapes
-                pass
-            else:
-                return Inspection(lean.serial, lean.gen_time_ms, lean.imprint, binding)
-    return inspect_in_full(token)
+class TokenInspector:
+    """The ledger's own inspection of a token plus every verification check that failed
+    (the message imprint is not checkable: an auditor holds tokens, not the documents).
+    Each audit worker process gets its own copy as it starts (ledger/audit.py)."""
 
+    def __init__(self, options: VerifyOptions, *, lean: bool = True) -> None:
+        self.options = options
+        self.lean = LeanVerifier(options) if lean else None  # None: all by the full path
 
-def inspect_in_full(token: bytes) -> Inspection:
-    """inspect_verified by the full verifier alone."""
-    seen = inspect_token(token)
-    report = verify_token(token, _OPTIONS)
-    problems = tuple(
-        f"{check.name}: {check.reason}"
-        for check in report.checks
-        if not check.passed and check.name != "message_imprint"
-    )
-    return Inspection(
-        seen.serial, seen.gen_time_ms, seen.imprint, seen.binding, seen.problems + problems
-    )
+    def __call__(self, token: bytes) -> Inspection:
+        if self.lean is not None:
+            verified = self.lean.verify(token)
+            if verified is not None:
+                try:
+                    binding = _lean_binding(verified.extensions)
+                except (NotLean, ValueError):  # ValueError covers bad UTF-8 and shapes
+                    pass
+                else:
+                    return Inspection(
+                        verified.serial, verified.gen_time_ms, verified.imprint, binding
+                    )
+        return self.in_full(token)
+
+    def in_full(self, token: bytes) -> Inspection:
+        """The inspection by the full verifier alone."""
+        seen = inspect_token(token)
+        report = verify_token(token, self.options)
+        problems = tuple(
+            f"{check.name}: {check.reason}"
+            for check in report.checks
+            if not check.passed and check.name != "message_imprint"
+        )
+        return Inspection(
+            seen.serial, seen.gen_time_ms, seen.imprint, seen.binding, seen.problems + problems
+        )
 
 
 @click.command("audit")
@@ -122,14 +119,16 @@ def audit_command(
         config = load_config(config_path)
         roots = load_trust_roots(config)
         extra = extra or load_chain(config)
-    configure(VerifyOptions(trust_roots=roots, extra_certs=extra), lean=not no_lean)
+    inspector = TokenInspector(
+        VerifyOptions(trust_roots=roots, extra_certs=extra), lean=not no_lean
+    )
     report = run_audit(
         source,
         vkey=vkey,
         tokens=True,
         quiet=quiet,
         jobs=jobs,
-        inspect=inspect_verified,
+        inspect=inspector,
         resume=resume,
     )
     print_report(report, as_json)

@@ -24,8 +24,7 @@ from aiohttp import web
 from ledger.errors import LedgerError
 from ledger.proof_file import ProofFile
 from ledger.proofs import inclusion_proof
-from ledger.store.base import SignedCheckpoint
-from ledger.store.sqlite import SqliteReader
+from ledger.store.base import Reader, SignedCheckpoint
 from ledger.tiles import CHECKPOINT_PAGE, encode_entry_bundle, parse_tile_path
 from tsa_server.evidence.accounts import Scope
 from tsa_server.evidence.errors import PermissionDenied
@@ -48,7 +47,8 @@ T = TypeVar("T")
 class LogView:
     """One published log: its store, origin and note verifier key."""
 
-    store: SqliteReader
+    store: Reader
+    open_reader: Callable[[], Reader]  # another reader, for a read thread of its own
     origin: str
     vkey: str
     public_entries: bool = True
@@ -67,6 +67,7 @@ def setup(app: web.Application, services: Services) -> None:
     app[LOGS] = {
         name: LogView(
             log.store,
+            log.open_reader,
             log.origin,
             log.publisher.vkey,
             public_entries=config.public_entries,
@@ -93,9 +94,9 @@ def log_view(request: web.Request) -> LogView:
     return view
 
 
-async def read(request: web.Request, view: LogView, work: Callable[[SqliteReader], T]) -> T:
+async def read(request: web.Request, view: LogView, work: Callable[[Reader], T]) -> T:
     """`work(reader)` in the read pool, on that thread's own reader of this log."""
-    return await request.app[READS].run(view.store.path, work)
+    return await request.app[READS].run(view.origin, view.open_reader, work)
 
 
 def auditor(request: web.Request) -> web.Response | None:
@@ -117,14 +118,14 @@ def entries_refusal(request: web.Request, view: LogView) -> web.Response | None:
     return None if view.public_entries else auditor(request)
 
 
-def published(store: SqliteReader) -> SignedCheckpoint:
+def published(store: Reader) -> SignedCheckpoint:
     latest = store.latest_checkpoint()
     if latest is None:
         raise web.HTTPNotFound(text="no checkpoint published yet\n")
     return latest
 
 
-def pinned(store: SqliteReader, size: int | None) -> SignedCheckpoint:
+def pinned(store: Reader, size: int | None) -> SignedCheckpoint:
     """The archived checkpoint of `size`, or the latest one when `size` is None."""
     if size is None:
         return published(store)
@@ -192,7 +193,7 @@ async def tile(request: web.Request) -> web.Response:
     if tile_id.entries and (refusal := entries_refusal(request, view)) is not None:
         return refusal
 
-    def work(r: SqliteReader) -> bytes:
+    def work(r: Reader) -> bytes:
         start, end = tile_id.leaf_range()
         if end > published(r).size:
             raise web.HTTPNotFound(text="tile beyond the published tree\n")
@@ -216,7 +217,7 @@ async def inclusion(request: web.Request) -> web.Response:
     size_param = optional_int(request, "size")
     index = query_int(request, "index")
 
-    def work(r: SqliteReader) -> dict:
+    def work(r: Reader) -> dict:
         checkpoint_ = pinned(r, size_param)
         size = checkpoint_.size
         if index >= size:
@@ -238,7 +239,7 @@ async def consistency(request: web.Request) -> web.Response:
     view = log_view(request)
     old, new_param = query_int(request, "old"), optional_int(request, "new")
 
-    def work(r: SqliteReader) -> dict:
+    def work(r: Reader) -> dict:
         new = published(r).size if new_param is None else new_param
         first, second = r.checkpoint_at(old), r.checkpoint_at(new)
         if first is None or second is None or not 0 < old <= new:
@@ -267,7 +268,7 @@ async def tlog_proof(request: web.Request) -> web.Response:
     view = log_view(request)
     index = non_negative_int(request.match_info["index"], "index")
 
-    def work(r: SqliteReader) -> str:
+    def work(r: Reader) -> str:
         latest = published(r)
         if index >= latest.size:
             raise web.HTTPNotFound(text="index not covered by the latest checkpoint\n")

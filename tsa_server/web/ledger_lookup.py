@@ -23,8 +23,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ledger.store.base import Entry, SignedCheckpoint
-from ledger.store.sqlite import SqliteReader
+from ledger.store.base import Entry, Reader, SignedCheckpoint
 from tsa_server.rfc3161 import response
 from tsa_server.web.handlers import REPLY_TYPE
 from tsa_server.web.ledger import (
@@ -48,8 +47,8 @@ def _iso(ms: int) -> str:
 
 
 def matches(
-    r: SqliteReader, entries: Iterable[Entry | None], at: SignedCheckpoint, reveal: bool
-) -> list[dict]:
+    r: Reader, entries: Iterable[Entry | None], at: SignedCheckpoint, reveal: bool
+) -> list[dict[str, object]]:
     """Each entry covered by `at` with its proof; serial, genTime and token only when
     `reveal` (entries are public, or the caller is an auditor)."""
     nodes = r.node_reader(at.size)
@@ -67,12 +66,12 @@ def matches(
     ]
 
 
-def _json(body: dict, private: bool) -> web.Response:
+def _json(body: bytes, private: bool) -> web.Response:
     headers = {"Cache-Control": NO_STORE} if private else None
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
-def _continuation(request: web.Request):
+def _continuation(request: web.Request) -> Callable[..., str]:
     """Builds the path of another page of this lookup (read on the loop, called in the
     read pool)."""
     path, query = request.path, dict(request.query)
@@ -119,13 +118,13 @@ async def by_leaf_hash(request: web.Request) -> web.Response:
 async def _one_match(
     request: web.Request,
     view: LogView,
-    find: Callable[[SqliteReader], Entry | None],
+    find: Callable[[Reader], Entry | None],
     reveal: bool,
 ) -> web.Response:
     """The entry ``find`` picks (if any), proved against the pinned or latest size."""
     size = optional_int(request, "size")
 
-    def work(r: SqliteReader) -> bytes:
+    def work(r: Reader) -> bytes:
         at = pinned(r, size)
         found = matches(r, [find(r)], at, reveal)
         return json.dumps({"size": at.size, "matches": found}).encode()
@@ -144,7 +143,7 @@ async def by_imprint(request: web.Request) -> web.Response:
     limit = view.page_size
     link = _continuation(request)
 
-    def work(r: SqliteReader) -> bytes:
+    def work(r: Reader) -> bytes:
         at = pinned(r, size)
         found = [e for e in r.entries_by_imprint(imprint, limit + 1, start) if e.index < at.size]
         more = len(found) > limit
@@ -179,7 +178,7 @@ async def by_time(request: web.Request) -> web.Response:
     limit = view.page_size
     link = _continuation(request)
 
-    def work(r: SqliteReader) -> bytes:
+    def work(r: Reader) -> bytes:
         at = pinned(r, size)
         first = min(r.index_at_time(start_ms), at.size)
         end = min(r.index_at_time(end_ms), at.size)

@@ -1,8 +1,8 @@
 """Ledger reads that cost more than one row (proofs, lookups, tiles and entry bundles)
 run here, off the event loop, so that a burst of them never delays `/tsr`.
 
-A small pool of threads, each with read-only SqliteReaders of its own (a sqlite3
-connection is never used by two threads), and a bound on the reads admitted at once
+A small pool of threads, each with readers of its own (a sqlite3 connection is never
+used by two threads), and a bound on the reads admitted at once
 (running plus queued): past it a request is answered 503 with Retry-After at once,
 instead of queueing without end and holding its answer's memory. The per-client rate
 limits of the serving layer come first; this bound protects the server as a whole.
@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from aiohttp import web
 
-from ledger.store.sqlite import SqliteReader
+from ledger.store.base import Reader
 
 T = TypeVar("T")
 
@@ -32,7 +31,8 @@ MAX_PENDING = 16
 
 
 class ReaderPool:
-    """Runs `work(reader)` in a worker thread on that thread's reader of `path`."""
+    """Runs `work(reader)` in a worker thread on that thread's reader of a log (opened
+    with the log's `open_reader` on the thread's first read of it)."""
 
     def __init__(self, workers: int = WORKERS, max_pending: int = MAX_PENDING) -> None:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="ledger-read")
@@ -40,14 +40,16 @@ class ReaderPool:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pending = 0
-        self._readers: list[SqliteReader] = []  # every thread's, closed at shutdown
+        self._readers: list[Reader] = []  # every thread's, closed at shutdown
         self.refused = 0  # requests answered 503 (for tests and metrics)
 
     @property
     def pending(self) -> int:
         return self._pending
 
-    async def run(self, path: Path, work: Callable[[SqliteReader], T]) -> T:
+    async def run(
+        self, log: str, open_reader: Callable[[], Reader], work: Callable[[Reader], T]
+    ) -> T:
         with self._lock:
             if self._pending >= self._max_pending:
                 self.refused += 1
@@ -57,7 +59,7 @@ class ReaderPool:
                 )
             self._pending += 1
         try:
-            future = self._executor.submit(self._call, path, work)
+            future = self._executor.submit(self._call, log, open_reader, work)
         except RuntimeError:  # shut down: the server is stopping
             self._release(None)
             raise web.HTTPServiceUnavailable(text="the server is stopping\n") from None
@@ -66,17 +68,17 @@ class ReaderPool:
         future.add_done_callback(self._release)
         return await asyncio.wrap_future(future)
 
-    def _release(self, _: Future | None) -> None:
+    def _release(self, _: object) -> None:
         with self._lock:
             self._pending -= 1
 
-    def _call(self, path: Path, work: Callable[[SqliteReader], T]) -> T:
-        readers: dict[Path, SqliteReader] | None = getattr(self._local, "readers", None)
+    def _call(self, log: str, open_reader: Callable[[], Reader], work: Callable[[Reader], T]) -> T:
+        readers: dict[str, Reader] | None = getattr(self._local, "readers", None)
         if readers is None:
             readers = self._local.readers = {}
-        reader = readers.get(path)
+        reader = readers.get(log)
         if reader is None:
-            reader = readers[path] = SqliteReader(path)
+            reader = readers[log] = open_reader()
             with self._lock:
                 self._readers.append(reader)
         return work(reader)

@@ -25,8 +25,7 @@ from aiohttp import web
 from ledger.hashing import leaf_hash
 from ledger.merkle import root_from_reader
 from ledger.proofs import inclusion_proof, verify_inclusion
-from ledger.store.base import SignedCheckpoint
-from ledger.store.sqlite import SqliteReader
+from ledger.store.base import Reader, SignedCheckpoint
 from tsa_server.rfc3161.verify import VerificationReport
 from tsa_server.web import ledger
 
@@ -76,7 +75,7 @@ def _missing(section: dict[str, Any], serial: int, signature_ok: bool) -> dict[s
     return section
 
 
-def ledger_lookup(reader: SqliteReader, serial: int) -> dict[str, Any]:
+def ledger_lookup(reader: Reader, serial: int) -> dict[str, Any]:
     """The entry with ``serial`` and its inclusion proof: against the latest signed
     checkpoint when it covers the entry, else against the current tree. O(log n)."""
     entry = reader.entry_by_serial(serial)
