@@ -17,7 +17,8 @@ from ledger.binding import LedgerBinding
 from ledger.cli import print_report, run_audit, with_audit_options
 from tsa_server.cli.options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
-from tsa_server.rfc3161.verify_lean import LeanVerifier, NotLean, der_children, der_integer
+from tsa_server.rfc3161.verify_lean import LeanVerifier
+from tsa_server.rfc3161.verify_lean_der import NotLean, der_children, der_integer
 
 
 def _lean_binding(values: tuple[bytes, ...]) -> LedgerBinding | None:

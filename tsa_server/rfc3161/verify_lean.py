@@ -48,7 +48,7 @@ from .verify_crypto import HASHES, SignatureInvalid, hash_bytes
 from .verify_crypto import _dispatch as dispatch_signature
 from .verify_crypto import _kind as signature_kind
 from .verify_crypto import _named_hash as named_hash
-from .verify_lean_split import LeanToken, NotLean, Split, der_children, der_integer, split_token
+from .verify_lean_der import LeanToken, NotLean, Split, der_children, der_integer, split_token
 from .verify_load import load_token, to_asn1_certificate, unique_certificates
 
 # LeanToken, NotLean and the DER helpers are re-exported: `tsa audit` imports them here.
