@@ -39,7 +39,7 @@ class _VerifyCommand(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
-            exc.exit_code = 1
+            exc.exit_code = 1  # type: ignore[misc]  # click's class default, set per instance
             raise
 
 

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest
 
-API_KEY = [{"apiKey": []}]  # the security requirement of every authenticated operation
+#: The security requirement of every authenticated operation.
+API_KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
 REF = "#/components/schemas/{model}"
 
 M = TypeVar("M", bound=BaseModel)

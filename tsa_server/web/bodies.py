@@ -8,6 +8,7 @@ error in one place instead of a RecursionError and a 500 in each handler.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
@@ -42,7 +43,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
-            children = item.values()
+            children: Iterable[Any] = item.values()
         elif isinstance(item, list):
             children = item
         else:
@@ -55,6 +56,30 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 
 #: Largest JSON body of the account endpoints: a key request is ~100 bytes.
 MAX_JSON_BYTES = 16 * 1024
+#: Most bytes taken from the connection's buffer at once.
+READ_CHUNK = 1 << 16
+
+
+class BodyTooLarge(BadRequest):
+    """The body goes past the endpoint's limit (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The whole body, or BodyTooLarge as soon as it passes `limit` bytes (a chunked
+    body has no Content-Length: at most one byte past the limit is read)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(min(READ_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+    return b"".join(chunks)
 
 
 async def read_json_object(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
@@ -62,18 +87,10 @@ async def read_json_object(request: web.Request, limit: int = MAX_JSON_BYTES) ->
     it is not one JSON object."""
     if request.content_type != "application/json":
         raise BadRequest(415, "send application/json")
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(413, f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
     try:
-        while chunk := await request.content.read(limit + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest(413, f"the body exceeds {limit} bytes")
+        body = await read_bounded(request, limit)
     except (ConnectionError, ClientPayloadError):
         raise BadRequest(400, "incomplete request body") from None
-    body = b"".join(chunks)
     try:
         value = load_json(body) if body else {}
     except JsonRejected as exc:

@@ -16,6 +16,7 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance.issuer import Issuer
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161 import response
+from tsa_server.web.bodies import BodyTooLarge, read_bounded
 from tsa_server.web.errors import DOMAIN_ERRORS, error_response
 from tsa_server.web.serving import SlowBody
 
@@ -84,23 +85,15 @@ async def timestamp(request: web.Request) -> web.Response:
     A body that trickles in is failed by the serving layer's watchdog (web/serving.py)."""
     state = request.app[STATE]
     _check_headers(request)
-    body = await _read_bounded(request, state.max_body_bytes)
+    try:
+        body = await read_bounded(request, state.max_body_bytes)
+    except BodyTooLarge as exc:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=state.max_body_bytes,
+            actual_size=state.max_body_bytes + 1,
+            text="request too large\n",
+        ) from exc
     return _reply(await state.issuer.issue(body))
-
-
-async def _read_bounded(request: web.Request, limit: int) -> bytes:
-    # Chunked bodies have no Content-Length: read at most one byte past the limit.
-    chunks, size = [], 0
-    while True:
-        chunk = await request.content.read(limit + 1 - size)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=limit, actual_size=size, text="request too large\n"
-            )
 
 
 async def landing(request: web.Request) -> web.Response:

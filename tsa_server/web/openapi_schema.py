@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-API_KEY = [{"apiKey": []}]  # the security requirement of every authenticated operation
+#: The security requirement of every authenticated operation.
+API_KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
 
 
 def ref(name: str) -> dict[str, str]:

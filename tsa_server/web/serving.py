@@ -175,7 +175,6 @@ class ConnectionCap:
                 self.refused,
             )
 
-
     def _slowest_body(self, handlers: list[RequestHandler]) -> RequestHandler | None:
         """The connection whose request body arrives at the lowest rate so far."""
         now, slowest, lowest = time.monotonic(), None, float("inf")
@@ -215,10 +214,12 @@ async def _serve(app: web.Application, listener: Listener) -> None:
         lingering_time=LINGER_S,
     )
     await runner.setup()
-    watchdog = BodyWatchdog(runner.server, listener.body)
+    server = runner.server
+    assert server is not None, "set up above"
+    watchdog = BodyWatchdog(server, listener.body)
     sweeper = asyncio.create_task(watchdog.run())
     try:
-        ConnectionCap(runner.server, listener.max_connections, watchdog)
+        ConnectionCap(server, listener.max_connections, watchdog)
         site = web.TCPSite(runner, listener.host, listener.port, backlog=listener.max_connections)
         await site.start()
         while True:

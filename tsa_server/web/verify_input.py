@@ -20,7 +20,7 @@ from tsa_server.rfc3161.verify import (
 )
 from tsa_server.rfc3161.verify_checks import MAX_EMBEDDED
 from tsa_server.rfc3161.verify_crypto import HASHES, new_hash
-from tsa_server.web.bodies import JsonRejected, load_json
+from tsa_server.web.bodies import BodyTooLarge, JsonRejected, load_json, read_bounded
 from tsa_server.web.handlers import WebState
 from tsa_server.web.serving import SlowBody
 
@@ -72,8 +72,11 @@ async def read_input(request: web.Request, state: WebState) -> VerifyInput:
         given = await _read_multipart(request, state)
     elif content_type == JSON_TYPE:
         limit = state.max_token_bytes * 3 + _OVERHEAD  # base64 token and certificates
-        _check_length(request, limit)
-        given = _parse_json(await _read_bounded(request, limit), state)
+        try:
+            raw = await read_bounded(request, limit)
+        except BodyTooLarge as exc:
+            raise BadInput(413, exc.reason) from None
+        given = _parse_json(raw, state)
     else:
         raise BadInput(415, f"send {MULTIPART_TYPE} or {JSON_TYPE}, not {content_type}")
     if given.token is None:
@@ -89,18 +92,6 @@ def _check_length(request: web.Request, limit: int) -> None:
     length = request.content_length
     if length is not None and length > limit:
         raise BadInput(413, f"the request body exceeds {limit} bytes")
-
-
-async def _read_bounded(request: web.Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    while True:
-        chunk = await request.content.read(min(_CHUNK, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise BadInput(413, f"the request body exceeds {limit} bytes")
 
 
 async def _read_multipart(request: web.Request, state: WebState) -> VerifyInput:
@@ -169,7 +160,8 @@ async def _read_part(part: BodyPartReader, name: str, given: VerifyInput, state:
 
 
 async def _read_part_bytes(part: BodyPartReader, limit: int, what: str) -> bytes:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while chunk := await part.read_chunk(min(_CHUNK, limit + 1 - size)):
         chunks.append(chunk)
         size += len(chunk)
