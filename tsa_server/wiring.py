@@ -15,12 +15,12 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 
-from ledger.store.base import Reader, Store
+from ledger.store.base import Reader, SignedCheckpoint, Store
 from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
@@ -36,6 +36,7 @@ from tsa_server.names.timestamping import NamesService, open_names
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
 from tsa_server.rfc3161.verify_load import CertificateDecodeError, load_certificates
+from tsa_server.signing.base import Signer
 from tsa_server.signing.certs import check_tsa_certificate, to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
 from tsa_server.signing.pool import batch_signer_for
@@ -57,9 +58,12 @@ class LedgerLog:
 
 @dataclass
 class Services:
+    """Everything the server runs on, built from the configuration by build_services;
+    consumers see the interfaces (Signer, Store, Clock...), not the classes chosen here."""
+
     config: Config
-    signer: Pkcs11Signer
-    store: SqliteStore
+    signer: Signer
+    store: Store
     clock: Clock
     issuer: Issuer
     chain: list[asn1_x509.Certificate]
@@ -226,7 +230,7 @@ def _build(
     if binding is not None and latest is not None:
         binding.set_anchor(latest.size, latest.root)
 
-    def on_checkpoint(checkpoint) -> None:
+    def on_checkpoint(checkpoint: SignedCheckpoint) -> None:
         if binding is not None:
             binding.set_anchor(checkpoint.size, checkpoint.root)
         ops.record_safely(
@@ -305,7 +309,5 @@ def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:
     return evidence, blobs
 
 
-def _ms(value: float):
-    from datetime import timedelta
-
+def _ms(value: float) -> timedelta:
     return timedelta(milliseconds=value)
