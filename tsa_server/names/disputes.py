@@ -90,18 +90,24 @@ def metrics_from_json(raw: Any) -> dict[str, Metrics]:
         if not isinstance(wangwang, bool):
             raise NumberError(f"{where}.wangwang must be true or false")
         continuous = m.get("continuous_days")
-        fields = {
-            "search_rate": rational(m.get("search_rate", 0), f"{where}.search_rate"),
-            "usage_days": whole(m.get("usage_days", 0), f"{where}.usage_days"),
-            "repeat_rate": rational(m.get("repeat_rate", 0), f"{where}.repeat_rate"),
-            "transactions": rational(m.get("transactions", 0), f"{where}.transactions"),
-            "star_level": whole(m.get("star_level", 0), f"{where}.star_level"),
-            "continuous_days": None
-            if continuous is None
-            else whole(continuous, f"{where}.continuous_days"),
-        }
+        search_rate = rational(m.get("search_rate", 0), f"{where}.search_rate")
+        usage_days = whole(m.get("usage_days", 0), f"{where}.usage_days")
+        repeat_rate = rational(m.get("repeat_rate", 0), f"{where}.repeat_rate")
+        transactions = rational(m.get("transactions", 0), f"{where}.transactions")
+        star_level = whole(m.get("star_level", 0), f"{where}.star_level")
+        continuous_days = (
+            None if continuous is None else whole(continuous, f"{where}.continuous_days")
+        )
         try:
-            out[shop_id] = Metrics(wangwang=wangwang, **fields)
+            out[shop_id] = Metrics(
+                search_rate=search_rate,
+                usage_days=usage_days,
+                continuous_days=continuous_days,
+                wangwang=wangwang,
+                repeat_rate=repeat_rate,
+                transactions=transactions,
+                star_level=star_level,
+            )
         except ValueError as exc:  # the metrics' own ranges
             raise NumberError(f"{where}: {exc}") from None
     return out

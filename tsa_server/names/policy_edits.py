@@ -19,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
 from .charset import disallowed_chars, fold
 from .config import METRICS, Policy, PolicyError, Weights
+from .errors import InvalidNameRequest, NamesError
 from .numbers import NumberError, rational
 from .words import Lexicon
 
@@ -34,11 +36,11 @@ MAX_LIST_WORDS = 5000
 SCHEMA = "tsa.names.policy-change/1"
 
 
-class EditError(ValueError):
+class EditError(InvalidNameRequest, ValueError):
     """An edit that cannot be applied as asked (bad word, unknown list, bounds)."""
 
 
-class StaleVersion(Exception):
+class StaleVersion(NamesError):
     """The caller's If-Match is not the current version (someone else changed it)."""
 
     def __init__(self, current: str) -> None:
@@ -46,7 +48,7 @@ class StaleVersion(Exception):
         self.current = current
 
 
-def _frozen(d: Mapping[str, frozenset[str]] | None) -> dict[str, frozenset[str]]:
+def _frozen(d: Mapping[str, AbstractSet[str]] | None) -> dict[str, frozenset[str]]:
     d = d or {}
     return {name: frozenset(d.get(name, frozenset())) for name in LISTS}
 
@@ -55,8 +57,8 @@ def _frozen(d: Mapping[str, frozenset[str]] | None) -> dict[str, frozenset[str]]
 class Overlay:
     """The administrators' changes against the conf files."""
 
-    added: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    removed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    added: Mapping[str, AbstractSet[str]] = field(default_factory=dict)  # frozen on creation
+    removed: Mapping[str, AbstractSet[str]] = field(default_factory=dict)
     weights: Mapping[str, Fraction] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

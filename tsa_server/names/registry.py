@@ -190,7 +190,7 @@ class Registry(Complaints):
         if len(pool) == 1 and not self._shop_name_taken(rec, pool[0]):
             holding = self._holding_for(pool[0], now)
             new = HandleRecord(rec.key, holding.handle, HandleStatus.ACTIVE, holding=holding)
-            data = {
+            data: dict[str, Any] = {
                 "shop": holding.shop_id,
                 "account": holding.account_id,
                 "shop_name": holding.shop_name,

@@ -299,15 +299,16 @@ def record_from_json(o: dict[str, Any]) -> HandleRecord:
 def create_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     if "records" not in db.table_names():
-        db["records"].create({"key": str, "handle": str, "status": str, "record": str}, pk="key")
+        columns = {"key": str, "handle": str, "status": str, "record": str}
+        db.table("records").create(columns, pk="key")
     if "bindings" not in db.table_names():
-        db["bindings"].create({"shop_id": str, "key": str}, pk=("shop_id", "key"))
-        db["bindings"].create_index(["key"])
+        db.table("bindings").create({"shop_id": str, "key": str}, pk=("shop_id", "key"))
+        db.table("bindings").create_index(["key"])
     if "meta" not in db.table_names():
-        db["meta"].create({"name": str, "value": int}, pk="name")
-        db["meta"].insert({"name": "last_seq", "value": 0})
+        db.table("meta").create({"name": str, "value": int}, pk="name")
+        db.table("meta").insert({"name": "last_seq", "value": 0})
     if "events" not in db.table_names():
-        db["events"].create(
+        db.table("events").create(
             {
                 "seq": int,
                 "kind": str,
@@ -323,7 +324,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
             pk="seq",
             not_null={"kind", "key", "handle", "at", "canonical", "sha256", "token", "gen_time"},
         )
-        db["events"].create_index(["key"])
+        db.table("events").create_index(["key"])
     conn.executescript(_TRIGGERS)
 
 

@@ -40,6 +40,18 @@ from tsa_server.fees import (
     QuotaExceeded,
     StateError,
 )
+from tsa_server.names.errors import (
+    InvalidNameRequest,
+    NameRefused,
+    NamesConflict,
+    NamesError,
+    NoSuchName,
+    NotPermitted,
+    NotTimestamped,
+    RefusalKind,
+    VersionRequired,
+)
+from tsa_server.names.policy_edits import StaleVersion
 
 log = logging.getLogger("tsa.web.errors")
 
@@ -116,6 +128,15 @@ def _status(status: int) -> Callable[[Exception], web.Response]:
     return lambda exc: json_error(status, str(exc))
 
 
+def _name_refused(exc: NameRefused) -> web.Response:
+    """The registry's refusal: its reason code, detail and the field at fault."""
+    status = {RefusalKind.INPUT: 400, RefusalKind.FORBIDDEN: 403}.get(exc.kind, 409)
+    r = exc.refused
+    field = r.field.value if r.field else None
+    body = {"error": str(exc), "reason": r.reason.value, "detail": r.detail, "field": field}
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
 _TABLE: tuple[
     tuple[type[Exception] | tuple[type[Exception], ...], Callable[[Any], web.Response]], ...
 ] = (
@@ -137,10 +158,19 @@ _TABLE: tuple[
     ((InvalidInput, InvalidBlobKey), _status(400)),
     (BlobTooLarge, _status(413)),
     (Conflict, _status(409)),
+    # The handle registry (names/).
+    (NameRefused, _name_refused),
+    (StaleVersion, lambda exc: json_error(412, str(exc), {"ETag": exc.current}, etag=exc.current)),
+    (InvalidNameRequest, _status(400)),
+    (NotPermitted, _status(403)),
+    (NoSuchName, _status(404)),
+    (NamesConflict, _status(409)),
+    (VersionRequired, _status(428)),
+    (NotTimestamped, _status(503)),
 )
 
 #: The roots whose errors this table answers (the middleware catches these).
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (BadRequest, FeeError, EvidenceError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (BadRequest, FeeError, EvidenceError, NamesError)
 
 
 def error_response(exc: Exception) -> web.Response:

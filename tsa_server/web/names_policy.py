@@ -1,4 +1,5 @@
-"""Administrators edit the handle registry's word lists and dispute weights.
+"""Administrators edit the handle registry's word lists and dispute weights: the HTTP
+side of tsa_server/names/policy_operations.py.
 
 ``GET   /api/v1/names/policy/words``    any key: the lists in force, version, ETag
 ``PATCH /api/v1/names/policy/words``    operator admin: ``{"banned": {"add": [..],
@@ -12,168 +13,173 @@
 An edit needs ``If-Match`` with the ETag of a GET (428 without it, 412 with a stale
 one: another administrator changed the policy meanwhile; the answer carries the
 current ETag). Editors are the organisations of [names] operators, with an admin-scope
-key (member and auditor keys have no admin scope: 403). An accepted change is
-time-stamped by this TSA, appended to the operations log (``name_policy``), stored in
-the names database (it overrides conf/, survives restarts and reloads; see
-tsa_server.names.policy_edits) and in force for the next check.
+key (member and auditor keys have no admin scope: 403).
 """
 
 from __future__ import annotations
 
-import base64
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import AfterValidator, Field, RootModel, WithJsonSchema
 
-from tsa_server.evidence.accounts import Scope
-from tsa_server.names.policy_edits import (
-    LISTS,
-    EditError,
-    StaleVersion,
-    list_edit,
-    weights_edit,
-)
-from tsa_server.names.policy_store import PolicyChange
-from tsa_server.names.timestamping import NamesService, TimestampUnavailable
-from tsa_server.names.words import WordListError
-from tsa_server.web.auth import PRINCIPAL, require
-from tsa_server.web.bodies import read_json_object
-from tsa_server.web.errors import BadRequest
-from tsa_server.web.names import is_operator, service
+from tsa_server.accounts.key_rules import Scope
+from tsa_server.names import policy_operations as policy
+from tsa_server.names.policy_edits import MAX_EDIT_WORDS
+from tsa_server.names.policy_operations import Edited, WordChange
+from tsa_server.web.api import Body, Operation, Param, json_response, read_body, ref
+from tsa_server.web.auth import require
+from tsa_server.web.names import HANDLE, caller, errors, scope_note, service
+
+Words = Annotated[list[str], Field(max_length=MAX_EDIT_WORDS)]
 
 
-def _admin(request: web.Request) -> NamesService:
-    names = service(request)
-    if names.policy_admin is None:
-        raise BadRequest(404, "the registry policy is not editable on this server")
-    if not is_operator(request, names):
-        raise BadRequest(403, "only an operator organisation's admin key edits the policy")
-    return names
+def _given(edit: WordEdit | None) -> WordEdit:
+    """A list named with null is refused, as it always was (absent is fine)."""
+    if edit is None:
+        raise ValueError('must be {"add": [...], "remove": [...]}')
+    return edit
 
 
-def _if_match(request: web.Request) -> str:
-    value = request.headers.get("If-Match")
-    if not value:
-        raise BadRequest(428, "send If-Match with the ETag of GET (optimistic concurrency)")
-    return value
+class WordEdit(Body):
+    """One word list's edit."""
+
+    add: Words | None = None
+    remove: Words | None = None
+
+    def change(self) -> WordChange:
+        return WordChange(self.add, self.remove)
 
 
-def _answer(body: dict[str, Any], tag: str, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"ETag": tag})
+ListEdit = Annotated[WordEdit | None, AfterValidator(_given)]
 
 
-def change_json(c: PolicyChange) -> dict[str, Any]:
-    return {
-        "version": c.version,
-        "at": c.at,
-        "by": {"org": c.by_org, "key": c.by_key},
-        "canonical": base64.b64encode(c.canonical).decode(),
-        "sha256": c.sha256,
-        "token": base64.b64encode(c.token).decode(),
-        "gen_time": c.gen_time,
-        "ops_index": c.ops_index,
-    }
+class WordsEdit(Body):
+    """PATCH /api/v1/names/policy/words: one or more lists."""
+
+    banned: ListEdit = None
+    restricted: ListEdit = None
+    brands: ListEdit = None
+
+    def lists(self) -> dict[str, WordChange]:
+        given = {"banned": self.banned, "restricted": self.restricted, "brands": self.brands}
+        return {name: edit.change() for name, edit in given.items() if edit is not None}
 
 
-async def _edit(request: web.Request, names: NamesService, **edit: Any) -> web.Response:
-    p = request[PRINCIPAL]
-    by = {"org": p.org_id, "key": p.key_id}
-    if_match = _if_match(request)
-    async with names.operation():
-        assert names.policy_admin is not None
-        try:
-            change = await names.edit_policy(if_match=if_match, by=by, **edit)
-        except StaleVersion as exc:
-            body = {"error": str(exc), "etag": exc.current}
-            return web.json_response(body, status=412, headers={"ETag": exc.current})
-        except EditError as exc:
-            raise BadRequest(400, str(exc)) from None
-        except TimestampUnavailable as exc:
-            raise BadRequest(503, f"the change could not be time-stamped: {exc}") from None
-        view = names.policy_admin.view()
-    body = {**view.words_json(), "weights": view.weights_json()["weights"]}
-    return _answer({**body, "change": change_json(change)}, view.etag)
+class WeightsEdit(RootModel[dict[str, Any]]):
+    """PATCH /api/v1/names/policy/weights: ``{metric: number | "a/b" | null}``, checked
+    by the registry (names/policy_edits.weights_edit)."""
+
+    root: Annotated[
+        dict[str, Any],
+        WithJsonSchema(
+            {"type": "object", "additionalProperties": {"type": ["number", "string", "null"]}}
+        ),
+    ]
+
+
+def _answer(body: dict[str, Any], tag: str) -> web.Response:
+    return web.json_response(body, headers={"ETag": tag})
+
+
+def _edited(edited: Edited) -> web.Response:
+    return _answer(policy.edited_json(edited), edited.view.etag)
 
 
 @require()
 async def words(request: web.Request) -> web.Response:
-    names = service(request)
-    if names.policy_admin is None:
-        raise BadRequest(404, "the registry policy is not editable on this server")
-    view = names.policy_admin.view()
+    view = policy.admin_of(service(request)).view()
     return _answer(view.words_json(), view.etag)
 
 
 @require(Scope.ADMIN)
 async def edit_words(request: web.Request) -> web.Response:
-    names = _admin(request)
-    body = await read_json_object(request)
-    unknown = sorted(set(body) - set(LISTS))
-    if unknown or not body:
-        raise BadRequest(400, f"give one or more of {list(LISTS)}; unknown: {unknown}")
-    edits = []
-    for name in LISTS:
-        if name not in body:
-            continue
-        part = body[name]
-        if not isinstance(part, dict) or set(part) - {"add", "remove"}:
-            raise BadRequest(400, f'{name} must be {{"add": [...], "remove": [...]}}')
-        try:
-            edits.append(
-                list_edit(name, part.get("add"), part.get("remove"), names.registry.policy)
-            )
-        except EditError as exc:
-            raise BadRequest(400, str(exc)) from None
-    if not any(e.add or e.remove for e in edits):
-        raise BadRequest(400, "nothing to add or remove")
-    return await _edit(request, names, edits=tuple(edits))
+    names, who = service(request), caller(request)
+    policy.require_editor(names, who)  # before the body, as it always was
+    body = await read_body(request, WordsEdit)
+    if_match = request.headers.get("If-Match")
+    return _edited(await policy.edit_words(names, who, body.lists(), if_match))
 
 
 @require()
 async def weights(request: web.Request) -> web.Response:
-    names = service(request)
-    if names.policy_admin is None:
-        raise BadRequest(404, "the registry policy is not editable on this server")
-    view = names.policy_admin.view()
+    view = policy.admin_of(service(request)).view()
     return _answer(view.weights_json(), view.etag)
 
 
 @require(Scope.ADMIN)
 async def edit_weights(request: web.Request) -> web.Response:
-    names = _admin(request)
-    body = await read_json_object(request)
-    try:
-        change = weights_edit(body)
-    except EditError as exc:
-        raise BadRequest(400, str(exc)) from None
-    return await _edit(request, names, weights=change)
+    names, who = service(request), caller(request)
+    policy.require_editor(names, who)
+    body = await read_body(request, WeightsEdit)
+    if_match = request.headers.get("If-Match")
+    return _edited(await policy.edit_weights(names, who, body.root, if_match))
 
 
 @require()
 async def changes(request: web.Request) -> web.Response:
-    names = service(request)
-    if names.policy_admin is None:
-        raise BadRequest(404, "the registry policy is not editable on this server")
-    return web.json_response(
-        {"changes": [change_json(c) for c in names.policy_admin.store.changes()]}
-    )
+    return web.json_response(policy.changes_json(policy.admin_of(service(request))))
 
 
 @require(Scope.ADMIN)
 async def reload(request: web.Request) -> web.Response:
-    names = _admin(request)
-    assert names.policy_admin is not None
-    async with names.operation():
-        try:
-            view = names.policy_admin.reload()
-        except WordListError as exc:
-            raise BadRequest(409, f"the lists in force are unchanged: {exc}") from None
-        ops = names.sink.ops
-        if ops is not None:
-            p = request[PRINCIPAL]
-            ops.record(
-                "name_policy_reload",
-                by={"org": p.org_id, "key": p.key_id},
-                etag=view.etag,
-            )
-    return _answer({**view.words_json(), "weights": view.weights_json()["weights"]}, view.etag)
+    return _edited(await policy.reload(service(request), caller(request)))
+
+
+# ----------------------------------------------------------- the description
+_WORDS = "/api/v1/names/policy/words"
+_WEIGHTS = "/api/v1/names/policy/weights"
+_IF_MATCH = Param("If-Match", "header", required=True)
+_EDIT_ERRORS = (400, 401, 403, 404, 412, 428, 503)
+_POLICY = json_response(ref("PolicyWords"))
+_ANY_OBJECT = json_response({"type": "object"})
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "get",
+        _WORDS,
+        "Word lists in force (banned, restricted, brands), version and ETag",
+        {"200": _POLICY, **errors(401, 404)},
+        params=(HANDLE,),
+    ),
+    Operation(
+        "patch",
+        _WORDS,
+        "Operator admin: add/remove words; If-Match required; time-stamped, in the "
+        "operations log, durable, in force at once",
+        {"200": _POLICY, **errors(*_EDIT_ERRORS)},
+        body=WordsEdit,
+        params=(_IF_MATCH,),
+        description=scope_note("admin"),
+    ),
+    Operation(
+        "get",
+        _WEIGHTS,
+        "Dispute weights in force (H-16), version and ETag",
+        {"200": _ANY_OBJECT, **errors(401, 404)},
+        params=(HANDLE,),
+    ),
+    Operation(
+        "patch",
+        _WEIGHTS,
+        "Operator admin: override weights (null drops an override); If-Match required",
+        {"200": _POLICY, **errors(*_EDIT_ERRORS)},
+        body=WeightsEdit,
+        params=(_IF_MATCH,),
+        description=scope_note("admin"),
+    ),
+    Operation(
+        "get",
+        "/api/v1/names/policy/changes",
+        "Every policy change: canonical record, RFC 3161 token, operations-log index",
+        {"200": _ANY_OBJECT, **errors(401, 404)},
+        params=(HANDLE,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/names/policy/reload",
+        "Operator admin: re-read the conf word lists (the overlay stays on top)",
+        {"200": _POLICY, **errors(401, 403, 404, 409)},
+        params=(HANDLE,),
+        description=scope_note("admin"),
+    ),
+)
