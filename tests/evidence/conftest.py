@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tsa_server.evidence.accounts import Accounts, Role, Scope
+from tsa_server.accounts.key_rules import Role, Scope
+from tsa_server.accounts.service import Accounts
 from tsa_server.evidence.store import EvidenceStore
 
 START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)

@@ -9,32 +9,34 @@ from datetime import timedelta
 import pytest
 
 from tests.evidence.conftest import ALL_SCOPES
-from tsa_server.evidence import accounts as accounts_module
-from tsa_server.evidence.accounts import (
-    LAST_USED_RESOLUTION,
-    ROLE_SCOPES,
-    Accounts,
-    Principal,
-    Role,
-    Scope,
-    check_grant,
-    check_revoke,
-    hash_secret,
-    key_summary,
-    parse_scopes,
-    parse_token,
-)
-from tsa_server.evidence.errors import (
+from tsa_server.accounts import service as accounts_module
+from tsa_server.accounts.errors import (
+    AccountConflict,
     ApiKeyExpired,
     ApiKeyNotFound,
     ApiKeyRevoked,
-    Conflict,
+    InvalidAccountInput,
     InvalidApiKey,
-    InvalidInput,
     MemberNotFound,
     OrganisationNotFound,
     PermissionDenied,
 )
+from tsa_server.accounts.key_rules import (
+    ROLE_SCOPES,
+    Principal,
+    Role,
+    Scope,
+    check_grant,
+    parse_scopes,
+)
+from tsa_server.accounts.keys import (
+    LAST_USED_RESOLUTION,
+    check_revoke,
+    hash_secret,
+    key_summary,
+    parse_token,
+)
+from tsa_server.accounts.service import Accounts
 from tsa_server.evidence.store import EvidenceStore
 
 READ = frozenset({Scope.READ})
@@ -63,7 +65,7 @@ def test_active_keys_are_capped(accounts: Accounts, monkeypatch) -> None:
     monkeypatch.setattr(accounts_module, "MAX_ACTIVE_KEYS", 3)
     org = accounts.create_organisation("Acme")
     made = [accounts.create_key(org.id, scopes=READ) for _ in range(3)]
-    with pytest.raises(Conflict):
+    with pytest.raises(AccountConflict):
         accounts.create_key(org.id, scopes=READ)
     accounts.revoke_key(org.id, made[0].key.id)
     accounts.create_key(org.id, scopes=READ)
@@ -174,7 +176,7 @@ def test_keys_expire_at_the_instant(accounts: Accounts, clock) -> None:
     clock.now = expires  # half-open [created, expires)
     with pytest.raises(ApiKeyExpired):
         accounts.authenticate(created.secret)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccountInput):
         accounts.create_key(org.id, scopes=READ, expires_at=clock.now)
 
 
@@ -185,9 +187,9 @@ def test_roles_bound_scopes(accounts: Accounts, role: Role) -> None:
         if scope in ROLE_SCOPES[role]:
             accounts.create_key(org.id, scopes=frozenset({scope}), role=role)
         else:
-            with pytest.raises(InvalidInput):
+            with pytest.raises(InvalidAccountInput):
                 accounts.create_key(org.id, scopes=frozenset({scope}), role=role)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccountInput):
         accounts.create_key(org.id, scopes=frozenset(), role=role)
 
 
@@ -204,7 +206,7 @@ def test_parse_scopes() -> None:
         Scope.TIMESTAMP,
     }
     for bad in (["root"], ["read,"], [""], []):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidAccountInput):
             parse_scopes(bad)
 
 
@@ -287,17 +289,17 @@ def test_operator_revocation_by_key_id(accounts: Accounts, two_orgs) -> None:
 
 
 def test_names_members_and_organisations_are_checked(accounts: Accounts) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccountInput):
         accounts.create_organisation("  ")
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccountInput):
         accounts.create_organisation("a\x00b")
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccountInput):
         accounts.create_organisation("x" * 201)
     with pytest.raises(OrganisationNotFound):
         accounts.create_key("org_missing", scopes=READ)
     org = accounts.create_organisation("Acme")
     auditor = accounts.add_member(org.id, "Eve", Role.AUDITOR)
-    with pytest.raises(InvalidInput):  # a key cannot outrank its holder
+    with pytest.raises(InvalidAccountInput):  # a key cannot outrank its holder
         accounts.create_key(org.id, scopes=READ, role=Role.MEMBER, member_id=auditor.id)
     with pytest.raises(MemberNotFound):
         accounts.create_key(org.id, scopes=READ, member_id="mem_0000")

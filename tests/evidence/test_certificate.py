@@ -13,8 +13,8 @@ import pytest
 from pypdf import PdfReader
 
 from tests.support.certified import DEPOSITOR, STATEMENT, issue, openssl_verify, put_item
+from tsa_server.accounts.service import Accounts
 from tsa_server.beijing_calendar import display, utc_text
-from tsa_server.evidence.accounts import Accounts
 from tsa_server.evidence.certificate import (
     NotCertified,
     certificate_data,

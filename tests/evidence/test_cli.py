@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.tsa import write_config
+from tsa_server.accounts.errors import ApiKeyRevoked
+from tsa_server.accounts.service import Accounts
 from tsa_server.cli import main
 from tsa_server.config import Config, ConfigError, load_config, parse_config
-from tsa_server.evidence.accounts import Accounts
-from tsa_server.evidence.errors import ApiKeyRevoked
 from tsa_server.evidence.store import EvidenceStore
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "tsa.toml"

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.evidence.conftest import ALL_SCOPES, START
-from tsa_server.evidence.accounts import LAST_USED_RESOLUTION, Accounts, Role, Scope, key_summary
-from tsa_server.evidence.errors import ApiKeyExpired, ApiKeyRevoked, PermissionDenied
-from tsa_server.evidence.key_use import KeyUseRecorder
+from tsa_server.accounts.errors import ApiKeyExpired, ApiKeyRevoked, PermissionDenied
+from tsa_server.accounts.key_rules import Role, Scope
+from tsa_server.accounts.key_use import KeyUseRecorder
+from tsa_server.accounts.keys import LAST_USED_RESOLUTION, key_summary
+from tsa_server.accounts.service import Accounts
+from tsa_server.accounts.times import ts
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.evidence.times import ts
 
 READ = frozenset({Scope.READ})
 ADMIN = frozenset({Scope.ADMIN})

@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from ledger.checkpoint import parse_vkey
 from ledger.proof_file import ProofFile
 from tests.support.certified import issue, openssl_verify, put_item
-from tsa_server.evidence.accounts import Accounts
+from tsa_server.accounts.service import Accounts
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.certificate import certificate_data
 from tsa_server.evidence.kit_zip import (

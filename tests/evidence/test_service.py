@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from ledger.store.sqlite import SqliteStore
+from tsa_server.accounts.service import Accounts
 from tsa_server.clock.base import ManualClock
-from tsa_server.evidence.accounts import Accounts
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.fee_items import new_credit_entry
 from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler

@@ -13,13 +13,13 @@ from datetime import timedelta
 
 import pytest
 
+from tsa_server.accounts.errors import OrganisationNotFound
 from tsa_server.evidence.errors import (
     EvidenceError,
     IdempotencyConflict,
     InvalidInput,
     ItemImmutable,
     ItemNotFound,
-    OrganisationNotFound,
 )
 from tsa_server.evidence.records import ItemMode, NewCreditEntry, NewItem, StorageState
 from tsa_server.evidence.store import EvidenceStore

@@ -25,8 +25,8 @@ from aiohttp import web
 from tests.evidence.test_service import World
 from tests.support.tsa import TsaServer, evidence_settings
 from tests.web.test_evidence_http import FORM, Api, new_org, sha, tsa
+from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.evidence import client
-from tsa_server.evidence.accounts import Role, Scope
 from tsa_server.fees import beijing
 from tsa_server.web.evidence import EVIDENCE
 from tsa_server.web.handlers import STATE, WebState, errors_middleware

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from tests.support.tsa import free_port
 from tests.web.test_evidence_http import new_org, sha, tsa
 from tests.web.test_webhooks_http import Receiver, webhook_server
-from tsa_server.evidence.accounts import Organisation
+from tsa_server.accounts.keys import Organisation
 from tsa_server.evidence.records import StoredNotice
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from tests.support.tsa import TsaServer
 from tests.web.test_evidence_http import FORM, Api, new_org, sha, tsa
-from tsa_server.evidence.accounts import Organisation
+from tsa_server.accounts.keys import Organisation
 from tsa_server.evidence.records import StoredNotice
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher

@@ -13,7 +13,7 @@ what its maker did not have (`check_grant`, `child_expiry`):
 * it expires no later than its creator: a creator with an expiry passes it on when the
   request names none, and a later expiry is refused.
 
-Revocation follows the tree the other way (evidence/store.py ``revoke_api_key``):
+Revocation follows the tree the other way (accounts/store.py ``revoke_api_key``):
 revoking a key revokes every key it created, transitively, at the same instant, each
 recorded with ``revoked_via`` (its creator). Any key may revoke itself (the first thing
 to do with a leaked key); other keys only with the admin scope and a role no higher than
@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.evidence.errors import InvalidInput, PermissionDenied
-from tsa_server.evidence.times import ts
+from tsa_server.accounts.errors import InvalidAccountInput, PermissionDenied
+from tsa_server.accounts.times import ts
 
 
 class Role(enum.StrEnum):
@@ -77,7 +77,7 @@ def parse_role(text: str) -> Role:
     try:
         return Role(text)
     except ValueError:
-        raise InvalidInput(f"unknown role {text!r}: one of {', '.join(Role)}") from None
+        raise InvalidAccountInput(f"unknown role {text!r}: one of {', '.join(Role)}") from None
 
 
 def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
@@ -89,16 +89,20 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
             try:
                 scopes.add(Scope(name))
             except ValueError:
-                raise InvalidInput(f"unknown scope {name!r}: one of {', '.join(Scope)}") from None
+                raise InvalidAccountInput(
+                    f"unknown scope {name!r}: one of {', '.join(Scope)}"
+                ) from None
     if not scopes:
-        raise InvalidInput("a key needs at least one scope")
+        raise InvalidAccountInput("a key needs at least one scope")
     return frozenset(scopes)
 
 
 def check_role_scopes(role: Role, scopes: frozenset[Scope]) -> None:
     extra = scopes - ROLE_SCOPES[role]
     if extra:
-        raise InvalidInput(f"the {role} role cannot hold the scope(s) {', '.join(sorted(extra))}")
+        raise InvalidAccountInput(
+            f"the {role} role cannot hold the scope(s) {', '.join(sorted(extra))}"
+        )
 
 
 def check_grant(principal: Principal, role: Role, scopes: frozenset[Scope]) -> None:

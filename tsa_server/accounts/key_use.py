@@ -22,10 +22,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from tsa_server.evidence.accounts import LAST_USED_RESOLUTION, ApiKey, use_is_news
-from tsa_server.evidence.store import EvidenceStore
+from tsa_server.accounts.keys import LAST_USED_RESOLUTION, ApiKey, use_is_news
+from tsa_server.accounts.store import SqliteAccountStore
 
-log = logging.getLogger("tsa.evidence.key_use")
+log = logging.getLogger("tsa.accounts.key_use")
 
 
 class KeyUseRecorder:
@@ -39,7 +39,7 @@ class KeyUseRecorder:
         # One worker thread with its own connection: writes never overlap, even when a
         # cancelled flush's write is still running.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="key-use")
-        self._store: EvidenceStore | None = None
+        self._store: SqliteAccountStore | None = None
         self._task: asyncio.Task[None] | None = None
 
     def note(self, key: ApiKey, at: datetime) -> None:
@@ -79,7 +79,7 @@ class KeyUseRecorder:
 
     def _write(self, batch: dict[str, datetime]) -> None:
         if self._store is None:
-            self._store = EvidenceStore(self.path)
+            self._store = SqliteAccountStore(self.path)
         self._store.touch_api_keys(batch)
 
     async def run(self) -> None:

@@ -1,15 +1,24 @@
-"""API keys in the evidence database: the trigger that bounds a key by its creator, and
-the one-time migration of databases made before keys were bounded (issue 13).
+"""The accounts' part of the evidence database: the organisations, members and api_keys
+tables and their rules as triggers, the trigger that bounds a key by its creator, and the
+one-time migration of databases made before keys were bounded (issue 13).
 
-schema.py makes the tables and the other rules; this part is the key tree's
-(evidence/key_rules.py states the rules themselves).
+The rules hold for every writer (the server, the CLI, an operator's sqlite3 shell):
+organisations are never deleted; API keys are revoked, never deleted, and a revocation
+is final; a key's hash, role, scopes and expiry never change; a key made by another key
+(``created_by``) holds no higher role, no scope and no later expiry than its creator,
+which must be an unrevoked key of the same organisation (accounts/key_rules.py states
+the rules themselves). evidence/schema.py makes the rest of the file after this part.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from tsa_server.evidence.key_rules import ROLE_RANK, Scope
+import sqlite_utils
+
+from tsa_server.accounts.key_rules import ROLE_RANK, Scope
+
+_ORG_FK = [("org_id", "organisations", "id")]
 
 #: The message of the trigger that bounds a key by its creator (store.py maps it).
 CREATOR_BOUND = "a key never outranks or outlives the key that created it"
@@ -35,6 +44,80 @@ WHEN EXISTS (SELECT 1 FROM api_keys p WHERE p.id = NEW.created_by AND (
 BEGIN SELECT RAISE(ABORT, '{CREATOR_BOUND}'); END;
 CREATE INDEX IF NOT EXISTS idx_api_keys_created_by ON api_keys (created_by);
 """
+
+
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS organisations_no_delete BEFORE DELETE ON organisations
+BEGIN SELECT RAISE(ABORT, 'organisations are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS organisations_fixed BEFORE UPDATE ON organisations
+WHEN NEW.id IS NOT OLD.id OR NEW.created_at IS NOT OLD.created_at
+BEGIN SELECT RAISE(ABORT, 'an organisation id never changes'); END;
+
+CREATE TRIGGER IF NOT EXISTS members_fixed BEFORE UPDATE ON members
+WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
+BEGIN SELECT RAISE(ABORT, 'a member stays in its organisation'); END;
+
+CREATE TRIGGER IF NOT EXISTS api_keys_no_delete BEFORE DELETE ON api_keys
+BEGIN SELECT RAISE(ABORT, 'API keys are revoked, never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS api_keys_fixed BEFORE UPDATE ON api_keys
+WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
+  OR NEW.secret_hash IS NOT OLD.secret_hash OR NEW.role IS NOT OLD.role
+  OR NEW.scopes IS NOT OLD.scopes OR NEW.created_at IS NOT OLD.created_at
+  OR NEW.created_by IS NOT OLD.created_by OR NEW.member_id IS NOT OLD.member_id
+  OR NEW.expires_at IS NOT OLD.expires_at
+  OR (OLD.revoked_at IS NOT NULL
+      AND (NEW.revoked_at IS NOT OLD.revoked_at OR NEW.revoked_by IS NOT OLD.revoked_by
+           OR NEW.revoked_via IS NOT OLD.revoked_via))
+  OR (NEW.revoked_via IS NOT NULL AND NEW.revoked_at IS NULL)
+BEGIN SELECT RAISE(ABORT, 'an API key only gains last_used_at and one revocation'); END;
+
+"""
+
+
+def create_account_schema(conn: sqlite3.Connection) -> None:
+    """Make the accounts' tables and rules where missing, and migrate old key tables."""
+    db = sqlite_utils.Database(conn)
+    tables = set(db.table_names())
+    if "organisations" not in tables:
+        db["organisations"].create(
+            {"id": str, "name": str, "created_at": str},
+            pk="id",
+            not_null={"name", "created_at"},
+        )
+    if "members" not in tables:
+        db["members"].create(
+            {"id": str, "org_id": str, "name": str, "role": str, "created_at": str},
+            pk="id",
+            not_null={"org_id", "name", "role", "created_at"},
+            foreign_keys=_ORG_FK,
+        )
+        db["members"].create_index(["org_id"])
+    if "api_keys" not in tables:
+        db["api_keys"].create(
+            {
+                "id": str,
+                "org_id": str,
+                "name": str,
+                "role": str,
+                "scopes": str,  # space-separated, sorted
+                "secret_hash": bytes,  # SHA-256 (accounts.hash_secret); never the secret
+                "created_at": str,
+                "created_by": str,
+                "member_id": str,
+                "expires_at": str,
+                "revoked_at": str,
+                "revoked_by": str,
+                "last_used_at": str,
+                "revoked_via": str,  # the creator whose revocation revoked this key
+            },
+            pk="id",
+            not_null={"org_id", "name", "role", "scopes", "secret_hash", "created_at"},
+            foreign_keys=[*_ORG_FK, ("member_id", "members", "id")],
+        )
+        db["api_keys"].create_index(["org_id"])
+    migrate_api_keys(conn)
+    conn.executescript(_TRIGGERS + KEY_CREATOR_TRIGGER)
+
 
 # SQL's own clock in the store's format (times.ts): 2024-03-01T02:00:00.000Z.
 _SQL_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"

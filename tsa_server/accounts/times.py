@@ -1,9 +1,13 @@
-"""Instants of the evidence layer: aware UTC, millisecond precision, stored and shown as
-fixed-width text (``2024-03-01T02:00:00.000Z``) that sorts as it reads."""
+"""Instants of the account and evidence stores: aware UTC, millisecond precision, stored
+and shown as fixed-width text (``2024-03-01T02:00:00.000Z``) that sorts as it reads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+#: A clock: the current instant, aware UTC.
+Now = Callable[[], datetime]
 
 
 def utc_now() -> datetime:

@@ -16,18 +16,13 @@ from datetime import timedelta
 
 import click
 
+from tsa_server.accounts.key_rules import Role, parse_role, parse_scopes
+from tsa_server.accounts.keys import MAX_KEY_DAYS, key_summary
+from tsa_server.accounts.service import Accounts
+from tsa_server.accounts.times import ts, utc_now
 from tsa_server.cli.options import config_option
-from tsa_server.evidence.accounts import (
-    MAX_KEY_DAYS,
-    Accounts,
-    Role,
-    key_summary,
-    parse_role,
-    parse_scopes,
-)
 from tsa_server.evidence.errors import EvidenceError
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.evidence.times import ts, utc_now
 
 _ROLES = click.Choice([r.value for r in Role])
 

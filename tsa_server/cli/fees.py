@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tsa_server.accounts.times import ts
 from tsa_server.cli.options import (
     JSON,
     ORG,
@@ -12,7 +13,6 @@ from tsa_server.cli.options import (
     open_evidence,
     org_exists,
 )
-from tsa_server.evidence.times import ts
 
 
 @click.group("fees")

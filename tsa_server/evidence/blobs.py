@@ -48,12 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from tsa_server.evidence.errors import (
-    BlobError,
-    BlobNotFound,
-    BlobTooLarge,
-    InvalidBlobKey,
-)
+from tsa_server.evidence.errors import BlobError, BlobNotFound, BlobTooLarge, InvalidBlobKey
 
 #: Unit of hashing and writing, and the most put_stream buffers before writing.
 CHUNK_BYTES = 1 << 20

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsa_server.evidence.accounts import new_id
+from tsa_server.accounts.keys import new_id
 from tsa_server.evidence.blobs import BlobRef, FileBlobStore
 from tsa_server.evidence.changes import Change
 from tsa_server.evidence.errors import InvalidInput

@@ -1,6 +1,7 @@
 """Errors of the evidence layer. Every message is client-safe: no secrets, no paths.
 
-web/auth.py maps them to HTTP in one place; the CLI turns any TSAError into one line.
+web/errors.py maps them to HTTP in its table (the account errors are
+tsa_server.accounts.errors); the CLI turns any TSAError into one line.
 """
 
 from __future__ import annotations
@@ -21,49 +22,8 @@ class NotFound(EvidenceError, LookupError):
     reported exactly like missing ones, so ids reveal nothing across accounts."""
 
 
-class OrganisationNotFound(NotFound):
-    pass
-
-
-class MemberNotFound(NotFound):
-    pass
-
-
-class ApiKeyNotFound(NotFound):
-    pass
-
-
 class ItemNotFound(NotFound):
     pass
-
-
-class AuthenticationError(EvidenceError):
-    """The request carries no usable API key (HTTP 401)."""
-
-
-class InvalidApiKey(AuthenticationError):
-    """Missing, malformed, unknown or wrong secret: one message for all of them."""
-
-    def __init__(self, message: str = "invalid API key") -> None:
-        super().__init__(message)
-
-
-class ApiKeyRevoked(AuthenticationError):
-    def __init__(self, message: str = "this API key has been revoked") -> None:
-        super().__init__(message)
-
-
-class ApiKeyExpired(AuthenticationError):
-    def __init__(self, message: str = "this API key has expired") -> None:
-        super().__init__(message)
-
-
-class PermissionDenied(EvidenceError):
-    """A valid key that may not do this (HTTP 403). `scope` names a missing scope."""
-
-    def __init__(self, message: str, scope: str | None = None) -> None:
-        super().__init__(message)
-        self.scope = scope
 
 
 class Conflict(EvidenceError):

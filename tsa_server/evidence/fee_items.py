@@ -28,7 +28,7 @@ from tsa_server.evidence.records import (
     StorageState,
     StoredNotice,
 )
-from tsa_server.evidence.store import STORAGE_COLUMNS
+from tsa_server.evidence.store.items import STORAGE_COLUMNS
 from tsa_server.fees import (
     DepositForm,
     Digests,

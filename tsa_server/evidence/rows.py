@@ -1,4 +1,4 @@
-"""SQLite rows of the evidence store <-> the values of records.py and accounts.py."""
+"""SQLite rows of the evidence store <-> the values of records.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from tsa_server.evidence.accounts import ApiKey, Role, Scope
+from tsa_server.accounts.times import dt, ts
 from tsa_server.evidence.errors import InvalidInput
 from tsa_server.evidence.records import (
     CreditEntry,
@@ -16,7 +16,6 @@ from tsa_server.evidence.records import (
     canonical_json,
     check_tags,
 )
-from tsa_server.evidence.times import dt, ts
 
 _CHAIN_LABEL = b"tsa-credit-v1\x00"
 CHAIN_GENESIS = bytes(32)
@@ -44,24 +43,6 @@ def item_from_row(row: dict[str, Any]) -> Item:
         certified_at=dt(row["certified_at"]),
         blob_key=row["blob_key"],
         storage_state=None if row["storage_state"] is None else StorageState(row["storage_state"]),
-    )
-
-
-def api_key_from_row(row: dict[str, Any]) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        org_id=row["org_id"],
-        name=row["name"],
-        role=Role(row["role"]),
-        scopes=frozenset(Scope(s) for s in row["scopes"].split()),
-        created_at=dt(row["created_at"]),
-        created_by=row["created_by"],
-        member_id=row["member_id"],
-        expires_at=dt(row["expires_at"]),
-        revoked_at=dt(row["revoked_at"]),
-        revoked_by=row["revoked_by"],
-        last_used_at=dt(row["last_used_at"]),
-        revoked_via=row.get("revoked_via"),
     )
 
 

@@ -9,10 +9,8 @@ not depend on one code path being right:
   certified their token, ledger index, serial, time and statement are frozen;
 * a stored original is always the item's certified content (blob_key = sha256), held
   exactly in the states that hold one; hash-only items never have one;
-* organisations are never deleted; API keys are revoked, never deleted, and a
-  revocation is final; a key's hash, role, scopes and expiry never change; a key made
-  by another key (``created_by``) holds no higher role, no scope and no later expiry
-  than its creator, which must be an unrevoked key of the same organisation;
+* the accounts' tables and rules (organisations, members, API keys) are
+  tsa_server/accounts/schema.py's, made first: the evidence tables refer to them;
 * an item's storage record (item_terms: epoch, work content, the evidence record's
   hash and operations-log index, and the fee layer's storage term and status) is never
   deleted and its certified part never changes; notices are append-only, sent once.
@@ -24,37 +22,13 @@ import sqlite3
 
 import sqlite_utils
 
-from tsa_server.evidence.key_schema import KEY_CREATOR_TRIGGER, migrate_api_keys
+from tsa_server.accounts.schema import create_account_schema
 
 SCHEMA_VERSION = 1
 
 _ORG_FK = [("org_id", "organisations", "id")]
 
 _TRIGGERS = """
-CREATE TRIGGER IF NOT EXISTS organisations_no_delete BEFORE DELETE ON organisations
-BEGIN SELECT RAISE(ABORT, 'organisations are never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS organisations_fixed BEFORE UPDATE ON organisations
-WHEN NEW.id IS NOT OLD.id OR NEW.created_at IS NOT OLD.created_at
-BEGIN SELECT RAISE(ABORT, 'an organisation id never changes'); END;
-
-CREATE TRIGGER IF NOT EXISTS members_fixed BEFORE UPDATE ON members
-WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
-BEGIN SELECT RAISE(ABORT, 'a member stays in its organisation'); END;
-
-CREATE TRIGGER IF NOT EXISTS api_keys_no_delete BEFORE DELETE ON api_keys
-BEGIN SELECT RAISE(ABORT, 'API keys are revoked, never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS api_keys_fixed BEFORE UPDATE ON api_keys
-WHEN NEW.id IS NOT OLD.id OR NEW.org_id IS NOT OLD.org_id
-  OR NEW.secret_hash IS NOT OLD.secret_hash OR NEW.role IS NOT OLD.role
-  OR NEW.scopes IS NOT OLD.scopes OR NEW.created_at IS NOT OLD.created_at
-  OR NEW.created_by IS NOT OLD.created_by OR NEW.member_id IS NOT OLD.member_id
-  OR NEW.expires_at IS NOT OLD.expires_at
-  OR (OLD.revoked_at IS NOT NULL
-      AND (NEW.revoked_at IS NOT OLD.revoked_at OR NEW.revoked_by IS NOT OLD.revoked_by
-           OR NEW.revoked_via IS NOT OLD.revoked_via))
-  OR (NEW.revoked_via IS NOT NULL AND NEW.revoked_at IS NULL)
-BEGIN SELECT RAISE(ABORT, 'an API key only gains last_used_at and one revocation'); END;
-
 CREATE TRIGGER IF NOT EXISTS items_no_delete BEFORE DELETE ON items
 BEGIN SELECT RAISE(ABORT, 'evidence items are never deleted, only their originals'); END;
 CREATE TRIGGER IF NOT EXISTS items_fixed BEFORE UPDATE ON items
@@ -127,44 +101,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "meta" not in tables:
         db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
         db["meta"].insert({"key": "schema", "value": str(SCHEMA_VERSION)})
-    if "organisations" not in tables:
-        db["organisations"].create(
-            {"id": str, "name": str, "created_at": str},
-            pk="id",
-            not_null={"name", "created_at"},
-        )
-    if "members" not in tables:
-        db["members"].create(
-            {"id": str, "org_id": str, "name": str, "role": str, "created_at": str},
-            pk="id",
-            not_null={"org_id", "name", "role", "created_at"},
-            foreign_keys=_ORG_FK,
-        )
-        db["members"].create_index(["org_id"])
-    if "api_keys" not in tables:
-        db["api_keys"].create(
-            {
-                "id": str,
-                "org_id": str,
-                "name": str,
-                "role": str,
-                "scopes": str,  # space-separated, sorted
-                "secret_hash": bytes,  # SHA-256 (accounts.hash_secret); never the secret
-                "created_at": str,
-                "created_by": str,
-                "member_id": str,
-                "expires_at": str,
-                "revoked_at": str,
-                "revoked_by": str,
-                "last_used_at": str,
-                "revoked_via": str,  # the creator whose revocation revoked this key
-            },
-            pk="id",
-            not_null={"org_id", "name", "role", "scopes", "secret_hash", "created_at"},
-            foreign_keys=[*_ORG_FK, ("member_id", "members", "id")],
-        )
-        db["api_keys"].create_index(["org_id"])
-    migrate_api_keys(conn)
+    create_account_schema(conn)
     if "items" not in tables:
         db["items"].create(
             {
@@ -334,6 +271,4 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"
     )
-    conn.executescript(
-        _TRIGGERS + KEY_CREATOR_TRIGGER + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS + _TERMS_TRIGGERS
-    )
+    conn.executescript(_TRIGGERS + _CONSISTENCY_TRIGGERS + _CREDIT_TRIGGERS + _TERMS_TRIGGERS)

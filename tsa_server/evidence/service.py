@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
+from tsa_server.accounts.times import utc_now
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.changes import Change, StaleChange, atomic_check
 from tsa_server.evidence.deposits import (
@@ -73,7 +74,6 @@ from tsa_server.evidence.records import (
 )
 from tsa_server.evidence.settings import EvidenceSettings
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.evidence.times import utc_now
 from tsa_server.fees import (
     DEFAULT_POLICY,
     Artefact,

@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 import aiohttp
 from yarl import URL
 
+from tsa_server.accounts.times import utc_now
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.evidence.times import utc_now
 from tsa_server.evidence.webhook_fence import (
     BLOCKED,
     PLAIN_HTTP,

@@ -37,8 +37,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from tsa_server.evidence.store import notice_from_row
-from tsa_server.evidence.times import dt
+from tsa_server.accounts.times import dt
+from tsa_server.evidence.store.notices import notice_from_row
 from tsa_server.evidence.views import notice_json
 from tsa_server.evidence.webhook_fence import TargetPolicy, shown_error
 from tsa_server.fees import FieldError, NoticeKind

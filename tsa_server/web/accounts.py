@@ -18,16 +18,9 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import Field
 
-from tsa_server.evidence.accounts import (
-    MAX_KEY_DAYS,
-    ApiKey,
-    Role,
-    Scope,
-    key_summary,
-    parse_role,
-    parse_scopes,
-)
-from tsa_server.evidence.times import ts, utc_now
+from tsa_server.accounts.key_rules import Role, Scope, parse_role, parse_scopes
+from tsa_server.accounts.keys import MAX_KEY_DAYS, ApiKey, key_summary
+from tsa_server.accounts.times import ts, utc_now
 from tsa_server.web.api import Body, Described, Operation, Param, json_response, read_body, ref
 from tsa_server.web.auth import KEY_USE, PRINCIPAL, accounts, require
 

@@ -23,11 +23,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tsa_server.evidence.accounts import Accounts, Principal, Scope
-from tsa_server.evidence.errors import (
-    InvalidApiKey,
-)
-from tsa_server.evidence.key_use import KeyUseRecorder
+from tsa_server.accounts.errors import InvalidApiKey
+from tsa_server.accounts.key_rules import Principal, Scope
+from tsa_server.accounts.key_use import KeyUseRecorder
+from tsa_server.accounts.service import Accounts
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.errors import DOMAIN_ERRORS, BadRequest, MissingKey, error_response
 from tsa_server.web.handlers import STATE

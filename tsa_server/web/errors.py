@@ -16,8 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from tsa_server.evidence.errors import (
+from tsa_server.accounts.errors import (
+    AccountConflict,
+    AccountError,
+    AccountNotFound,
     AuthenticationError,
+    InvalidAccountInput,
+    PermissionDenied,
+)
+from tsa_server.evidence.errors import (
     BlobNotFound,
     BlobTooLarge,
     Conflict,
@@ -25,7 +32,6 @@ from tsa_server.evidence.errors import (
     InvalidBlobKey,
     InvalidInput,
     NotFound,
-    PermissionDenied,
 )
 from tsa_server.evidence.service import MonthlyQuotaExceeded
 from tsa_server.fees import (
@@ -150,7 +156,7 @@ _TABLE: tuple[
     (MonthlyQuotaExceeded, _monthly_quota),
     (QuotaExceeded, _status(429)),
     (FeeError, _status(400)),
-    # Accounts, keys and the evidence layer (evidence/).
+    # Keys (accounts/) and the evidence layer (evidence/).
     (MissingKey, lambda exc: json_error(401, str(exc), challenge())),
     (AuthenticationError, lambda exc: json_error(401, str(exc), challenge("invalid_token"))),
     (PermissionDenied, _forbidden),
@@ -158,6 +164,10 @@ _TABLE: tuple[
     ((InvalidInput, InvalidBlobKey), _status(400)),
     (BlobTooLarge, _status(413)),
     (Conflict, _status(409)),
+    # Accounts' own (accounts/; authentication and permission are above).
+    (AccountNotFound, _status(404)),
+    (InvalidAccountInput, _status(400)),
+    (AccountConflict, _status(409)),
     # The handle registry (names/).
     (NameRefused, _name_refused),
     (StaleVersion, lambda exc: json_error(412, str(exc), {"ETag": exc.current}, etag=exc.current)),
@@ -170,7 +180,13 @@ _TABLE: tuple[
 )
 
 #: The roots whose errors this table answers (the middleware catches these).
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (BadRequest, FeeError, EvidenceError, NamesError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (
+    BadRequest,
+    FeeError,
+    EvidenceError,
+    AccountError,
+    NamesError,
+)
 
 
 def error_response(exc: Exception) -> web.Response:

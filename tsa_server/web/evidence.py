@@ -39,15 +39,11 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from tsa_server.accounts.errors import AccountError, PermissionDenied
+from tsa_server.accounts.key_rules import Scope
 from tsa_server.beijing_calendar import to_beijing
-from tsa_server.evidence.accounts import Scope
 from tsa_server.evidence.blobs import CHUNK_BYTES
-from tsa_server.evidence.errors import (
-    EvidenceError,
-    InvalidInput,
-    ItemNotFound,
-    PermissionDenied,
-)
+from tsa_server.evidence.errors import EvidenceError, InvalidInput, ItemNotFound
 from tsa_server.evidence.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tsa_server.evidence.idempotency import (
     InProgress,
@@ -64,7 +60,7 @@ from tsa_server.evidence.service import (
     EvidenceService,
     check_digests,
 )
-from tsa_server.evidence.store import MAX_PAGE
+from tsa_server.evidence.store.items import MAX_PAGE
 from tsa_server.evidence.uploads import UploadSession
 from tsa_server.evidence.views import entry_json, forecast_json, lot_json, notice_json
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
@@ -485,7 +481,7 @@ async def upload(request: web.Request) -> web.Response:
         except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError):
             raise BadRequest(400, "incomplete request body") from None
         except (HttpProcessingError, ValueError, LookupError, AssertionError) as exc:
-            if isinstance(exc, FeeError | EvidenceError):
+            if isinstance(exc, FeeError | EvidenceError | AccountError):
                 raise
             raise BadRequest(400, "malformed multipart body") from None
         specs, described = _upload_specs(body)

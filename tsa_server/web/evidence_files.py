@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from aiohttp import web
 
 from ledger.proof_file import ProofFile
-from tsa_server.evidence.accounts import Scope
+from tsa_server.accounts.key_rules import Scope
 from tsa_server.evidence.certificate import (
     CertificateData,
     NotCertified,

@@ -26,8 +26,8 @@ from ledger.proof_file import ProofFile
 from ledger.proofs import inclusion_proof
 from ledger.store.base import Reader, SignedCheckpoint
 from ledger.tiles import CHECKPOINT_PAGE, encode_entry_bundle, parse_tile_path
-from tsa_server.evidence.accounts import Scope
-from tsa_server.evidence.errors import PermissionDenied
+from tsa_server.accounts.errors import PermissionDenied
+from tsa_server.accounts.key_rules import Scope
 from tsa_server.web import auth
 from tsa_server.web.errors import DOMAIN_ERRORS, error_response
 from tsa_server.web.ledger_reads import ReaderPool

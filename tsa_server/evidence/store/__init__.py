@@ -1,0 +1,52 @@
+"""Where the evidence layer keeps its state: one SQLite file (WAL, synchronous=FULL:
+durable on every commit), one store per aggregate, each a small protocol with one SQLite
+class:
+
+- `items.ItemStore`: items and their storage records;
+- `credits.CreditStore`: the chained, append-only credit entries;
+- `notices.NoticeStore`, `webhooks.WebhookStore`: notices and their webhook deliveries;
+- `idempotency.IdempotencyStore`: the Idempotency-Keys of deposit requests;
+- `changes.ChangeStore`: one fee-layer change across items, credits and notices in one
+  transaction;
+- the organisations, members and API keys are tsa_server.accounts.store's.
+
+`EvidenceStore` is the SQLite set over one file (what wiring builds, and what the
+operator CLI and the tests open); `EvidenceStorage` is the protocol the evidence service
+is typed with. Several processes may open the same file (accounts/sqlite.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Protocol
+
+from tsa_server.accounts.store import AccountStore, SqliteAccountStore
+from tsa_server.evidence.schema import create_schema
+from tsa_server.evidence.store.changes import ChangeStore, SqliteChangeStore
+from tsa_server.evidence.store.credits import CreditStore
+from tsa_server.evidence.store.idempotency import IdempotencyStore, SqliteIdempotencyStore
+from tsa_server.evidence.store.items import MAX_PAGE as MAX_PAGE
+from tsa_server.evidence.store.items import ItemStore
+from tsa_server.evidence.store.notices import NoticeStore
+from tsa_server.evidence.store.webhooks import SqliteWebhookStore, WebhookStore
+
+
+class EvidenceStorage(
+    ItemStore, CreditStore, NoticeStore, ChangeStore, IdempotencyStore, WebhookStore, Protocol
+):
+    """Every evidence store together: what EvidenceService reads and writes."""
+
+
+class EvidenceStore(
+    SqliteChangeStore, SqliteIdempotencyStore, SqliteWebhookStore, SqliteAccountStore
+):
+    """The SQLite set over one evidence database file: accounts, items, credit entries,
+    notices, webhooks and idempotency keys."""
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        create_schema(conn)
+
+
+def _implements(store: EvidenceStore) -> tuple[EvidenceStorage, AccountStore]:
+    """The type checker proves the SQLite set implements both protocols."""
+    return store, store
