@@ -1,33 +1,19 @@
-"""Fixtures of the evidence-layer tests: an injectable clock, a store, accounts."""
+"""Fixtures of the evidence-layer tests: an injectable clock, the evidence store (the
+SQLite set, accounts included), accounts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tsa_server.accounts.key_rules import Role, Scope
+from tests.accounts.conftest import ALL_SCOPES as ALL_SCOPES
+from tests.accounts.conftest import START as START
+from tests.accounts.conftest import FakeClock
+from tsa_server.accounts.key_rules import Role
 from tsa_server.accounts.service import Accounts
 from tsa_server.evidence.store import EvidenceStore
-
-START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
-ALL_SCOPES = frozenset(Scope)
-
-
-class FakeClock:
-    """`now()` under test control, millisecond precision like the store."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.evidence.conftest import ALL_SCOPES
+from tests.accounts.conftest import ALL_SCOPES
 from tsa_server.accounts import service as accounts_module
 from tsa_server.accounts.errors import (
     AccountConflict,
@@ -37,12 +37,12 @@ from tsa_server.accounts.keys import (
     parse_token,
 )
 from tsa_server.accounts.service import Accounts
-from tsa_server.evidence.store import EvidenceStore
+from tsa_server.accounts.store import SqliteAccountStore
 
 READ = frozenset({Scope.READ})
 
 
-def test_token_format_and_hash(accounts: Accounts, store: EvidenceStore) -> None:
+def test_token_format_and_hash(accounts: Accounts, store: SqliteAccountStore) -> None:
     org = accounts.create_organisation("Acme")
     created = accounts.create_key(org.id, scopes=READ, name="ci")
     prefix, key_id, secret = created.secret.split("_")
@@ -71,7 +71,7 @@ def test_active_keys_are_capped(accounts: Accounts, monkeypatch) -> None:
     accounts.create_key(org.id, scopes=READ)
 
 
-def test_the_secret_is_never_stored(accounts: Accounts, store: EvidenceStore, db_path) -> None:
+def test_the_secret_is_never_stored(accounts: Accounts, store: SqliteAccountStore, db_path) -> None:
     org = accounts.create_organisation("Acme")
     created = [accounts.create_key(org.id, scopes=ALL_SCOPES, role=Role.OWNER) for _ in range(3)]
     for key in created:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.evidence.conftest import ALL_SCOPES, START
+from tests.accounts.conftest import ALL_SCOPES, START
 from tsa_server.accounts.errors import ApiKeyExpired, ApiKeyRevoked, PermissionDenied
 from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.accounts.key_use import KeyUseRecorder
 from tsa_server.accounts.keys import LAST_USED_RESOLUTION, key_summary
 from tsa_server.accounts.service import Accounts
+from tsa_server.accounts.store import SqliteAccountStore
 from tsa_server.accounts.times import ts
-from tsa_server.evidence.store import EvidenceStore
 
 READ = frozenset({Scope.READ})
 ADMIN = frozenset({Scope.ADMIN})
@@ -124,7 +124,7 @@ def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, db_path: 
 
 def _legacy_database(path: Path) -> None:
     """A database as made before issue 13: no revoked_via, no creator trigger."""
-    EvidenceStore(path).close()
+    SqliteAccountStore(path).close()
     raw = sqlite3.connect(path)
     raw.executescript(
         "DROP TRIGGER api_keys_fixed; DROP TRIGGER api_keys_within_creator;"
@@ -152,7 +152,7 @@ def _legacy_database(path: Path) -> None:
 
 def test_an_old_database_is_migrated_once(db_path: Path, clock) -> None:
     _legacy_database(db_path)
-    store = EvidenceStore(db_path, now=clock)
+    store = SqliteAccountStore(db_path, now=clock)
     try:
         keys = {k.id[0]: k for k in store.api_keys("org_a")}
         june = keys["a"].expires_at
@@ -167,13 +167,13 @@ def test_an_old_database_is_migrated_once(db_path: Path, clock) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         raw.execute("UPDATE api_keys SET expires_at = NULL")
     before = raw.execute("SELECT * FROM api_keys ORDER BY id").fetchall()
-    EvidenceStore(db_path).close()
+    SqliteAccountStore(db_path).close()
     assert raw.execute("SELECT * FROM api_keys ORDER BY id").fetchall() == before
     raw.close()
 
 
 def test_key_uses_are_written_in_batches_at_most_once_a_minute(
-    accounts: Accounts, store: EvidenceStore, db_path: Path, clock
+    accounts: Accounts, store: SqliteAccountStore, db_path: Path, clock
 ) -> None:
     org = accounts.create_organisation("Acme")
     one = accounts.create_key(org.id, scopes=READ)

@@ -1,0 +1,62 @@
+"""Fixtures of the accounts tests: an injectable clock, an account store, accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tsa_server.accounts.key_rules import Role, Scope
+from tsa_server.accounts.service import Accounts
+from tsa_server.accounts.store import SqliteAccountStore
+
+START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
+ALL_SCOPES = frozenset(Scope)
+
+
+class FakeClock:
+    """`now()` under test control, millisecond precision like the store."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "evidence.sqlite"
+
+
+@pytest.fixture
+def store(db_path: Path, clock: FakeClock) -> Iterator[SqliteAccountStore]:
+    opened = SqliteAccountStore(db_path, now=clock)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def accounts(store: SqliteAccountStore, clock: FakeClock) -> Accounts:
+    return Accounts(store, now=clock)
+
+
+@pytest.fixture
+def two_orgs(accounts: Accounts):
+    """Organisations A and B, each with an owner key holding every scope."""
+    a = accounts.create_organisation("Org A")
+    b = accounts.create_organisation("Org B")
+    key_a = accounts.create_key(a.id, scopes=ALL_SCOPES, role=Role.OWNER)
+    key_b = accounts.create_key(b.id, scopes=ALL_SCOPES, role=Role.OWNER)
+    return a, b, key_a, key_b
