@@ -362,8 +362,9 @@ class PostgresStore(PostgresReader):
                 )
                 if self._exclusive:
                     row = conn.execute(
-                        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                        ("ledger-writer:" + self.log,),
+                        "SELECT pg_try_advisory_lock("
+                        "hashtextextended('ledger-writer:' || current_schema() || ':' || %s, 0))",
+                        (self.log,),
                     ).fetchone()
                     if not row or not row[0]:
                         raise LedgerWriteError(

@@ -1,6 +1,8 @@
 """The PostgreSQL ledger schema: versioned migrations, the append-only triggers, connecting.
 
 Several logs share one database, told apart by a plain text key (`log`) in every table.
+The tables live in the connection's current schema (the first of its `search_path`), so
+one database can also hold unrelated ledgers in different schemas.
 `migrate(url)` applies the migrations the database lacks, each in its own transaction,
 serialized across processes by an advisory lock, and records them in `schema_version`;
 it is idempotent and refuses a database whose version is newer than this code knows.
@@ -125,7 +127,8 @@ MIGRATIONS: tuple[str, ...] = (
     -- two concurrent archivers of one log take turns, so the second sees the first's row.
     CREATE FUNCTION ledger_checkpoints_advance() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM pg_advisory_xact_lock(hashtextextended('ledger-checkpoints:' || NEW.log, 0));
+        PERFORM pg_advisory_xact_lock(
+            hashtextextended('ledger-checkpoints:' || TG_TABLE_SCHEMA || ':' || NEW.log, 0));
         IF NEW.size <= (SELECT COALESCE(MAX(size), -1) FROM ledger_checkpoints
                         WHERE log = NEW.log) THEN
             RAISE EXCEPTION 'a checkpoint must be larger than the last one'
@@ -145,7 +148,10 @@ CREATE TABLE IF NOT EXISTS schema_version (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 """
-_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('ledger-migrate', 0))"
+# Advisory lock keys name the schema: ledgers in two schemas of a database are distinct.
+_MIGRATION_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('ledger-migrate:' || current_schema(), 0))"
+)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 

@@ -30,5 +30,11 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty schema of this test's own (in a shared database)."""
+    return postgres.create_schema()
+
+
+@pytest.fixture
+def postgres_database_url(postgres: PostgresServer) -> str:
     """The URL of a new, empty database of this test's own."""
     return postgres.create_database()

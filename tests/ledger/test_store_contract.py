@@ -110,7 +110,7 @@ def grown_stores(
     """Both backends, holding the same 600 entries and three checkpoints."""
     stores = {}
     for backend in BACKENDS:
-        store = open_store(backend, tmp_path_factory.mktemp(backend), postgres.create_database)
+        store = open_store(backend, tmp_path_factory.mktemp(backend), postgres.create_schema)
         grow(store)
         stores[backend] = store
     yield stores
