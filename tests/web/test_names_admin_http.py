@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.evidence.test_http import Client, tsa_accounts
+from tests.accounts.test_http import Client, tsa_accounts
 from tests.support.names_server import start_names_server
 from tsa_server.evidence.records import NewItem
 from tsa_server.evidence.store import EvidenceStore

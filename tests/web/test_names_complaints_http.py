@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.evidence.test_http import Client, tsa_accounts
+from tests.accounts.test_http import Client, tsa_accounts
 from tests.support.names_server import start_names_server
 from tests.web.test_names_admin_http import _item
 from tests.web.test_names_http import tsa_names

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.evidence.test_http import Client, tsa_accounts
+from tests.accounts.test_http import Client, tsa_accounts
 from tests.support.names_server import start_names_server
 from tests.support.tsa import TSA_BIN
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token

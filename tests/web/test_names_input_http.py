@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.evidence.test_http import tsa_accounts
+from tests.accounts.test_http import tsa_accounts
 from tests.support.names_server import start_names_server
 
 NESTED = b'{"handle": ' + b"[" * 5000 + b"]" * 5000 + b"}"

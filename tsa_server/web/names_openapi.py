@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsa_server.web import names, names_policy
+from tsa_server.web import names, names_models, names_policy
 from tsa_server.web.api import Described, components, json_response, ref
 
 _STR = {"type": "string"}
@@ -65,7 +65,7 @@ SCHEMAS: dict[str, Any] = {
 DESCRIBED = Described(
     operations=(*names.OPERATIONS, *names_policy.OPERATIONS),
     # the nested models of the application's body, which is written out (names.inline)
-    schemas={**SCHEMAS, **components([names.NameMark, names.NameProof])},
+    schemas={**SCHEMAS, **components([names_models.NameMark, names_models.NameProof])},
     # The document's own path; it has always been declared with the registry's.
     paths={
         "/api/v1/openapi.json": {
