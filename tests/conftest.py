@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ntp import NtpResponder, ntp_responder
+from tests.support.postgres import PostgresNotInstalled, PostgresServer
 from tests.support.tsa import Hsm, TsaServer, make_hsm
 
 
@@ -84,3 +85,34 @@ def signer(hsm_config):
     key = Pkcs11Signer(token_location(hsm_config), hsm_config.pkcs11.key_label)
     yield key
     key.close()
+
+
+# PostgreSQL: one real server per session, started on first use only (runs that never
+# touch PostgreSQL never start it); without it installed, the tests that need it fail
+# with a message naming `scripts/bootstrap --test`.
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session, stopped (fast) at its end."""
+    try:
+        server = PostgresServer()
+    except PostgresNotInstalled as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty schema of this test's own (in a shared database)."""
+    return postgres.create_schema()
+
+
+@pytest.fixture
+def postgres_database_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database of this test's own."""
+    return postgres.create_database()

@@ -34,7 +34,6 @@ def create_app(services: Services) -> web.Application:
         time_zone=config.verify.time_zone,
         max_token_bytes=config.verify.max_token_bytes,
         max_data_bytes=config.verify.max_data_bytes,
-        ledger_path=str(config.ledger.path),
         evidence=services.evidence,
         names=services.names,
         public_url=config.server.origin,

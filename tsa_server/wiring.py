@@ -21,6 +21,7 @@ from pathlib import Path
 from asn1crypto import x509 as asn1_x509
 
 from ledger.store.base import Reader, SignedCheckpoint, Store
+from ledger.store.postgres import PostgresReader, PostgresStore
 from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
@@ -192,21 +193,21 @@ def _build(
     stack.callback(checkpoint_signer.close)
 
     ledger = config.ledger
-    store = SqliteStore(ledger.path)
+    store, open_tokens = open_ledger(config, "tokens")
     stack.callback(store.close)
-    ops_store = SqliteStore(ledger.ops_path)
+    ops_store, open_ops = open_ledger(config, "ops")
     stack.callback(ops_store.close)
     tokens_log = LedgerLog(
         store,
         CheckpointPublisher(store, checkpoint_signer, ledger.origin, Path(ledger.checkpoint_dir)),
-        functools.partial(SqliteReader, ledger.path),
+        open_tokens,
     )
     ops_log = LedgerLog(
         ops_store,
         CheckpointPublisher(
             ops_store, checkpoint_signer, ledger.ops_origin, Path(ledger.ops_checkpoint_dir)
         ),
-        functools.partial(SqliteReader, ledger.ops_path),
+        open_ops,
     )
     ops_log.publisher.check_rollback(new_ledger=new_ledger)
     ops = OpsLog(ops_store)
@@ -292,6 +293,20 @@ def _build(
         names=names,
         evidence_service=open_evidence_service(config.evidence, evidence, blobs, issuer, ops),
     )
+
+
+def open_ledger(config: Config, log: str) -> tuple[Store, Callable[[], Reader]]:
+    """The writer of ledger log `log` ("tokens" or "ops") and how to open more readers
+    of it: in the [database] PostgreSQL database when one is configured (its schema
+    must be this code's: `tsa db upgrade` migrates it), else in its SQLite file."""
+    url = config.database.url
+    if url:
+        return (
+            PostgresStore(url, log, migrate=False),
+            functools.partial(PostgresReader, url, log),
+        )
+    path = config.ledger.path if log == "tokens" else config.ledger.ops_path
+    return SqliteStore(path), functools.partial(SqliteReader, path)
 
 
 def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:

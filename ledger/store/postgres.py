@@ -43,6 +43,7 @@ from ledger.store.postgres_schema import (
     SCHEMA_VERSION,
     Connection,
     SchemaVersionError,
+    check_version,
     describe,
     migrate,
     migrate_connection,
@@ -63,12 +64,16 @@ _INSERT = f"INSERT INTO ledger_entries (log, {COLUMNS}) VALUES (%s, %s, %s, %s, 
 
 
 class PostgresStore(PostgresReader):
-    """A log's one writer. Opening it applies the migrations the database lacks and
-    creates the log's row; `exclusive=False` skips the advisory lock (tests, or a
-    forced take-over of a hung writer: the epoch fence still deposes it)."""
+    """A log's one writer. Opening it applies the migrations the database lacks (or, with
+    `migrate=False`, refuses a schema that is not exactly this code's) and creates the
+    log's row; `exclusive=False` skips the advisory lock (tests, or a forced take-over of
+    a hung writer: the epoch fence still deposes it)."""
 
-    def __init__(self, url: str, log: str = "tokens", *, exclusive: bool = True) -> None:
+    def __init__(
+        self, url: str, log: str = "tokens", *, exclusive: bool = True, migrate: bool = True
+    ) -> None:
         self._exclusive = exclusive
+        self._migrate = migrate
         self._claimed = False
         super().__init__(url, log)
 
@@ -77,7 +82,10 @@ class PostgresStore(PostgresReader):
 
     def _prepare(self, conn: Connection) -> None:
         try:
-            migrate_connection(conn, self.url)
+            if self._migrate:
+                migrate_connection(conn, self.url)
+            else:
+                check_version(conn, self.url)
             with conn.transaction():
                 fsync, synchronous = conn.execute(
                     "SELECT current_setting('fsync'), current_setting('synchronous_commit')"

@@ -198,7 +198,7 @@ def check_version(conn: Connection, url: str) -> None:
     if version < SCHEMA_VERSION:
         raise SchemaVersionError(
             f"the {describe(url)} has ledger schema version {version}, this code needs "
-            f"{SCHEMA_VERSION}: run the migrations (ledger.store.postgres.migrate)"
+            f"{SCHEMA_VERSION}: run the migrations (`tsa db upgrade`)"
         )
 
 

@@ -18,6 +18,7 @@ import click
 from ledger.errors import LedgerError
 from tsa_server.cli.accounts import accounts
 from tsa_server.cli.audit import audit_command
+from tsa_server.cli.db import db
 from tsa_server.cli.evidence import evidence
 from tsa_server.cli.fees import fees
 from tsa_server.cli.keys import keys
@@ -139,6 +140,7 @@ def serve(config_path: str, host: str | None, port: int | None, new_ledger: bool
 
 
 cli.add_command(keys)
+cli.add_command(db)
 cli.add_command(verify)
 cli.add_command(accounts)
 cli.add_command(evidence)

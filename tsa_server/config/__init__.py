@@ -4,8 +4,8 @@ Unknown sections or keys, wrong types and values outside their constraints are
 `ConfigError`s that name the key. Relative paths are relative to the working directory.
 Secrets never live here: the PIN comes from an environment variable or a file.
 
-The sections are defined in `config_sections.py` and the rules across keys in
-`config_validate.py`; every name is re-exported here, where callers import it.
+The sections are defined in `config/sections.py` and the rules across keys in
+`config/validate.py`; every name is re-exported here, where callers import it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 from tsa_server.config.sections import (
     CertificatesConfig,
     Config,
+    DatabaseConfig,
     EvidenceConfig,
     LedgerConfig,
     LimitsConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "CertificatesConfig",
     "Config",
     "ConfigError",
+    "DatabaseConfig",
     "DEFAULT_CONFIG",
     "EvidenceConfig",
     "LedgerConfig",

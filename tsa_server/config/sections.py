@@ -83,6 +83,15 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the server keeps its state: SQLite files beside it (the default, url empty)
+    or a PostgreSQL database shared by several nodes (a libpq URL, multi-host form
+    accepted). The password never goes in the URL: libpq reads PGPASSFILE or PGPASSWORD."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class VerifyConfig:
     """Token verification (POST /verify, `tsa verify`)."""
 
@@ -161,6 +170,7 @@ class Config:
     pkcs11: Pkcs11Config = field(default_factory=Pkcs11Config)
     certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     clock: NtpSettings = field(default_factory=NtpSettings)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)

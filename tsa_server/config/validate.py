@@ -8,6 +8,9 @@ import ipaddress
 import re
 import zoneinfo
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from tsa_server.config.sections import Config, LimitsConfig
 from tsa_server.errors import ConfigError
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
@@ -50,6 +53,7 @@ def validate(config: Config) -> None:
         server.body_grace_s <= server.body_timeout_s <= 86400,
         "[server] body_timeout_s must be body_grace_s..86400",
     )
+    _check_database(config.database.url)
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:
         _require(_is_oid(oid), f"[tsa] policies: {oid!r} is not a dotted OID")
@@ -173,3 +177,22 @@ def _is_time_zone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
+
+
+def _check_database(url: str) -> None:
+    """[database] url: empty (SQLite files), or a PostgreSQL URL without a password."""
+    if not url:
+        return
+    _require(
+        url.startswith(("postgresql://", "postgres://")),
+        "[database] url must be a postgresql:// URL (or empty for the SQLite files)",
+    )
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"[database] url is not a valid libpq URL: {exc}") from None
+    _require(
+        "password" not in params,
+        "[database] url must not hold a password: give it in a PGPASSFILE (mode 600) or "
+        "$PGPASSWORD",
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ledger.store.postgres import migrate
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError
 from tsa_server.rfc3161.verify_load import load_certificates
@@ -135,8 +136,13 @@ def initialise(config: Config, now: datetime | None = None) -> InitReport:
             f"development CA {config.certificates.ca} and TSA chain {config.certificates.chain}"
         )
     check_chain(config, location, now)
-    for path in (config.ledger.path, config.ledger.ops_path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if config.database.url:
+        applied = migrate(config.database.url)
+        if applied:
+            created.append(f"database schema ({applied} migration(s))")
+    else:
+        for path in (config.ledger.path, config.ledger.ops_path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     return InitReport(tuple(created), Path(config.certificates.ca))
 
 

@@ -40,7 +40,6 @@ class WebState:
     time_zone: str = "UTC"
     max_token_bytes: int = 256 * 1024
     max_data_bytes: int = 1 << 30
-    ledger_path: str | None = None
     evidence: EvidenceStore | None = None  # accounts, API keys, items (web/accounts.py)
     names: NamesService | None = None  # the handle (字号) registry (web/names.py)
     public_url: str = "http://127.0.0.1:3161"  # [server] origin, for certificates' links
