@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
@@ -24,9 +25,12 @@ import click
 from tsa_server.cli.options import config_option
 from tsa_server.errors import ConfigError
 
+if TYPE_CHECKING:
+    from tsa_server.names import Event, Registry
+
 
 @contextmanager
-def _registry(config_path: str) -> Iterator:
+def _registry(config_path: str) -> Iterator[Registry]:
     """A read-only view: the registry on the [names] database with a sink that refuses."""
     from tsa_server.config import load_config
     from tsa_server.names import Lexicon, Registry, load_policy
@@ -52,7 +56,7 @@ def _registry(config_path: str) -> Iterator:
     store = SqliteNameStore(config.names.path)
 
     class _ReadOnly:
-        def record(self, event, canonical) -> None:
+        def record(self, event: Event, canonical: bytes) -> None:
             raise ConfigError("tsa names changes state only through the server")
 
     from datetime import UTC, datetime
@@ -63,7 +67,7 @@ def _registry(config_path: str) -> Iterator:
         store.close()
 
 
-def _echo(value) -> None:
+def _echo(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
@@ -80,7 +84,7 @@ def check(config_path: str, shop_name: str | None, handle: str) -> None:
     """Byte count, validity and the reason of a refusal; exit 1 when refused."""
     with _registry(config_path) as registry:
         c = registry.check(handle, shop_name)
-    out = {
+    out: dict[str, Any] = {
         "handle": c.handle.text,
         "bytes": c.handle.byte_length,
         "valid": c.ok,
@@ -111,10 +115,13 @@ def show(config_path: str, handle: str) -> None:
 @click.argument("handle")
 def history(config_path: str, handle: str) -> None:
     """Every event of the handle with its RFC 3161 token (base64) and genTime."""
+    from tsa_server.names.sqlite_store import SqliteNameStore
     from tsa_server.names.timestamping import event_json
 
     with _registry(config_path) as registry:
-        events = registry.store.events_touching(registry.key(handle), registry.key)
+        store = registry.store
+        assert isinstance(store, SqliteNameStore)  # _registry opens the [names] database
+        events = store.events_touching(registry.key(handle), registry.key)
     _echo({"handle": handle, "events": [event_json(e, reveal=True) for e in events]})
 
 

@@ -14,10 +14,16 @@ Modules, one job each:
 - trademark   trademark complaints against a held handle: rules and readings (H-13)
 - events      event values, canonical bytes, the `EventSink` seam
 - store       `NameStore` protocol and the in-memory store
+- sqlite_store, record_json   the SQLite store and a record's JSON form
 - core, lifecycle, complaints, registry   the service
+- commands, operations, brand_claims, views   the use cases the API offers: the
+              caller and its commands, who may do what, the brand proof's evidence
+              lookup, what a caller is shown
+- errors      `NamesError` and its kinds, raised by the use cases (web/errors.py maps them)
 - config      `Policy` loaded from conf/names.toml
 - policy_edits, policy_store, policy_admin   administrators' edits of the word lists
-              and weights: an overlay on conf/ kept (time-stamped) in the names database
+              and weights: an overlay on conf/ kept (time-stamped) in the names database;
+              policy_operations: the administrators' use cases
 - timestamping  the served registry (`NamesService`): events time-stamped by this TSA;
               `NamesService.handle_of(org_id)` is an organisation's current handle
 """

@@ -31,7 +31,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -76,7 +76,8 @@ def gen_time_of(token: bytes) -> datetime:
     """genTime of a DER TimeStampToken (a CMS ContentInfo holding a TSTInfo)."""
     info = cms.ContentInfo.load(token)
     tst = info["content"]["encap_content_info"]["content"].parsed
-    return tst["gen_time"].native.astimezone(UTC)
+    gen_time: datetime = tst["gen_time"].native
+    return gen_time.astimezone(UTC)
 
 
 def iso_ms(t: datetime) -> str:
@@ -206,7 +207,7 @@ class NamesService:
         )
 
     @contextlib.asynccontextmanager
-    async def operation(self):
+    async def operation(self) -> AsyncIterator[NamesService]:
         """Serialise operations; `run` inside it performs one event each."""
         async with self._lock:
             yield self
