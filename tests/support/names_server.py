@@ -13,7 +13,7 @@ def start_names_server(
 ):
     """Start the server; return it and {name: organisation id}. The last name is the
     operator organisation ([names] operators)."""
-    from tests.evidence.test_http import tsa_accounts
+    from tests.accounts.test_http import tsa_accounts
 
     server = make_server(
         evidence={"path": str(tmp_path / "evidence.sqlite"), "blobs": str(tmp_path / "blobs")},
