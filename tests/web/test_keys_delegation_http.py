@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.evidence.test_http import Client, body_key_id, tsa_accounts
+from tests.accounts.test_http import Client, body_key_id, tsa_accounts
 from tests.support.tsa import TsaServer
 
 

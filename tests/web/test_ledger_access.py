@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.evidence.test_http import tsa_accounts
+from tests.accounts.test_http import tsa_accounts
 from tests.support.queries import make_request
 
 

@@ -30,7 +30,8 @@ from typing import Any, Protocol, TypeVar
 from tsa_server.evidence.blobs import BlobRef, FileBlobStore, StagedBlob
 from tsa_server.evidence.errors import BlobError, BlobTooLarge
 from tsa_server.evidence.settings import EvidenceSettings
-from tsa_server.fees import Wallet
+from tsa_server.fees import FieldError, Wallet
+from tsa_server.fees.deposit import MAX_CHARS
 from tsa_server.fees.errors import InsufficientCredits
 
 T = TypeVar("T")
@@ -176,3 +177,31 @@ class UploadSession:
                     del service._in_flight[key]
             service.drop_blob_if_unused(key)
         self.installed.clear()
+
+
+# What a multipart upload delivered (web/upload_parts.py reads it)
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    name: str  # the client's file name, as metadata
+    media_type: str
+    sha256: str
+    ref: BlobRef | None  # staged original; None when only hashed
+
+
+@dataclass
+class UploadBody:
+    metadata: dict[str, Any]  # as sent, `items` included
+    per_file: list[Any]  # metadata["items"], or [] when not given
+    files: list[UploadedFile] = field(default_factory=list)
+
+
+def file_name(raw: str | None) -> str:
+    """The client's file name as metadata: its last path component, never a path."""
+    if not raw:
+        return ""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    if len(name) > MAX_CHARS["file_name"] or not name.isprintable():
+        raise FieldError({"file_name": "a printable name of at most 255 characters"})
+    return name

@@ -33,6 +33,7 @@ from tsa_server.evidence.errors import (
     InvalidInput,
     NotFound,
 )
+from tsa_server.evidence.idempotency import KeyReused
 from tsa_server.evidence.service import MonthlyQuotaExceeded
 from tsa_server.fees import (
     ConfirmationRequired,
@@ -163,6 +164,7 @@ _TABLE: tuple[
     ((NotFound, BlobNotFound), _status(404)),
     ((InvalidInput, InvalidBlobKey), _status(400)),
     (BlobTooLarge, _status(413)),
+    (KeyReused, _status(422)),  # an Idempotency-Key used for another request
     (Conflict, _status(409)),
     # Accounts' own (accounts/; authentication and permission are above).
     (AccountNotFound, _status(404)),

@@ -41,7 +41,7 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.api import Described
 from tsa_server.web.auth import PRINCIPAL, evidence_store, require
 from tsa_server.web.errors import BadRequest, json_error
-from tsa_server.web.evidence import EVIDENCE, RENDERER
+from tsa_server.web.evidence_context import EVIDENCE, RENDERER
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger import LOGS, LogView
 from tsa_server.web.openapi_schema import API_KEY, json_response, ref

@@ -18,13 +18,11 @@ characters) and never becomes a path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from tsa_server.evidence.blobs import BlobRef
-from tsa_server.evidence.uploads import UploadSession
+from tsa_server.evidence.uploads import UploadBody, UploadedFile, UploadSession, file_name
 from tsa_server.fees import FieldError
 from tsa_server.fees.deposit import MAX_CHARS
 from tsa_server.web.bodies import JsonRejected, load_json
@@ -32,31 +30,6 @@ from tsa_server.web.errors import BadRequest
 
 #: Largest metadata part of a multipart upload.
 MAX_METADATA_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    name: str  # the client's file name, as metadata
-    media_type: str
-    sha256: str
-    ref: BlobRef | None  # staged original; None when only hashed
-
-
-@dataclass
-class UploadBody:
-    metadata: dict[str, Any]  # as sent, `items` included
-    per_file: list[Any]  # metadata["items"], or [] when not given
-    files: list[UploadedFile] = field(default_factory=list)
-
-
-def file_name(raw: str | None) -> str:
-    """The client's file name as metadata: its last path component, never a path."""
-    if not raw:
-        return ""
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    if len(name) > MAX_CHARS["file_name"] or not name.isprintable():
-        raise FieldError({"file_name": "a printable name of at most 255 characters"})
-    return name
 
 
 def media_type(part: BodyPartReader) -> str:
