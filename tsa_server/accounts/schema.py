@@ -79,21 +79,21 @@ def create_account_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     tables = set(db.table_names())
     if "organisations" not in tables:
-        db["organisations"].create(
+        db.table("organisations").create(
             {"id": str, "name": str, "created_at": str},
             pk="id",
             not_null={"name", "created_at"},
         )
     if "members" not in tables:
-        db["members"].create(
+        db.table("members").create(
             {"id": str, "org_id": str, "name": str, "role": str, "created_at": str},
             pk="id",
             not_null={"org_id", "name", "role", "created_at"},
             foreign_keys=_ORG_FK,
         )
-        db["members"].create_index(["org_id"])
+        db.table("members").create_index(["org_id"])
     if "api_keys" not in tables:
-        db["api_keys"].create(
+        db.table("api_keys").create(
             {
                 "id": str,
                 "org_id": str,
@@ -114,7 +114,7 @@ def create_account_schema(conn: sqlite3.Connection) -> None:
             not_null={"org_id", "name", "role", "scopes", "secret_hash", "created_at"},
             foreign_keys=[*_ORG_FK, ("member_id", "members", "id")],
         )
-        db["api_keys"].create_index(["org_id"])
+        db.table("api_keys").create_index(["org_id"])
     migrate_api_keys(conn)
     conn.executescript(_TRIGGERS + KEY_CREATOR_TRIGGER)
 

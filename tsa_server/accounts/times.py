@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import overload
 
 #: A clock: the current instant, aware UTC.
 Now = Callable[[], datetime]
@@ -16,6 +17,12 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+@overload
+def ts(value: datetime) -> str: ...
+@overload
+def ts(value: None) -> None: ...
+@overload
+def ts(value: datetime | None) -> str | None: ...
 def ts(value: datetime | None) -> str | None:
     """Aware datetime -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (sub-millisecond digits dropped)."""
     if value is None:
@@ -26,6 +33,12 @@ def ts(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+@overload
+def dt(text: str) -> datetime: ...
+@overload
+def dt(text: None) -> None: ...
+@overload
+def dt(text: str | None) -> datetime | None: ...
 def dt(text: str | None) -> datetime | None:
     if text is None:
         return None

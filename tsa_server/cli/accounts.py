@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import click
 
@@ -131,7 +132,7 @@ def list_accounts(config_path: str, org_id: str | None, as_json: bool) -> None:
     with _accounts(config_path) as service:
         store = service.store
         orgs = [service.organisation(org_id)] if org_id else store.organisations()
-        report = [
+        report: list[dict[str, Any]] = [
             {
                 "id": org.id,
                 "name": org.name,

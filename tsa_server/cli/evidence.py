@@ -3,6 +3,8 @@ reminders and forecast (on the [evidence] database)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tsa_server.cli.options import (
@@ -54,7 +56,7 @@ def deposit(
         raise EvidenceError("set TSA_API_KEY to an API key with the deposit scope")
     if (path is None) == (sha256 is None):
         raise click.UsageError("give --file or --sha256")
-    form = {"depositor": depositor, "work_content": work_content}
+    form: dict[str, Any] = {"depositor": depositor, "work_content": work_content}
     if work_title:
         form["work_title"] = work_title
     if statement:

@@ -361,7 +361,7 @@ async def _pump(source: Any, limit: int, write: Callable[[bytearray], Any]) -> i
     return seen
 
 
-def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
+def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes | bytearray | memoryview]:
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data)
         for start in range(0, len(view), CHUNK_BYTES):
@@ -372,13 +372,13 @@ def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
         while chunk := read(CHUNK_BYTES):
             yield chunk
         return
-    for chunk in data:  # type: ignore[union-attr]
+    for chunk in data:
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError("blob chunks must be bytes")
         yield chunk
 
 
-async def _async_chunks(source: Any) -> AsyncIterator[bytes]:
+async def _async_chunks(source: Any) -> AsyncIterator[bytes | bytearray | memoryview]:
     read_chunk = getattr(source, "read_chunk", None)
     if read_chunk is not None:
         while chunk := await read_chunk(256 * 1024):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from tsa_server.fees import (
     EntryKind,
     Outcome,
     StorageStatus,
+    Wallet,
     refund,
     reminders_due,
     tick,
@@ -173,10 +175,7 @@ class RenewalRunner:
             if service.store.item(org_id, hold.item) is not None:
                 continue
             item = hold.item
-            service._commit(
-                org_id,
-                lambda w, item=item: Change(refund(w, item, now, "deposit did not finish")),
-            )
+            service._commit(org_id, functools.partial(_refund, item=item, now=now))
             report.refunded += 1
 
     def _remind(self, org_id: str, now: datetime, report: RunReport) -> None:
@@ -249,3 +248,8 @@ class RenewalScheduler:
         if self._thread is not None:
             thread, self._thread = self._thread, None
             await asyncio.to_thread(thread.shutdown, wait=True)  # a run in progress ends
+
+
+def _refund(wallet: Wallet, *, item: str, now: datetime) -> Change:
+    """The refund of a stale reservation's unit (P-8)."""
+    return Change(refund(wallet, item, now, "deposit did not finish"))

@@ -99,11 +99,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     tables = set(db.table_names())
     if "meta" not in tables:
-        db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
-        db["meta"].insert({"key": "schema", "value": str(SCHEMA_VERSION)})
+        db.table("meta").create({"key": str, "value": str}, pk="key", not_null={"value"})
+        db.table("meta").insert({"key": "schema", "value": str(SCHEMA_VERSION)})
     create_account_schema(conn)
     if "items" not in tables:
-        db["items"].create(
+        db.table("items").create(
             {
                 "id": str,
                 "org_id": str,
@@ -130,11 +130,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"org_id", "mode", "sha256", "tags", "created_at"},
             foreign_keys=_ORG_FK,
         )
-        db["items"].create_index(["org_id", "created_at"])
-        db["items"].create_index(["org_id", "sha256"])
-        db["items"].create_index(["blob_key"])
+        db.table("items").create_index(["org_id", "created_at"])
+        db.table("items").create_index(["org_id", "sha256"])
+        db.table("items").create_index(["blob_key"])
     if "credit_entries" not in tables:
-        db["credit_entries"].create(
+        db.table("credit_entries").create(
             {
                 "id": int,
                 "org_id": str,
@@ -156,10 +156,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
             foreign_keys=_ORG_FK,
         )
         # Per organisation: one account's keys never collide with (or reveal) another's.
-        db["credit_entries"].create_index(["org_id", "idempotency_key"], unique=True)
-        db["credit_entries"].create_index(["org_id", "id"])
+        db.table("credit_entries").create_index(["org_id", "idempotency_key"], unique=True)
+        db.table("credit_entries").create_index(["org_id", "id"])
     if "item_terms" not in tables:
-        db["item_terms"].create(
+        db.table("item_terms").create(
             {
                 "item_id": str,
                 "org_id": str,
@@ -186,9 +186,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"org_id", "epoch", "work_content", "handle", "record_sha256", "updated_at"},
             foreign_keys=[*_ORG_FK, ("item_id", "items", "id")],
         )
-        db["item_terms"].create_index(["org_id", "status"])
+        db.table("item_terms").create_index(["org_id", "status"])
     if "notices" not in tables:
-        db["notices"].create(
+        db.table("notices").create(
             {
                 "id": int,
                 "org_id": str,
@@ -206,12 +206,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"org_id", "key", "kind", "at", "subject", "created_at"},
             foreign_keys=_ORG_FK,
         )
-        db["notices"].create_index(["org_id", "key"], unique=True)
+        db.table("notices").create_index(["org_id", "key"], unique=True)
     if "idempotency_keys" not in tables:
         # Idempotency-Key of deposit requests: the first request's answer, replayed to a
         # retry of the same request for 24 h (tsa_server/evidence/idempotency.py). A row
         # with status NULL is a request still running. Rows expire; not append-only.
-        db["idempotency_keys"].create(
+        db.table("idempotency_keys").create(
             {
                 "org_id": str,
                 "key": str,
@@ -225,14 +225,14 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"request_sha256", "created_at", "expires_at"},
             foreign_keys=_ORG_FK,
         )
-        db["idempotency_keys"].create_index(["expires_at"])
+        db.table("idempotency_keys").create_index(["expires_at"])
     if "webhooks" not in tables:
         # REC-10: one webhook endpoint per organisation (evidence/webhooks.py). `secret`
         # signs the deliveries: HMAC-SHA256 needs the secret itself, so it is kept here
         # (the file is 0600) and never logged or returned after PUT. Notices with an id
         # above `after_notice_id` (the newest when the webhook was made) are delivered;
         # `events`: space-separated notice kinds, NULL for all.
-        db["webhooks"].create(
+        db.table("webhooks").create(
             {
                 "org_id": str,
                 "url": str,
@@ -249,7 +249,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "webhook_deliveries" not in tables:
         # One row per notice the webhook tried to deliver: attempts and the next one
         # survive a restart; delivered_at or given_up_at ends it.
-        db["webhook_deliveries"].create(
+        db.table("webhook_deliveries").create(
             {
                 "notice_id": int,
                 "org_id": str,
@@ -266,7 +266,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null={"org_id", "attempts", "first_attempt_at", "last_attempt_at"},
             foreign_keys=[*_ORG_FK, ("notice_id", "notices", "id")],
         )
-        db["webhook_deliveries"].create_index(["org_id", "notice_id"])
+        db.table("webhook_deliveries").create_index(["org_id", "notice_id"])
     # REC-10 monthly quota: items certified by one organisation within a window.
     conn.execute(
         "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"

@@ -166,7 +166,7 @@ class WebhookDispatcher:
             flying.discard(d.notice_id)
             if not flying:
                 self._inflight.pop(d.org_id, None)
-            self._deliveries.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._deliveries.discard(asyncio.current_task())
             self._wake.set()  # its slots are free: look for more
 
     async def run_once(self) -> dict[str, int]:

@@ -21,6 +21,7 @@ import asyncio
 import functools
 import logging
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -127,7 +128,7 @@ async def _proof(view: LogView | None, index: int | None) -> str | None:
     return ProofFile(index, path, latest.note).encode()
 
 
-def _open_original(request: web.Request):
+def _open_original(request: web.Request) -> Callable[[str], BinaryIO]:
     service = request.app.get(EVIDENCE)  # the deposit service holds the blob store
     blobs = service.blobs if service is not None else None
 

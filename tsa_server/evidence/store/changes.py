@@ -74,12 +74,12 @@ class SqliteChangeStore(SqliteItemStore, SqliteCreditStore, SqliteNoticeStore):
                 unknown = set(item_changes) - UPDATABLE_ITEM_FIELDS
                 if unknown:
                     raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
-                values = {n: item_column_value(n, v) for n, v in item_changes.items()}
-                assignments = ", ".join(f"{name} = ?" for name in values)
+                columns = {n: item_column_value(n, v) for n, v in item_changes.items()}
+                assignments = ", ".join(f"{name} = ?" for name in columns)
                 try:
                     updated = conn.execute(
                         f"UPDATE items SET {assignments} WHERE org_id = ? AND id = ?",
-                        (*values.values(), org_id, item_id),
+                        (*columns.values(), org_id, item_id),
                     ).rowcount
                 except sqlite3.IntegrityError as exc:
                     raise ItemImmutable(str(exc)) from None
