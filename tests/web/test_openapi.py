@@ -35,6 +35,7 @@ _REFINEMENTS = {
     "uniqueItems",
     "minProperties",
     "maxProperties",
+    "additionalProperties",  # false: unknown fields refused, as the handlers always did
 }
 
 
