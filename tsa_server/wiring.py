@@ -28,7 +28,8 @@ from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
-from tsa_server.evidence.service import EvidenceService, open_evidence_service
+from tsa_server.evidence.served import open_evidence_service
+from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance.issuer import IssuanceSettings, Issuer
 from tsa_server.issuance.opslog import OpsLog, canonical

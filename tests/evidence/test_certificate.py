@@ -18,9 +18,9 @@ from tsa_server.beijing_calendar import display, utc_text
 from tsa_server.evidence.certificate import (
     NotCertified,
     certificate_data,
-    render_certificate,
     tsr_of,
 )
+from tsa_server.evidence.certificate_pdf import render_certificate
 from tsa_server.evidence.records import ItemMode, NewItem, StorageState
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.rfc3161.verify_load import load_certificates

@@ -37,7 +37,7 @@ config_option = click.option(
 def open_evidence(config_path: str) -> Iterator[Any]:
     from tsa_server.config import load_config
     from tsa_server.evidence.blobs import FileBlobStore
-    from tsa_server.evidence.service import open_evidence_service
+    from tsa_server.evidence.served import open_evidence_service
 
     config = load_config(config_path)
     try:

@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import BinaryIO
 
 from tsa_server.beijing_calendar import require_aware
-from tsa_server.evidence.certificate import CertificateData, render_certificate
+from tsa_server.evidence.certificate import CertificateData
+from tsa_server.evidence.certificate_pdf import render_certificate
 from tsa_server.evidence.errors import EvidenceError
 from tsa_server.evidence.records import Item, ItemMode, StorageState
 from tsa_server.fees.access import Artefact

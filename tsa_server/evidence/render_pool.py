@@ -18,7 +18,8 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from tsa_server.evidence.certificate import CertificateData, render_certificate
+from tsa_server.evidence.certificate import CertificateData
+from tsa_server.evidence.certificate_pdf import render_certificate
 from tsa_server.evidence.errors import EvidenceError
 
 log = logging.getLogger("tsa.evidence.render")

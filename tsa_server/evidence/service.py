@@ -1,8 +1,8 @@
 """EvidenceService: the evidence deposits, credit lots and stored originals of every
 organisation, joining the pure fee rules (tsa_server.fees) to the store (store.py), the
 blob store (blobs.py), the issuer (RFC 3161 tokens, in the token ledger) and the
-operations log. The HTTP handlers (web/evidence.py) and the CLI (cli/evidence.py, cli/fees.py) call
-this and nothing below it.
+operations log. The HTTP handlers (web/evidence*.py) and the CLI (cli/evidence.py,
+cli/fees.py) call this and nothing below it; served.py builds the served one.
 
 Every change follows one pattern: read the organisation's credit entries, fold them into
 a wallet, let a rule function compute the entries / new item state / notices, and commit
@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from tsa_server.accounts.times import utc_now
 from tsa_server.evidence.blobs import FileBlobStore
@@ -112,7 +112,6 @@ __all__ = [  # importers of the deposit types and the commit machinery find them
     "atomic_check",
     "check_digests",
     "evidence_record",
-    "open_evidence_service",
 ]
 
 #: Recomputations of one change when another writer committed first.
@@ -124,6 +123,14 @@ _GRANT_KEY = re.compile(r"[A-Za-z0-9._:/-]{1,100}")
 #: Worker threads of one service: store writes serialise on SQLite's lock anyway.
 WORKERS = 2
 Timestamp = Callable[[bytes, str], Awaitable[Any]]  # Issuer.timestamp
+
+
+class OpsRecorder(Protocol):
+    """The operations log as the service writes it (issuance.opslog.OpsLog)."""
+
+    def record(self, kind: str, **details: Any) -> int: ...
+
+
 T = TypeVar("T")
 
 
@@ -148,7 +155,7 @@ class EvidenceService(Deposits):
         blobs: FileBlobStore,
         timestamp: Timestamp,
         *,
-        ops: Any | None = None,
+        ops: OpsRecorder | None = None,
         policy: PricingPolicy = DEFAULT_POLICY,
         settings: EvidenceSettings | None = None,
         now: Callable[[], datetime] = utc_now,
@@ -384,31 +391,3 @@ class EvidenceService(Deposits):
 
         self._commit(org_id, compute)
         return self.item(org_id, item_id)
-
-
-def open_evidence_service(
-    conf: Any, store: EvidenceStore, blobs: FileBlobStore, issuer: Any, ops: Any
-) -> EvidenceService:
-    """The served EvidenceService of [evidence] (tsa_server.config.EvidenceConfig): the
-    pricing policy file, or the built-in policy with a warning when it does not exist
-    (a malformed file is a PricingError: the server does not start)."""
-    from pathlib import Path
-
-    from tsa_server.fees import load_policy
-
-    path = Path(conf.pricing)
-    if path.exists():
-        policy = load_policy(path)
-    else:
-        log.warning("no pricing policy at %s: using the built-in defaults", path)
-        policy = DEFAULT_POLICY
-    settings = EvidenceSettings(
-        max_upload_bytes=conf.max_upload_bytes,
-        max_upload_request_bytes=conf.max_upload_request_bytes,
-        max_batch_items=conf.max_batch_items,
-        operators=frozenset(conf.operators),
-        monthly_item_quota=conf.monthly_item_quota,
-    )
-    return EvidenceService(
-        store, blobs, issuer.timestamp, ops=ops, policy=policy, settings=settings
-    )

@@ -33,8 +33,8 @@ from tsa_server.evidence.certificate import (
     CertificateData,
     NotCertified,
     certificate_data,
-    render_certificate,
 )
+from tsa_server.evidence.certificate_pdf import render_certificate
 from tsa_server.evidence.errors import BlobError, ItemNotFound
 from tsa_server.evidence.kit_zip import KitError, KitItem, KitSources, build_kit
 from tsa_server.evidence.records import Item
