@@ -52,7 +52,7 @@ def _runs(text: str, font: str) -> list[tuple[str, str]]:
 
 
 def text_width(text: str, font: str, size: float) -> float:
-    return sum(pdfmetrics.stringWidth(r, f, size) for r, f in _runs(text, font))
+    return sum(float(pdfmetrics.stringWidth(r, f, size)) for r, f in _runs(text, font))
 
 
 def wrap(text: str, font: str, size: float, width: float) -> list[str]:

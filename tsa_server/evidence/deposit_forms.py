@@ -9,10 +9,11 @@ can hand over the same values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tsa_server.evidence.deposits import DepositSpec, check_digests
+from tsa_server.evidence.deposits import DepositSpec
 from tsa_server.evidence.errors import InvalidInput
 from tsa_server.evidence.records import check_tags
 from tsa_server.evidence.uploads import UploadBody, file_name
@@ -115,6 +116,26 @@ def upload_specs(body: UploadBody) -> tuple[list[DepositSpec], dict[str, Any]]:
         "files": [[f.name, f.media_type, f.sha256] for f in body.files],
     }
     return specs, described
+
+
+def check_digests(fields: Mapping[str, Any], where: str = "") -> Digests:
+    """SHA-256 required, SHA-512 and SM3 optional, hex of the right length (FieldError)."""
+    errors: dict[str, str] = {}
+    lengths = {"sha256": 64, "sha512": 128, "sm3": 64}
+    values: dict[str, str | None] = {}
+    for name, length in lengths.items():
+        raw = fields.get(name)
+        if raw is None:
+            if name == "sha256":
+                errors[where + name] = "required"
+            values[name] = None
+        elif not isinstance(raw, str) or not re.fullmatch(f"[0-9a-fA-F]{{{length}}}", raw):
+            errors[where + name] = f"must be {length} hexadecimal digits"
+        else:
+            values[name] = raw.lower()
+    if errors:
+        raise FieldError(errors)
+    return Digests(values["sha256"] or "", values["sha512"], values["sm3"])
 
 
 def _upload_item(raw: Any) -> Any:

@@ -22,19 +22,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tsa_server.accounts.keys import new_id
 from tsa_server.evidence.blobs import BlobRef, FileBlobStore
 from tsa_server.evidence.changes import Change
 from tsa_server.evidence.errors import InvalidInput
 from tsa_server.evidence.fee_items import serial_hex, storage_columns, token_facts
+from tsa_server.evidence.ports import OpsRecorder, Timestamp
 from tsa_server.evidence.records import (
     MAX_TEXT_CHARS,
     Certified,
@@ -53,6 +54,8 @@ from tsa_server.fees import (
     EvidenceItem,
     FieldError,
     Mode,
+    Outcome,
+    PricingPolicy,
     Wallet,
     certified_notice,
     consume,
@@ -63,6 +66,7 @@ from tsa_server.fees import (
 )
 
 log = logging.getLogger("tsa.evidence")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,26 +109,6 @@ class _Batch:
     settled: set[str] = field(default_factory=set)
 
 
-def check_digests(fields: dict[str, Any], where: str = "") -> Digests:
-    """SHA-256 required, SHA-512 and SM3 optional, hex of the right length (FieldError)."""
-    errors: dict[str, str] = {}
-    lengths = {"sha256": 64, "sha512": 128, "sm3": 64}
-    values: dict[str, str | None] = {}
-    for name, length in lengths.items():
-        raw = fields.get(name)
-        if raw is None:
-            if name == "sha256":
-                errors[where + name] = "required"
-            values[name] = None
-        elif not isinstance(raw, str) or not re.fullmatch(f"[0-9a-fA-F]{{{length}}}", raw):
-            errors[where + name] = f"must be {length} hexadecimal digits"
-        else:
-            values[name] = raw.lower()
-    if errors:
-        raise FieldError(errors)
-    return Digests(values["sha256"] or "", values["sha512"], values["sm3"])
-
-
 def evidence_record(item_id: str, spec: DepositSpec, certified: Certified) -> dict[str, Any]:
     """The evidence record of one deposit (REC-1), canonical JSON-ready."""
     f = spec.form
@@ -160,6 +144,22 @@ class Deposits:
     _in_flight: Counter[str]
     _held: Counter[str]
     _claimed: Counter[str]
+    # The rest EvidenceService provides, declared for the type checker.
+    policy: PricingPolicy
+    ops: OpsRecorder | None
+    _timestamp: Timestamp
+    now: Callable[[], datetime]
+    if TYPE_CHECKING:
+
+        async def off_loop(self, fn: Callable[..., T], *args: Any) -> T: ...
+        def wallet(self, org_id: str) -> Wallet: ...
+        def _org(self, org_id: str) -> None: ...
+        def item(self, org_id: str, item_id: str) -> Item: ...
+        def fee_item(self, org_id: str, item_id: str) -> EvidenceItem: ...
+        def require_quota(self, org_id: str, items: int) -> None: ...
+        def _commit(self, org_id: str, compute: Callable[[Wallet], Change]) -> Change: ...
+        def _outcome_change(self, org_id: str, outcome: Outcome) -> Change: ...
+        def drop_blob_if_unused(self, key: str) -> bool: ...
 
     @asynccontextmanager
     async def uploads(self, org_id: str) -> AsyncIterator[UploadSession]:

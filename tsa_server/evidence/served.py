@@ -9,7 +9,8 @@ from typing import Protocol
 
 from tsa_server.config import EvidenceConfig
 from tsa_server.evidence.blobs import FileBlobStore
-from tsa_server.evidence.service import EvidenceService, OpsRecorder, Timestamp
+from tsa_server.evidence.ports import OpsRecorder, Timestamp
+from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.settings import EvidenceSettings
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.fees import DEFAULT_POLICY, load_policy

@@ -41,10 +41,10 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from tsa_server.accounts.times import utc_now
 from tsa_server.evidence.blobs import FileBlobStore
@@ -54,7 +54,6 @@ from tsa_server.evidence.deposits import (
     Deposits,
     DepositSpec,
     Failure,
-    check_digests,
     evidence_record,
 )
 from tsa_server.evidence.errors import IdempotencyConflict, ItemNotFound
@@ -67,6 +66,7 @@ from tsa_server.evidence.fee_items import (
     wallet_of,
 )
 from tsa_server.evidence.idempotency import IdempotencyKeys
+from tsa_server.evidence.ports import OpsRecorder, Timestamp
 from tsa_server.evidence.records import (
     CreditEntry,
     Item,
@@ -110,7 +110,6 @@ __all__ = [  # importers of the deposit types and the commit machinery find them
     "MonthlyQuotaExceeded",
     "StaleChange",
     "atomic_check",
-    "check_digests",
     "evidence_record",
 ]
 
@@ -122,15 +121,6 @@ _GRANT_KEY = re.compile(r"[A-Za-z0-9._:/-]{1,100}")
 
 #: Worker threads of one service: store writes serialise on SQLite's lock anyway.
 WORKERS = 2
-Timestamp = Callable[[bytes, str], Awaitable[Any]]  # Issuer.timestamp
-
-
-class OpsRecorder(Protocol):
-    """The operations log as the service writes it (issuance.opslog.OpsLog)."""
-
-    def record(self, kind: str, **details: Any) -> int: ...
-
-
 T = TypeVar("T")
 
 

@@ -13,7 +13,7 @@ role, no scope it lacks (403), no later expiry (403; none asked: the creator's).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field
@@ -34,7 +34,7 @@ class NewKey(Body):
     expires_in_days: Annotated[int, Field(ge=1, le=MAX_KEY_DAYS)] | None = None
 
 
-def _summary(request: web.Request, key: ApiKey) -> dict:
+def _summary(request: web.Request, key: ApiKey) -> dict[str, Any]:
     """key_summary with the key's newest use, also one not written to the database yet."""
     recorder = request.app.get(KEY_USE)
     return key_summary(key if recorder is None else recorder.last_use(key), utc_now())
