@@ -51,15 +51,13 @@ def balance(config_path: str, org_id: str, as_json: bool) -> None:
     with open_evidence(config_path) as service:
         org_exists(service, org_id)
         now = service.now()
-        report = {
-            "balance": service.balance(org_id, now),
-            "lots": [lot_json(lot, now) for lot in service.lots(org_id)],
-        }
+        lots = [lot_json(lot, now) for lot in service.lots(org_id)]
+        report = {"balance": service.balance(org_id, now), "lots": lots}
     if as_json:
         echo_json(report)
         return
     click.echo(f"balance {report['balance']}")
-    for lot in report["lots"]:
+    for lot in lots:
         click.echo(
             f"  {lot['id']}  {lot['remaining']:>7}/{lot['quantity']:<7} held {lot['held']:<4}"
             f" lapses {lot['lapses_at']} ({lot['lapses_at_beijing']})"

@@ -21,6 +21,7 @@ import click
 
 from tsa_server.config import DEFAULT_CONFIG
 from tsa_server.evidence.errors import EvidenceError
+from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
 
 config_option = click.option(
@@ -34,7 +35,7 @@ config_option = click.option(
 
 
 @contextmanager
-def open_evidence(config_path: str) -> Iterator[Any]:
+def open_evidence(config_path: str) -> Iterator[EvidenceService]:
     from tsa_server.config import load_config
     from tsa_server.evidence.blobs import FileBlobStore
     from tsa_server.evidence.served import open_evidence_service
@@ -58,7 +59,7 @@ class _NoIssuer:
         raise EvidenceError("certification needs the running server: use `tsa evidence deposit`")
 
 
-def org_exists(service: Any, org_id: str) -> None:
+def org_exists(service: EvidenceService, org_id: str) -> None:
     if service.store.organisation(org_id) is None:
         raise EvidenceError(f"no organisation {org_id}")
 

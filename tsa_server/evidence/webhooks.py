@@ -155,6 +155,23 @@ def check_events(raw: Any) -> tuple[str, ...] | None:
     return tuple(sorted(set(raw)))
 
 
+def check_webhook(url: Any, events: Any) -> tuple[str, tuple[str, ...] | None]:
+    """check_url and check_events together: one FieldError naming every bad field."""
+    errors: dict[str, str] = {}
+    checked_url = checked_events = None
+    try:
+        checked_url = check_url(url)
+    except FieldError as exc:
+        errors.update(exc.fields)
+    try:
+        checked_events = check_events(events)
+    except FieldError as exc:
+        errors.update(exc.fields)
+    if errors or checked_url is None:
+        raise FieldError(errors)
+    return checked_url, checked_events
+
+
 def origin(url: str) -> str:
     """scheme://host[:port] of a URL: what logs show of it."""
     parts = urlsplit(url)

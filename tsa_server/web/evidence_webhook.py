@@ -18,12 +18,10 @@ from tsa_server.evidence.webhooks import (
     EVENTS,
     MAX_URL_CHARS,
     WebhookSettings,
-    check_events,
-    check_url,
+    check_webhook,
     new_secret,
     webhook_json,
 )
-from tsa_server.fees import FieldError
 from tsa_server.web.api import Body, json_response, ref
 from tsa_server.web.auth import require
 from tsa_server.web.errors import json_error
@@ -58,19 +56,7 @@ async def put_webhook(request: web.Request) -> web.Response:
     query(request, NoQuery)
     service = service_of(request)
     body = await fields(request, PutWebhook)
-    errors: dict[str, str] = {}
-    url = events = None
-    try:
-        url = check_url(body.url)
-    except FieldError as exc:
-        errors.update(exc.fields)
-    try:
-        events = check_events(body.events)
-    except FieldError as exc:
-        errors.update(exc.fields)
-    if errors:
-        raise FieldError(errors)
-    assert url is not None
+    url, events = check_webhook(body.url, body.events)
     dispatcher = request.app.get(DISPATCHER)
     settings = dispatcher.settings if dispatcher is not None else WebhookSettings()
     await check_target(url, settings.policy(), timeout_s=settings.timeout_s)
