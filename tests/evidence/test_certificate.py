@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from tests.support.certified import DEPOSITOR, STATEMENT, issue, openssl_verify, put_item
 from tsa_server.accounts.service import Accounts
-from tsa_server.beijing_calendar import display, utc_text
+from tsa_server.clock.beijing import display, utc_text
 from tsa_server.evidence.certificate import (
     NotCertified,
     certificate_data,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.fees.conftest import MB, bj, item
-from tsa_server.beijing_calendar import to_beijing
+from tsa_server.clock.beijing import to_beijing
 from tsa_server.fees import (
     EMPTY,
     EntryKind,

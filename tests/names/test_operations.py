@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.names.conftest import E5_LEXICON, OPEN_POLICY
-from tsa_server.beijing_calendar import BEIJING
+from tsa_server.clock.beijing import BEIJING
 from tsa_server.names import MarkKind, Refusal, Refused, Registry, beijing, operations
 from tsa_server.names.brand_claims import brand_claim, filed_at_of
 from tsa_server.names.commands import Application, Caller, Decision, MarkClaim, ProofClaim

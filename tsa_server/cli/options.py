@@ -72,7 +72,7 @@ def instant(text: str | None) -> datetime | None:
     """--at: an ISO 8601 instant; without an offset it is Beijing wall-clock time (G-1)."""
     if text is None:
         return None
-    from tsa_server.beijing_calendar import BEIJING
+    from tsa_server.clock.beijing import BEIJING
 
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))

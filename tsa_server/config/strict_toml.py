@@ -11,7 +11,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from tsa_server.beijing_calendar import BEIJING
+from tsa_server.clock.beijing import BEIJING
 from tsa_server.errors import ConfigError
 
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from asn1crypto import x509 as asn1_x509
 
-from tsa_server.beijing_calendar import display, require_aware, utc_text
+from tsa_server.clock.beijing import display, require_aware, utc_text
 from tsa_server.evidence.records import Item, ItemMode, StorageState
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.verify import VerifyOptions, verify_token

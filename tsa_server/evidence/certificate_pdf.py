@@ -23,7 +23,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream, PDFString
 from reportlab.pdfgen import canvas as pdf_canvas
 
-from tsa_server.beijing_calendar import display, require_aware, to_beijing, utc_text
+from tsa_server.clock.beijing import display, require_aware, to_beijing, utc_text
 from tsa_server.evidence.certificate import CertificateData, recipe
 
 CJK_FONT = "STSong-Light"

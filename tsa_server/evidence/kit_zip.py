@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 from tsa_server.evidence.certificate import CertificateData
 from tsa_server.evidence.certificate_pdf import render_certificate
 from tsa_server.evidence.errors import EvidenceError

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tsa_server.beijing_calendar import display, utc_text
+from tsa_server.clock.beijing import display, utc_text
 from tsa_server.evidence.records import CreditEntry, Item, StoredNotice
 from tsa_server.fees import (
     STORAGE_BLOCK_BYTES,

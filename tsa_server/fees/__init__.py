@@ -3,7 +3,7 @@ parts A, B, C, F and REC-1 .. REC-4, REC-6, REC-10.
 
 Nothing here does I/O or reads the system clock: every function takes its instants
 (aware datetimes, stored in UTC, month arithmetic on the Beijing wall clock through
-`tsa_server.beijing_calendar.add_months`, G-1 .. G-3) and returns values the storage
+`tsa_server.clock.beijing.add_months`, G-1 .. G-3) and returns values the storage
 layer persists. Modules, one job each:
 
 - units       G-4/G-5/S-2/S-3: STORAGE_BLOCK_BYTES, size class, annual fee
@@ -24,7 +24,7 @@ layer persists. Modules, one job each:
 - quotas      REC-10: monthly quotas and rate limits (roles and keys: evidence/accounts.py)
 """
 
-from tsa_server.beijing_calendar import BEIJING, add_months, beijing
+from tsa_server.clock.beijing import BEIJING, add_months, beijing
 
 from .access import Artefact, certificate_fields, downloadable, require_download
 from .deposit import DepositForm, parse_deposit_form

@@ -13,7 +13,7 @@ import shlex
 from datetime import datetime
 from urllib.parse import quote
 
-from tsa_server.beijing_calendar import display, utc_text
+from tsa_server.clock.beijing import display, utc_text
 
 from .errors import OriginalLocked
 from .items import EvidenceItem, StorageStatus

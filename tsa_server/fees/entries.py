@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tsa_server.beijing_calendar import parse_utc_text, require_aware, utc_text
+from tsa_server.clock.beijing import parse_utc_text, require_aware, utc_text
 
 
 class EntryKind(enum.StrEnum):

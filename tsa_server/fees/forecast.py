@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tsa_server.beijing_calendar import add_months, require_aware
+from tsa_server.clock.beijing import add_months, require_aware
 
 from .items import EvidenceItem, StorageStatus
 from .lots import Wallet

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 
 from .deposit import DepositForm
 from .policy import DEFAULT_POLICY, PricingPolicy

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.beijing_calendar import display, require_aware, utc_text
+from tsa_server.clock.beijing import display, require_aware, utc_text
 
 from .access import Artefact, downloadable, openssl_recipe, storage_text
 from .items import EvidenceItem

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 
 from .entries import EntryKind, LedgerEntry, PeriodRef
 from .errors import (

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from tsa_server.beijing_calendar import add_months
+from tsa_server.clock.beijing import add_months
 
 from .entries import (
     STORAGE_DEBITS,

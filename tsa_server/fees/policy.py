@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tsa_server.beijing_calendar import beijing, require_aware
+from tsa_server.clock.beijing import beijing, require_aware
 from tsa_server.config.strict_toml import StrictTable, beijing_instant, load_toml
 
 from .errors import PricingError

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.beijing_calendar import BEIJING, add_months, require_aware, to_beijing
+from tsa_server.clock.beijing import BEIJING, add_months, require_aware, to_beijing
 
 from .errors import QuotaExceeded
 

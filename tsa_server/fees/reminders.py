@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 
 from .forecast import forecast
 from .items import EvidenceItem, StorageStatus, purge_at

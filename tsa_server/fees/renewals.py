@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 
 from .entries import EntryKind, LedgerEntry, PeriodRef, purge_key
 from .errors import InsufficientCredits

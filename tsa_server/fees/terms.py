@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.beijing_calendar import add_months, require_aware, to_beijing
+from tsa_server.clock.beijing import add_months, require_aware, to_beijing
 
 from .policy import DEFAULT_POLICY, PricingPolicy
 from .units import SizeClass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 
 from .entries import (
     LedgerEntry,

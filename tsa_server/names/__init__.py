@@ -28,7 +28,7 @@ Modules, one job each:
               `NamesService.handle_of(org_id)` is an organisation's current handle
 """
 
-from tsa_server.beijing_calendar import BEIJING, Interval, add_months, beijing
+from tsa_server.clock.beijing import BEIJING, Interval, add_months, beijing
 
 from .applicants import Group, Mark, MarkKind, Shop, ShopState
 from .charset import CharacterError, Measure, fold, gbk_length, measure, normalize

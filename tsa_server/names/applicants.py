@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.beijing_calendar import add_months, display, require_aware
+from tsa_server.clock.beijing import add_months, display, require_aware
 
 from .config import Policy
 from .reasons import Refusal, Refused

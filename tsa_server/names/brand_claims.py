@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tsa_server.beijing_calendar import BEIJING
+from tsa_server.clock.beijing import BEIJING
 
 from .applicants import BrandProof, Mark
 from .commands import EvidenceItems, MarkClaim, ProofClaim

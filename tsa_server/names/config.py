@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 from tsa_server.config.strict_toml import StrictTable, beijing_instant, load_toml
 from tsa_server.errors import ConfigError
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from tsa_server.beijing_calendar import Clock, require_aware
+from tsa_server.clock.beijing import Clock, require_aware
 
 from .config import Policy
 from .events import Event, EventKind, EventSink

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from tsa_server.beijing_calendar import Interval, require_aware
+from tsa_server.clock.beijing import Interval, require_aware
 
 from .config import DisputePolicy
 from .numbers import NumberError, rational, whole

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from tsa_server.beijing_calendar import parse_utc_text, require_aware, utc_text
+from tsa_server.clock.beijing import parse_utc_text, require_aware, utc_text
 
 SCHEMA = "tsa.names.event/1"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.beijing_calendar import display, require_aware
+from tsa_server.clock.beijing import display, require_aware
 
 from .config import Policy
 from .reasons import Refusal, Refused

@@ -8,7 +8,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from tsa_server.beijing_calendar import Interval, parse_utc_text, utc_text
+from tsa_server.clock.beijing import Interval, parse_utc_text, utc_text
 
 from .applicants import BrandProof, Group, Mark, MarkKind
 from .disputes import Metrics, Ranking, Standing

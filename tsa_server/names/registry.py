@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from tsa_server.beijing_calendar import Interval
+from tsa_server.clock.beijing import Interval
 
 from .applicants import BrandProof, Group, Mark, Shop, check_eligibility
 from .complaints import Complaints

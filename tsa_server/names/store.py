@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from tsa_server.beijing_calendar import Interval
+from tsa_server.clock.beijing import Interval
 
 from .applicants import BrandProof, Group, Mark
 from .disputes import Ranking

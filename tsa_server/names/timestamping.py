@@ -39,7 +39,7 @@ from typing import Any
 
 from asn1crypto import cms, tsp  # noqa: F401 - tsp registers TSTInfo with cms
 
-from tsa_server.beijing_calendar import utc_text
+from tsa_server.clock.beijing import utc_text
 
 from .core import Done, Result
 from .events import Event

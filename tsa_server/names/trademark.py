@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from tsa_server.beijing_calendar import require_aware
+from tsa_server.clock.beijing import require_aware
 
 from .applicants import BrandProof, Mark, MarkKind, Shop
 from .config import Policy

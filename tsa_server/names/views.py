@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tsa_server.beijing_calendar import utc_text
+from tsa_server.clock.beijing import utc_text
 
 from .commands import Caller
 from .disputes import Standing

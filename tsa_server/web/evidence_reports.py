@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from tsa_server.accounts.key_rules import Scope
-from tsa_server.beijing_calendar import to_beijing
+from tsa_server.clock.beijing import to_beijing
 from tsa_server.evidence.views import forecast_json, notice_json
 from tsa_server.web.api import json_response, ref
 from tsa_server.web.auth import PRINCIPAL, require
