@@ -30,6 +30,11 @@ class Conflict(EvidenceError):
     """The request contradicts stored state (HTTP 409)."""
 
 
+class OriginalGone(EvidenceError):
+    """The stored original was deleted or purged, or never stored (HTTP 410): the token
+    and the certificate stay (S-10). A locked (EXPIRED) original is fees.OriginalLocked."""
+
+
 class ItemImmutable(Conflict):
     """An update touching what a certified item can no longer change."""
 

@@ -56,7 +56,7 @@ from tsa_server.evidence.deposits import (
     Failure,
     evidence_record,
 )
-from tsa_server.evidence.errors import IdempotencyConflict, ItemNotFound
+from tsa_server.evidence.errors import IdempotencyConflict, ItemNotFound, OriginalGone
 from tsa_server.evidence.fee_items import (
     fee_item,
     item_changes,
@@ -83,9 +83,11 @@ from tsa_server.fees import (
     LedgerConflict,
     Lot,
     Notice,
+    OriginalLocked,
     Outcome,
     PricingPolicy,
     QuotaExceeded,
+    StorageStatus,
     Wallet,
     delete_original,
     forecast,
@@ -259,10 +261,16 @@ class EvidenceService(Deposits):
         return item.token
 
     def open_original(self, org_id: str, item_id: str) -> tuple[Item, BinaryIO]:
-        """The stored original, only while ACTIVE (S-10); OriginalLocked otherwise."""
+        """The stored original, only while ACTIVE (S-10); OriginalLocked while EXPIRED,
+        OriginalGone once deleted or purged (or for a hash-only item)."""
         item = self.item(org_id, item_id)
         fee = fee_item(item, self.store.item_terms(org_id, item_id), self.policy)
-        require_download(fee, Artefact.ORIGINAL)
+        try:
+            require_download(fee, Artefact.ORIGINAL)
+        except OriginalLocked as exc:
+            if fee.status is StorageStatus.EXPIRED:
+                raise
+            raise OriginalGone(str(exc)) from None
         assert item.blob_key is not None
         return item, self.blobs.open(item.blob_key)
 

@@ -32,6 +32,7 @@ from tsa_server.evidence.errors import (
     InvalidBlobKey,
     InvalidInput,
     NotFound,
+    OriginalGone,
 )
 from tsa_server.evidence.idempotency import KeyReused
 from tsa_server.evidence.service import MonthlyQuotaExceeded
@@ -44,6 +45,7 @@ from tsa_server.fees import (
     InvalidEntry,
     LedgerConflict,
     NotAllowed,
+    OriginalLocked,
     QuotaExceeded,
     StateError,
 )
@@ -154,6 +156,7 @@ _TABLE: tuple[
     ((DigestMismatch, ConfirmationRequired), _status(422)),
     ((StateError, LedgerConflict, InvalidEntry), _status(409)),
     (NotAllowed, _status(403)),
+    (OriginalLocked, _status(409)),  # S-10: EXPIRED (evidence.OriginalGone: 410)
     (MonthlyQuotaExceeded, _monthly_quota),
     (QuotaExceeded, _status(429)),
     (FeeError, _status(400)),
@@ -162,6 +165,7 @@ _TABLE: tuple[
     (AuthenticationError, lambda exc: json_error(401, str(exc), challenge("invalid_token"))),
     (PermissionDenied, _forbidden),
     ((NotFound, BlobNotFound), _status(404)),
+    (OriginalGone, _status(410)),
     ((InvalidInput, InvalidBlobKey), _status(400)),
     (BlobTooLarge, _status(413)),
     (KeyReused, _status(422)),  # an Idempotency-Key used for another request

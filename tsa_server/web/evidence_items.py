@@ -26,12 +26,11 @@ from tsa_server.accounts.key_rules import Scope
 from tsa_server.evidence.blobs import CHUNK_BYTES
 from tsa_server.evidence.deposit_requests import views
 from tsa_server.evidence.service import EvidenceService
-from tsa_server.fees import OriginalLocked, StorageStatus
 from tsa_server.fees.kit import safe_name
 from tsa_server.rfc3161 import response
 from tsa_server.web.api import Body, json_response, query_params, ref
 from tsa_server.web.auth import require
-from tsa_server.web.errors import BadRequest, json_error
+from tsa_server.web.errors import BadRequest
 from tsa_server.web.evidence_context import (
     INT,
     ITEM_ID,
@@ -118,12 +117,8 @@ async def original(request: web.Request) -> web.StreamResponse:
     service = service_of(request)
     org = org_of(request)
     item_id = item_id_of(request)
-    try:
-        item, handle = await service.off_loop(service.open_original, org, item_id)
-    except OriginalLocked as exc:
-        fee = await service.off_loop(service.fee_item, org, item_id)
-        status = 409 if fee.status is StorageStatus.EXPIRED else 410
-        return json_error(status, str(exc))
+    # 409 while EXPIRED (locked), 410 once gone: web/errors.py
+    item, handle = await service.off_loop(service.open_original, org, item_id)
     try:
         reply = web.StreamResponse(
             headers={
