@@ -29,7 +29,7 @@ from typing import Any
 
 from tsa_server.evidence.errors import Conflict, InvalidInput
 from tsa_server.evidence.records import canonical_json
-from tsa_server.evidence.store import EvidenceStore
+from tsa_server.evidence.store.idempotency import IdempotencyStore
 
 HEADER = "Idempotency-Key"
 #: How long a key's answer is replayed.
@@ -69,7 +69,7 @@ def fingerprint(request: Any) -> str:
 class IdempotencyKeys:
     """Claims, answers and releases of idempotency keys in the evidence store."""
 
-    def __init__(self, store: EvidenceStore, now: Callable[[], datetime]) -> None:
+    def __init__(self, store: IdempotencyStore, now: Callable[[], datetime]) -> None:
         self.store = store
         self.now = now
         self.running: set[tuple[str, str]] = set()  # claims of this process

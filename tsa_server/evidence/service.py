@@ -73,7 +73,7 @@ from tsa_server.evidence.records import (
     StoredNotice,
 )
 from tsa_server.evidence.settings import EvidenceSettings
-from tsa_server.evidence.store import EvidenceStore
+from tsa_server.evidence.store import EvidenceStorage
 from tsa_server.fees import (
     DEFAULT_POLICY,
     Artefact,
@@ -143,7 +143,7 @@ class EvidenceService(Deposits):
 
     def __init__(
         self,
-        store: EvidenceStore,
+        store: EvidenceStorage,
         blobs: FileBlobStore,
         timestamp: Timestamp,
         *,

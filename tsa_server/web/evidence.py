@@ -32,6 +32,7 @@ from tsa_server.config import EvidenceConfig
 from tsa_server.evidence.render_pool import CertificateRenderer
 from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler
 from tsa_server.evidence.service import EvidenceService
+from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
 from tsa_server.evidence.webhooks import WebhookSettings
 from tsa_server.web import (
@@ -78,10 +79,15 @@ class _Configured(Protocol):
 
 
 class EvidenceServices(Protocol):
-    """What `setup` needs of the server's parts (wiring.Services)."""
+    """What `setup` needs of the server's parts (wiring.Services): the configuration and
+    the evidence database (its file: the key-use recorder and the webhook dispatcher
+    open connections of their own)."""
 
     @property
     def config(self) -> _Configured: ...
+
+    @property
+    def evidence(self) -> EvidenceStore | None: ...
 
 
 def setup(app: web.Application, services: EvidenceServices) -> None:
@@ -101,10 +107,11 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
 
     app.cleanup_ctx.append(rendering)
     service: EvidenceService | None = getattr(services, "evidence_service", None)
-    if service is None:
+    store = services.evidence
+    if service is None or store is None:
         return
     app[EVIDENCE] = service
-    track_key_use(app, service.store.path)  # API keys' last use, batched off the loop
+    track_key_use(app, store.path)  # API keys' last use, batched off the loop
     interval = conf.renewal_interval_s
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
@@ -116,7 +123,7 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
         await asyncio.to_thread(service.close)  # deposits' worker threads finish
 
     async def dispatcher(app: web.Application) -> AsyncIterator[None]:
-        sending = WebhookDispatcher(service.store, webhook_settings(conf), now=service.now)
+        sending = WebhookDispatcher(store, webhook_settings(conf), now=service.now)
         app[DISPATCHER] = sending
         sending.start()
         yield

@@ -32,9 +32,17 @@ from tsa_server.evidence.store.webhooks import SqliteWebhookStore, WebhookStore
 
 
 class EvidenceStorage(
-    ItemStore, CreditStore, NoticeStore, ChangeStore, IdempotencyStore, WebhookStore, Protocol
+    AccountStore,
+    ItemStore,
+    CreditStore,
+    NoticeStore,
+    ChangeStore,
+    IdempotencyStore,
+    WebhookStore,
+    Protocol,
 ):
-    """Every evidence store together: what EvidenceService reads and writes."""
+    """Every store over the evidence database together: what EvidenceService reads and
+    writes (organisations included: a deposit checks its organisation)."""
 
 
 class EvidenceStore(
@@ -47,6 +55,6 @@ class EvidenceStore(
         create_schema(conn)
 
 
-def _implements(store: EvidenceStore) -> tuple[EvidenceStorage, AccountStore]:
-    """The type checker proves the SQLite set implements both protocols."""
-    return store, store
+def _implements(store: EvidenceStore) -> EvidenceStorage:
+    """The type checker proves the SQLite set implements the protocol."""
+    return store
