@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -13,6 +13,9 @@ from tsa_server.issuance.publisher import CheckpointPublisher
 from tsa_server.web import evidence, handlers, ledger, malformed, ratelimit, verify
 from tsa_server.web.routes import add_routes
 from tsa_server.wiring import Services
+
+#: An aiohttp cleanup context: runs to its yield at start-up, the rest at shutdown.
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(services: Services) -> web.Application:
@@ -48,7 +51,7 @@ def create_app(services: Services) -> web.Application:
     return app
 
 
-def _clock_monitor(services: Services):
+def _clock_monitor(services: Services) -> CleanupContext:
     async def run(app: web.Application) -> AsyncIterator[None]:
         start = getattr(services.clock, "start", None)
         if start is not None:
@@ -61,7 +64,7 @@ def _clock_monitor(services: Services):
     return run
 
 
-def _publisher(publisher: CheckpointPublisher, interval_s: float):
+def _publisher(publisher: CheckpointPublisher, interval_s: float) -> CleanupContext:
     async def run(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(publisher.run(interval_s))
         yield

@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import sys
+from typing import IO, Any
 
 import click
 
@@ -38,14 +39,14 @@ class Failure(click.ClickException):
 
     exit_code = 2
 
-    def show(self, file=None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"tsa: {self.message}", err=True)
 
 
 class _Group(click.Group):
     """Turns the server's own errors into one clear line instead of a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (TSAError, LedgerError) as exc:

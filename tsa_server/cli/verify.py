@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import click
+from asn1crypto import x509 as asn1_x509
 
 from tsa_server.config import DEFAULT_CONFIG
 
@@ -22,12 +24,15 @@ from tsa_server.config import DEFAULT_CONFIG
 MAX_TOKEN_FILE = 16 << 20
 
 
+T = TypeVar("T")
+
+
 class UsageFailure(click.ClickException):
     """A usage error of `tsa verify`: one line on stderr, exit status 1."""
 
     exit_code = 1
 
-    def show(self, file=None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"tsa: {self.message}", err=True)
 
 
@@ -143,7 +148,9 @@ def verify(
     click.get_current_context().exit(0 if report.valid else 2)
 
 
-def _roots_and_zone(ca_files: tuple[str, ...], config_path: str) -> tuple[list, str]:
+def _roots_and_zone(
+    ca_files: tuple[str, ...], config_path: str
+) -> tuple[list[asn1_x509.Certificate], str]:
     if ca_files:
         roots = [c for path in ca_files for c in _certificates(path, "--ca")]
         return roots, _zone_if_configured(config_path)
@@ -195,7 +202,7 @@ def _read_token(path: str) -> bytes:
     return _read_file(path, "the token")
 
 
-def _certificates(path: str, option: str) -> list:
+def _certificates(path: str, option: str) -> list[asn1_x509.Certificate]:
     from tsa_server.rfc3161.verify import CertificateDecodeError, load_certificates
 
     try:
@@ -204,7 +211,7 @@ def _certificates(path: str, option: str) -> list:
         raise UsageFailure(f"{option} {path} is not PEM or DER certificates: {exc}") from None
 
 
-def _parse(parser, value: str | None, option: str):
+def _parse(parser: Callable[[str], T], value: str | None, option: str) -> T | None:
     if value is None:
         return None
     try:
@@ -214,7 +221,7 @@ def _parse(parser, value: str | None, option: str):
 
 
 def _hex(text: str) -> bytes:
-    from tsa_server.web.verify import BadInput, parse_hex
+    from tsa_server.web.verify_input import BadInput, parse_hex
 
     try:
         return parse_hex(text)
@@ -223,7 +230,7 @@ def _hex(text: str) -> bytes:
 
 
 def _int(text: str) -> int:
-    from tsa_server.web.verify import BadInput, parse_int
+    from tsa_server.web.verify_input import BadInput, parse_int
 
     try:
         return parse_int(text, "the nonce")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -126,7 +127,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler):
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Faults never leak as tracebacks; a timestamp request always gets a TimeStampResp;
     a body the client sent too slowly or broke off is a 408 or 400, not a fault."""
     try:

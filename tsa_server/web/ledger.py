@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from aiohttp import web
 
 from ledger.errors import LedgerError
+from ledger.merkle import NodeReader
 from ledger.proof_file import ProofFile
 from ledger.proofs import inclusion_proof
 from ledger.store.base import Reader, SignedCheckpoint
@@ -88,7 +89,7 @@ def setup(app: web.Application, services: Services) -> None:
 
 
 def log_view(request: web.Request) -> LogView:
-    view = request.app[LOGS].get(request.match_info["log"])
+    view: LogView | None = request.app[LOGS].get(request.match_info["log"])
     if view is None:
         raise web.HTTPNotFound(text="no such log\n")
     return view
@@ -217,7 +218,7 @@ async def inclusion(request: web.Request) -> web.Response:
     size_param = optional_int(request, "size")
     index = query_int(request, "index")
 
-    def work(r: Reader) -> dict:
+    def work(r: Reader) -> dict[str, object]:
         checkpoint_ = pinned(r, size_param)
         size = checkpoint_.size
         if index >= size:
@@ -239,7 +240,7 @@ async def consistency(request: web.Request) -> web.Response:
     view = log_view(request)
     old, new_param = query_int(request, "old"), optional_int(request, "new")
 
-    def work(r: Reader) -> dict:
+    def work(r: Reader) -> dict[str, object]:
         new = published(r).size if new_param is None else new_param
         first, second = r.checkpoint_at(old), r.checkpoint_at(new)
         if first is None or second is None or not 0 < old <= new:
@@ -257,7 +258,7 @@ async def consistency(request: web.Request) -> web.Response:
     return web.json_response(await read(request, view, work))
 
 
-def proof_file(nodes, index: int, checkpoint_: SignedCheckpoint) -> str:
+def proof_file(nodes: NodeReader, index: int, checkpoint_: SignedCheckpoint) -> str:
     """The tlog-proof of leaf `index` up to `checkpoint_`, its path read through `nodes`
     (one node reader for a whole answer: neighbouring leaves share most of their path)."""
     path = tuple(inclusion_proof(index, checkpoint_.size, nodes))

@@ -214,7 +214,9 @@ class ClientLimiter:
         self.refused = dict.fromkeys(limits, 0)
 
     @classmethod
-    def from_config(cls, config: LimitsConfig, *, clock: Monotonic = time.monotonic):
+    def from_config(
+        cls, config: LimitsConfig, *, clock: Monotonic = time.monotonic
+    ) -> ClientLimiter:
         limits = {
             kind: RateLimit(rate, getattr(config, f"{kind}_burst"))
             for kind in KINDS
@@ -283,7 +285,5 @@ async def client_limits(
             f"too many {kind} requests from {client}: at most {limit.per_second:g} per "
             f"second (bursts of {limit.burst}); retry after the time in Retry-After\n"
         )
-        raise web.HTTPTooManyRequests(
-            text=text, headers={"Retry-After": retry_after_header(wait)}
-        )
+        raise web.HTTPTooManyRequests(text=text, headers={"Retry-After": retry_after_header(wait)})
     return await handler(request)

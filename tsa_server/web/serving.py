@@ -132,7 +132,7 @@ class BodyWatchdog:
 
 def _receiving(handler: RequestHandler) -> BaseRequest | None:
     """The request whose body ``handler`` is still receiving, if any."""
-    request = getattr(handler, "_current_request", None)
+    request: BaseRequest | None = getattr(handler, "_current_request", None)
     if request is None or not _open(handler) or request.content.is_eof():
         return None
     return request

@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import lru_cache
@@ -119,7 +119,7 @@ class VerifierPool:
             self._discard(pool)
             return None
 
-    def _release(self, _: Future | None) -> None:
+    def _release(self, _: object) -> None:
         with self._lock:
             self._pending -= 1
 
