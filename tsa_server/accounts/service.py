@@ -67,7 +67,7 @@ class KeyUse(Protocol):
 
 class WriteUseNow:
     """Records a use at once, in the caller's thread (CLI, tests); the server batches
-    them off the event loop instead (evidence/key_use.py)."""
+    them off the event loop instead (accounts/key_use.py)."""
 
     def __init__(self, store: AccountStore) -> None:
         self.store = store

@@ -1,8 +1,8 @@
 """The evidence database's schema: tables made with sqlite-utils, rules as triggers.
 
-The triggers are the last line of defence under store.py's own checks: they hold for
-every writer (the server, the CLI, an operator's sqlite3 shell), so the guarantees do
-not depend on one code path being right:
+The triggers are the last line of defence under the stores' own checks
+(evidence/store/): they hold for every writer (the server, the CLI, an operator's
+sqlite3 shell), so the guarantees do not depend on one code path being right:
 
 * credit_entries are append-only (no UPDATE, no DELETE) and contiguous;
 * evidence items are never deleted, their identity and digests never change, and once

@@ -6,7 +6,7 @@
 ``DELETE /api/v1/keys/{id}`` scope admin (or the key itself): revoke, with every key it made
 
 A key of another organisation is answered exactly like a key that does not exist (404).
-A new key never holds more than the key that makes it (evidence/key_rules.py): no higher
+A new key never holds more than the key that makes it (accounts/key_rules.py): no higher
 role, no scope it lacks (403), no later expiry (403; none asked: the creator's).
 """
 

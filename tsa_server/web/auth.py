@@ -10,7 +10,7 @@ finds the caller in ``request[PRINCIPAL]``, and every query it makes is scoped t
 ``principal.org_id``. An authenticated request over its key's or organisation's rate
 limit (web/ratelimit.py, when the app has one) gets 429 with ``Retry-After``. Answers
 are JSON ``{"error": ...}`` and never cached. A key's use is noted in memory and written
-in batches off the event loop (`track_key_use`, evidence/key_use.py): authentication
+in batches off the event loop (`track_key_use`, accounts/key_use.py): authentication
 itself only reads.
 """
 

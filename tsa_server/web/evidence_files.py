@@ -39,13 +39,12 @@ from tsa_server.evidence.errors import BlobError, ItemNotFound
 from tsa_server.evidence.kit_zip import KitError, KitItem, KitSources, build_kit
 from tsa_server.evidence.records import Item
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.web.api import Described
+from tsa_server.web.api import Described, Operation, json_response, ref
 from tsa_server.web.auth import PRINCIPAL, evidence_store, require
 from tsa_server.web.errors import BadRequest, json_error
-from tsa_server.web.evidence_context import EVIDENCE, RENDERER
+from tsa_server.web.evidence_context import EVIDENCE, ITEM_ID, RENDERER
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger import LOGS, LogView
-from tsa_server.web.openapi_schema import API_KEY, json_response, ref
 
 log = logging.getLogger("tsa.web.evidence_files")
 STREAM_CHUNK = 1 << 20
@@ -190,45 +189,44 @@ def _binary(media_type: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
-def _file_operation(summary: str, media_type: str, description: str) -> dict[str, Any]:
+def _file_operation(path: str, summary: str, media_type: str, description: str) -> Operation:
     errors = {
-        "401": "no or bad API key",
-        "403": "the key lacks the read scope",
-        "404": "no such item in the key's organisation",
-        "409": "the item is not certified yet",
+        401: "no or bad API key",
+        403: "the key lacks the read scope",
+        404: "no such item in the key's organisation",
+        409: "the item is not certified yet",
     }
-    return {
-        "get": {
-            "summary": summary,
-            "description": "Needs an API key with the `read` scope. Served for every "
-            "certified item in every storage state (REC-4, A-6).",
-            "security": API_KEY,
-            "parameters": [
-                {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": {
-                "200": _binary(media_type, description),
-                **{code: json_response(ref("Error"), text) for code, text in errors.items()},
-            },
-        }
-    }
+    return Operation(
+        "get",
+        path,
+        summary,
+        {
+            "200": _binary(media_type, description),
+            **{str(code): json_response(ref("Error"), text) for code, text in errors.items()},
+        },
+        params=(ITEM_ID,),
+        description="Needs an API key with the `read` scope. Served for every "
+        "certified item in every storage state (REC-4, A-6).",
+    )
 
 
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/items/{item_id}/certificate.pdf": _file_operation(
-        "The item's evidence certificate (PDF): serial, digests, genTime in UTC and Beijing "
-        "time, TSA, policy, depositor, handle, statement, storage status, a QR code to the "
-        "public token lookup, an openssl recipe, and the .tsr attached",
-        "application/pdf",
-        "the certificate, deterministic for the item's state",
-    ),
-    "/api/v1/items/{item_id}/kit.zip": _file_operation(
-        "The item's evidence kit (REC-6): original (only while storage is ACTIVE), .tsr, "
-        "certificate PDF, CA chain, ledger inclusion proof (C2SP tlog-proof), ledger key, "
-        "manifest.json with every member's SHA-256, SHA256SUMS and README.txt",
-        "application/zip",
-        "the kit",
-    ),
-}
-
-DESCRIBED = Described(paths=OPENAPI_PATHS)
+DESCRIBED = Described(
+    operations=(
+        _file_operation(
+            "/api/v1/items/{item_id}/certificate.pdf",
+            "The item's evidence certificate (PDF): serial, digests, genTime in UTC and "
+            "Beijing time, TSA, policy, depositor, handle, statement, storage status, a QR "
+            "code to the public token lookup, an openssl recipe, and the .tsr attached",
+            "application/pdf",
+            "the certificate, deterministic for the item's state",
+        ),
+        _file_operation(
+            "/api/v1/items/{item_id}/kit.zip",
+            "The item's evidence kit (REC-6): original (only while storage is ACTIVE), .tsr, "
+            "certificate PDF, CA chain, ledger inclusion proof (C2SP tlog-proof), ledger key, "
+            "manifest.json with every member's SHA-256, SHA256SUMS and README.txt",
+            "application/zip",
+            "the kit",
+        ),
+    )
+)
