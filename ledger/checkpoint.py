@@ -22,7 +22,7 @@ from ledger.note import (
     Note,
     NoteSignature,
     NoteVerifier,
-    Signer,
+    SignsNotes,
     VerifiedNote,
     check_name,
     check_text,
@@ -65,7 +65,7 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
-    "Signer",
+    "SignsNotes",
     "VerifiedNote",
     "VerifierKey",
     "cosignature_message",
@@ -121,7 +121,7 @@ class Checkpoint:
 
 def sign_checkpoint(
     checkpoint: Checkpoint,
-    signers: Iterable[Signer],
+    signers: Iterable[SignsNotes],
     *,
     existing: Sequence[NoteSignature] = (),
     grease: int = 0,

@@ -1,5 +1,5 @@
 """C2SP signed notes (docs/spec/ledger.md B.4): the note format, its signature lines, and
-signing and opening a note with any key types (`NoteVerifier`, `Signer`).
+signing and opening a note with any key types (`NoteVerifier`, `SignsNotes`).
 
 Opening a note verifies the lines of known keys, ignores unknown ones (grease
 included), and raises NoteError if no known signature verifies or one fails. The
@@ -120,7 +120,7 @@ class NoteVerifier(Protocol):
     def verify(self, text: bytes, signature: bytes) -> bool: ...
 
 
-class Signer(Protocol):
+class SignsNotes(Protocol):
     def signature_for(self, text: bytes) -> NoteSignature: ...
 
 
@@ -131,7 +131,7 @@ def grease_signatures(count: int, rng: random.Random) -> list[NoteSignature]:
 
 def sign_note(
     text: bytes | str,
-    signers: Iterable[Signer],
+    signers: Iterable[SignsNotes],
     *,
     existing: Sequence[NoteSignature] = (),
     grease: int = 0,

@@ -39,10 +39,6 @@ class CertificateError(TSAError):
     """The TSA certificate is unusable: wrong key, wrong EKU, outside its validity."""
 
 
-class LedgerError(TSAError):
-    """The ledger could not make an entry durable, or refuses to (rollback, corruption)."""
-
-
 class RequestRejected(TSAError):
     """A request the TSA answers with status `rejection` and one PKIFailureInfo bit."""
 

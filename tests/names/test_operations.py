@@ -12,7 +12,7 @@ from tests.names.conftest import E5_LEXICON, OPEN_POLICY
 from tsa_server.clock.beijing import BEIJING
 from tsa_server.names import MarkKind, Refusal, Refused, Registry, beijing, operations
 from tsa_server.names.brand_claims import brand_claim, filed_at_of
-from tsa_server.names.commands import Application, Caller, Decision, MarkClaim, ProofClaim
+from tsa_server.names.commands import ApplyCommand, Caller, DecisionCommand, MarkClaim, ProofClaim
 from tsa_server.names.errors import (
     InvalidNameRequest,
     NameRefused,
@@ -96,26 +96,29 @@ def test_apply_change_and_decide(names: NamesService) -> None:
     b = Caller("b", "key-b", opened_at=OPENED)
 
     async def flow() -> None:
-        applied = await operations.apply(names, a, Application("alpha", "alpha好"), None)
+        applied = await operations.apply(names, a, ApplyCommand("alpha", "alpha好"), None)
         assert applied.published and applied.done.event.kind.value == "approved"
         assert set(applied.earlier) == {"applied_seq"}
         with pytest.raises(NameRefused) as caught:
-            await operations.apply(names, b, Application("alpha", "alpha店"), None)
+            await operations.apply(names, b, ApplyCommand("alpha", "alpha店"), None)
         assert caught.value.refused.reason is Refusal.TAKEN
         with pytest.raises(InvalidNameRequest):
-            await operations.apply(names, b, Application("beta", "beta店", group=3), None)
+            await operations.apply(names, b, ApplyCommand("beta", "beta店", group=3), None)
         with pytest.raises(NameRefused) as caught:
             await operations.change(names, b, "alpha", None, "x")
         assert caught.value.kind is RefusalKind.FORBIDDEN
         with pytest.raises(NoSuchName):
             await operations.change(names, b, "gamma", None, "x")
         with pytest.raises(NotPermitted):
-            await operations.decide(names, a, "alpha", Decision())
+            await operations.decide(names, a, "alpha", DecisionCommand())
         with pytest.raises(NotPermitted):  # an operator organisation, but no admin key
-            await operations.decide(names, Caller("op", "k"), "alpha", Decision())
+            await operations.decide(names, Caller("op", "k"), "alpha", DecisionCommand())
         with pytest.raises(InvalidNameRequest, match="unknown field"):
             await operations.decide(
-                names, Caller("op", "k", admin=True), "alpha", Decision(metrics={"s": {"x": 1}})
+                names,
+                Caller("op", "k", admin=True),
+                "alpha",
+                DecisionCommand(metrics={"s": {"x": 1}}),
             )
 
     asyncio.run(flow())
@@ -128,5 +131,5 @@ def test_no_token_is_not_timestamped(names: NamesService) -> None:
     names._timestamp = refuse
     a = Caller("a", "key-a", opened_at=OPENED)
     with pytest.raises(NotTimestamped, match="could not be time-stamped"):
-        asyncio.run(operations.apply(names, a, Application("alpha", "alpha好"), None))
+        asyncio.run(operations.apply(names, a, ApplyCommand("alpha", "alpha好"), None))
     assert names.store.last_seq() == 0

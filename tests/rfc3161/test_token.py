@@ -16,7 +16,7 @@ from tests.support.queries import make_request
 from tsa_server.pki import der
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile, parse_request
-from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
+from tsa_server.rfc3161.token import TokenTemplate, TokenValues, to_be_signed
 from tsa_server.wiring import load_chain
 
 PROFILE = Profile(frozenset(DEFAULT_ACCEPTED_HASHES), (DEFAULT_POLICY,))
@@ -28,9 +28,9 @@ def template(hsm_config, signer) -> TokenTemplate:
     return TokenTemplate(signer.key_spec, load_chain(hsm_config))
 
 
-def build(template, signer, body: bytes, fields: TokenFields | None = None) -> bytes:
+def build(template, signer, body: bytes, fields: TokenValues | None = None) -> bytes:
     request = parse_request(body, PROFILE)
-    fields = fields or TokenFields(serial=(1 << 120) | 7, gen_time=GEN_TIME, accuracy_micros=2000)
+    fields = fields or TokenValues(serial=(1 << 120) | 7, gen_time=GEN_TIME, accuracy_micros=2000)
     digest = template.signature_digest(request)
     tst = template.tst_info(request, fields)
     attrs = template.signed_attributes(tst, digest)
@@ -169,7 +169,7 @@ def test_gen_time_der_has_no_trailing_zeros(moment, text) -> None:
     ],
 )
 def test_accuracy_encoding(template, signer, micros, native) -> None:
-    fields = TokenFields(serial=5, gen_time=GEN_TIME, accuracy_micros=micros)
+    fields = TokenValues(serial=5, gen_time=GEN_TIME, accuracy_micros=micros)
     sd = signed_data(build(template, signer, make_request(b"x"), fields))
     assert sd["encap_content_info"]["content"].parsed["accuracy"].native == native
 
@@ -177,7 +177,7 @@ def test_accuracy_encoding(template, signer, micros, native) -> None:
 def test_token_size_is_stable_and_small(template, signer) -> None:
     sizes = set()
     for i in range(40):
-        fields = TokenFields(
+        fields = TokenValues(
             serial=(1 << 120) | (i << 64) | i * 977,
             gen_time=GEN_TIME + timedelta(milliseconds=i * 37),
             accuracy_micros=2000,

@@ -19,7 +19,7 @@ from tests.support.queries import make_request
 from tsa_server.errors import SignerUnavailable
 from tsa_server.rfc3161.oids import DEFAULT_ACCEPTED_HASHES, DEFAULT_POLICY
 from tsa_server.rfc3161.request import Profile, parse_request
-from tsa_server.rfc3161.token import TokenFields, TokenTemplate, to_be_signed
+from tsa_server.rfc3161.token import TokenTemplate, TokenValues, to_be_signed
 from tsa_server.signing.base import KeySpec
 from tsa_server.signing.certs import issue_certificate, name_from_text
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation, generate_key, open_session
@@ -108,7 +108,7 @@ def test_every_key_type_makes_a_verifiable_token(location, spec, pss) -> None:
         template = TokenTemplate(spec, [cert, ca_cert], rsa_pss=pss)
         request = parse_request(make_request(b"x", hash_name="sha384"), PROFILE)
         digest = template.signature_digest(request)
-        tst = template.tst_info(request, TokenFields(1 << 120, NOW, 1000))
+        tst = template.tst_info(request, TokenValues(1 << 120, NOW, 1000))
         attrs = template.signed_attributes(tst, digest)
         token = template.assemble(
             tst, attrs, signer.sign(to_be_signed(attrs), digest), digest, True

@@ -30,7 +30,7 @@ from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import parse_request
 from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
-from tsa_server.rfc3161.token import BindingEncoder, TokenFields, TokenTemplate, to_be_signed
+from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate, TokenValues, to_be_signed
 from tsa_server.signing.base import Signer
 from tsa_server.signing.pool import BatchSigner, InlineSigner
 
@@ -52,7 +52,6 @@ class IssuanceSettings:
     certificate_not_after: datetime | None = None  # no token with a genTime at or after it
     failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
     max_in_flight: int = 3  # batches being signed at once
-
 
 
 class Issuer:
@@ -187,7 +186,7 @@ class Issuer:
                     raise TSAError("serial counter exhausted; restart to claim a new epoch")
                 serial = _SERIAL_MARK | (self._epoch << 64) | counter
                 extensions = binding.extensions(first + offset) if binding else b""
-                fields = TokenFields(serial, gen_time, accuracy_us, extensions)
+                fields = TokenValues(serial, gen_time, accuracy_us, extensions)
                 tst = template.tst_info(request, fields)
                 digest_name = template.signature_digest(request)
                 tst_infos.append(tst)

@@ -51,7 +51,7 @@ class ProofClaim:
 
 
 @dataclass(frozen=True)
-class Application:
+class ApplyCommand:
     handle: str
     shop_name: str
     group: int = 2  # 1: brand holder with mark and proof; 2: public
@@ -61,7 +61,7 @@ class Application:
 
 
 @dataclass(frozen=True)
-class Complaint:
+class ComplaintCommand:
     shop_name: str
     mark: MarkClaim
     proof: ProofClaim
@@ -69,7 +69,7 @@ class Complaint:
 
 
 @dataclass(frozen=True)
-class Decision:
+class DecisionCommand:
     """An operator's decision; which one depends on the fields given and the handle's
     state (names/operations.decide)."""
 
@@ -82,7 +82,7 @@ class Decision:
     complaint: str | None = None
 
 
-class EvidenceItem(Protocol):
+class ProofItem(Protocol):
     @property
     def sha256(self) -> str: ...
 
@@ -90,6 +90,6 @@ class EvidenceItem(Protocol):
 class EvidenceItems(Protocol):
     """The evidence items a brand proof may name (the evidence store)."""
 
-    def item(self, org_id: str, item_id: str) -> EvidenceItem | None: ...
+    def item(self, org_id: str, item_id: str) -> ProofItem | None: ...
 
     def items_by_sha256(self, org_id: str, sha256: str) -> Any: ...

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 
 from .applicants import Group
 from .brand_claims import brand_claim
-from .commands import MAX_TEXT, Application, Caller, Complaint, Decision, EvidenceItems
+from .commands import (
+    MAX_TEXT,
+    ApplyCommand,
+    Caller,
+    ComplaintCommand,
+    DecisionCommand,
+    EvidenceItems,
+)
 from .core import Done, ReleaseCause, Result, ReviewOutcome
 from .disputes import metrics_from_json
 from .errors import InvalidNameRequest, NameRefused, NoSuchName, NotPermitted, NotTimestamped
@@ -69,7 +76,7 @@ def check(names: NamesService, handle: str, shop_name: str | None) -> Check:
 
 
 async def apply(
-    names: NamesService, caller: Caller, command: Application, evidence: EvidenceItems | None
+    names: NamesService, caller: Caller, command: ApplyCommand, evidence: EvidenceItems | None
 ) -> Outcome:
     """Apply for a handle for the caller's shop. In open registration a public
     application's result is published at once (H-15): approved when the applicant and
@@ -179,7 +186,7 @@ async def complain(
     names: NamesService,
     caller: Caller,
     handle: str,
-    command: Complaint,
+    command: ComplaintCommand,
     evidence: EvidenceItems | None,
 ) -> Outcome:
     """H-13: a registered-mark holder complains against the handle's holder, at any time;
@@ -201,7 +208,7 @@ def require_operator(names: NamesService, caller: Caller) -> None:
         raise NotPermitted("only an operator organisation decides handles")
 
 
-async def decide(names: NamesService, caller: Caller, handle: str, d: Decision) -> Outcome:
+async def decide(names: NamesService, caller: Caller, handle: str, d: DecisionCommand) -> Outcome:
     """Operators: certify or reject a brand applicant's proof (brand + verdict), uphold or
     dismiss a trademark complaint (complaint + verdict), publish a pending handle (with
     metrics), decide a contest (winner or the provisional leader), or resolve a penalty

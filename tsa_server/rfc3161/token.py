@@ -36,7 +36,7 @@ _MESSAGE_DIGEST_OID = cms.CMSAttributeType("message_digest").dump()
 
 
 @dataclass(frozen=True)
-class TokenFields:
+class TokenValues:
     """The per-token values the sequencer decides."""
 
     serial: int
@@ -141,7 +141,7 @@ class TokenTemplate:
         """The digest the signature uses: it follows the imprint, SHA-256 at least."""
         return self._by_digest[SIGNATURE_DIGEST_FOR_IMPRINT[request.hash.name]].algorithm.digest
 
-    def tst_info(self, request: TimeStampRequest, fields: TokenFields) -> bytes:
+    def tst_info(self, request: TimeStampRequest, fields: TokenValues) -> bytes:
         """DER TSTInfo (RFC 3161 §2.4.2). ordering is FALSE, so DER omits it."""
         # A batch shares one genTime and accuracy: encode them once.
         key = (fields.gen_time, fields.accuracy_micros)

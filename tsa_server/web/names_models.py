@@ -12,9 +12,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from tsa_server.names import MarkKind
 from tsa_server.names.commands import (
     MAX_TEXT,
-    Application,
-    Complaint,
-    Decision,
+    ApplyCommand,
+    ComplaintCommand,
+    DecisionCommand,
     MarkClaim,
     ProofClaim,
 )
@@ -91,8 +91,8 @@ class NameApplication(Body):
     mark: NameMark | None = None
     proof: NameProof | None = None
 
-    def command(self) -> Application:
-        return Application(
+    def command(self) -> ApplyCommand:
+        return ApplyCommand(
             self.handle,
             self.shop_name,
             self.group,
@@ -138,8 +138,8 @@ class NameComplaint(Body):
     proof: NameProof
     statement: Text | None = None
 
-    def command(self) -> Complaint:
-        return Complaint(
+    def command(self) -> ComplaintCommand:
+        return ComplaintCommand(
             self.shop_name, self.mark.claim(), self.proof.claim(), self.statement or ""
         )
 
@@ -159,8 +159,8 @@ class NameDecision(Body):
     metrics: Annotated[Any, WithJsonSchema({"type": "object"})] = None
     outcome: Annotated[Literal["release", "retain"] | None, _enum("release", "retain")] = None
 
-    def command(self) -> Decision:
-        return Decision(
+    def command(self) -> DecisionCommand:
+        return DecisionCommand(
             self.winner,
             self.note or "",
             self.metrics,
