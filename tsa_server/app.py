@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from tsa_server.issuance.publisher import CheckpointPublisher
-from tsa_server.web import evidence, handlers, ledger, malformed, ratelimit, verify
+from tsa_server.web import evidence, handlers, malformed, ratelimit
+from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.routes import add_routes
+from tsa_server.web.verify import handler as verify
 from tsa_server.wiring import Services
 
 #: An aiohttp cleanup context: runs to its yield at start-up, the rest at shutdown.

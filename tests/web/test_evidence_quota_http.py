@@ -28,7 +28,7 @@ from tests.web.test_evidence_http import FORM, Api, new_org, sha, tsa
 from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.evidence import client
 from tsa_server.fees import beijing
-from tsa_server.web.evidence_context import EVIDENCE
+from tsa_server.web.evidence.context import EVIDENCE
 from tsa_server.web.handlers import STATE, WebState, errors_middleware
 from tsa_server.web.routes import add_routes
 

@@ -1,4 +1,4 @@
-"""The ledger read pool (web/ledger_reads.py) on a real ledger file: each worker thread
+"""The ledger read pool (web/ledger/reads.py) on a real ledger file: each worker thread
 reads through a reader of its own, reads past the bound are refused with 503 at once,
 and a slot is freed only when its read has really ended."""
 
@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ledger.store.base import NewEntry
 from ledger.store.sqlite import SqliteReader, SqliteStore
-from tsa_server.web.ledger_reads import ReaderPool
+from tsa_server.web.ledger.reads import ReaderPool
 
 
 def opener(path: Path) -> Callable[[], SqliteReader]:

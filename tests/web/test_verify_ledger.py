@@ -1,4 +1,4 @@
-"""The ledger section of POST /verify (web/verify_ledger.py) on real ledger files built
+"""The ledger section of POST /verify (web/verify/ledger.py) on real ledger files built
 with the store: the proof is against the latest signed checkpoint when it covers the
 entry, against the current tree otherwise, and the work of a lookup does not grow with
 the ledger (SQLite virtual-machine steps counted at two sizes 32 times apart)."""
@@ -15,7 +15,7 @@ import pytest
 from ledger.proofs import verify_inclusion
 from ledger.store.base import NewEntry, SignedCheckpoint
 from ledger.store.sqlite import SqliteReader, SqliteStore
-from tsa_server.web.verify_ledger import ledger_lookup
+from tsa_server.web.verify.ledger import ledger_lookup
 
 SMALL, LARGE = 1_000, 32_000
 NEWER = 10  # entries appended after the last checkpoint

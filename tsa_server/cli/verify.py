@@ -138,7 +138,7 @@ def verify(
             raise UsageFailure(f"cannot read {data_file}: {exc.strerror}") from None
         with stream:
             report = verify_token(loaded, VerifyOptions(stream=stream, **values))
-    from tsa_server.web.verify import report_json
+    from tsa_server.web.verify.handler import report_json
 
     body = report_json(report, time_zone)
     if as_json:
@@ -221,7 +221,7 @@ def _parse(parser: Callable[[str], T], value: str | None, option: str) -> T | No
 
 
 def _hex(text: str) -> bytes:
-    from tsa_server.web.verify_input import BadInput, parse_hex
+    from tsa_server.web.verify.input import BadInput, parse_hex
 
     try:
         return parse_hex(text)
@@ -230,7 +230,7 @@ def _hex(text: str) -> bytes:
 
 
 def _int(text: str) -> int:
-    from tsa_server.web.verify_input import BadInput, parse_int
+    from tsa_server.web.verify.input import BadInput, parse_int
 
     try:
         return parse_int(text, "the nonce")

@@ -179,7 +179,7 @@ class UploadSession:
         self.installed.clear()
 
 
-# What a multipart upload delivered (web/upload_parts.py reads it)
+# What a multipart upload delivered (web/evidence/upload_parts.py reads it)
 
 
 @dataclass(frozen=True)

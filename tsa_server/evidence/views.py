@@ -1,5 +1,5 @@
 """JSON forms of evidence items, lots, credit entries, notices and the forecast: one
-representation for the HTTP API (web/evidence.py) and the CLI's --json output.
+representation for the HTTP API (web/evidence/__init__.py) and the CLI's --json output.
 
 Instants are UTC text (``...Z``) with the Beijing wall-clock time beside the ones a
 customer reads (G-1); sizes are exact bytes, and the storage block is printed in bytes

@@ -34,7 +34,7 @@ class WebState:
     ledger: Reader
     chain_pem: bytes
     max_body_bytes: int
-    # POST /verify (web/verify.py): roots, this TSA's chain (TSA certificate first), the
+    # POST /verify (web/verify/handler.py): roots, this TSA's chain (TSA certificate first), the
     # zone genTime is also shown in, body bounds, and the ledger file for proofs.
     trust_roots: tuple[asn1_x509.Certificate, ...] = ()
     tsa_chain: tuple[asn1_x509.Certificate, ...] = ()
@@ -42,7 +42,7 @@ class WebState:
     max_token_bytes: int = 256 * 1024
     max_data_bytes: int = 1 << 30
     evidence: EvidenceStore | None = None  # accounts, API keys, items (web/accounts.py)
-    names: NamesService | None = None  # the handle (字号) registry (web/names.py)
+    names: NamesService | None = None  # the handle (字号) registry (web/names/registry.py)
     public_url: str = "http://127.0.0.1:3161"  # [server] origin, for certificates' links
 
 

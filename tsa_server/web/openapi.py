@@ -10,9 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tsa_server.web import accounts, evidence, evidence_files, names_openapi
+from tsa_server.web import accounts, evidence
 from tsa_server.web.api import COMMON_SCHEMAS, Described, body_models, components
 from tsa_server.web.evidence import RATE_LIMITED
+from tsa_server.web.evidence import files as evidence_files
+from tsa_server.web.names import openapi as names_openapi
 
 _AREAS: tuple[Described, ...] = (
     accounts.DESCRIBED,

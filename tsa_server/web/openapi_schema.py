@@ -1,6 +1,6 @@
 """The building blocks of the OpenAPI 3.1 document, shared by every module that
-describes its endpoints (web/openapi.py assembles them; web/evidence.py and
-web/evidence_files.py describe theirs next to their handlers)."""
+describes its endpoints (web/openapi.py assembles them; web/evidence/__init__.py and
+web/evidence/files.py describe theirs next to their handlers)."""
 
 from __future__ import annotations
 

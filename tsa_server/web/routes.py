@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import (
-    accounts,
-    evidence,
-    evidence_files,
-    handlers,
-    ledger,
-    ledger_lookup,
-    names,
-    names_policy,
-    openapi,
-    verify,
-)
+from tsa_server.web import accounts, evidence, handlers, openapi
+from tsa_server.web.evidence import files as evidence_files
+from tsa_server.web.ledger import logs as ledger
+from tsa_server.web.ledger import lookup as ledger_lookup
+from tsa_server.web.names import policy as names_policy
+from tsa_server.web.names import registry as names
+from tsa_server.web.verify import handler as verify
 
 
 def add_routes(app: web.Application) -> None:
@@ -74,8 +69,8 @@ def add_routes(app: web.Application) -> None:
             web.post("/api/v1/names/{handle}/decision", names.decision),
         ]
     )
-    # Each ledger log is a C2SP tlog-tiles prefix plus proofs (web/ledger.py) and lookups
-    # (web/ledger_lookup.py).
+    # Each ledger log is a C2SP tlog-tiles prefix plus proofs (web/ledger/logs.py) and lookups
+    # (web/ledger/lookup.py).
     log = "/ledger/{log:tokens|ops}/"
     app.add_routes(
         [

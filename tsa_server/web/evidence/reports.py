@@ -17,7 +17,7 @@ from tsa_server.evidence.views import forecast_json, notice_json
 from tsa_server.web.api import json_response, ref
 from tsa_server.web.auth import PRINCIPAL, require
 from tsa_server.web.errors import instant
-from tsa_server.web.evidence_context import INT, NoQuery, operation, org_of, query, service_of
+from tsa_server.web.evidence.context import INT, NoQuery, operation, org_of, query, service_of
 from tsa_server.web.ratelimit import RATE_LIMITER
 
 

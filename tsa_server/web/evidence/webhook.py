@@ -25,7 +25,7 @@ from tsa_server.evidence.webhooks import (
 from tsa_server.web.api import Body, json_response, ref
 from tsa_server.web.auth import require
 from tsa_server.web.errors import json_error
-from tsa_server.web.evidence_context import (
+from tsa_server.web.evidence.context import (
     DISPATCHER,
     STR,
     NoQuery,

@@ -17,7 +17,7 @@ from tsa_server.accounts.key_rules import Scope
 from tsa_server.evidence.views import entry_json, lot_json
 from tsa_server.web.api import Body, json_response, query_params, ref
 from tsa_server.web.auth import PRINCIPAL, require
-from tsa_server.web.evidence_context import (
+from tsa_server.web.evidence.context import (
     INT,
     STR,
     Offset,

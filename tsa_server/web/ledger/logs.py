@@ -1,12 +1,12 @@
 """HTTP face of the ledger logs: each log is a C2SP tlog-tiles prefix
 (/ledger/tokens/, /ledger/ops/) with checkpoint, tiles, entry bundles and vkey, plus
 proofs, archived checkpoints, chain heads (here) and verifiable lookups
-(web/ledger_lookup.py) (docs/spec/ledger.md B.5, L-11).
+(web/ledger/lookup.py) (docs/spec/ledger.md B.5, L-11).
 
 Only what a signed checkpoint covers is served: an auditor never sees a tile or proof
 that no signed root commits to. Single-row reads (a checkpoint, a chain head) answer on
 the event loop; tiles, bundles, proofs and lookups run in the ledger read pool
-(web/ledger_reads.py). With `[ledger] public_entries = false` (L-21) entries and
+(web/ledger/reads.py). With `[ledger] public_entries = false` (L-21) entries and
 everything that yields or confirms one need an API key with the read scope; hash tiles,
 checkpoints and proofs stay public.
 """
@@ -31,7 +31,7 @@ from tsa_server.accounts.errors import PermissionDenied
 from tsa_server.accounts.key_rules import Scope
 from tsa_server.web import auth
 from tsa_server.web.errors import DOMAIN_ERRORS, error_response
-from tsa_server.web.ledger_reads import ReaderPool
+from tsa_server.web.ledger.reads import ReaderPool
 from tsa_server.web.params import non_negative_int, optional_int, path_int, query_int
 
 if TYPE_CHECKING:

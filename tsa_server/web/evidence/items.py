@@ -31,7 +31,7 @@ from tsa_server.rfc3161 import response
 from tsa_server.web.api import Body, json_response, query_params, ref
 from tsa_server.web.auth import require
 from tsa_server.web.errors import BadRequest
-from tsa_server.web.evidence_context import (
+from tsa_server.web.evidence.context import (
     INT,
     ITEM_ID,
     NoQuery,

@@ -1,13 +1,13 @@
 """The evidence and fee endpoints (docs/spec/evidence.md S-7 .. S-12, P-1 .. P-8, REC-3,
 REC-4, REC-10), one module per group, each handler beside its OpenAPI `Operation`:
 
-- web/evidence_credits.py: ``POST /api/v1/credits/lots``, ``GET /api/v1/credits``;
-- web/evidence_deposits.py: ``POST /api/v1/deposits``, ``POST /api/v1/deposits/upload``;
-- web/evidence_items.py: ``/api/v1/items`` and each item's token, original, deletion,
+- credits.py: ``POST /api/v1/credits/lots``, ``GET /api/v1/credits``;
+- deposits.py: ``POST /api/v1/deposits``, ``POST /api/v1/deposits/upload``;
+- items.py: ``/api/v1/items`` and each item's token, original, deletion,
   re-upload, auto-renewal and reinstatement;
-- web/evidence_reports.py: ``GET /api/v1/reminders``, ``/forecast``, ``/usage``;
-- web/evidence_webhook.py: ``PUT|GET|DELETE /api/v1/webhook``;
-- web/evidence_files.py: certificates and evidence kits.
+- reports.py: ``GET /api/v1/reminders``, ``/forecast``, ``/usage``;
+- webhook.py: ``PUT|GET|DELETE /api/v1/webhook``;
+- files.py: certificates and evidence kits.
 
 Handlers only translate: HTTP framing and the multipart stream into a typed request,
 one call into the evidence layer, the result into JSON. Refusals are the evidence,
@@ -35,41 +35,39 @@ from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
 from tsa_server.evidence.webhooks import WebhookSettings
-from tsa_server.web import (
-    evidence_credits,
-    evidence_deposits,
-    evidence_items,
-    evidence_reports,
-    evidence_webhook,
-)
 from tsa_server.web.api import Described
 from tsa_server.web.auth import track_key_use
-from tsa_server.web.evidence_context import (
+from tsa_server.web.evidence import credits as evidence_credits
+from tsa_server.web.evidence import deposits as evidence_deposits
+from tsa_server.web.evidence import items as evidence_items
+from tsa_server.web.evidence import reports as evidence_reports
+from tsa_server.web.evidence import webhook as evidence_webhook
+from tsa_server.web.evidence.context import (
     DISPATCHER,
     EVIDENCE,
     RENDERER,
     SCHEDULER,
 )
-from tsa_server.web.evidence_context import RATE_LIMITED as RATE_LIMITED
-from tsa_server.web.evidence_credits import credits as credits
-from tsa_server.web.evidence_credits import grant_lot as grant_lot
-from tsa_server.web.evidence_deposits import deposit as deposit
-from tsa_server.web.evidence_deposits import upload as upload
-from tsa_server.web.evidence_items import auto_renew as auto_renew
-from tsa_server.web.evidence_items import delete_original as delete_original
-from tsa_server.web.evidence_items import get_item as get_item
-from tsa_server.web.evidence_items import list_items as list_items
-from tsa_server.web.evidence_items import original as original
-from tsa_server.web.evidence_items import reinstate as reinstate
-from tsa_server.web.evidence_items import reupload as reupload
-from tsa_server.web.evidence_items import token_tsr as token_tsr
-from tsa_server.web.evidence_reports import forecast as forecast
-from tsa_server.web.evidence_reports import reminders as reminders
-from tsa_server.web.evidence_reports import usage as usage
-from tsa_server.web.evidence_schemas import SCHEMAS
-from tsa_server.web.evidence_webhook import delete_webhook as delete_webhook
-from tsa_server.web.evidence_webhook import get_webhook as get_webhook
-from tsa_server.web.evidence_webhook import put_webhook as put_webhook
+from tsa_server.web.evidence.context import RATE_LIMITED as RATE_LIMITED
+from tsa_server.web.evidence.credits import credits as credits
+from tsa_server.web.evidence.credits import grant_lot as grant_lot
+from tsa_server.web.evidence.deposits import deposit as deposit
+from tsa_server.web.evidence.deposits import upload as upload
+from tsa_server.web.evidence.items import auto_renew as auto_renew
+from tsa_server.web.evidence.items import delete_original as delete_original
+from tsa_server.web.evidence.items import get_item as get_item
+from tsa_server.web.evidence.items import list_items as list_items
+from tsa_server.web.evidence.items import original as original
+from tsa_server.web.evidence.items import reinstate as reinstate
+from tsa_server.web.evidence.items import reupload as reupload
+from tsa_server.web.evidence.items import token_tsr as token_tsr
+from tsa_server.web.evidence.reports import forecast as forecast
+from tsa_server.web.evidence.reports import reminders as reminders
+from tsa_server.web.evidence.reports import usage as usage
+from tsa_server.web.evidence.schemas import SCHEMAS
+from tsa_server.web.evidence.webhook import delete_webhook as delete_webhook
+from tsa_server.web.evidence.webhook import get_webhook as get_webhook
+from tsa_server.web.evidence.webhook import put_webhook as put_webhook
 from tsa_server.web.ratelimit import RATE_LIMITER, RateLimiter
 
 

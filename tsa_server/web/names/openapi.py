@@ -1,13 +1,15 @@
 """The trade-name registry's part of the OpenAPI document: the operations declared beside
-their handlers (web/names.py, web/names_policy.py) and the schemas of their answers;
+their handlers (web/names/registry.py, web/names/policy.py) and the schemas of their answers;
 web/openapi.py composes `DESCRIBED` with the other areas."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tsa_server.web import names, names_models, names_policy
 from tsa_server.web.api import Described, components, json_response, ref
+from tsa_server.web.names import models as names_models
+from tsa_server.web.names import policy as names_policy
+from tsa_server.web.names import registry as names
 
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}

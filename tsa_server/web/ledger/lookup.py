@@ -2,7 +2,7 @@
 each match with its C2SP tlog-proof (docs/spec/ledger.md B.5).
 
 Every answer is bounded by `[ledger] max_lookup_results` matches and built in the
-ledger read pool (web/ledger_reads.py), on one checkpoint: the latest, or the one named
+ledger read pool (web/ledger/reads.py), on one checkpoint: the latest, or the one named
 by `size` (the continuation links name it, so a walk over pages is one consistent
 view even while the ledger grows). Answers that can hold more matches carry `next`,
 the path of the following page, or null on the last one.
@@ -26,7 +26,7 @@ from aiohttp import web
 from ledger.store.base import Entry, Reader, SignedCheckpoint
 from tsa_server.rfc3161 import response
 from tsa_server.web.handlers import REPLY_TYPE
-from tsa_server.web.ledger import (
+from tsa_server.web.ledger.logs import (
     LOGS,
     LogView,
     auditor,

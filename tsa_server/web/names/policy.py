@@ -29,7 +29,7 @@ from tsa_server.names.policy_edits import MAX_EDIT_WORDS
 from tsa_server.names.policy_operations import Edited, WordChange
 from tsa_server.web.api import Body, Operation, Param, json_response, read_body, ref
 from tsa_server.web.auth import require
-from tsa_server.web.names import HANDLE, caller, errors, scope_note, service
+from tsa_server.web.names.registry import HANDLE, caller, errors, scope_note, service
 
 Words = Annotated[list[str], Field(max_length=MAX_EDIT_WORDS)]
 

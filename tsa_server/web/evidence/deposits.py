@@ -7,7 +7,7 @@ certification, refunds and notification.
 ``POST /api/v1/deposits/upload``  deposit: multipart, a metadata part then the files
 
 Uploads are streamed into the blob store a chunk at a time, after credits, quota and
-size bounds allow them (web/upload_parts.py, evidence/uploads.py); the file name a
+size bounds allow them (web/evidence/upload_parts.py, evidence/uploads.py); the file name a
 client sends is kept as metadata and never becomes a path.
 """
 
@@ -33,7 +33,7 @@ from tsa_server.web.api import Param, json_response, ref
 from tsa_server.web.auth import PRINCIPAL, require
 from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest
-from tsa_server.web.evidence_context import (
+from tsa_server.web.evidence.context import (
     RETRY_AFTER,
     NoQuery,
     deposits_of,
@@ -42,7 +42,7 @@ from tsa_server.web.evidence_context import (
     query,
     service_of,
 )
-from tsa_server.web.upload_parts import read_upload
+from tsa_server.web.evidence.upload_parts import read_upload
 
 #: Largest JSON deposit body (a batch of hash-only items with their metadata).
 MAX_DEPOSIT_JSON = 4 << 20
@@ -92,7 +92,7 @@ async def upload(request: web.Request) -> web.Response:
     """Stored deposits: multipart/form-data, a `metadata` JSON part first (shared fields
     and optionally `items`, one object per file, in order), then `file` parts. Credits,
     quota, the number of files and the bytes of the request are checked before anything
-    is stored (web/upload_parts.py); a refused upload leaves nothing on disk."""
+    is stored (web/evidence/upload_parts.py); a refused upload leaves nothing on disk."""
     service = service_of(request)
     query(request, NoQuery)
     if request.content_type != "multipart/form-data":

@@ -1,4 +1,4 @@
-"""The request bodies and query of the trade-name endpoints (web/names.py), declared
+"""The request bodies and query of the trade-name endpoints (web/names/registry.py), declared
 once: each model validates what a client sends (unknown fields refused, types strict,
 texts at most MAX_TEXT characters) and is the schema the OpenAPI document serves. Each
 turns into the registry's command (tsa_server/names/commands.py)."""

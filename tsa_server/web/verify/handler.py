@@ -23,7 +23,7 @@ valid or not (``"valid": false`` is a verdict, not an HTTP error); 400 with
 parts, bad hex or base64, a token that is not a time-stamp token); 413 beyond the size
 bounds ([verify] max_token_bytes, max_data_bytes); 415 for other content types; 503
 with Retry-After when the verifier's queue is full. The request is read by
-web/verify_input.py (JSON through web/bodies.py, nesting bounded).
+web/verify/input.py (JSON through web/bodies.py, nesting bounded).
 
 The server's own certificate chain is always offered to the verifier as untrusted
 candidates (like ``openssl ts -verify -untrusted``), so tokens this TSA issued without
@@ -32,12 +32,12 @@ signer certificate must still match the token's SID and signed ESSCertIDv2 hash.
 
 For a token whose signer certificate is this TSA's, the answer adds the ledger entry
 with an RFC 6962 inclusion proof, against the latest signed checkpoint whose note it
-carries (web/verify_ledger.py, O(log n)), or ``{"found": false, ...}``, which is a
+carries (web/verify/ledger.py, O(log n)), or ``{"found": false, ...}``, which is a
 serious finding when the signature verified.
 
 Cost: a token embeds at most 64 certificates and a request supplies at most as many;
 path building has a fixed work budget (rfc3161/verify_chain.py); the verification runs
-in worker processes at a lower priority than issuance (web/verify_pool.py).
+in worker processes at a lower priority than issuance (web/verify/pool.py).
 """
 
 from __future__ import annotations
@@ -53,15 +53,15 @@ from asn1crypto import x509 as asn1_x509
 
 from tsa_server.rfc3161.verify import VerificationReport, VerifyOptions
 from tsa_server.web.handlers import STATE
-from tsa_server.web.verify_input import (  # noqa: F401 - parse_hex, parse_int: cli/verify.py
+from tsa_server.web.verify.input import (  # noqa: F401 - parse_hex, parse_int: cli/verify.py
     BadInput,
     VerifyInput,
     parse_hex,
     parse_int,
     read_input,
 )
-from tsa_server.web.verify_ledger import ledger_section
-from tsa_server.web.verify_pool import VerifierPool
+from tsa_server.web.verify.ledger import ledger_section
+from tsa_server.web.verify.pool import VerifierPool
 
 VERIFIER = web.AppKey("verifier_pool", VerifierPool)
 

@@ -1,6 +1,6 @@
 """Reading a POST /verify request: the token, the data (hashed as it streams) or its
 digest, and the caller's expectations, each bounded in size; anything malformed is a
-BadInput with the HTTP status and a reason for the client (web/verify.py has the forms).
+BadInput with the HTTP status and a reason for the client (web/verify/handler.py has the forms).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ checkpoint will sign it.
 
 Cost: the entry is found through the serial index and the proof read from the store's
 stored subtree hashes (ledger/store/sqlite_tree.py), O(log n) rows however large the
-ledger grows. It runs in the ledger read pool (web/ledger_reads.py): off the event
+ledger grows. It runs in the ledger read pool (web/ledger/reads.py): off the event
 loop, on that thread's own reader, never one connection per request.
 """
 
@@ -27,7 +27,7 @@ from ledger.merkle import root_from_reader
 from ledger.proofs import inclusion_proof, verify_inclusion
 from ledger.store.base import Reader, SignedCheckpoint
 from tsa_server.rfc3161.verify import VerificationReport
-from tsa_server.web import ledger
+from tsa_server.web.ledger import logs as ledger
 
 log = logging.getLogger("tsa.web.verify")
 

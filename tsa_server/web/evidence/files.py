@@ -42,9 +42,9 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.api import Described, Operation, json_response, ref
 from tsa_server.web.auth import PRINCIPAL, evidence_store, require
 from tsa_server.web.errors import BadRequest, json_error
-from tsa_server.web.evidence_context import EVIDENCE, ITEM_ID, RENDERER
+from tsa_server.web.evidence.context import EVIDENCE, ITEM_ID, RENDERER
 from tsa_server.web.handlers import STATE
-from tsa_server.web.ledger import LOGS, LogView
+from tsa_server.web.ledger.logs import LOGS, LogView
 
 log = logging.getLogger("tsa.web.evidence_files")
 STREAM_CHUNK = 1 << 20

@@ -15,9 +15,9 @@ with 400 (bad input), 403 (not yours), 404 (unknown), 409 (state), 503 (no time-
 ``POST /api/v1/names/{handle}/complaints``      deposit scope, registered-mark holder (H-13)
 ``POST /api/v1/names/{handle}/decision``        admin scope of an operator organisation
 
-The request models: web/names_models.py. The word lists and weights:
-web/names_policy.py. The OpenAPI description: the `OPERATIONS` here and there,
-assembled by web/names_openapi.py.
+The request models: web/names/models.py. The word lists and weights:
+web/names/policy.py. The OpenAPI description: the `OPERATIONS` here and there,
+assembled by web/names/openapi.py.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from tsa_server.web.api import (
 from tsa_server.web.auth import PRINCIPAL, accounts, require
 from tsa_server.web.errors import BadRequest
 from tsa_server.web.handlers import STATE
-from tsa_server.web.names_models import (
+from tsa_server.web.names.models import (
     CheckQuery,
     NameApplication,
     NameChange,
