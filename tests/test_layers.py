@@ -85,3 +85,15 @@ def test_lower_layers_never_import_upper_ones() -> None:
         if dep.startswith(above)
     ]
     assert not wrong, wrong
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """One name, one class (issue 14): a reader who meets `Signer` or `LedgerError`
+    knows which one it is without looking at the import."""
+    seen: dict[str, list[str]] = {}
+    for root in ROOTS:
+        for path in (REPO / root).rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef):
+                    seen.setdefault(node.name, []).append(_module(path))
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}

@@ -44,7 +44,6 @@ def _serial_key(serial: int) -> str:
     return format(serial, "040x")
 
 
-
 def _entry(row: tuple[Any, ...]) -> Entry:
     idx, token, gen_time, serial, imprint_alg, imprint, leaf, chain = row
     return Entry(idx, token, gen_time, int(serial, 16), imprint_alg, imprint, leaf, chain)

@@ -24,9 +24,7 @@ class WalCheckpointer:
     commit that crosses WAL_RESTART_PAGES finds almost nothing left to copy, and every
     `interval_s` when they do not. A final TRUNCATE checkpoint runs at stop."""
 
-    def __init__(
-        self, path: Path, interval_s: float = 0.25, busy_interval_s: float = 0.05
-    ) -> None:
+    def __init__(self, path: Path, interval_s: float = 0.25, busy_interval_s: float = 0.05) -> None:
         self._path = path
         self._interval_s = interval_s
         self._busy_interval_s = busy_interval_s

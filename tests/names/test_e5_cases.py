@@ -29,7 +29,7 @@ from tsa_server.names import (
 )
 from tsa_server.names.applicants import check_eligibility, check_mark, check_window
 from tsa_server.names.config import DisputePolicy
-from tsa_server.names.disputes import Entry, objection_window, percent_text, rank
+from tsa_server.names.disputes import ContenderScore, objection_window, percent_text, rank
 from tsa_server.names.holds import release_hold
 from tsa_server.names.quota import ChangeHistory, check_change
 
@@ -178,8 +178,8 @@ def test_z16_blocked_shop_cannot_apply(registry):
 
 
 # ------------------------------------------------------------- Z-17 .. Z-21
-def _e(who: str, total: int, days: int = 100, rate: Fraction = Fraction(1, 2)) -> Entry:
-    return Entry(who, Fraction(total), Metrics(search_rate=rate, usage_days=days))
+def _e(who: str, total: int, days: int = 100, rate: Fraction = Fraction(1, 2)) -> ContenderScore:
+    return ContenderScore(who, Fraction(total), Metrics(search_rate=rate, usage_days=days))
 
 
 def test_z17_higher_score_leads():

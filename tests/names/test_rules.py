@@ -30,7 +30,7 @@ from tsa_server.names import (
 from tsa_server.names.applicants import check_eligibility, check_mark, search_direct_enabled
 from tsa_server.names.config import BrandMatch, DisputePolicy, HoldReclaim, Weights
 from tsa_server.names.disputes import (
-    Entry,
+    ContenderScore,
     effective_usage_days,
     percent_text,
     rank,
@@ -251,11 +251,11 @@ def test_h16_continuous_use_scores_higher():
 
 def test_a15_tie_break_chain():
     base = dict(usage_days=100, search_rate=Fraction(1, 2))
-    a = Entry("A", Fraction(70), Metrics(**base, wangwang=True))
-    b = Entry("B", Fraction(70), Metrics(**base))
+    a = ContenderScore("A", Fraction(70), Metrics(**base, wangwang=True))
+    b = ContenderScore("B", Fraction(70), Metrics(**base))
     assert (rank([b, a], DP).leader, rank([b, a], DP).decided_by) == ("A", "wangwang")
-    c = Entry("C", Fraction(70), Metrics(usage_days=100, search_rate=Fraction(1, 3)))
-    d = Entry("D", Fraction(70), Metrics(usage_days=100, search_rate=Fraction(333, 1000)))
+    c = ContenderScore("C", Fraction(70), Metrics(usage_days=100, search_rate=Fraction(1, 3)))
+    d = ContenderScore("D", Fraction(70), Metrics(usage_days=100, search_rate=Fraction(333, 1000)))
     assert rank([d, c], DP).decided_by == "search_rate" and rank([d, c], DP).leader == "C"
     star_only = DisputePolicy(tie_breaks=("usage_duration", "star_level"))
     assert rank([a, b], star_only).leader is None
@@ -269,7 +269,7 @@ def test_a15_tie_break_chain():
 )
 def test_h8_input_order_never_matters(rows, rnd):
     entries = [
-        Entry(f"s{i}", Fraction(s), Metrics(usage_days=d, wangwang=w))
+        ContenderScore(f"s{i}", Fraction(s), Metrics(usage_days=d, wangwang=w))
         for i, (s, d, w) in enumerate(rows)
     ]
     shuffled = entries[:]

@@ -34,7 +34,7 @@ def _load(path: str) -> Config:
     return load_config(path)
 
 
-class Failure(click.ClickException):
+class OperatorError(click.ClickException):
     """An error the operator can fix: one line, exit status 2."""
 
     exit_code = 2
@@ -50,11 +50,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (TSAError, LedgerError) as exc:
-            raise Failure(str(exc)) from None
+            raise OperatorError(str(exc)) from None
         except sqlite3.Error as exc:
-            raise Failure(f"ledger database error: {exc}") from None
+            raise OperatorError(f"ledger database error: {exc}") from None
         except OSError as exc:  # e.g. the port is taken or the address is not ours
-            raise Failure(f"{exc.strerror or exc}") from None
+            raise OperatorError(f"{exc.strerror or exc}") from None
 
 
 @click.group(cls=_Group)

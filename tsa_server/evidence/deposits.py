@@ -82,7 +82,7 @@ class DepositSpec:
 
 
 @dataclass(frozen=True)
-class Failure:
+class ItemFailure:
     """An item of a batch the TSA did not certify; its unit was refunded (T-6)."""
 
     index: int
@@ -94,7 +94,7 @@ class Failure:
 class DepositResult:
     batch: str
     items: tuple[Item, ...]
-    failures: tuple[Failure, ...]
+    failures: tuple[ItemFailure, ...]
 
 
 @dataclass
@@ -201,7 +201,7 @@ class Deposits:
                     await self.off_loop(self._refund_rest, run, "the original was not stored")
                     raise
             done: list[Item] = []
-            failures: list[Failure] = []
+            failures: list[ItemFailure] = []
             for index, (item_id, spec) in enumerate(zip(run.ids, specs, strict=True)):
                 try:
                     done.append(await self._certify(run, item_id, spec))
@@ -213,7 +213,7 @@ class Deposits:
                     what = f"{type(exc).__name__}: {exc}"
                     log.warning("deposit %s of %s not certified: %s", item_id, org_id, what)
                     await self.off_loop(self._refund, run, item_id, reason)
-                    failures.append(Failure(index, spec.digests.sha256, reason))
+                    failures.append(ItemFailure(index, spec.digests.sha256, reason))
             return DepositResult(run.batch, tuple(done), tuple(failures))
         finally:
             self.live_batches.discard(run.batch)

@@ -122,7 +122,7 @@ def _zip_time(t: datetime) -> tuple[int, int, int, int, int, int]:
     return (max(u.year, 1980), u.month, u.day, u.hour, u.minute, u.second)
 
 
-class _Writer:
+class _KitWriter:
     """Members in order, each hashed as written, with fixed times and permissions."""
 
     def __init__(self, out: BinaryIO, created_at: datetime) -> None:
@@ -178,7 +178,7 @@ def build_kit(
             strict=True,
         )
     )
-    writer = _Writer(out, created_at)
+    writer = _KitWriter(out, created_at)
     try:
         for f in plan.files:
             kit_item = by_id[f.item_id]

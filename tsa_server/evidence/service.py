@@ -53,7 +53,7 @@ from tsa_server.evidence.deposits import (
     DepositResult,
     Deposits,
     DepositSpec,
-    Failure,
+    ItemFailure,
     evidence_record,
 )
 from tsa_server.evidence.errors import IdempotencyConflict, ItemNotFound, OriginalGone
@@ -108,7 +108,7 @@ __all__ = [  # importers of the deposit types and the commit machinery find them
     "DepositSpec",
     "EvidenceService",
     "EvidenceSettings",
-    "Failure",
+    "ItemFailure",
     "MonthlyQuotaExceeded",
     "StaleChange",
     "atomic_check",

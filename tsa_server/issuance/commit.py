@@ -27,7 +27,6 @@ class Issued:
     index: int | None = None
 
 
-
 @dataclass
 class Pending:
     """A validated request waiting for its outcome."""
@@ -51,7 +50,6 @@ class Batch:
     signed: bool = False
     entries: list[NewEntry] | None = None  # with the tokens, once signed
     error: BaseException | None = None
-
 
 
 @dataclass(frozen=True)
@@ -141,4 +139,3 @@ class Committer:
                 return Committed([], batches, exc, self._durable_index)
             self._durable_index = end
         return Committed(group, failed, error, self._durable_index)
-

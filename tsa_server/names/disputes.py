@@ -150,7 +150,7 @@ _TIE_KEYS: dict[str, _TieKey] = {
 
 
 @dataclass(frozen=True)
-class Entry:
+class ContenderScore:
     """One contender (a shop id) with its total score and metrics."""
 
     contender: str
@@ -182,11 +182,11 @@ class Ranking:
         return next((s for s in self.standings if s.contender == contender), None)
 
 
-def _key(e: Entry, policy: DisputePolicy) -> tuple[Fraction, ...]:
+def _key(e: ContenderScore, policy: DisputePolicy) -> tuple[Fraction, ...]:
     return (Fraction(e.score), *(_TIE_KEYS[n](e.metrics, policy) for n in policy.tie_breaks))
 
 
-def rank(entries: Iterable[Entry], policy: DisputePolicy) -> Ranking:
+def rank(entries: Iterable[ContenderScore], policy: DisputePolicy) -> Ranking:
     """H-16 ranking. The input order is irrelevant (H-8): equal keys sort by shop id only
     to make the listing deterministic, and never make a leader."""
     items = [(_key(e, policy), e) for e in entries]

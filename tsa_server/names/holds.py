@@ -24,7 +24,7 @@ class HoldKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Hold:
+class HandleHold:
     """A handle that left its shop: who had it, since when, and until when it is kept."""
 
     kind: HoldKind
@@ -38,21 +38,21 @@ class Hold:
         return self.available_at is not None and require_aware(at) >= self.available_at
 
 
-def release_hold(account: str, shop: str, deleted_at: datetime, policy: Policy) -> Hold:
+def release_hold(account: str, shop: str, deleted_at: datetime, policy: Policy) -> HandleHold:
     """H-12: `available_at = add_months(deleted_at, 1)` (also used when a holder withdraws
     or changes away from a handle)."""
     deleted_at = require_aware(deleted_at)
-    return Hold(
+    return HandleHold(
         HoldKind.ON_HOLD, account, shop, deleted_at, add_months(deleted_at, policy.hold_months)
     )
 
 
-def review_hold(account: str, shop: str, removed_at: datetime) -> Hold:
+def review_hold(account: str, shop: str, removed_at: datetime) -> HandleHold:
     """H-12: penalty removal goes to review (RECLAIM_REVIEW), no release date."""
-    return Hold(HoldKind.RECLAIM_REVIEW, account, shop, require_aware(removed_at), None)
+    return HandleHold(HoldKind.RECLAIM_REVIEW, account, shop, require_aware(removed_at), None)
 
 
-def check_take(hold: Hold, account: str, at: datetime, policy: Policy) -> Refused | None:
+def check_take(hold: HandleHold, account: str, at: datetime, policy: Policy) -> Refused | None:
     """May `account` take the held handle at `at`? None if yes."""
     if hold.kind is HoldKind.RECLAIM_REVIEW:
         return Refused(Refusal.UNDER_REVIEW, "removed by penalty; platform review")

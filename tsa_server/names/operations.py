@@ -39,7 +39,7 @@ Operation = Callable[[Registry], Result]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class OperationResult:
     """An accepted command: the event it logged (the last, when it logged two)."""
 
     done: Done
@@ -77,7 +77,7 @@ def check(names: NamesService, handle: str, shop_name: str | None) -> Check:
 
 async def apply(
     names: NamesService, caller: Caller, command: ApplyCommand, evidence: EvidenceItems | None
-) -> Outcome:
+) -> OperationResult:
     """Apply for a handle for the caller's shop. In open registration a public
     application's result is published at once (H-15): approved when the applicant and
     its shop name are unique, contested otherwise; a brand application for the handle
@@ -106,8 +106,8 @@ async def apply(
         if names.registry.policy.beta is None and group is Group.PUBLIC:
             outcome = await _attempt(names, lambda r: r.approve(handle, brand_review=True))
             if isinstance(outcome, Done):
-                return Outcome(outcome, True, {"applied_seq": applied.event.seq})
-    return Outcome(applied)
+                return OperationResult(outcome, True, {"applied_seq": applied.event.seq})
+    return OperationResult(applied)
 
 
 def _held_by(names: NamesService, caller: Caller, handle: str) -> HandleRecord:
@@ -123,7 +123,7 @@ def _held_by(names: NamesService, caller: Caller, handle: str) -> HandleRecord:
 
 async def change(
     names: NamesService, caller: Caller, handle: str, new_handle: str | None, custom: str | None
-) -> Outcome:
+) -> OperationResult:
     """The holder changes its handle (quota, 30-day spacing) and/or the custom part."""
     if new_handle is None and custom is None:
         raise InvalidNameRequest("give handle and/or custom")
@@ -137,10 +137,12 @@ async def change(
             done = await _run(names, lambda r: r.change_custom(org, shop_id, custom))
         else:
             done = await _run(names, lambda r: r.change_handle(org, shop_id, new_handle, custom))
-    return Outcome(done)
+    return OperationResult(done)
 
 
-async def release(names: NamesService, caller: Caller, handle: str, cause_text: str) -> Outcome:
+async def release(
+    names: NamesService, caller: Caller, handle: str, cause_text: str
+) -> OperationResult:
     """The holder gives the handle up; an operator releases it for a shop's deletion or
     a penalty."""
     try:
@@ -163,23 +165,25 @@ async def release(names: NamesService, caller: Caller, handle: str, cause_text: 
             assert holding is not None
             shop_id, org = holding.shop_id, caller.org_id
             done = await _run(names, lambda r: r.release(shop_id, cause, account_id=org))
-    return Outcome(done)
+    return OperationResult(done)
 
 
 async def reclaim(
     names: NamesService, caller: Caller, handle: str, shop_name: str | None
-) -> Outcome:
+) -> OperationResult:
     """The former holder takes the handle back during its hold."""
     shop = caller.shop(handle if shop_name is None else shop_name)
     async with names.operation():
-        return Outcome(await _run(names, lambda r: r.reclaim(shop, handle)))
+        return OperationResult(await _run(names, lambda r: r.reclaim(shop, handle)))
 
 
-async def object_to(names: NamesService, caller: Caller, handle: str, statement: str) -> Outcome:
+async def object_to(
+    names: NamesService, caller: Caller, handle: str, statement: str
+) -> OperationResult:
     """A contender (not the leader) objects during the objection period."""
     org = caller.org_id
     async with names.operation():
-        return Outcome(await _run(names, lambda r: r.object(handle, org, org, statement)))
+        return OperationResult(await _run(names, lambda r: r.object(handle, org, org, statement)))
 
 
 async def complain(
@@ -188,7 +192,7 @@ async def complain(
     handle: str,
     command: ComplaintCommand,
     evidence: EvidenceItems | None,
-) -> Outcome:
+) -> OperationResult:
     """H-13: a registered-mark holder complains against the handle's holder, at any time;
     pending until an operator upholds or dismisses it."""
     shop = caller.shop(command.shop_name)
@@ -200,7 +204,7 @@ async def complain(
         done = await _run(
             names, lambda r: r.complain(handle, shop, mark, proof, statement=statement)
         )
-    return Outcome(done)
+    return OperationResult(done)
 
 
 def require_operator(names: NamesService, caller: Caller) -> None:
@@ -208,7 +212,9 @@ def require_operator(names: NamesService, caller: Caller) -> None:
         raise NotPermitted("only an operator organisation decides handles")
 
 
-async def decide(names: NamesService, caller: Caller, handle: str, d: DecisionCommand) -> Outcome:
+async def decide(
+    names: NamesService, caller: Caller, handle: str, d: DecisionCommand
+) -> OperationResult:
     """Operators: certify or reject a brand applicant's proof (brand + verdict), uphold or
     dismiss a trademark complaint (complaint + verdict), publish a pending handle (with
     metrics), decide a contest (winner or the provisional leader), or resolve a penalty
@@ -246,7 +252,7 @@ async def decide(names: NamesService, caller: Caller, handle: str, d: DecisionCo
                     # open registration: the public applicants' result is due now
                     outcome = await _attempt(names, lambda r: r.approve(handle, brand_review=True))
                     if isinstance(outcome, Done):
-                        return Outcome(outcome, earlier={"rejected_seq": done.event.seq})
+                        return OperationResult(outcome, earlier={"rejected_seq": done.event.seq})
         elif rec.status is HandleStatus.PENDING:
             done = await _run(names, lambda r: r.approve(handle, metrics, brand_review=True))
         elif rec.status is HandleStatus.RECLAIM_REVIEW:
@@ -258,4 +264,4 @@ async def decide(names: NamesService, caller: Caller, handle: str, d: DecisionCo
         else:
             winner = d.winner or None
             done = await _run(names, lambda r: r.decide(handle, winner=winner, note=note))
-    return Outcome(done)
+    return OperationResult(done)

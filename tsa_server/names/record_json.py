@@ -12,7 +12,7 @@ from tsa_server.clock.beijing import Interval, parse_utc_text, utc_text
 
 from .applicants import BrandProof, Group, Mark, MarkKind
 from .disputes import Metrics, Ranking, Standing
-from .holds import Hold, HoldKind
+from .holds import HandleHold, HoldKind
 from .quota import ChangeHistory
 from .store import (
     Application,
@@ -232,7 +232,7 @@ def record_from_json(o: dict[str, Any]) -> HandleRecord:
         )
     hold = None
     if (d := o["hold"]) is not None:
-        hold = Hold(
+        hold = HandleHold(
             HoldKind(d["kind"]),
             d["former_account"],
             d["former_shop"],

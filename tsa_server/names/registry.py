@@ -18,7 +18,7 @@ from tsa_server.clock.beijing import Interval
 from .applicants import BrandProof, Group, Mark, Shop, check_eligibility
 from .complaints import Complaints
 from .core import BLOCKING, Done, Result
-from .disputes import Entry, Metrics, Standing, objection_window, rank, score
+from .disputes import ContenderScore, Metrics, Standing, objection_window, rank, score
 from .events import EventKind, event_time
 from .quota import ChangeHistory
 from .reasons import Refusal, Refused
@@ -204,7 +204,7 @@ class Registry(Complaints):
             return Refused(Refusal.METRICS_MISSING, ",".join(missing))
         dp = self.policy.disputes
         entries = [
-            Entry(a.shop_id, score(m, dp), m)
+            ContenderScore(a.shop_id, score(m, dp), m)
             for a in pool
             for m in [metrics.get(a.shop_id, Metrics())]
         ]

@@ -141,7 +141,7 @@ class SqliteNameStore:
         return int(row[0])
 
     def stage_event(self, event: StoredEvent) -> None:
-        """Hold the event row of the next `commit` (the sink calls this: write-ahead)."""
+        """HandleHold the event row of the next `commit` (the sink calls this: write-ahead)."""
         self._staged = {event.seq: event}
 
     def commit(self, seq: int, put: Iterable[HandleRecord], delete: Iterable[str]) -> None:

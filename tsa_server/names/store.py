@@ -18,7 +18,7 @@ from tsa_server.clock.beijing import Interval
 
 from .applicants import BrandProof, Group, Mark
 from .disputes import Ranking
-from .holds import Hold
+from .holds import HandleHold
 from .quota import ChangeHistory
 from .trademark import Complaint
 
@@ -81,7 +81,7 @@ class HandleRecord:
     applications: tuple[Application, ...] = ()
     contest: Contest | None = None
     holding: Holding | None = None
-    hold: Hold | None = None
+    hold: HandleHold | None = None
     complaints: tuple[Complaint, ...] = ()  # H-13: open trademark complaints (ACTIVE only)
 
     def complaint(self, shop_id: str) -> Complaint | None:

@@ -14,7 +14,7 @@ from tsa_server.clock.beijing import utc_text
 from .commands import Caller
 from .disputes import Standing
 from .errors import NoSuchName
-from .operations import Outcome, is_operator
+from .operations import OperationResult, is_operator
 from .quota import changes_left, next_change_at
 from .registry import standing_data
 from .sqlite_store import StoredEvent
@@ -124,7 +124,7 @@ def history_json(names: NamesService, caller: Caller, handle: str) -> dict[str, 
     }
 
 
-def outcome_json(names: NamesService, outcome: Outcome) -> dict[str, Any]:
+def outcome_json(names: NamesService, outcome: OperationResult) -> dict[str, Any]:
     """The handle's status after the operation and its event (bytes included: the
     caller is named in it or an operator)."""
     e = outcome.done.event

@@ -18,6 +18,7 @@ _GEN_TIME = re.compile(
     r"^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})(?:[.,]([0-9]+))?Z$"
 )
 
+
 class Failed(Exception):
     """The token fails this check."""
 

@@ -25,6 +25,8 @@ _TST_VERSION_1 = b"\x02\x01\x01"
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MILLISECOND_TIME = re.compile(rb"[0-9]{14}(?:\.[0-9]{1,3})?Z\Z")
+
+
 #: Per-token checks of the lean path; the full verifier's other checks depend on the frame.
 class NotLean(Exception):
     """The token is not in a shape the lean path handles: use the full verifier."""

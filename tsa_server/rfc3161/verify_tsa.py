@@ -103,9 +103,7 @@ def check_message_imprint(ctx: Context) -> str:
         raise CannotCheck(f"unsupported imprint hash algorithm {algorithm}")
     size = HASHES[algorithm]().digest_size
     if len(value) != size:
-        raise Failed(
-            f"the imprint has {len(value)} bytes, {digest_name(algorithm)} has {size}"
-        )
+        raise Failed(f"the imprint has {len(value)} bytes, {digest_name(algorithm)} has {size}")
     if options.digest is not None:
         wanted = options.digest_algorithm
         if wanted is not None and _plain(wanted) != _plain(algorithm):

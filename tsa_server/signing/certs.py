@@ -21,9 +21,7 @@ from tsa_server.signing.base import Signer, signature_algorithm
 TIME_STAMPING_EKU = "time_stamping"
 
 
-def _sign_with(
-    signer: Signer, tbs_der: bytes
-) -> tuple[asn1_algos.SignedDigestAlgorithm, bytes]:
+def _sign_with(signer: Signer, tbs_der: bytes) -> tuple[asn1_algos.SignedDigestAlgorithm, bytes]:
     alg = signature_algorithm(signer.key_spec, "sha256", rsa_pss=signer.rsa_pss)
     return alg.identifier, signer.sign(tbs_der, alg.digest)
 

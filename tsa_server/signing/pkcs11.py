@@ -131,9 +131,7 @@ class TokenOpener:
                     # Login state is per application: a second session shares the first's.
                     return token.open(rw=rw)
             except pkcs11.PinIncorrect:
-                raise SignerUnavailable(
-                    f"token {location.token_label!r} refused the PIN"
-                ) from None
+                raise SignerUnavailable(f"token {location.token_label!r} refused the PIN") from None
             except pkcs11.NoSuchToken:
                 last = SignerUnavailable(f"no PKCS#11 token labelled {location.token_label!r}")
             except pkcs11.PKCS11Error as exc:

@@ -35,7 +35,7 @@ MAX_BUCKETS = 10_000
 
 
 @dataclass(frozen=True)
-class Refusal:
+class Throttled:
     """Why a request was refused: which bucket and how long until a token is there."""
 
     scope: str  # "key" or "account"
@@ -128,7 +128,7 @@ class RateLimiter:
             account = RateLimit(per_second * account_factor, burst * account_factor)
         return cls(key, account, clock=clock)
 
-    def take(self, key_id: str, org_id: str) -> Refusal | None:
+    def take(self, key_id: str, org_id: str) -> Throttled | None:
         """Spend one token of the key and one of its organisation, or none and say why."""
         now = self.clock()
         candidates = (("key", self.keys, key_id), ("account", self.accounts, org_id))
@@ -136,7 +136,7 @@ class RateLimiter:
         for scope, buckets, name in pairs:
             wait = buckets.wait(name, now)
             if wait > 0:
-                return Refusal(scope, wait, buckets.limit)
+                return Throttled(scope, wait, buckets.limit)
         for _, buckets, name in pairs:
             buckets.spend(name, now)
         return None

@@ -29,7 +29,7 @@ from aiohttp import web
 from tsa_server.accounts.key_rules import Scope
 from tsa_server.names import operations
 from tsa_server.names.commands import Caller, EvidenceItems
-from tsa_server.names.operations import Outcome
+from tsa_server.names.operations import OperationResult
 from tsa_server.names.timestamping import NamesService
 from tsa_server.names.views import check_json, history_json, outcome_json, status_json
 from tsa_server.web.api import (
@@ -76,7 +76,7 @@ def _evidence(request: web.Request) -> EvidenceItems | None:
     return request.app[STATE].evidence
 
 
-def _answer(names: NamesService, outcome: Outcome, status: int = 200) -> web.Response:
+def _answer(names: NamesService, outcome: OperationResult, status: int = 200) -> web.Response:
     return web.json_response(outcome_json(names, outcome), status=status)
 
 
