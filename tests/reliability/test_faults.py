@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.issuance.test_rollback import backup, serve_fails, wait_checkpoint
 from tests.reliability.test_crash import check_ledger
 from tests.support.ntp import NtpResponder
 from tests.support.queries import failure_of, make_request, parse_response
 from tests.support.tsa import Hsm, TsaServer, make_hsm
-from tests.test_rollback import backup, serve_fails, wait_checkpoint
 
 GRANTED = ("granted", "granted_with_mods")
 SYSTEM_FAILURE = ("rejection", frozenset({"system_failure"}))

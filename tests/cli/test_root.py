@@ -12,7 +12,7 @@ import pytest
 from tests.support.tsa import TSA_BIN, make_hsm, write_config
 from tsa_server.cli import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture

@@ -273,7 +273,7 @@ def test_installed_command_exit_codes(files, hsm):
 def test_verify_section_defaults_and_constraints():
     assert Config().verify.trust_roots == "var/certs/trust"
     assert Config().verify.time_zone == "UTC"
-    assert load_config(Path(__file__).parents[1] / "conf" / "tsa.toml").verify == Config().verify
+    assert load_config(Path(__file__).parents[2] / "conf" / "tsa.toml").verify == Config().verify
     assert parse_config({"verify": {"time_zone": "America/New_York"}}).verify.time_zone
     for bad in (
         {"time_zone": "Mars/Olympus"},
