@@ -21,7 +21,6 @@ from pathlib import Path
 from asn1crypto import x509 as asn1_x509
 
 from ledger.store.base import Reader, SignedCheckpoint, Store
-from ledger.store.postgres import PostgresReader, PostgresStore
 from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
@@ -302,6 +301,9 @@ def open_ledger(config: Config, log: str) -> tuple[Store, Callable[[], Reader]]:
     must be this code's: `tsa db upgrade` migrates it), else in its SQLite file."""
     url = config.database.url
     if url:
+        # psycopg is imported only by servers that use it (it costs ~10 MiB of memory).
+        from ledger.store.postgres import PostgresReader, PostgresStore
+
         return (
             PostgresStore(url, log, migrate=False),
             functools.partial(PostgresReader, url, log),

@@ -8,9 +8,6 @@ import ipaddress
 import re
 import zoneinfo
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 from tsa_server.config.sections import Config, LimitsConfig
 from tsa_server.errors import ConfigError
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
@@ -183,6 +180,9 @@ def _check_database(url: str) -> None:
     """[database] url: empty (SQLite files), or a PostgreSQL URL without a password."""
     if not url:
         return
+    import psycopg  # only when a database is configured
+    from psycopg.conninfo import conninfo_to_dict
+
     _require(
         url.startswith(("postgresql://", "postgres://")),
         "[database] url must be a postgresql:// URL (or empty for the SQLite files)",

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger.store.postgres import migrate
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError
 from tsa_server.rfc3161.verify_load import load_certificates
@@ -137,6 +136,8 @@ def initialise(config: Config, now: datetime | None = None) -> InitReport:
         )
     check_chain(config, location, now)
     if config.database.url:
+        from ledger.store.postgres import migrate  # psycopg only when it is used
+
         applied = migrate(config.database.url)
         if applied:
             created.append(f"database schema ({applied} migration(s))")
