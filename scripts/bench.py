@@ -6,6 +6,7 @@ ledger, checking that granted replies equal the ledger's growth."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -96,8 +97,11 @@ def peak_rss_mib(pid: int) -> float:
     return total
 
 
-def write_config(state: Path, port: int, key: str, workers: int | None = None) -> Path:
+def write_config(
+    state: Path, port: int, key: str, workers: int | None = None, database: str = ""
+) -> Path:
     config = (REPO / "conf" / "tsa.toml").read_text()
+    config = re.sub(r'^url = ""', f'url = "{database}"', config, count=1, flags=re.M)
     config = config.replace('"var/', f'"{state}/')
     config = re.sub(r"^port = \d+", f"port = {port}", config, flags=re.M)
     config = re.sub(r'^key_type = "[^"]+"', f'key_type = "{key}"', config, flags=re.M)
@@ -126,12 +130,12 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 30) -> None
 
 
 def start_server(
-    state: Path, port: int, key: str, workers: int | None = None
+    state: Path, port: int, key: str, workers: int | None = None, database: str = ""
 ) -> tuple[subprocess.Popen, Path, str]:
     """Initialise the token of a bench state directory and start `tsa serve` on it
     (shared with scripts/soak). Returns the process, its config file and its URL."""
     state.mkdir(parents=True, exist_ok=True)
-    config = write_config(state, port, key, workers)
+    config = write_config(state, port, key, workers, database)
     subprocess.run([VENV / "tsa", "init", "--config", config], check=True, capture_output=True)
     url = f"http://127.0.0.1:{port}/"
     log = open(state / "server.log", "ab")
@@ -156,7 +160,16 @@ def fresh_ledger(state: Path) -> None:
     shutil.rmtree(state / "ledger", ignore_errors=True)
 
 
-def ledger_size(path: Path) -> int:
+def ledger_size(path: Path | str) -> int:
+    """Entries in the token ledger: a SQLite file, or a PostgreSQL database's URL."""
+    if isinstance(path, str):
+        from ledger.store.postgres import PostgresReader
+
+        reader = PostgresReader(path, "tokens")
+        try:
+            return reader.size()
+        finally:
+            reader.close()
     import sqlite3
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -164,6 +177,12 @@ def ledger_size(path: Path) -> int:
         return conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()[0]
     finally:
         conn.close()
+
+
+def _audit(source: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [VENV / "tsa-ledger", "audit", "--quiet", "--json", source], capture_output=True, text=True
+    )
 
 
 def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
@@ -227,6 +246,12 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where the ledgers live: SQLite files, or a PostgreSQL server this run starts",
+    )
+    parser.add_argument(
         "--keep-ledger",
         action="store_true",
         help="grow the previous run's ledger instead of starting from an empty one",
@@ -234,10 +259,21 @@ def main() -> None:
     args = parser.parse_args()
 
     state = REPO / "var" / "bench" / args.key
-    ledger = state / "ledger.sqlite"
+    ledger: Path | str = state / "ledger.sqlite"
     if not args.keep_ledger:
         fresh_ledger(state)
-    server, config, url = start_server(state, args.port, args.key, args.workers)
+    postgres = None
+    if args.database == "postgresql":  # a throw-away server, fsync and synchronous_commit on
+        sys.path.insert(0, str(REPO))
+        from tests.support.postgres import PostgresServer
+
+        postgres = PostgresServer()
+        atexit.register(postgres.stop)  # also when the run fails half-way (stop is idempotent)
+        postgres.start()
+        ledger = postgres.create_database()
+    server, config, url = start_server(
+        state, args.port, args.key, args.workers, "" if postgres is None else str(ledger)
+    )
     script = state / "bench.lua"
     script.write_text(LUA)
     rows, granted_total = [], 0
@@ -260,11 +296,17 @@ def main() -> None:
         verified = verify_samples(url, state / "certs" / "ca.pem", 20)
         granted_total += 20
         growth = ledger_size(ledger) - start_size
+        # A PostgreSQL ledger is audited through the running server's tiles; a SQLite one
+        # from its file once the server has stopped.
+        source = f"{url}ledger/tokens/" if postgres is not None else str(ledger)
+        if postgres is not None:
+            audit = _audit(source)
     finally:
         stop_server(server)
-    audit = subprocess.run(
-        [VENV / "tsa-ledger", "audit", "--quiet", "--json", ledger], capture_output=True, text=True
-    )
+        if postgres is not None:
+            postgres.stop()
+    if postgres is None:
+        audit = _audit(source)
     report = json.loads(audit.stdout) if audit.stdout else {"ok": False}
     # wrk stops each level with requests in flight: the server may commit (and answer)
     # up to one request per connection that wrk no longer counts.
@@ -286,8 +328,13 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     workers = re.search(r"^signing_workers = (\d+)", config.read_text(), flags=re.M)
+    backend = (
+        "SQLite synchronous=FULL"
+        if postgres is None
+        else "PostgreSQL on this machine (fsync, synchronous_commit on)"
+    )
     print(
-        f"TSA benchmark: key {args.key}, {args.duration} s per level, SQLite synchronous=FULL, "
+        f"TSA benchmark: key {args.key}, {args.duration} s per level, {backend}, "
         f"signing workers {workers.group(1) if workers else '?'}, {os.cpu_count()} cores; "
         "cpu % and RSS include the workers"
     )
