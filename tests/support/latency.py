@@ -20,8 +20,22 @@ def tsr_latency(server: TsaServer) -> float:
     return time.monotonic() - started
 
 
+def wait_issuing(server: TsaServer, timeout: float = 15.0) -> None:
+    """Wait until the server says it is ready to issue (/readyz: clock in sync, signer
+    and ledger usable). A shared server's clock may be catching up after an earlier
+    test loaded the machine; latency is measured only once it issues."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = server.get("readyz")
+        if status == 200:
+            return
+        assert time.monotonic() < deadline, f"not ready within {timeout} s: {body!r}"
+        time.sleep(0.1)
+
+
 def baseline(server: TsaServer, samples: int = 15) -> float:
     """Median unloaded latency, after a short warm-up."""
+    wait_issuing(server)
     for _ in range(3):
         tsr_latency(server)
     return statistics.median(tsr_latency(server) for _ in range(samples))

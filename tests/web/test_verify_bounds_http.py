@@ -19,7 +19,7 @@ from ledger.proofs import verify_inclusion
 from tests.rfc3161.pathbombs import ca_copies, copies_bomb, inter_cn
 from tests.rfc3161.test_verify_ours import bare_token, stamp
 from tests.rfc3161.tokenfactory import DATA, build_token, make_pki
-from tests.support.latency import latencies_while, tsr_latency
+from tests.support.latency import latencies_while, tsr_latency, wait_issuing
 from tests.support.tsa import TsaServer
 from tests.web.test_verify_http import post_json, post_multipart
 
@@ -43,6 +43,7 @@ def test_path_bomb_is_answered_fast_while_tsr_keeps_answering(tsa):
     pki = make_pki("ec", 93)
     normal = build_token(pki)
     bomb = copies_bomb(pki, 50)  # 52 certificates; the server trusts none of them
+    wait_issuing(tsa)
     baseline = statistics.median(tsr_latency(tsa) for _ in range(15))
     _timed_verify(tsa, normal)  # the verifier's worker processes start on first use
     time.sleep(1.0)
