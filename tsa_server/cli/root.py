@@ -5,10 +5,7 @@ Every failure the operator can fix is one line on stderr and exit status 2; no t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import gc
-import logging
 import os
 import sqlite3
 import sys
@@ -88,9 +85,7 @@ def init(config_path: str) -> None:
 )
 def serve(config_path: str, host: str | None, port: int | None, new_ledger: bool) -> None:
     """Serve RFC 3161 requests until interrupted."""
-    from tsa_server.app import create_app
-    from tsa_server.web import serving
-    from tsa_server.wiring import build_services
+    from tsa_server.server import serve as run_server
 
     config = _load(config_path)
     if host is not None or port is not None:
@@ -99,45 +94,7 @@ def serve(config_path: str, host: str | None, port: int | None, new_ledger: bool
         )
         config = dataclasses.replace(config, server=server)
         validate(config)
-    logging.basicConfig(
-        level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if config.clock.accept_local_reference:
-        logging.getLogger("tsa.clock").warning(
-            "[clock] accept_local_reference is on: an NTP server serving its own local clock "
-            "is trusted (development only)"
-        )
-    services = build_services(config, new_ledger=new_ledger)
-    host, port = config.server.host, config.server.port
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
-    click.echo(f"TSA serving on http://{host}:{port}/  (CA file: {config.certificates.ca})")
-    app = create_app(services)
-    # Everything built so far lives as long as the server: keep it out of the cyclic
-    # collector's full passes, whose pauses otherwise show in the latency tail.
-    gc.collect()
-    gc.freeze()
-    try:
-        serving.run(
-            app,
-            serving.Listener(
-                host,
-                port,
-                config.server.max_connections,
-                config.server.idle_timeout_s,
-                serving.BodyLimits(
-                    config.server.body_grace_s,
-                    config.server.body_min_rate_bytes_s,
-                    config.server.body_timeout_s,
-                ),
-            ),
-        )
-    finally:
-        services.close()
+    run_server(config, new_ledger=new_ledger, say=click.echo)
 
 
 cli.add_command(keys)

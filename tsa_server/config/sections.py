@@ -30,6 +30,17 @@ class ServerConfig:
     # Origin printed on certificates and in their QR codes (https://tsa.example.org);
     # empty: http://host:port. Never taken from a request's Host header.
     public_url: str = ""
+    # HTTPS (issue 17): a PEM certificate chain and its PEM key (mode 0600, no passphrase)
+    # turn on a TLS 1.2/1.3 listener on tls_host (empty: host) and tls_port; the plain
+    # listener above then stays on loopback. SIGHUP reloads both files.
+    tls_certificate: str = ""
+    tls_key: str = ""
+    tls_host: str = ""
+    tls_port: int = 3443
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_certificate)
 
     @property
     def origin(self) -> str:

@@ -50,6 +50,7 @@ def validate(config: Config) -> None:
         server.body_grace_s <= server.body_timeout_s <= 86400,
         "[server] body_timeout_s must be body_grace_s..86400",
     )
+    _validate_listeners(config)
     _check_database(config.database.url)
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:
@@ -149,6 +150,36 @@ def validate(config: Config) -> None:
         config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},
         "[logging] level must be DEBUG, INFO, WARNING or ERROR",
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_listeners(config: Config) -> None:
+    """HTTPS and the plain listener beside it."""
+    server = config.server
+    _require(
+        bool(server.tls_certificate) == bool(server.tls_key),
+        "[server] tls_certificate and tls_key go together (both PEM files) or not at all",
+    )
+    _require(0 < server.tls_port < 65536, "[server] tls_port must be 1-65535")
+    if server.tls:
+        _require(
+            _is_loopback(server.host),
+            "[server] host must be a loopback address when TLS is on (tls_certificate): "
+            "plain HTTP stays for local clients only; clients elsewhere use tls_host",
+        )
+        same_host = (server.tls_host or server.host) == server.host
+        _require(
+            not (same_host and server.tls_port == server.port),
+            "[server] tls_port must differ from port on the same address",
+        )
 
 
 def _validate_limits(limits: LimitsConfig) -> None:

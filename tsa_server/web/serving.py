@@ -1,5 +1,5 @@
-"""Run the aiohttp application on one TCP listener, with the connection bounds that
-aiohttp's `run_app` does not give: a real cap on open connections, a short idle
+"""The connection bounds that aiohttp's `run_app` does not give, for every listener of
+the server (web/lifecycle.py runs them): a real cap on open connections, a short idle
 timeout and a deadline with a minimum rate for every request body, on top of
 aiohttp's own header limits.
 
@@ -198,40 +198,3 @@ def _idle(handler: RequestHandler) -> bool:
     # aiohttp keeps the request being handled here; None between requests and while
     # the headers of the next one are still arriving.
     return getattr(handler, "_current_request", None) is None
-
-
-async def _serve(app: web.Application, listener: Listener) -> None:
-    runner = web.AppRunner(
-        app,
-        handle_signals=True,
-        access_log=None,
-        keepalive_timeout=listener.idle_timeout_s,
-        max_line_size=MAX_REQUEST_LINE,
-        max_field_size=MAX_REQUEST_LINE,
-        max_headers=MAX_HEADERS,
-        # After an early answer (401, 413...) the rest of a body is read and dropped
-        # for this long at most, so the client sees the answer rather than a reset.
-        lingering_time=LINGER_S,
-    )
-    await runner.setup()
-    server = runner.server
-    assert server is not None, "set up above"
-    watchdog = BodyWatchdog(server, listener.body)
-    sweeper = asyncio.create_task(watchdog.run())
-    try:
-        ConnectionCap(server, listener.max_connections, watchdog)
-        site = web.TCPSite(runner, listener.host, listener.port, backlog=listener.max_connections)
-        await site.start()
-        while True:
-            await asyncio.sleep(3600)
-    finally:
-        sweeper.cancel()
-        await runner.cleanup()
-
-
-def run(app: web.Application, listener: Listener) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly (the app's cleanup runs)."""
-    try:
-        asyncio.run(_serve(app, listener))
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass

@@ -1,0 +1,82 @@
+"""`tsa serve`: from a checked configuration to a running server and back.
+
+Logging, the services (wiring.py), the application (app.py), the listeners: plain HTTP
+on [server] host and port, and HTTPS on tls_host and tls_port when a certificate is
+configured (web/tls.py); then web/lifecycle.py serves until the process is told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from tsa_server.config import Config
+from tsa_server.web.lifecycle import Site
+from tsa_server.web.tls import ReloadableTls
+
+Say = Callable[[str], None]
+
+
+def _listeners(config: Config) -> tuple[list[Site], ReloadableTls | None]:
+    server = config.server
+    sites = [Site(server.host, server.port)]
+    tls = None
+    if server.tls:
+        tls = ReloadableTls(Path(server.tls_certificate), Path(server.tls_key))
+        sites.append(Site(server.tls_host or server.host, server.tls_port, tls.context))
+    return sites, tls
+
+
+def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None:
+    """Serve until interrupted; `say` prints what the operator should see."""
+    from tsa_server.app import create_app
+    from tsa_server.web import lifecycle, serving
+    from tsa_server.wiring import build_services
+
+    logging.basicConfig(
+        level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if config.clock.accept_local_reference:
+        logging.getLogger("tsa.clock").warning(
+            "[clock] accept_local_reference is on: an NTP server serving its own local clock "
+            "is trusted (development only)"
+        )
+    sites, tls = _listeners(config)  # the TLS files are checked before anything opens
+    services = build_services(config, new_ledger=new_ledger)
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    plan = lifecycle.Plan(
+        serving.Listener(
+            config.server.host,
+            config.server.port,
+            config.server.max_connections,
+            config.server.idle_timeout_s,
+            serving.BodyLimits(
+                config.server.body_grace_s,
+                config.server.body_min_rate_bytes_s,
+                config.server.body_timeout_s,
+            ),
+        ),
+        tuple(sites),
+        tls,
+    )
+    urls = "  ".join(site.url for site in plan.sites)
+    say(f"TSA serving on {urls}  (CA file: {config.certificates.ca})")
+    if tls is not None:
+        say(f"TLS certificate: {tls.loaded.describe()}")
+    app = create_app(services)
+    # Everything built so far lives as long as the server: keep it out of the cyclic
+    # collector's full passes, whose pauses otherwise show in the latency tail.
+    gc.collect()
+    gc.freeze()
+    try:
+        lifecycle.run(app, plan)
+    finally:
+        services.close()
