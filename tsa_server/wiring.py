@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
+from tsa_server.database import database_errors
 from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.served import open_evidence_service
@@ -320,11 +320,37 @@ def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:
         blobs.sweep_temp()
     except OSError as exc:
         raise ConfigError(f"[evidence] blobs: cannot use {conf.blobs}: {exc.strerror}") from None
+    return open_evidence_store(config), blobs
+
+
+def open_evidence_store(config: Config) -> EvidenceStore:
+    """The accounts and evidence tables: in the [database] PostgreSQL database when one
+    is configured (its schema must be this code's: `tsa db upgrade` migrates it), else
+    in the [evidence] path SQLite file (made on first use)."""
+    url = config.database.url
     try:
-        evidence = EvidenceStore(conf.path)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"[evidence] path: cannot open {conf.path}: {exc}") from None
-    return evidence, blobs
+        if url:
+            from ledger.store.postgres_schema import SchemaVersionError
+            from tsa_server.database.postgres import PostgresDatabase
+            from tsa_server.evidence.schema_postgres import EVIDENCE
+
+            try:
+                return EvidenceStore(PostgresDatabase(url, EVIDENCE, migrate=False), owns=True)
+            except SchemaVersionError as exc:
+                raise ConfigError(str(exc)) from None
+        return EvidenceStore(config.evidence.path)
+    except database_errors() as exc:
+        where = "[database] url" if url else f"[evidence] path {config.evidence.path}"
+        raise ConfigError(f"cannot open the evidence database ({where}): {exc}") from None
+
+
+def migrate_database(url: str) -> int:
+    """Apply the migrations the [database] PostgreSQL database lacks, for every store
+    kept there (idempotent); the number applied."""
+    from ledger.store.postgres_schema import LEDGER, migrate
+    from tsa_server.evidence.schema_postgres import EVIDENCE
+
+    return sum(migrate(url, schema) for schema in (LEDGER, EVIDENCE))
 
 
 def _ms(value: float) -> timedelta:

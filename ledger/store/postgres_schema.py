@@ -12,9 +12,11 @@ Readers and stores only check the version (`check_version`). docs/spec/ledger.md
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ledger.errors import LedgerError
@@ -142,22 +144,30 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    version integer PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-# Advisory lock keys name the schema: ledgers in two schemas of a database are distinct.
-_MIGRATION_LOCK = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('ledger-migrate:' || current_schema(), 0))"
-)
-
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 
+@dataclass(frozen=True)
+class Schema:
+    """A named, versioned set of migrations in one database: the ledger's (here) and the
+    server's other stores' (tsa_server/database/postgres.py). Each records its applied
+    migrations in its own table and migrates under its own advisory lock; lock keys
+    name the PostgreSQL schema, so sets in two schemas of a database are distinct."""
+
+    name: str
+    migrations: tuple[str, ...]
+    version_table: str
+
+    @property
+    def version(self) -> int:
+        return len(self.migrations)
+
+
+LEDGER = Schema("ledger", MIGRATIONS, "schema_version")
+
+
 class SchemaVersionError(LedgerError):
-    """The database's ledger schema is not the one this code reads and writes."""
+    """The database's schema is not the one this code reads and writes."""
 
 
 def describe(url: str) -> str:
@@ -177,57 +187,78 @@ def connect(url: str) -> Connection:
     return psycopg.connect(url, autocommit=False)
 
 
-def stored_version(conn: Connection) -> int:
-    """The database's schema version (0 when it holds no ledger schema)."""
+def stored_version(conn: Connection, schema: Schema = LEDGER) -> int:
+    """The database's version of `schema` (0 when it holds none of it)."""
     with conn.transaction():
-        exists = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (schema.version_table,))
+        found = exists.fetchone()
+        if not found or not found[0]:
             return 0
-        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT COALESCE(MAX(version), 0) FROM {}").format(
+                sql.Identifier(schema.version_table)
+            )
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
-def check_version(conn: Connection, url: str) -> None:
-    """Refuse a database whose ledger schema is not exactly SCHEMA_VERSION."""
-    version = stored_version(conn)
-    if version > SCHEMA_VERSION:
+def _newer(url: str, schema: Schema, version: int) -> SchemaVersionError:
+    return SchemaVersionError(
+        f"the {describe(url)} has {schema.name} schema version {version}, newer than this "
+        f"code knows ({schema.version}): upgrade the TSA before opening it"
+    )
+
+
+def check_version(conn: Connection, url: str, schema: Schema = LEDGER) -> None:
+    """Refuse a database whose version of `schema` is not exactly this code's."""
+    version = stored_version(conn, schema)
+    if version > schema.version:
+        raise _newer(url, schema, version)
+    if version < schema.version:
         raise SchemaVersionError(
-            f"the {describe(url)} has ledger schema version {version}, newer than this "
-            f"code knows ({SCHEMA_VERSION}): upgrade the TSA before opening it"
-        )
-    if version < SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the {describe(url)} has ledger schema version {version}, this code needs "
-            f"{SCHEMA_VERSION}: run the migrations (`tsa db upgrade`)"
+            f"the {describe(url)} has {schema.name} schema version {version}, this code "
+            f"needs {schema.version}: run the migrations (`tsa db upgrade`)"
         )
 
 
-def migrate_connection(conn: Connection, url: str) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the number of migrations applied."""
+def migrate_connection(conn: Connection, url: str, schema: Schema = LEDGER) -> int:
+    """Bring `schema` to its last version; returns the number of migrations applied."""
+    table = sql.Identifier(schema.version_table)
     applied = 0
     while True:
         with conn.transaction():
-            conn.execute(_MIGRATION_LOCK)  # one migrator at a time, across nodes
-            conn.execute(_VERSION_TABLE)
-            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"the {describe(url)} has ledger schema version {version}, newer than "
-                    f"this code knows ({SCHEMA_VERSION}): upgrade the TSA before opening it"
-                )
-            if version == SCHEMA_VERSION:
+            # one migrator at a time, across nodes
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended("
+                "%s || '-migrate:' || current_schema(), 0))",
+                (schema.name,),
+            )
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(table)
+            )
+            found = conn.execute(
+                sql.SQL("SELECT COALESCE(MAX(version), 0) FROM {}").format(table)
+            ).fetchone()
+            version = int(found[0]) if found else 0
+            if version > schema.version:
+                raise _newer(url, schema, version)
+            if version == schema.version:
                 return applied
-            conn.execute(MIGRATIONS[version].encode())
-            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version + 1,))
+            conn.execute(schema.migrations[version].encode())
+            conn.execute(
+                sql.SQL("INSERT INTO {} (version) VALUES (%s)").format(table), (version + 1,)
+            )
             applied += 1
 
 
-def migrate(url: str) -> int:
-    """Apply the ledger migrations the database at `url` lacks (idempotent); returns how
-    many were applied. SchemaVersionError if the database is newer than this code."""
+def migrate(url: str, schema: Schema = LEDGER) -> int:
+    """Apply the migrations of `schema` the database at `url` lacks (idempotent); returns
+    how many were applied. SchemaVersionError if the database is newer than this code."""
     try:
         with connect(url) as conn:
-            return migrate_connection(conn, url)
+            return migrate_connection(conn, url, schema)
     except psycopg.Error as exc:
         raise LedgerError(f"cannot migrate the {describe(url)}: {exc}") from None

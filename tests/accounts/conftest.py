@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import EvidenceDatabase
 from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.accounts.service import Accounts
-from tsa_server.accounts.store import SqliteAccountStore
+from tsa_server.accounts.store import SqlAccountStore
 
 START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 ALL_SCOPES = frozenset(Scope)
@@ -36,19 +37,21 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "evidence.sqlite"
+def db_path(evidence_db: EvidenceDatabase) -> Path:
+    """The SQLite file (a test taking it runs on SQLite only)."""
+    return Path(evidence_db.where)
 
 
 @pytest.fixture
-def store(db_path: Path, clock: FakeClock) -> Iterator[SqliteAccountStore]:
-    opened = SqliteAccountStore(db_path, now=clock)
+def store(evidence_db: EvidenceDatabase, clock: FakeClock) -> Iterator[SqlAccountStore]:
+    """The store on each engine (SQLite only for a test that takes db_path)."""
+    opened = evidence_db.open(now=clock)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def accounts(store: SqliteAccountStore, clock: FakeClock) -> Accounts:
+def accounts(store: SqlAccountStore, clock: FakeClock) -> Accounts:
     return Accounts(store, now=clock)
 
 

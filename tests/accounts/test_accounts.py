@@ -37,12 +37,12 @@ from tsa_server.accounts.keys import (
     parse_token,
 )
 from tsa_server.accounts.service import Accounts
-from tsa_server.accounts.store import SqliteAccountStore
+from tsa_server.accounts.store import SqlAccountStore
 
 READ = frozenset({Scope.READ})
 
 
-def test_token_format_and_hash(accounts: Accounts, store: SqliteAccountStore) -> None:
+def test_token_format_and_hash(accounts: Accounts, store: SqlAccountStore) -> None:
     org = accounts.create_organisation("Acme")
     created = accounts.create_key(org.id, scopes=READ, name="ci")
     prefix, key_id, secret = created.secret.split("_")
@@ -71,7 +71,7 @@ def test_active_keys_are_capped(accounts: Accounts, monkeypatch) -> None:
     accounts.create_key(org.id, scopes=READ)
 
 
-def test_the_secret_is_never_stored(accounts: Accounts, store: SqliteAccountStore, db_path) -> None:
+def test_the_secret_is_never_stored(accounts: Accounts, store: SqlAccountStore, db_path) -> None:
     org = accounts.create_organisation("Acme")
     created = [accounts.create_key(org.id, scopes=ALL_SCOPES, role=Role.OWNER) for _ in range(3)]
     for key in created:
@@ -308,19 +308,19 @@ def test_names_members_and_organisations_are_checked(accounts: Accounts) -> None
         accounts.create_key(other.id, scopes=READ, role=Role.AUDITOR, member_id=auditor.id)
 
 
-def test_key_rows_only_gain_use_and_one_revocation(accounts: Accounts, store, db_path) -> None:
+def test_key_rows_only_gain_use_and_one_revocation(accounts: Accounts, evidence_db) -> None:
     org = accounts.create_organisation("Acme")
     created = accounts.create_key(org.id, scopes=READ)
     accounts.revoke_key(org.id, created.key.id)
-    raw = sqlite3.connect(db_path)
+    raw = evidence_db.raw()
     for sql in (
         "DELETE FROM api_keys",
         "UPDATE api_keys SET scopes = 'admin read'",
         "UPDATE api_keys SET role = 'owner'",
-        "UPDATE api_keys SET secret_hash = x'00'",
+        "UPDATE api_keys SET secret_hash = ?",
         "UPDATE api_keys SET revoked_at = NULL",
         "DELETE FROM organisations",
     ):
         with pytest.raises(sqlite3.IntegrityError):
-            raw.execute(sql)
+            raw.execute(sql, (b"\0",) if "?" in sql else ())
     raw.close()

@@ -11,7 +11,7 @@ import pytest
 from tests.support.tsa import write_config
 from tsa_server.accounts.errors import ApiKeyRevoked
 from tsa_server.accounts.service import Accounts
-from tsa_server.accounts.store import SqliteAccountStore
+from tsa_server.accounts.store import SqlAccountStore
 from tsa_server.cli import main
 from tsa_server.config import Config, ConfigError, load_config, parse_config
 
@@ -57,7 +57,7 @@ def test_bootstrap_an_organisation_and_its_first_key(capsys, config: Path, tmp_p
     assert out.count("\n") == 1 and token.startswith("tsa_")  # stdout: the token only
     assert "shown only once" in err and token not in err
     key_id = token.split("_")[1]
-    store = SqliteAccountStore(tmp_path / "ev.sqlite")
+    store = SqlAccountStore(tmp_path / "ev.sqlite")
     try:
         principal = Accounts(store).authenticate(token)
         assert principal.org_id == org_id and {str(s) for s in principal.scopes} == {
@@ -80,7 +80,7 @@ def test_bootstrap_an_organisation_and_its_first_key(capsys, config: Path, tmp_p
 
     code, out, _ = run(capsys, config, "revoke-key", key_id)
     assert code == 0 and "revoked" in out
-    store = SqliteAccountStore(tmp_path / "ev.sqlite")
+    store = SqlAccountStore(tmp_path / "ev.sqlite")
     try:
         with pytest.raises(ApiKeyRevoked):
             Accounts(store).authenticate(token)

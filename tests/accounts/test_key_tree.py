@@ -19,7 +19,7 @@ from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.accounts.key_use import KeyUseRecorder
 from tsa_server.accounts.keys import LAST_USED_RESOLUTION, key_summary
 from tsa_server.accounts.service import Accounts
-from tsa_server.accounts.store import SqliteAccountStore
+from tsa_server.accounts.store import SqlAccountStore
 from tsa_server.accounts.times import ts
 
 READ = frozenset({Scope.READ})
@@ -93,15 +93,15 @@ def test_revoking_a_key_revokes_what_it_made_transitively(accounts: Accounts, cl
         accounts.create_key_as(as_parent, scopes=READ)
 
 
-def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, db_path: Path) -> None:
+def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, evidence_db) -> None:
     org = accounts.create_organisation("Acme")
     parent = accounts.create_key(
         org.id, scopes=READ, role=Role.MEMBER, expires_at=START + timedelta(days=1)
     ).key
-    raw = sqlite3.connect(db_path)
+    raw = evidence_db.raw()
     insert = (
         "INSERT INTO api_keys (id, org_id, name, role, scopes, secret_hash, created_at,"
-        " created_by, expires_at) VALUES (?, ?, '', ?, ?, x'00', ?, ?, ?)"
+        " created_by, expires_at) VALUES (?, ?, '', ?, ?, ?, ?, ?, ?)"
     )
     within = ts(START + timedelta(hours=1))
     for n, (role, scopes, expires) in enumerate(
@@ -113,9 +113,10 @@ def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, db_path: 
         ]
     ):
         with pytest.raises(sqlite3.IntegrityError, match="outlives"):
-            raw.execute(insert, (f"{n:016x}", org.id, role, scopes, ts(START), parent.id, expires))
-    raw.execute(insert, ("f" * 16, org.id, "auditor", "read", ts(START), parent.id, within))
-    raw.commit()
+            raw.execute(
+                insert, (f"{n:016x}", org.id, role, scopes, b"\0", ts(START), parent.id, expires)
+            )
+    raw.execute(insert, ("f" * 16, org.id, "auditor", "read", b"\0", ts(START), parent.id, within))
     for sql in ("UPDATE api_keys SET expires_at = NULL", "UPDATE api_keys SET revoked_via = 'x'"):
         with pytest.raises(sqlite3.IntegrityError):
             raw.execute(sql)
@@ -124,7 +125,7 @@ def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, db_path: 
 
 def _legacy_database(path: Path) -> None:
     """A database as made before issue 13: no revoked_via, no creator trigger."""
-    SqliteAccountStore(path).close()
+    SqlAccountStore(path).close()
     raw = sqlite3.connect(path)
     raw.executescript(
         "DROP TRIGGER api_keys_fixed; DROP TRIGGER api_keys_within_creator;"
@@ -152,7 +153,7 @@ def _legacy_database(path: Path) -> None:
 
 def test_an_old_database_is_migrated_once(db_path: Path, clock) -> None:
     _legacy_database(db_path)
-    store = SqliteAccountStore(db_path, now=clock)
+    store = SqlAccountStore(db_path, now=clock)
     try:
         keys = {k.id[0]: k for k in store.api_keys("org_a")}
         june = keys["a"].expires_at
@@ -167,13 +168,13 @@ def test_an_old_database_is_migrated_once(db_path: Path, clock) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         raw.execute("UPDATE api_keys SET expires_at = NULL")
     before = raw.execute("SELECT * FROM api_keys ORDER BY id").fetchall()
-    SqliteAccountStore(db_path).close()
+    SqlAccountStore(db_path).close()
     assert raw.execute("SELECT * FROM api_keys ORDER BY id").fetchall() == before
     raw.close()
 
 
 def test_key_uses_are_written_in_batches_at_most_once_a_minute(
-    accounts: Accounts, store: SqliteAccountStore, db_path: Path, clock
+    accounts: Accounts, store: SqlAccountStore, db_path: Path, clock
 ) -> None:
     org = accounts.create_organisation("Acme")
     one = accounts.create_key(org.id, scopes=READ)

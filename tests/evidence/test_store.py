@@ -47,15 +47,17 @@ def certify(store: EvidenceStore, org_id: str, item_id: str, clock):
     )
 
 
-def test_sqlite_is_durable_and_private(store: EvidenceStore, db_path) -> None:
+def test_sqlite_is_durable_and_private(db_path) -> None:
+    store = EvidenceStore(db_path)
     conn = store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600
+    store.close()
 
 
-def test_items_round_trip_and_survive_reopening(store, db_path, two_orgs, clock) -> None:
+def test_items_round_trip_and_survive_reopening(store, evidence_db, two_orgs, clock) -> None:
     a = two_orgs[0]
     item = stored_item(store, a.id, file_name="photo.jpg", tags=("design", "2025", "design"))
     assert item.tags == ("design", "2025")
@@ -63,7 +65,7 @@ def test_items_round_trip_and_survive_reopening(store, db_path, two_orgs, clock)
     assert item.created_at == clock.now
     certified = certify(store, a.id, item.id, clock)
     store.close()
-    reopened = EvidenceStore(db_path)
+    reopened = evidence_db.open()
     try:
         assert reopened.item(a.id, item.id) == certified
         assert certified.serial == 1 << 120 and certified.token == b"\x30\x03der"
@@ -184,10 +186,10 @@ def test_stored_items_need_their_original_and_hash_only_items_none() -> None:
         NewItem(ItemMode.HASH_ONLY, sha, blob_key=sha)
 
 
-def test_item_identity_never_changes(store: EvidenceStore, two_orgs, db_path) -> None:
+def test_item_identity_never_changes(store: EvidenceStore, two_orgs, evidence_db) -> None:
     a = two_orgs[0]
     item = stored_item(store, a.id)
-    raw = sqlite3.connect(db_path)
+    raw = evidence_db.raw()
     for sql in (
         "DELETE FROM items",
         "UPDATE items SET sha256 = '00'",
@@ -343,10 +345,10 @@ def test_credit_entries_are_validated() -> None:
             NewCreditEntry(**fields)
 
 
-def test_credit_entries_are_append_only(store: EvidenceStore, two_orgs, db_path) -> None:
+def test_credit_entries_are_append_only(store: EvidenceStore, two_orgs, evidence_db) -> None:
     a = two_orgs[0]
     store.append_credit_entries([entry(a.id, "one", 5), entry(a.id, "two", -1, "consume")])
-    raw = sqlite3.connect(db_path)
+    raw = evidence_db.raw()
     for sql in (
         "UPDATE credit_entries SET units = 500",
         "UPDATE credit_entries SET idempotency_key = 'x' WHERE id = 2",
@@ -354,33 +356,32 @@ def test_credit_entries_are_append_only(store: EvidenceStore, two_orgs, db_path)
         "DELETE FROM credit_entries WHERE id = 2",
         # a second row for a used key, or an id out of sequence
         "INSERT INTO credit_entries (id, org_id, kind, units, idempotency_key, created_at,"
-        f" chain_hash) VALUES (3, '{a.id}', 'purchase', 5, 'one', 'x', x'00')",
+        f" chain_hash) VALUES (3, '{a.id}', 'purchase', 5, 'one', 'x', ?)",
         "INSERT INTO credit_entries (id, org_id, kind, units, idempotency_key, created_at,"
-        f" chain_hash) VALUES (9, '{a.id}', 'purchase', 5, 'new', 'x', x'00')",
+        f" chain_hash) VALUES (9, '{a.id}', 'purchase', 5, 'new', 'x', ?)",
     ):
         with pytest.raises(sqlite3.IntegrityError):
-            raw.execute(sql)
+            raw.execute(sql, (b"\0",) if "?" in sql else ())
     raw.close()
     assert [e.units for e in store.credit_entries(a.id)] == [5, -1]
 
 
-def test_the_chain_detects_a_rewritten_entry(store: EvidenceStore, two_orgs, db_path) -> None:
+def test_the_chain_detects_a_rewritten_entry(store: EvidenceStore, two_orgs, evidence_db) -> None:
     a, b = two_orgs[0], two_orgs[1]
     store.append_credit_entries([entry(a.id, "one", 5), entry(b.id, "one", 2)])
     store.append_credit_entries([entry(a.id, "two", -1, "consume", item_id="itm_future")])
     assert store.verify_credit_chain() == 3
-    raw = sqlite3.connect(db_path)  # an attacker with the file: drop the trigger, rewrite
-    raw.execute("DROP TRIGGER credit_entries_no_update")
+    raw = evidence_db.raw()  # an attacker with the database: drop the trigger, rewrite
+    raw.drop_trigger("credit_entries_no_update", "credit_entries")
     raw.execute("UPDATE credit_entries SET units = 50 WHERE id = 1")
-    raw.commit()
     raw.close()
     with pytest.raises(EvidenceError, match="credit entry 1 does not match"):
         store.verify_credit_chain()
 
 
-def test_two_writers_share_one_chain(store: EvidenceStore, two_orgs, db_path) -> None:
+def test_two_writers_share_one_chain(store: EvidenceStore, two_orgs, evidence_db) -> None:
     a = two_orgs[0]
-    other = EvidenceStore(db_path)  # e.g. the CLI while the server runs
+    other = evidence_db.open()  # e.g. the CLI while the server runs, or another node
     try:
         for n in range(5):
             writer = store if n % 2 else other
@@ -417,4 +418,4 @@ def test_each_thread_has_its_own_connection(store: EvidenceStore, two_orgs) -> N
     release.set()
     thread.join(10)
     assert seen == [None] and store.organisation("org_x") is not None
-    assert store._conn is not None and len(store._opened) == 2
+    assert store._conn is not None and len(store.db._opened) == 2  # type: ignore[attr-defined]

@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from tsa_server.accounts.keys import LAST_USED_RESOLUTION, ApiKey, use_is_news
-from tsa_server.accounts.store import SqliteAccountStore
+from tsa_server.accounts.store import SqlAccountStore
+from tsa_server.database import Database, database_errors
 
 log = logging.getLogger("tsa.accounts.key_use")
 
@@ -31,15 +31,15 @@ log = logging.getLogger("tsa.accounts.key_use")
 class KeyUseRecorder:
     """Coalesces keys' uses in memory; `run` writes them in batches (module docstring)."""
 
-    def __init__(self, path: Path | str, *, flush_s: float = 5.0) -> None:
-        self.path = Path(path)
+    def __init__(self, where: Path | str | Database, *, flush_s: float = 5.0) -> None:
+        self.where = where
         self.flush_s = flush_s
         self._pending: dict[str, datetime] = {}  # key id -> newest use not yet written
         self._written: dict[str, datetime] = {}  # key id -> last use written (pruned)
         # One worker thread with its own connection: writes never overlap, even when a
         # cancelled flush's write is still running.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="key-use")
-        self._store: SqliteAccountStore | None = None
+        self._store: SqlAccountStore | None = None
         self._task: asyncio.Task[None] | None = None
 
     def note(self, key: ApiKey, at: datetime) -> None:
@@ -65,7 +65,7 @@ class KeyUseRecorder:
         batch, self._pending = self._pending, {}
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
-        except (sqlite3.Error, OSError) as exc:
+        except database_errors() as exc:
             log.warning("last use of %d API keys not written yet: %s", len(batch), exc)
             for key_id, at in batch.items():  # keep the newer of the two
                 self._pending[key_id] = max(at, self._pending.get(key_id, at))
@@ -79,7 +79,7 @@ class KeyUseRecorder:
 
     def _write(self, batch: dict[str, datetime]) -> None:
         if self._store is None:
-            self._store = SqliteAccountStore(self.path)
+            self._store = SqlAccountStore(self.where)
         self._store.touch_api_keys(batch)
 
     async def run(self) -> None:

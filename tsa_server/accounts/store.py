@@ -14,12 +14,12 @@ from tsa_server.accounts.errors import PermissionDenied
 from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.accounts.keys import ApiKey, Member, Organisation
 from tsa_server.accounts.schema import CREATOR_BOUND, create_account_schema
-from tsa_server.accounts.sqlite import SqliteFile
 from tsa_server.accounts.times import dt, ts
+from tsa_server.database.tables import Tables
 
 
 class AccountStore(Protocol):
-    """What `Accounts` needs from a store (SqliteAccountStore implements it)."""
+    """What `Accounts` needs from a store (SqlAccountStore implements it)."""
 
     def insert_organisation(self, org: Organisation) -> None: ...
     def organisation(self, org_id: str) -> Organisation | None: ...
@@ -57,7 +57,7 @@ def api_key_from_row(row: dict[str, Any]) -> ApiKey:
     )
 
 
-class SqliteAccountStore(SqliteFile):
+class SqlAccountStore(Tables):
     """The organisations, members and API keys of the evidence database."""
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
@@ -175,12 +175,13 @@ class SqliteAccountStore(SqliteFile):
                 row[0]
                 for row in conn.execute(
                     "WITH RECURSIVE tree(id) AS ("
-                    " SELECT id FROM api_keys WHERE created_by = ?1 AND org_id = ?2"
+                    " SELECT id FROM api_keys WHERE created_by = ? AND org_id = ?"
                     " UNION SELECT k.id FROM api_keys k JOIN tree ON k.created_by = tree.id)"
-                    " UPDATE api_keys SET revoked_at = ?3, revoked_by = ?4,"
+                    " UPDATE api_keys SET revoked_at = ?, revoked_by = ?,"
                     " revoked_via = created_by"
-                    " WHERE id IN tree AND org_id = ?2 AND revoked_at IS NULL RETURNING id",
-                    (key_id, org_id, ts(at), by),
+                    " WHERE id IN (SELECT id FROM tree) AND org_id = ? AND revoked_at IS NULL"
+                    " RETURNING id",
+                    (key_id, org_id, ts(at), by, org_id),
                 ).fetchall()
             ]
         key = self.api_key(org_id, key_id)
@@ -192,7 +193,7 @@ class SqliteAccountStore(SqliteFile):
         """Record keys' last uses in one transaction; a recorded later use is kept."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE api_keys SET last_used_at = ?1"
-                " WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
-                [(ts(at), key_id) for key_id, at in uses.items()],
+                "UPDATE api_keys SET last_used_at = ?"
+                " WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+                [(ts(at), key_id, ts(at)) for key_id, at in uses.items()],
             )

@@ -9,7 +9,6 @@ and exit status 2 (the `tsa` group turns TSAErrors into that).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -22,8 +21,9 @@ from tsa_server.accounts.keys import MAX_KEY_DAYS, key_summary
 from tsa_server.accounts.service import Accounts
 from tsa_server.accounts.times import ts, utc_now
 from tsa_server.cli.options import config_option
+from tsa_server.database import database_errors
+from tsa_server.errors import ConfigError
 from tsa_server.evidence.errors import EvidenceError
-from tsa_server.evidence.store import EvidenceStore
 
 _ROLES = click.Choice([r.value for r in Role])
 
@@ -33,13 +33,15 @@ def _accounts(config_path: str) -> Iterator[Accounts]:
     from tsa_server.config import load_config
 
     config = load_config(config_path)
+    from tsa_server.wiring import open_evidence_store
+
     try:
-        store = EvidenceStore(config.evidence.path)
-    except (OSError, sqlite3.Error) as exc:
-        raise EvidenceError(f"cannot open {config.evidence.path}: {exc}") from None
+        store = open_evidence_store(config)
+    except ConfigError as exc:
+        raise EvidenceError(str(exc)) from None
     try:
         yield Accounts(store)
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         raise EvidenceError(f"evidence database error: {exc}") from None
     finally:
         store.close()

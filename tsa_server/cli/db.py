@@ -18,10 +18,11 @@ def db() -> None:
 def upgrade(config_path: str) -> None:
     """Apply the schema migrations the database lacks (idempotent; safe while other
     nodes run: one migrator at a time). The server itself never migrates."""
-    from ledger.store.postgres import SCHEMA_VERSION, migrate
+    from ledger.store.postgres import SCHEMA_VERSION
+    from tsa_server.wiring import migrate_database
 
     url = load_config(config_path).database.url
     if not url:
         raise click.ClickException("[database] url is empty: the SQLite files need no upgrade")
-    applied = migrate(url)
+    applied = migrate_database(url)
     click.echo(f"schema version {SCHEMA_VERSION} ({applied} migration(s) applied)")

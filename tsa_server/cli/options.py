@@ -11,7 +11,6 @@ users can read).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,9 +19,10 @@ from typing import Any
 import click
 
 from tsa_server.config import DEFAULT_CONFIG
+from tsa_server.database import database_errors
+from tsa_server.errors import ConfigError
 from tsa_server.evidence.errors import EvidenceError
 from tsa_server.evidence.service import EvidenceService
-from tsa_server.evidence.store import EvidenceStore
 
 config_option = click.option(
     "--config",
@@ -41,14 +41,16 @@ def open_evidence(config_path: str) -> Iterator[EvidenceService]:
     from tsa_server.evidence.served import open_evidence_service
 
     config = load_config(config_path)
+    from tsa_server.wiring import open_evidence_store
+
     try:
-        store = EvidenceStore(config.evidence.path)
-    except (OSError, sqlite3.Error) as exc:
-        raise EvidenceError(f"cannot open {config.evidence.path}: {exc}") from None
+        store = open_evidence_store(config)
+    except ConfigError as exc:
+        raise EvidenceError(str(exc)) from None
     try:
         blobs = FileBlobStore(config.evidence.blobs, max_bytes=config.evidence.max_upload_bytes)
         yield open_evidence_service(config.evidence, store, blobs, _NoIssuer(), None)
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         raise EvidenceError(f"evidence database error: {exc}") from None
     finally:
         store.close()

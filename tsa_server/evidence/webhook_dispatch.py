@@ -105,7 +105,7 @@ class WebhookDispatcher:
     async def _in_thread(self, work: Callable[[EvidenceStore], T]) -> T:
         def run() -> T:
             if self._db is None:
-                self._db = EvidenceStore(self.store.path, now=self.store.now)
+                self._db = EvidenceStore(self.store.db, now=self.store.now)
             return work(self._db)
 
         if self._thread is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,8 +121,14 @@ def make_dev_certificates(config: Config, location: TokenLocation, now: datetime
     chain_path.write_bytes(to_pem(tsa_cert.dump()) + to_pem(ca_cert.dump()))
 
 
-def initialise(config: Config, now: datetime | None = None) -> InitReport:
-    """Idempotent first-run setup of the embedded development configuration."""
+def initialise(
+    config: Config,
+    now: datetime | None = None,
+    *,
+    migrate_database: Callable[[str], int] | None = None,
+) -> InitReport:
+    """Idempotent first-run setup of the embedded development configuration;
+    `migrate_database(url)` brings a [database] PostgreSQL schema up to date."""
     now = now or datetime.now(UTC)
     created: list[str] = []
     ensure_softhsm_token(config, created)
@@ -135,10 +142,8 @@ def initialise(config: Config, now: datetime | None = None) -> InitReport:
             f"development CA {config.certificates.ca} and TSA chain {config.certificates.chain}"
         )
     check_chain(config, location, now)
-    if config.database.url:
-        from ledger.store.postgres import migrate  # psycopg only when it is used
-
-        applied = migrate(config.database.url)
+    if config.database.url and migrate_database is not None:
+        applied = migrate_database(config.database.url)
         if applied:
             created.append(f"database schema ({applied} migration(s))")
     else:

@@ -27,6 +27,7 @@ from tsa_server.accounts.errors import InvalidApiKey
 from tsa_server.accounts.key_rules import Principal, Scope
 from tsa_server.accounts.key_use import KeyUseRecorder
 from tsa_server.accounts.service import Accounts
+from tsa_server.database import Database
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.errors import DOMAIN_ERRORS, BadRequest, MissingKey, error_response
 from tsa_server.web.handlers import STATE
@@ -63,9 +64,9 @@ def accounts(request: web.Request) -> Accounts:
     return Accounts(evidence_store(request), key_use=request.app.get(KEY_USE))
 
 
-def track_key_use(app: web.Application, path: Path | str) -> None:
+def track_key_use(app: web.Application, where: Path | str | Database) -> None:
     """Record API keys' last uses in batches, off the loop, while the app runs."""
-    recorder = KeyUseRecorder(path)
+    recorder = KeyUseRecorder(where)
     app[KEY_USE] = recorder
 
     async def running(_: web.Application) -> AsyncIterator[None]:

@@ -20,15 +20,15 @@ from __future__ import annotations
 import sqlite3
 from typing import Protocol
 
-from tsa_server.accounts.store import AccountStore, SqliteAccountStore
+from tsa_server.accounts.store import AccountStore, SqlAccountStore
 from tsa_server.evidence.schema import create_schema
-from tsa_server.evidence.store.changes import ChangeStore, SqliteChangeStore
+from tsa_server.evidence.store.changes import ChangeStore, SqlChangeStore
 from tsa_server.evidence.store.credits import CreditStore
-from tsa_server.evidence.store.idempotency import IdempotencyStore, SqliteIdempotencyStore
+from tsa_server.evidence.store.idempotency import IdempotencyStore, SqlIdempotencyStore
 from tsa_server.evidence.store.items import MAX_PAGE as MAX_PAGE
 from tsa_server.evidence.store.items import ItemStore
 from tsa_server.evidence.store.notices import NoticeStore
-from tsa_server.evidence.store.webhooks import SqliteWebhookStore, WebhookStore
+from tsa_server.evidence.store.webhooks import SqlWebhookStore, WebhookStore
 
 
 class EvidenceStorage(
@@ -46,7 +46,7 @@ class EvidenceStorage(
 
 
 class EvidenceStore(
-    SqliteChangeStore, SqliteIdempotencyStore, SqliteWebhookStore, SqliteAccountStore
+    SqlChangeStore, SqlIdempotencyStore, SqlWebhookStore, SqlAccountStore
 ):
     """The SQLite set over one evidence database file: accounts, items, credit entries,
     notices, webhooks and idempotency keys."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from tsa_server.accounts.sqlite import SqliteFile
+from tsa_server.database.tables import Tables
 from tsa_server.evidence.schema import create_schema
 
 
-class EvidenceFile(SqliteFile):
+class EvidenceFile(Tables):
     """A store over the evidence database: opening it makes the schema where missing."""
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:

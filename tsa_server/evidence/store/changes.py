@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tsa_server.accounts.times import ts
+from tsa_server.database import SqlConnection
 from tsa_server.evidence.errors import InvalidInput, ItemImmutable, ItemNotFound
 from tsa_server.evidence.records import (
     Appended,
@@ -22,9 +23,9 @@ from tsa_server.evidence.records import (
 from tsa_server.evidence.rows import (
     item_column_value,
 )
-from tsa_server.evidence.store.credits import CreditCheck, SqliteCreditStore
-from tsa_server.evidence.store.items import TERMS_COLUMNS, UPDATABLE_ITEM_FIELDS, SqliteItemStore
-from tsa_server.evidence.store.notices import SqliteNoticeStore
+from tsa_server.evidence.store.credits import CreditCheck, SqlCreditStore
+from tsa_server.evidence.store.items import TERMS_COLUMNS, UPDATABLE_ITEM_FIELDS, SqlItemStore
+from tsa_server.evidence.store.notices import SqlNoticeStore
 
 
 class ChangeStore(Protocol):
@@ -44,7 +45,7 @@ class ChangeStore(Protocol):
     ) -> list[Appended]: ...
 
 
-class SqliteChangeStore(SqliteItemStore, SqliteCreditStore, SqliteNoticeStore):
+class SqlChangeStore(SqlItemStore, SqlCreditStore, SqlNoticeStore):
     """commit_change over the item, credit and notice tables."""
 
     def commit_change(
@@ -94,7 +95,7 @@ class SqliteChangeStore(SqliteItemStore, SqliteCreditStore, SqliteNoticeStore):
             return appended
 
     def _put_terms_locked(
-        self, conn: sqlite3.Connection, org_id: str, item_id: str, terms: dict[str, Any]
+        self, conn: SqlConnection, org_id: str, item_id: str, terms: dict[str, Any]
     ) -> None:
         unknown = set(terms) - TERMS_COLUMNS
         if unknown:

@@ -3,13 +3,13 @@ SQLite implementation."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
 from tsa_server.accounts.errors import OrganisationNotFound
 from tsa_server.accounts.times import dt, ts
+from tsa_server.database import SqlConnection
 from tsa_server.evidence.errors import EvidenceError, IdempotencyConflict, ItemNotFound
 from tsa_server.evidence.records import (
     Appended,
@@ -40,7 +40,7 @@ class CreditStore(Protocol):
     def verify_credit_chain(self) -> int: ...
 
 
-class SqliteCreditStore(EvidenceFile):
+class SqlCreditStore(EvidenceFile):
     """The chained credit_entries table."""
 
     def append_credit_entries(
@@ -60,7 +60,7 @@ class SqliteCreditStore(EvidenceFile):
 
     def _append_locked(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         entries: Iterable[NewCreditEntry],
         check: CreditCheck | None,
     ) -> list[Appended]:
@@ -140,10 +140,11 @@ class SqliteCreditStore(EvidenceFile):
     def credit_entries(
         self, org_id: str, *, after_id: int = 0, limit: int | None = None
     ) -> list[CreditEntry]:
-        rows = self._rows(
-            "SELECT * FROM credit_entries WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (org_id, after_id, -1 if limit is None else limit),
-        )
+        sql = "SELECT * FROM credit_entries WHERE org_id = ? AND id > ? ORDER BY id"
+        if limit is None:
+            rows = self._rows(sql, (org_id, after_id))
+        else:
+            rows = self._rows(sql + " LIMIT ?", (org_id, after_id, limit))
         return [credit_from_row(r) for r in rows]
 
     def verify_credit_chain(self) -> int:

@@ -21,7 +21,7 @@ class IdempotencyStore(Protocol):
     def release_idempotency_key(self, org_id: str, key: str) -> None: ...
 
 
-class SqliteIdempotencyStore(EvidenceFile):
+class SqlIdempotencyStore(EvidenceFile):
     """The idempotency_keys table."""
 
     def claim_idempotency_key(

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from tsa_server.accounts.errors import OrganisationNotFound
 from tsa_server.accounts.keys import new_id
 from tsa_server.accounts.times import dt, ts
+from tsa_server.database import SqlConnection
 from tsa_server.evidence.errors import InvalidInput, ItemImmutable, ItemNotFound
 from tsa_server.evidence.records import (
     Certified,
@@ -102,7 +103,7 @@ class ItemStore(Protocol):
     ) -> list[tuple[Item, dict[str, Any] | None]]: ...
 
 
-class SqliteItemStore(EvidenceFile):
+class SqlItemStore(EvidenceFile):
     """The items and storage records of the evidence database."""
 
     def insert_item(
@@ -125,7 +126,7 @@ class SqliteItemStore(EvidenceFile):
 
     def _insert_item_locked(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         org_id: str,
         item_id: str,
         new: NewItem,

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Protocol
 
 from tsa_server.accounts.times import dt, ts
+from tsa_server.database import SqlConnection
 from tsa_server.evidence.records import (
     StoredNotice,
 )
@@ -34,13 +34,14 @@ class NoticeStore(Protocol):
     def notices(self, org_id: str, *, limit: int = 100) -> list[StoredNotice]: ...
 
 
-class SqliteNoticeStore(EvidenceFile):
+class SqlNoticeStore(EvidenceFile):
     """The notices table."""
 
-    def _put_notice_locked(self, conn: sqlite3.Connection, n: StoredNotice) -> None:
+    def _put_notice_locked(self, conn: SqlConnection, n: StoredNotice) -> None:
         conn.execute(
-            "INSERT OR IGNORE INTO notices (org_id, key, kind, at, subject, target, units,"
-            " covered, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notices (org_id, key, kind, at, subject, target, units,"
+            " covered, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (org_id, key) DO NOTHING",
             (
                 n.org_id,
                 n.key,

@@ -37,7 +37,7 @@ class WebhookStore(Protocol):
     ) -> None: ...
 
 
-class SqliteWebhookStore(EvidenceFile):
+class SqlWebhookStore(EvidenceFile):
     """The webhooks and webhook_deliveries tables."""
 
     def put_webhook(
@@ -76,7 +76,7 @@ class SqliteWebhookStore(EvidenceFile):
             "SELECT"
             " COUNT(d.delivered_at) AS delivered,"
             " COUNT(d.given_up_at) AS given_up,"
-            " SUM(d.delivered_at IS NULL AND d.given_up_at IS NULL) AS pending"
+            " COUNT(*) FILTER (WHERE d.delivered_at IS NULL AND d.given_up_at IS NULL) AS pending"
             " FROM webhooks w JOIN notices n ON n.org_id = w.org_id AND n.id > w.after_notice_id"
             " LEFT JOIN webhook_deliveries d ON d.notice_id = n.id"
             " WHERE w.org_id = ? AND " + _WEBHOOK_WANTS,

@@ -109,7 +109,7 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
     if service is None or store is None:
         return
     app[EVIDENCE] = service
-    track_key_use(app, store.path)  # API keys' last use, batched off the loop
+    track_key_use(app, store.db)  # API keys' last use, batched off the loop
     interval = conf.renewal_interval_s
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
