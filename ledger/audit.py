@@ -28,6 +28,7 @@ from ledger.checkpoint import NoteVerifier, open_checkpoint
 from ledger.errors import LedgerError
 from ledger.hashing import CHAIN_GENESIS, EMPTY_ROOT, chain_hash, leaf_hash
 from ledger.merkle import CompactRange, root_of
+from ledger.serials import serial_text
 from ledger.store.base import Entry, SignedCheckpoint
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -134,7 +135,10 @@ def _check_token(
     if seen.binding is not None:
         problems += _check_binding(seen.binding, entry.index, roots, origin)
     if seen.serial is not None and seen.serial != entry.serial:
-        problems.append(f"token serial {seen.serial:x} differs from the stored {entry.serial:x}")
+        problems.append(
+            f"token serial {serial_text(seen.serial)} differs from the stored "
+            f"{serial_text(entry.serial)}"
+        )
     if seen.gen_time_ms is not None and seen.gen_time_ms != entry.gen_time_ms:
         problems.append(
             f"token genTime {seen.gen_time_ms} ms differs from the stored {entry.gen_time_ms}"
@@ -333,7 +337,7 @@ def audit(
             fail(Failure(i, "gen_time", f"genTime decreases ({entry.gen_time_ms} < {last_gen})"))
         last_gen = entry.gen_time_ms
         if entry.serial in serials:
-            fail(Failure(i, "serial", f"serial {entry.serial:x} appears twice"))
+            fail(Failure(i, "serial", f"serial {serial_text(entry.serial)} appears twice"))
         serials.add(entry.serial)
         for problem in _check_token(entry, seen, roots, origin):
             fail(Failure(i, "token", problem))

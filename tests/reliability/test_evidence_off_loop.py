@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from ledger.serials import serial_text
 from tests.support.latency import baseline, latencies_while, tsr_latency
 from tests.support.tsa import TsaServer, evidence_settings
 from tests.web.test_evidence_http import FORM, new_org
 from tsa_server.evidence import client
-from tsa_server.evidence.fee_items import serial_hex, storage_columns
+from tsa_server.evidence.fee_items import storage_columns
 from tsa_server.evidence.records import Certified, ItemMode, NewItem
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.fees import DEFAULT_POLICY, DepositForm, Digests, Mode, new_item
@@ -52,7 +53,7 @@ def add_due_items(path: Path, org: str, token: bytes, count: int) -> None:
                 sha256 = hashlib.sha256(b"old original %d" % n).hexdigest()
                 item_id = f"itm_old{n:012d}"
                 fee = new_item(
-                    item_id, serial_hex(n + 1), Mode.STORED, Digests(sha256), 1000, at, form,
+                    item_id, serial_text(n + 1), Mode.STORED, Digests(sha256), 1000, at, form,
                     policy=DEFAULT_POLICY,
                 )  # fmt: skip
                 values = NewItem(

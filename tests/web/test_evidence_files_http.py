@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from ledger.checkpoint import parse_vkey
 from ledger.proof_file import ProofFile
+from ledger.serials import serial_text
 from tests.support.certified import DEPOSITOR, issue, openssl_verify, put_item
 from tests.support.tsa import TSA_BIN, TsaServer
 from tsa_server.evidence.blobs import FileBlobStore
@@ -81,7 +82,7 @@ def test_certificate_pdf(setup: Setup, hsm, tmp_path: Path) -> None:
     assert headers["Cache-Control"] == "no-store"
     reader = PdfReader(io.BytesIO(pdf))
     text = "".join("".join(p.extract_text() for p in reader.pages).split())
-    serial = format(item.serial, "040x")
+    serial = serial_text(item.serial)  # the one spelling, as openssl prints it
     assert serial in text and item.sha256 in text and "".join(DEPOSITOR.split()) in text
     lookup = f"{setup.server.url}ledger/tokens/lookup/serial/{serial}"
     assert lookup in text  # the QR and the printed link point at this server

@@ -13,10 +13,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from asn1crypto import tsp
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ledger.merkle import MemoryTree
 from ledger.proofs import verify_inclusion
+from ledger.serials import serial_text
 from ledger.store.sqlite import SqliteReader
 from tests.rfc3161.test_verify_ours import Stamped, bare_token, stamp
 from tests.rfc3161.tokenfactory import DATA, build_token, flip_bit, make_pki, token_parts
@@ -97,8 +99,10 @@ def test_token_and_data_file(tsa, stamped):
     assert fields["policy"] == DEFAULT_POLICY
     assert fields["imprint_algorithm"] == "sha256"
     assert fields["imprint_hex"] == hashlib.sha256(stamped.data).hexdigest()
-    assert fields["nonce"] == stamped.nonce
-    assert int(fields["serial_hex"], 16) == fields["serial_number"]
+    assert fields["nonce"] == serial_text(stamped.nonce)  # a string: beyond JavaScript's 2^53
+    token = tsp.TimeStampResp.load(stamped.response)["time_stamp_token"]
+    tst = token["content"]["encap_content_info"]["content"].parsed
+    assert fields["serial_number"] == serial_text(tst["serial_number"].native)
     assert fields["gen_time_utc"].endswith("Z") and fields["time_zone"] == "UTC"
     local = datetime.fromisoformat(fields["gen_time_local"])
     assert local == datetime.fromisoformat(fields["gen_time_utc"].replace("Z", "+00:00"))

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from asn1crypto import x509 as asn1_x509
 
+from ledger.serials import serial_text
 from tsa_server.clock.beijing import display, require_aware, utc_text
 from tsa_server.evidence.records import Item, ItemMode, StorageState
 from tsa_server.rfc3161 import response
@@ -72,12 +73,6 @@ class CertificateData:
     @property
     def tsr_name(self) -> str:
         return f"{self.serial_hex}.tsr"
-
-
-def serial_text(serial: int) -> str:
-    """The public form of a serial: 40 lowercase hex digits, as the evidence store keeps
-    it (rows.py); /tokens/ and the ledger lookups accept it."""
-    return format(serial, "040x")
 
 
 def verify_url(base_url: str, serial: int) -> str:

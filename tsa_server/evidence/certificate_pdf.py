@@ -228,7 +228,6 @@ def render_certificate(data: CertificateData) -> bytes:
 
     page.heading("Time stamp  时间戳")
     page.row("Serial number", data.serial_hex, MONO, 9)
-    page.row("Serial (decimal)", str(data.serial), MONO, 9)
     page.row("Time (UTC)", utc_text(data.gen_time))
     page.row("Beijing time", f"{display(data.gen_time)}  {_cn_time(data.gen_time)}")
     page.row("TSA", data.tsa_name)

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ledger.serials import serial_text
 from tsa_server.accounts.keys import new_id
 from tsa_server.evidence.blobs import BlobRef, FileBlobStore
 from tsa_server.evidence.changes import Change
 from tsa_server.evidence.errors import InvalidInput
-from tsa_server.evidence.fee_items import serial_hex, storage_columns, token_facts
+from tsa_server.evidence.fee_items import storage_columns, token_facts
 from tsa_server.evidence.ports import OpsRecorder, Timestamp
 from tsa_server.evidence.records import (
     MAX_TEXT_CHARS,
@@ -127,7 +128,7 @@ def evidence_record(item_id: str, spec: DepositSpec, certified: Certified) -> di
         "statement": f.statement,
         "handle": f.handle,
         "tags": list(spec.tags),
-        "serial": serial_hex(certified.serial),
+        "serial": serial_text(certified.serial),
         "ledger_index": certified.ledger_index,
         "certified_at": certified.certified_at.isoformat().replace("+00:00", "Z"),
     }
@@ -291,13 +292,13 @@ class Deposits:
                 item=item_id,
                 mode=spec.mode.value,
                 sha256=spec.digests.sha256,
-                serial=serial_hex(serial),
+                serial=serial_text(serial),
                 ledger_index=issued.index,
                 record_sha256=record_sha256,
             )
         fee = new_item(
             item_id,
-            serial_hex(serial),
+            serial_text(serial),
             spec.mode,
             spec.digests,
             spec.size or 0,

@@ -20,6 +20,7 @@ from typing import Any
 
 from asn1crypto import cms, tsp  # noqa: F401 - tsp registers TSTInfo with cms
 
+from ledger.serials import serial_text
 from tsa_server.evidence.records import (
     CreditEntry,
     Item,
@@ -59,11 +60,6 @@ TO_STORE_STATE = {
 
 
 FROM_STORE_STATE = {v: k for k, v in TO_STORE_STATE.items()}
-
-
-def serial_hex(serial: int) -> str:
-    """The public serial: 40 hex digits, as in the issuance ledger."""
-    return format(serial, "040x")
 
 
 def token_facts(token: bytes) -> tuple[int, datetime]:
@@ -124,7 +120,7 @@ def fee_item(item: Item, terms: dict[str, Any] | None, policy: PricingPolicy) ->
         status = FROM_STORE_STATE[item.storage_state or StorageState.ACTIVE]
         first = new_item(
             item.id,
-            serial_hex(item.serial),
+            serial_text(item.serial),
             Mode.STORED,
             Digests(item.sha256, item.sha512, item.sm3),
             item.size or 0,
@@ -151,7 +147,7 @@ def fee_item(item: Item, terms: dict[str, Any] | None, policy: PricingPolicy) ->
         )
     return EvidenceItem(
         item.id,
-        serial_hex(item.serial),
+        serial_text(item.serial),
         Mode(item.mode.value),
         Digests(item.sha256, item.sha512, item.sm3),
         item.size or 0,

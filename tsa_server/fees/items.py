@@ -88,7 +88,7 @@ class EvidenceItem:
     """REC-1 `EvidenceItem`, the fields the fee rules and the evidence kit need."""
 
     item_id: str
-    serial: str  # public serial = the token's serial number
+    serial: str  # the token's serial number as shown (ledger/serials.py)
     mode: Mode
     digests: Digests
     size: int  # G-5: exact byte length of the original as deposited

@@ -13,13 +13,11 @@ import re
 
 from aiohttp import web
 
+from ledger.serials import serial_candidates
+
 #: The largest integer SQLite stores: every index, size and time in the ledger is below.
 MAX_SQL_INT = (1 << 63) - 1
-#: RFC 3161 serial numbers: positive integers of at most 160 bits (40 hex digits).
-SERIAL_BITS = 160
-
 _DECIMAL = re.compile(r"[0-9]{1,19}")
-_HEX_SERIAL = re.compile(r"(?:0[xX])?([0-9a-fA-F]{1,40})")
 
 
 def non_negative_int(text: str, name: str) -> int:
@@ -50,12 +48,10 @@ def path_int(request: web.Request, name: str) -> int:
     return non_negative_int(request.match_info[name], name)
 
 
-def hex_serial(text: str) -> int:
-    """A token serial number in hexadecimal (an optional 0x), at most 160 bits, or 400."""
-    found = _HEX_SERIAL.fullmatch(text)
-    if found is None:
-        raise web.HTTPBadRequest(
-            text=f"serial must be hexadecimal, at most {SERIAL_BITS // 4} digits "
-            f"({SERIAL_BITS} bits), optionally prefixed 0x\n"
-        )
-    return int(found.group(1), 16)
+def serials(text: str) -> tuple[int, ...]:
+    """The serial numbers a path segment may spell (ledger/serials.py: 0x-hex, bare hex or
+    decimal; a string of digits alone is tried both ways), or 400 saying what is accepted."""
+    try:
+        return serial_candidates(text)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None

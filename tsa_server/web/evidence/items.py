@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from aiohttp import ClientPayloadError, web
 
+from ledger.serials import serial_text
 from tsa_server.accounts.key_rules import Scope
 from tsa_server.evidence.blobs import CHUNK_BYTES
 from tsa_server.evidence.deposit_requests import views
@@ -106,7 +107,7 @@ async def token_tsr(request: web.Request) -> web.Response:
     return web.Response(
         body=response.granted(item.token),
         content_type="application/timestamp-reply",
-        headers={"Content-Disposition": f'attachment; filename="{item.serial:040x}.tsr"'},
+        headers={"Content-Disposition": f'attachment; filename="{serial_text(item.serial)}.tsr"'},
     )
 
 

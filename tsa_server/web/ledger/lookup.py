@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ledger.serials import serial_text
 from ledger.store.base import Entry, Reader, SignedCheckpoint
 from tsa_server.rfc3161 import response
 from tsa_server.web.handlers import REPLY_TYPE
@@ -36,7 +37,7 @@ from tsa_server.web.ledger.logs import (
     proof_file,
     read,
 )
-from tsa_server.web.params import hex_serial, optional_int, query_int
+from tsa_server.web.params import optional_int, query_int, serials
 
 MAX_IMPRINT_BYTES = 64  # SHA-512, the longest hash a request may carry
 NO_STORE = "private, no-store"
@@ -55,7 +56,7 @@ def matches(
     return [
         {
             "index": e.index,
-            "serial": format(e.serial, "x") if reveal else None,
+            "serial": serial_text(e.serial) if reveal else None,
             "gen_time": _iso(e.gen_time_ms) if reveal else None,
             "leaf_hash": e.leaf_hash.hex(),
             "token": base64.b64encode(e.token).decode() if reveal else None,
@@ -96,10 +97,19 @@ def _hex(request: web.Request, name: str, low: int, high: int) -> bytes:
 
 async def by_serial(request: web.Request) -> web.Response:
     view = log_view(request)
-    serial = hex_serial(request.match_info["serial"].lower())
+    candidates = serials(request.match_info["serial"])
     if (refusal := entries_refusal(request, view)) is not None:
         return refusal
-    return await _one_match(request, view, lambda r: r.entry_by_serial(serial), True)
+    return await _one_match(request, view, lambda r: by_any_serial(r, candidates), True)
+
+
+def by_any_serial(reader: Reader, candidates: tuple[int, ...]) -> Entry | None:
+    """The entry of the first serial in ``candidates`` the log holds (a string of digits
+    alone may be hex or decimal: ledger/serials.py)."""
+    for serial in candidates:
+        if (entry := reader.entry_by_serial(serial)) is not None:
+            return entry
+    return None
 
 
 async def by_leaf_hash(request: web.Request) -> web.Response:
@@ -213,10 +223,10 @@ async def token_by_serial(request: web.Request) -> web.Response:
     [ledger] public_entries = false only for an API key with the read scope (a token
     holds its message imprint)."""
     view = request.app[LOGS]["tokens"]
-    serial = hex_serial(request.match_info["serial"])
+    candidates = serials(request.match_info["serial"])
     if (refusal := entries_refusal(request, view)) is not None:
         return refusal
-    entry = await read(request, view, lambda r: r.entry_by_serial(serial))
+    entry = await read(request, view, lambda r: by_any_serial(r, candidates))
     if entry is None:
         raise web.HTTPNotFound(text="no token with this serial\n")
     reply = web.Response(body=response.granted(entry.token), content_type=REPLY_TYPE)

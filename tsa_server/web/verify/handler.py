@@ -51,6 +51,7 @@ from typing import Any
 from aiohttp import web
 from asn1crypto import x509 as asn1_x509
 
+from ledger.serials import serial_text
 from tsa_server.rfc3161.verify import VerificationReport, VerifyOptions
 from tsa_server.web.handlers import STATE
 from tsa_server.web.verify.input import (  # noqa: F401 - parse_hex, parse_int: cli/verify.py
@@ -127,12 +128,17 @@ def _digest_algorithm(given: VerifyInput) -> str | None:
 def report_json(
     report: VerificationReport, time_zone: str, given: VerifyInput | None = None
 ) -> dict[str, Any]:
-    """The report as JSON, with genTime in UTC and in ``time_zone`` and the serial in hex."""
+    """The report as JSON, with genTime in UTC and in ``time_zone``; the serial, the nonce
+    and the signer's serial as strings in the one spelling of ledger/serials.py (JSON
+    numbers lose precision past 2^53 in JavaScript)."""
     body = report.to_dict()
     fields = report.fields
     if fields is not None:
         out = body["fields"]
-        out["serial_hex"] = format(fields.serial_number, "#x")
+        out["serial_number"] = serial_text(fields.serial_number)
+        out["nonce"] = None if fields.nonce is None else serial_text(fields.nonce)
+        if fields.signer is not None:
+            out["signer"]["serial_number"] = serial_text(fields.signer.serial_number)
         out["gen_time_utc"] = fields.gen_time_text
         out["gen_time_local"] = fields.gen_time.astimezone(zoneinfo.ZoneInfo(time_zone)).isoformat()
         out["time_zone"] = time_zone

@@ -25,6 +25,7 @@ from aiohttp import web
 from ledger.hashing import leaf_hash
 from ledger.merkle import root_from_reader
 from ledger.proofs import inclusion_proof, verify_inclusion
+from ledger.serials import serial_text
 from ledger.store.base import Reader, SignedCheckpoint
 from tsa_server.rfc3161.verify import VerificationReport
 from tsa_server.web.ledger import logs as ledger
@@ -44,7 +45,7 @@ async def ledger_section(
     except web.HTTPServiceUnavailable:
         return {"found": None, "error": "the ledger is busy: verify again in a second"}
     except Exception as exc:
-        log.exception("ledger lookup for serial %#x failed", serial)
+        log.exception("ledger lookup for serial %s failed", serial_text(serial))
         return {"found": None, "error": f"the ledger could not be read: {type(exc).__name__}"}
     if not section["found"]:
         return _missing(section, serial, report.check("signature").passed)
@@ -62,14 +63,14 @@ async def ledger_section(
 
 def _missing(section: dict[str, Any], serial: int, signature_ok: bool) -> dict[str, Any]:
     if signature_ok:
-        log.error("token serial %#x signed by this TSA is not in the ledger", serial)
+        log.error("token serial %s signed by this TSA is not in the ledger", serial_text(serial))
         section["reason"] = (
-            f"this TSA signed the token (serial {serial:#x}) but its ledger has no entry "
+            f"this TSA signed the token (serial {serial_text(serial)}) but its ledger has no entry "
             "for it: the ledger is incomplete or the signing key was used outside it"
         )
     else:
         section["reason"] = (
-            f"the ledger has no entry with serial {serial:#x}, and the token's signature "
+            f"the ledger has no entry with serial {serial_text(serial)}, and the token's signature "
             "does not verify: this TSA did not issue this token as it is"
         )
     return section
@@ -80,7 +81,7 @@ def ledger_lookup(reader: Reader, serial: int) -> dict[str, Any]:
     checkpoint when it covers the entry, else against the current tree. O(log n)."""
     entry = reader.entry_by_serial(serial)
     if entry is None:
-        return {"found": False, "serial": format(serial, "#x")}
+        return {"found": False, "serial": serial_text(serial)}
     latest = reader.latest_checkpoint()
     if latest is not None and entry.index < latest.size:
         size, root, note, pending = latest.size, latest.root, latest.note, None
