@@ -33,7 +33,7 @@ def _listeners(config: Config) -> tuple[list[Site], ReloadableTls | None]:
 def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None:
     """Serve until interrupted; `say` prints what the operator should see."""
     from tsa_server.app import create_app
-    from tsa_server.web import lifecycle, serving
+    from tsa_server.web import lifecycle, metrics, observe, serving
     from tsa_server.wiring import build_services
 
     logging.basicConfig(
@@ -52,6 +52,13 @@ def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    app = create_app(services)
+    monitoring = app[metrics.MONITORING]
+    side_apps = []
+    if config.metrics.host:
+        side_apps.append(
+            (metrics.metrics_app(monitoring), Site(config.metrics.host, config.metrics.port))
+        )
     plan = lifecycle.Plan(
         serving.Listener(
             config.server.host,
@@ -66,12 +73,15 @@ def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None
         ),
         tuple(sites),
         tls,
+        observe.access_hook(monitoring.http),
+        tuple(side_apps),
     )
     urls = "  ".join(site.url for site in plan.sites)
     say(f"TSA serving on {urls}  (CA file: {config.certificates.ca})")
     if tls is not None:
         say(f"TLS certificate: {tls.loaded.describe()}")
-    app = create_app(services)
+    for _, site in side_apps:
+        say(f"metrics (no key) on {site.url}metrics")
     # Everything built so far lives as long as the server: keep it out of the cyclic
     # collector's full passes, whose pauses otherwise show in the latency tail.
     gc.collect()

@@ -175,6 +175,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics: GET /metrics on the main listeners for the operators' admin
+    keys, and without a key on a listener of their own when host is set."""
+
+    host: str = ""  # e.g. 127.0.0.1; empty: no listener of their own
+    port: int = 9161
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tsa: TsaConfig = field(default_factory=TsaConfig)
@@ -188,6 +197,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     names: NamesConfig = field(default_factory=NamesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def pin(self) -> str:
         """The token PIN: the environment variable first, then the PIN file."""

@@ -162,8 +162,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _validate_listeners(config: Config) -> None:
-    """HTTPS and the plain listener beside it."""
-    server = config.server
+    """HTTPS, the plain listener beside it, the metrics listener."""
+    server, metrics = config.server, config.metrics
     _require(
         bool(server.tls_certificate) == bool(server.tls_key),
         "[server] tls_certificate and tls_key go together (both PEM files) or not at all",
@@ -179,6 +179,15 @@ def _validate_listeners(config: Config) -> None:
         _require(
             not (same_host and server.tls_port == server.port),
             "[server] tls_port must differ from port on the same address",
+        )
+    _require(0 < metrics.port < 65536, "[metrics] port must be 1-65535")
+    if metrics.host:
+        taken = {(server.host, server.port)}
+        if server.tls:
+            taken.add((server.tls_host or server.host, server.tls_port))
+        _require(
+            (metrics.host, metrics.port) not in taken,
+            "[metrics] host and port must not be a listener of [server]",
         )
 
 

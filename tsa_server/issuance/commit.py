@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.store.base import NewEntry, Store
+from tsa_server.issuance.observer import IssuanceObserver
 from tsa_server.rfc3161.request_types import TimeStampRequest
 
 
@@ -89,6 +91,7 @@ class Committer:
         self._items: deque[Batch] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
+        self.observer: IssuanceObserver | None = None  # told each commit's duration
         self._thread = threading.Thread(target=self._run, name="tsa-commit", daemon=True)
         self._thread.start()
 
@@ -133,9 +136,12 @@ class Committer:
                 end += len(batch.pending)
         if group:
             entries = [entry for batch in group for entry in batch.entries or ()]
+            started = time.perf_counter()
             try:
                 self._store.append(self._epoch, group[0].first, entries)
             except Exception as exc:  # noqa: BLE001 - any commit fault fails the group
                 return Committed([], batches, exc, self._durable_index)
+            if self.observer is not None:
+                self.observer.committed(len(entries), time.perf_counter() - started)
             self._durable_index = end
         return Committed(group, failed, error, self._durable_index)

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from ledger.store.base import NewEntry, Store
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo, RequestRejected, TSAError
 from tsa_server.issuance.commit import Batch, Committed, Committer, Issued, Pending
+from tsa_server.issuance.observer import IssuanceObserver
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
 from tsa_server.rfc3161.request import parse_request
@@ -104,6 +105,8 @@ class Issuer:
         self._committer = Committer(store, self._epoch, state.next_index, self._report)
         self.issued = 0
         self.rejected = 0
+        self.failures: Counter[FailureInfo] = Counter()  # rejections by failInfo
+        self._observer: IssuanceObserver | None = None
         self.last_failure: str | None = None  # set when a batch fails, cleared by a success
         self._last_failure_at = 0.0
         self._probe: tuple[float, str | None] = (-1e9, None)  # (when, problem) of the signer
@@ -112,6 +115,16 @@ class Issuer:
     def next_index(self) -> int:
         """The ledger size once every batch in flight has committed."""
         return self._durable_index
+
+    @property
+    def in_flight(self) -> int:
+        """Batches sequenced and not yet committed (being signed or committed)."""
+        return len(self._queue) + self._handed
+
+    def observe(self, observer: IssuanceObserver) -> None:
+        """Report batch sizes and signing, commit and signer failures to `observer`."""
+        self._observer = observer
+        self._committer.observer = observer
 
     def close(self) -> None:
         self._committer.close()
@@ -122,6 +135,7 @@ class Issuer:
             request = parse_request(body, self._profile)
         except RequestRejected as exc:
             self.rejected += 1
+            self.failures[exc.failure] += 1
             return response.rejection(exc.failure, exc.text)
         return (await self.submit(request)).reply
 
@@ -194,7 +208,7 @@ class Issuer:
                 digests.append(digest_name)
                 serials.append(serial)
         except RequestRejected as exc:
-            self._answer(pending, Issued(response.rejection(exc.failure, exc.text)))
+            self._answer(pending, Issued(response.rejection(exc.failure, exc.text)), exc.failure)
             return None
         except Exception as exc:  # noqa: BLE001 - any fault before the commit is systemFailure
             self._failed(exc, len(pending))
@@ -208,12 +222,20 @@ class Issuer:
         try:
             messages = [to_be_signed(a) for a in batch.attrs]
             idle = self._signing == 1 and len(self._queue) == 1 and not self._handed
-            if idle and len(messages) <= _INLINE_SIGN_MAX:
-                # Nothing else in flight (light load): a round trip to a worker would
-                # cost more than signing these few here, on this process's own session.
-                signatures = self._signer.sign_many(messages, batch.digests)
-            else:
-                signatures = await self._batch_signer.sign_batch(messages, batch.digests)
+            started = time.perf_counter()
+            try:
+                if idle and len(messages) <= _INLINE_SIGN_MAX:
+                    # Nothing else in flight (light load): a round trip to a worker would
+                    # cost more than signing these few here, on this process's own session.
+                    signatures = self._signer.sign_many(messages, batch.digests)
+                else:
+                    signatures = await self._batch_signer.sign_batch(messages, batch.digests)
+            except Exception:
+                if self._observer is not None:
+                    self._observer.signer_failed()
+                raise
+            if self._observer is not None:
+                self._observer.signed(len(messages), time.perf_counter() - started)
             template = self._template
             entries: list[NewEntry] = []
             for item, serial, tst, attr, sig, digest_name in zip(
@@ -288,8 +310,14 @@ class Issuer:
         for batch in failed:
             self._answer(batch.pending, _SYSTEM_FAILURE)
 
-    def _answer(self, pending: list[Pending], outcome: Issued) -> None:
+    def _answer(
+        self,
+        pending: list[Pending],
+        outcome: Issued,
+        failure: FailureInfo = FailureInfo.SYSTEM_FAILURE,
+    ) -> None:
         self.rejected += len(pending)
+        self.failures[failure] += len(pending)
         for item in pending:
             if not item.future.done():
                 item.future.set_result(outcome)
@@ -320,6 +348,8 @@ class Issuer:
                 problem = None
             except Exception as exc:  # noqa: BLE001 - any signer fault means not ready
                 problem = f"signer: {_describe(exc)}"
+                if self._observer is not None:
+                    self._observer.signer_failed()
             self._probe = (now, problem)
         if problem:
             found.append(problem)

@@ -12,8 +12,10 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from tsa_server.web.serving import (
     LINGER_S,
@@ -50,6 +52,10 @@ class Plan:
     listener: Listener
     sites: tuple[Site, ...]
     tls: ReloadableTls | None = None
+    # Told of every response and how long it took (web/observe.py): metrics, logs.
+    access_hook: type[AbstractAccessLogger] | None = None
+    # Small applications on listeners of their own (the metrics listener).
+    side_apps: tuple[tuple[web.Application, Site], ...] = ()
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, signum: int, action: object) -> None:
@@ -61,10 +67,13 @@ def _on_signal(loop: asyncio.AbstractEventLoop, signum: int, action: object) -> 
 
 async def _serve(app: web.Application, plan: Plan) -> None:
     listener = plan.listener
+    hook: dict[str, Any] = {"access_log": None}
+    if plan.access_hook is not None:
+        hook = {"access_log_class": plan.access_hook, "access_log": logging.getLogger("tsa.access")}
     runner = web.AppRunner(
         app,
         handle_signals=False,
-        access_log=None,
+        **hook,
         keepalive_timeout=listener.idle_timeout_s,
         max_line_size=MAX_REQUEST_LINE,
         max_field_size=MAX_REQUEST_LINE,
@@ -94,11 +103,29 @@ async def _serve(app: web.Application, plan: Plan) -> None:
                 backlog=listener.max_connections,
                 ssl_context=site.ssl_context,
             ).start()
+        side = await _start_side_apps(plan, listener)
         await stop.wait()
         log.warning("stopping")
     finally:
         sweeper.cancel()
+        for side_runner in reversed(side):
+            await side_runner.cleanup()
         await runner.cleanup()
+
+
+async def _start_side_apps(plan: Plan, listener: Listener) -> list[web.AppRunner]:
+    runners = []
+    for side_app, site in plan.side_apps:
+        runner = web.AppRunner(
+            side_app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=listener.idle_timeout_s,
+        )
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, site.host, site.port, ssl_context=site.ssl_context).start()
+    return runners
 
 
 def run(app: web.Application, plan: Plan) -> None:
