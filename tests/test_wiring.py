@@ -1,10 +1,13 @@
-"""The backend the wiring picks: with [database] url the token ledger and the operations
-log live in a real PostgreSQL database (the session's server); `tsa serve` refuses a
+"""The backend the wiring picks: with [database] url the token ledger, the operations
+log, the accounts and the evidence tables live in a real PostgreSQL database (the
+session's server); `tsa serve` refuses a
 database whose schema it does not know, `tsa db upgrade` migrates it (idempotently), and
 every token a client gets is in the database before its answer, verifiable with openssl."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 
 import pytest
@@ -14,6 +17,10 @@ from ledger.store.postgres import SCHEMA_VERSION, PostgresReader
 from tests.support.certified import openssl_verify
 from tests.support.queries import make_request
 from tests.support.tsa import TSA_BIN, TsaServer
+from tsa_server.database.postgres import PostgresDatabase
+from tsa_server.evidence import client
+from tsa_server.evidence.schema_postgres import EVIDENCE
+from tsa_server.evidence.store import EvidenceStore
 
 
 def tsa(server: TsaServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,3 +75,42 @@ def test_tokens_are_in_postgres_before_their_answer(pg_server: TsaServer, hsm, t
         assert ops.size() >= 1  # the start event
     finally:
         ops.close()
+
+
+FORM = {"depositor": "张三 (Zhang San)", "work_content": "a product photo", "statement": "mine"}
+
+
+def test_evidence_and_accounts_live_in_postgres(pg_server: TsaServer, tmp_path) -> None:
+    """The CLI and the server keep organisations, keys, credits and items in [database]:
+    what one writes the other sees, and nothing goes to the [evidence] SQLite file."""
+    assert tsa(pg_server, "init").returncode == 0  # migrates every store's schema
+    pg_server.start(timeout=30)
+    org = tsa(pg_server, "accounts", "create-org", "PG shop").stdout.strip()
+    made = tsa(pg_server, "accounts", "create-key", "--org", org, "--scope", "deposit,read")
+    key = made.stdout.strip()
+    assert made.returncode == 0 and key.startswith("tsa_"), made.stderr
+    granted = tsa(pg_server, "fees", "grant", "--org", org, "--units", "2", "--key", "order-1")
+    assert granted.returncode == 0, granted.stderr
+
+    def deposit(text: str) -> tuple[int, dict]:
+        body = json.dumps({"sha256": hashlib.sha256(text.encode()).hexdigest(), **FORM})
+        status, _, raw = client.call(
+            pg_server.url, key, "POST", "/api/v1/deposits", body.encode(),
+            {"Content-Type": "application/json"},
+        )
+        return status, json.loads(raw)
+
+    assert deposit("first")[0] == 201 and deposit("second")[0] == 201
+    status, refused = deposit("third")  # the credits are spent
+    assert status == 402, refused
+
+    url = pg_server.config_path.read_text().split('url = "')[1].split('"')[0]
+    store = EvidenceStore(PostgresDatabase(url, EVIDENCE, migrate=False), owns=True)
+    try:
+        assert store.count_items(org) == 2
+        assert sum(e.units for e in store.credit_entries(org) if e.kind == "purchase") == 2
+        assert store.verify_credit_chain() == len(store.credit_entries(org))
+    finally:
+        store.close()
+    assert not (tmp_path / "evidence.sqlite").exists()
+    assert not list(pg_server.workdir.rglob("evidence.sqlite"))

@@ -419,3 +419,45 @@ def test_each_thread_has_its_own_connection(store: EvidenceStore, two_orgs) -> N
     thread.join(10)
     assert seen == [None] and store.organisation("org_x") is not None
     assert store._conn is not None and len(store.db._opened) == 2  # type: ignore[attr-defined]
+
+
+def test_racing_writers_on_two_connections_never_overdraw(
+    store: EvidenceStore, two_orgs, evidence_db
+) -> None:
+    """Issue 16, item 4: the balance check and the append are one atomic step across
+    processes and nodes (SQLite's write lock; PostgreSQL's advisory lock): 12 threads on
+    two stores race for 5 units, exactly 5 win, the chain stays contiguous."""
+    import threading
+
+    a = two_orgs[0]
+    store.append_credit_entries([entry(a.id, "lot", 5)])
+    other = evidence_db.open()
+
+    def no_overdraft(org_id, existing, added) -> None:
+        if sum(e.units for e in existing) + sum(e.units for e in added) < 0:
+            raise EvidenceError("insufficient credits")
+
+    won, lost, start = [], [], threading.Barrier(12)
+
+    def spend(n: int) -> None:
+        writer = store if n % 2 else other
+        start.wait(10)
+        try:
+            writer.append_credit_entries(
+                [entry(a.id, f"spend-{n}", -1, "consume")], check=no_overdraft
+            )
+            won.append(n)
+        except EvidenceError:
+            lost.append(n)
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(won) == 5 and len(lost) == 7
+        assert sum(e.units for e in store.credit_entries(a.id)) == 0
+        assert store.verify_credit_chain() == 6 == other.verify_credit_chain()
+    finally:
+        other.close()
