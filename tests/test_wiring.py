@@ -95,7 +95,11 @@ def test_evidence_and_accounts_live_in_postgres(pg_server: TsaServer, tmp_path) 
     def deposit(text: str) -> tuple[int, dict]:
         body = json.dumps({"sha256": hashlib.sha256(text.encode()).hexdigest(), **FORM})
         status, _, raw = client.call(
-            pg_server.url, key, "POST", "/api/v1/deposits", body.encode(),
+            pg_server.url,
+            key,
+            "POST",
+            "/api/v1/deposits",
+            body.encode(),
             {"Content-Type": "application/json"},
         )
         return status, json.loads(raw)

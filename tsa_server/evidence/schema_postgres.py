@@ -73,18 +73,42 @@ CREATE INDEX api_keys_org ON api_keys (org_id);
 CREATE INDEX api_keys_created_by ON api_keys (created_by);
 
 {_append_only("organisations", "organisations are never deleted", update=False)}
-{_refuse("organisations_fixed", "organisations", _changed("id", "created_at"),
-         "an organisation id never changes")}
-{_refuse("members_fixed", "members", _changed("id", "org_id"),
-         "a member stays in its organisation")}
+{
+    _refuse(
+        "organisations_fixed",
+        "organisations",
+        _changed("id", "created_at"),
+        "an organisation id never changes",
+    )
+}
+{
+    _refuse(
+        "members_fixed", "members", _changed("id", "org_id"), "a member stays in its organisation"
+    )
+}
 {_append_only("api_keys", "API keys are revoked, never deleted", update=False)}
-{_refuse("api_keys_fixed", "api_keys",
-         _changed("id", "org_id", "secret_hash", "role", "scopes", "created_at",
-                  "created_by", "member_id", "expires_at")
-         + " OR (OLD.revoked_at IS NOT NULL AND ("
-         + _changed("revoked_at", "revoked_by", "revoked_via") + "))"
-         + " OR (NEW.revoked_via IS NOT NULL AND NEW.revoked_at IS NULL)",
-         "an API key only gains last_used_at and one revocation")}
+{
+    _refuse(
+        "api_keys_fixed",
+        "api_keys",
+        _changed(
+            "id",
+            "org_id",
+            "secret_hash",
+            "role",
+            "scopes",
+            "created_at",
+            "created_by",
+            "member_id",
+            "expires_at",
+        )
+        + " OR (OLD.revoked_at IS NOT NULL AND ("
+        + _changed("revoked_at", "revoked_by", "revoked_via")
+        + "))"
+        + " OR (NEW.revoked_via IS NOT NULL AND NEW.revoked_at IS NULL)",
+        "an API key only gains last_used_at and one revocation",
+    )
+}
 
 -- A key made by a key (created_by names a key: "cli" names none) stays within its creator.
 CREATE FUNCTION api_keys_within_creator() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -94,8 +118,9 @@ BEGIN
         OR {_rank("NEW.role")} > {_rank("p.role")}
         OR (p.expires_at IS NOT NULL
             AND (NEW.expires_at IS NULL OR NEW.expires_at > p.expires_at))
-        OR {" OR ".join(
-            f"({_holds('NEW.scopes', s)} AND NOT {_holds('p.scopes', s)})" for s in Scope)}))
+        OR {
+    " OR ".join(f"({_holds('NEW.scopes', s)} AND NOT {_holds('p.scopes', s)})" for s in Scope)
+}))
     THEN
         RAISE EXCEPTION '{CREATOR_BOUND}' USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -175,18 +200,51 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_org ON webhook_deliveries (org_id, notice_id);
 
 {_append_only("items", "evidence items are never deleted, only their originals", update=False)}
-{_refuse("items_fixed", "items",
-         _changed("id", "org_id", "mode", "sha256", "sha512", "sm3", "size", "created_at"),
-         "an item's identity and digests never change")}
-{_refuse("items_certified_frozen", "items",
-         "OLD.token IS NOT NULL AND (" + _changed(
-             "token", "ledger_index", "serial", "certified_at", "file_name", "media_type",
-             "title", "statement", "depositor") + ")",
-         "a certified item's token and statement never change")}
-{_refuse("items_consistent_insert", "items", f"NOT COALESCE({_ITEM_CONSISTENT}, false)",
-         "item mode, original, storage state and token disagree", "INSERT")}
-{_refuse("items_consistent_update", "items", f"NOT COALESCE({_ITEM_CONSISTENT}, false)",
-         "item mode, original, storage state and token disagree")}
+{
+    _refuse(
+        "items_fixed",
+        "items",
+        _changed("id", "org_id", "mode", "sha256", "sha512", "sm3", "size", "created_at"),
+        "an item's identity and digests never change",
+    )
+}
+{
+    _refuse(
+        "items_certified_frozen",
+        "items",
+        "OLD.token IS NOT NULL AND ("
+        + _changed(
+            "token",
+            "ledger_index",
+            "serial",
+            "certified_at",
+            "file_name",
+            "media_type",
+            "title",
+            "statement",
+            "depositor",
+        )
+        + ")",
+        "a certified item's token and statement never change",
+    )
+}
+{
+    _refuse(
+        "items_consistent_insert",
+        "items",
+        f"NOT COALESCE({_ITEM_CONSISTENT}, false)",
+        "item mode, original, storage state and token disagree",
+        "INSERT",
+    )
+}
+{
+    _refuse(
+        "items_consistent_update",
+        "items",
+        f"NOT COALESCE({_ITEM_CONSISTENT}, false)",
+        "item mode, original, storage state and token disagree",
+    )
+}
 
 {_append_only("credit_entries", "credit entries are append-only")}
 CREATE FUNCTION credit_entries_contiguous() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -201,10 +259,15 @@ CREATE TRIGGER credit_entries_contiguous BEFORE INSERT ON credit_entries
 FOR EACH ROW EXECUTE FUNCTION credit_entries_contiguous();
 
 {_append_only("item_terms", "an item's storage record is never deleted", update=False)}
-{_refuse("item_terms_fixed", "item_terms",
-         _changed("item_id", "org_id", "epoch", "work_content", "handle", "record_sha256")
-         + " OR (OLD.ops_index IS NOT NULL AND NEW.ops_index IS DISTINCT FROM OLD.ops_index)",
-         "an item's certified record never changes")}
+{
+    _refuse(
+        "item_terms_fixed",
+        "item_terms",
+        _changed("item_id", "org_id", "epoch", "work_content", "handle", "record_sha256")
+        + " OR (OLD.ops_index IS NOT NULL AND NEW.ops_index IS DISTINCT FROM OLD.ops_index)",
+        "an item's certified record never changes",
+    )
+}
 {_append_only("notices", "notices are append-only")}
 """
 
