@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from tsa_server.issuance.publisher import CheckpointPublisher
-from tsa_server.web import evidence, handlers, malformed, metrics, ratelimit
+from tsa_server.web import evidence, handlers, malformed, metrics, observe, ratelimit
 from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.routes import add_routes
 from tsa_server.web.verify import handler as verify
@@ -27,6 +27,7 @@ def create_app(services: Services) -> web.Application:
         middlewares=[handlers.errors_middleware, ratelimit.client_limits],
         client_max_size=config.server.max_body_bytes,
     )
+    app.on_response_prepare.append(observe.echo_request_id)  # X-Request-Id
     app[ratelimit.CLIENT_LIMITER] = ratelimit.ClientLimiter.from_config(config.limits)
     app[handlers.STATE] = handlers.WebState(
         issuer=services.issuer,

@@ -33,12 +33,10 @@ def _listeners(config: Config) -> tuple[list[Site], ReloadableTls | None]:
 def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None:
     """Serve until interrupted; `say` prints what the operator should see."""
     from tsa_server.app import create_app
-    from tsa_server.web import lifecycle, metrics, observe, serving
+    from tsa_server.web import lifecycle, logs, metrics, observe, serving
     from tsa_server.wiring import build_services
 
-    logging.basicConfig(
-        level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(config.logging.level, config.logging.format)
     if config.clock.accept_local_reference:
         logging.getLogger("tsa.clock").warning(
             "[clock] accept_local_reference is on: an NTP server serving its own local clock "
@@ -73,7 +71,7 @@ def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None
         ),
         tuple(sites),
         tls,
-        observe.access_hook(monitoring.http),
+        observe.access_hook(monitoring.http, config.logging.access),
         tuple(side_apps),
     )
     urls = "  ".join(site.url for site in plan.sites)

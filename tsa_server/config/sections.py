@@ -172,6 +172,8 @@ class NamesConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    format: str = "text"  # "text" for people, "json" for one JSON object per line
+    access: bool = False  # a line per request; otherwise one per answer of 400 or more
 
 
 @dataclass(frozen=True)

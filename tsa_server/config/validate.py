@@ -150,6 +150,7 @@ def validate(config: Config) -> None:
         config.logging.level in {"DEBUG", "INFO", "WARNING", "ERROR"},
         "[logging] level must be DEBUG, INFO, WARNING or ERROR",
     )
+    _require(config.logging.format in {"text", "json"}, "[logging] format must be text or json")
 
 
 def _is_loopback(host: str) -> bool:

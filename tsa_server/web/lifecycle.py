@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from tsa_server.web import observe
 from tsa_server.web.serving import (
     LINGER_S,
     MAX_HEADERS,
@@ -91,6 +92,7 @@ async def _serve(app: web.Application, plan: Plan) -> None:
     await runner.setup()
     server = runner.server
     assert server is not None, "set up above"
+    observe.tag_requests(server)  # request ids, before any connection
     watchdog = BodyWatchdog(server, listener.body)
     sweeper = asyncio.create_task(watchdog.run())
     try:

@@ -1,23 +1,38 @@
-"""What every request leaves behind, through the hook aiohttp already has for it: the
-access logger, which the server calls once per response with the time it took (so no
-middleware is added to the path of `/tsr`).
+"""What every request leaves behind, through hooks aiohttp already has (so no middleware
+is added to the path of `/tsr`):
 
-Per request: one latency observation and one counter increment on label children cached
-by (route pattern, method). Routes are the route table's patterns, never the path itself;
-a method outside the usual few is counted as "other".
+- the request factory (`tag_requests`) gives each request an id: the client's
+  `X-Request-Id` when it is a short token of safe characters, else a new one (process
+  prefix and a counter, no randomness per request); it is set in the context the
+  handler runs in, so every log line the request causes carries it (web/logs.py), and
+  `echo_request_id` (an `on_response_prepare` signal) puts it in the response;
+- the access logger (`access_hook`), which the server calls once per response with the
+  time it took: one latency observation and one counter increment per request, on label
+  children cached by (route pattern, method); and one log line for each answer of 400 or
+  more ([logging] access: for every answer). A method outside the usual few is counted
+  as "other"; routes are the route table's patterns, never the path itself.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
+import secrets
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
 from tsa_server.metrics.instruments import UNMATCHED, HttpMetrics
+from tsa_server.web.logs import REQUEST_ID
 
+REQUEST_ID_HEADER = "X-Request-Id"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_MAX_PATH = 200
+log = logging.getLogger("tsa.access")
 
 
 def route_of(request: BaseRequest) -> str:
@@ -29,13 +44,42 @@ def route_of(request: BaseRequest) -> str:
     return UNMATCHED if resource is None else resource.canonical
 
 
-def access_hook(http: HttpMetrics) -> type[AbstractAccessLogger]:
-    """An access-logger class (aiohttp makes one per connection) feeding `http`."""
+def tag_requests(server: web.Server) -> None:
+    """Give every request of `server` an id (module doc); before connections arrive."""
+    make = server.request_factory
+    prefix = secrets.token_hex(4)
+    counter = itertools.count(1)
+
+    def factory(*args: Any) -> BaseRequest:
+        request = make(*args)
+        given = args[0].headers.get(REQUEST_ID_HEADER)
+        if given is None or _CLIENT_ID.fullmatch(given) is None:
+            given = f"{prefix}-{next(counter):x}"
+        REQUEST_ID.set(given)
+        return request
+
+    server.request_factory = factory
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    request_id = REQUEST_ID.get()
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
+def access_hook(http: HttpMetrics, every_request: bool = False) -> type[AbstractAccessLogger]:
+    """An access-logger class (aiohttp makes one per connection) feeding `http` and the
+    request lines (module doc)."""
 
     class AccessHook(AbstractAccessLogger):
         def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
             method = request.method if request.method in _METHODS else "other"
-            http.observe(route_of(request), method, response.status, time)
+            route = route_of(request)
+            status = response.status
+            http.observe(route, method, status, time)
+            # A request aiohttp could not parse has had its line (web/malformed.py).
+            if (status >= 400 or every_request) and isinstance(request, web.Request):
+                _request_line(request, method, route, status, time)
 
         @property
         def enabled(self) -> bool:
@@ -44,4 +88,19 @@ def access_hook(http: HttpMetrics) -> type[AbstractAccessLogger]:
     return AccessHook
 
 
-ACCESS_LOGGER = logging.getLogger("tsa.access")
+def _request_line(
+    request: BaseRequest, method: str, route: str, status: int, seconds: float
+) -> None:
+    path = request.path
+    if len(path) > _MAX_PATH:
+        path = path[:_MAX_PATH] + "…"
+    fields = {
+        "method": method,
+        "route": route,
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "remote": request.remote,
+    }
+    level = logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "%s %s -> %d in %.1f ms", method, path, status, seconds * 1000, extra=fields)

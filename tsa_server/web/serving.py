@@ -122,7 +122,8 @@ class BodyWatchdog:
         # (which would meet SlowBody again); force_close() would drop the 408 too.
         handler._lingering_time = 0.0
         handler.close()
-        log.info("request body from %s failed: %s", request.remote, problem)
+        # The 408 gets its request line (web/observe.py); this says why, when debugging.
+        log.debug("request body from %s failed: %s", request.remote, problem)
 
     async def run(self, interval_s: float = SWEEP_INTERVAL_S) -> None:
         while True:
