@@ -1,6 +1,7 @@
 """`tsa-ledger`: the auditor's command line. It only reads.
 
-Exit codes: 0 the ledger verifies, 1 usage or I/O error, 2 verification failure.
+Exit status (ledger/cli_run.py, shared with `tsa`): 0 the ledger verifies, 1 usage or
+input error, 2 verification failure; errors are one line, or JSON with --json.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ledger import audit_state
 from ledger.audit import AuditReport, Inspect, audit, inspect_entry, inspect_token
 from ledger.binding import find_binding
 from ledger.checkpoint import NoteVerifier, parse_vkey
+from ledger.cli_run import run
 from ledger.errors import LedgerError
 from ledger.hashing import CHAIN_GENESIS
 from ledger.proof_file import ProofFile
@@ -257,17 +259,7 @@ def _token_der(data: bytes) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        code = cli.main(args=argv, prog_name="tsa-ledger", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.UsageError as exc:
-        exc.show()
-        return 1
-    except click.ClickException as exc:
-        exc.show()
-        return 1
-    return code if isinstance(code, int) else 0
+    return run(cli, argv, "tsa-ledger")
 
 
 if __name__ == "__main__":

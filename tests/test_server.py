@@ -125,7 +125,7 @@ def serve_fails(workdir, sections) -> str:
         timeout=60,
         cwd=workdir,
     )
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
 
@@ -257,7 +257,7 @@ def test_unparseable_toml_is_reported(tmp_path) -> None:
     result = subprocess.run(
         [TSA_BIN, "serve", "--config", str(path)], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "not valid TOML" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -271,7 +271,7 @@ def test_a_second_server_on_the_same_ledger_is_refused(make_server) -> None:
         timeout=60,
         cwd=first.workdir,
     )
-    assert second.returncode == 2 and "in use by another process" in second.stderr
+    assert second.returncode == 1 and "in use by another process" in second.stderr
     assert "Traceback" not in second.stderr
     assert granted_now(first)  # the running server keeps its sequence
     assert first.get("/readyz")[0] == 200
@@ -286,7 +286,7 @@ def test_command_line_overrides_are_validated(make_server) -> None:
         timeout=60,
         cwd=server.workdir,
     )
-    assert result.returncode == 2 and "[server] port must be 1-65535" in result.stderr
+    assert result.returncode == 1 and "[server] port must be 1-65535" in result.stderr
 
 
 def test_unopenable_ledger_is_one_clear_line(tmp_path, hsm) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner
@@ -14,8 +17,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.rfc3161.test_verify_ours import Stamped, bare_token, stamp
 from tests.rfc3161.tokenfactory import make_pki
+from tests.support.queries import make_request
 from tests.support.tsa import TSA_BIN, write_config
-from tsa_server.cli import cli
+from tsa_server.cli import main
 from tsa_server.config import Config, load_config, parse_config
 from tsa_server.errors import ConfigError
 from tsa_server.rfc3161.verify_load import load_certificates
@@ -49,8 +53,23 @@ def files(tsa, with_cert, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def run(*args: str, stdin: bytes | None = None):
-    return CliRunner().invoke(cli, ["verify", *args], input=stdin, catch_exceptions=False)
+@dataclass
+class Ran:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run(*args: str, stdin: bytes | None = None) -> Ran:
+    """`tsa verify ARGS` in this process, through the real entry point (tsa_server.cli.main,
+    which applies the exit-code convention), with stdin, stdout and stderr captured."""
+    with CliRunner().isolation(input=stdin) as (out, err, _):
+        code = main(["verify", *args])
+        return Ran(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def test_valid_token_with_data(files, hsm):
@@ -132,7 +151,7 @@ def test_json_output(files, hsm):
     report = json.loads(result.stdout)
     assert report["valid"] is True
     assert all(c["passed"] for c in report["checks"])
-    assert report["fields"]["serial_hex"].startswith("0x")
+    assert re.fullmatch(r"0x(?:[0-9A-F]{2})+", report["fields"]["serial_number"])
     assert report["fields"]["gen_time_utc"].endswith("Z")
 
 
@@ -249,7 +268,7 @@ def test_usage_errors_exit_1_with_one_message(files, hsm, tmp_path, name):
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("tsa: ") or "Error: " in result.stderr, result.stderr
+    assert result.stderr.startswith("tsa: ") and len(result.stderr.splitlines()) == 1
 
 
 def test_installed_command_exit_codes(files, hsm):
@@ -265,6 +284,38 @@ def test_installed_command_exit_codes(files, hsm):
     assert garbage.returncode == 1 and garbage.stdout == ""
     assert garbage.stderr.startswith("tsa: ") and len(garbage.stderr.splitlines()) == 1
     assert tsa("--nope").returncode == 1
+
+
+def test_a_damaged_token_fails_the_check_and_a_request_is_a_usage_error(files, hsm, tmp_path):
+    """A truncated token is a token that does not verify (2); a request file given as
+    the token is the wrong input (1) and the message says what to give instead; neither
+    shows the decoder's parse path."""
+    whole = files["token"].read_bytes()
+    cut = tmp_path / "cut.tsr"
+    cut.write_bytes(whole[: len(whole) // 2])
+    truncated = run(str(cut), "--ca", str(hsm.ca_file))
+    assert truncated.exit_code == 2, truncated.output
+    assert "truncated" in truncated.stderr and len(truncated.stderr.splitlines()) == 1
+    request = tmp_path / "req.tsq"
+    request.write_bytes(make_request(b"a request, not a token"))
+    wrong = run(str(request), "--ca", str(hsm.ca_file))
+    assert wrong.exit_code == 1 and wrong.stdout == ""
+    assert "time-stamp request" in wrong.stderr and "reply (.tsr)" in wrong.stderr
+    for result in (truncated, wrong):
+        assert "asn1crypto" not in result.stderr and "Traceback" not in result.stderr
+        assert "while parsing" not in result.stderr
+
+
+def test_with_json_an_error_is_json(files, hsm, tmp_path):
+    for args, status in (
+        ([str(tmp_path / "nope.tsr")], 1),
+        ([str(files["garbage"])], 1),
+        ([str(files["token"]), "--bogus"], 1),
+    ):
+        result = run(*args, "--ca", str(hsm.ca_file), "--json")
+        assert result.exit_code == status, result.output
+        assert json.loads(result.stdout) == {"error": ANY, "exit_status": status}
+        assert result.stderr == ""
 
 
 # --- [verify] configuration and trust roots -----------------------------------------------

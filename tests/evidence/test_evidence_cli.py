@@ -50,7 +50,7 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
     again = run(server, "fees", "grant", "--org", org, "--units", "5", "--key", "order-1")
     assert again.stdout.strip() == lot and "already granted" in again.stderr
     clash = run(server, "fees", "grant", "--org", org, "--units", "6", "--key", "order-1")
-    assert clash.returncode == 2 and clash.stderr.startswith("tsa: ")
+    assert clash.returncode == 1 and clash.stderr.startswith("tsa: ")
     assert len(clash.stderr.strip().splitlines()) == 1
 
     document = tmp_path / "contract.pdf"
@@ -93,7 +93,7 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
     refused = run(
         server, "evidence", "deposit", "--url", server.url, "--sha256", "00", *form, env=env
     )
-    assert refused.returncode == 2 and "422" in refused.stderr
+    assert refused.returncode == 1 and "422" in refused.stderr
     no_key = run(
         server,
         "evidence",
@@ -105,7 +105,7 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
         *form,
         env={"TSA_API_KEY": ""},
     )
-    assert no_key.returncode == 2 and "TSA_API_KEY" in no_key.stderr
+    assert no_key.returncode == 1 and "TSA_API_KEY" in no_key.stderr
 
     balance = json.loads(ok(server, "fees", "balance", "--org", org, "--json"))
     assert balance["balance"] == 3 and balance["lots"][0]["id"] == lot
@@ -119,7 +119,7 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
     assert shown["sha256"] == kept["sha256"] and shown["storage"]["status"] == "ACTIVE"
     other = ok(server, "accounts", "create-org", "Other")
     missing = run(server, "evidence", "show", "--org", other, kept["id"])
-    assert missing.returncode == 2 and "no item" in missing.stderr  # never another's item
+    assert missing.returncode == 1 and "no item" in missing.stderr  # never another's item
 
     forecast = json.loads(ok(server, "evidence", "forecast", "--org", org))
     assert forecast["balance"] == 3 and len(forecast["months"]) == 12
@@ -132,4 +132,4 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
     report = json.loads(ok(server, "evidence", "renew-run", "--at", expiry))
     assert report["lapsed"] == 1 and report["expired"] == 1  # the lot lapsed first
     bad = run(server, "evidence", "renew-run", "--at", "soon")
-    assert bad.returncode == 2
+    assert bad.returncode == 1

@@ -39,7 +39,7 @@ def serve_fails(server: TsaServer) -> str:
         timeout=60,
         cwd=server.workdir,
     )
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
 

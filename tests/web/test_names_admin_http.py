@@ -19,7 +19,7 @@ from tests.accounts.test_http import Client, tsa_accounts
 from tests.support.names_server import start_names_server
 from tsa_server.evidence.records import NewItem
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.names.sqlite_store import SqliteNameStore
+from tsa_server.names.sql_store import SqlNameStore
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 
@@ -191,7 +191,7 @@ def test_admin_edits_words_and_weights(admin_server, hsm) -> None:
     # and the operator tool sees what the server has in force
     from tests.web.test_names_http import tsa_names
 
-    assert json.loads(tsa_names(server, "check", "星辰", code=1).stdout)["reason"] == (
+    assert json.loads(tsa_names(server, "check", "星辰", code=2).stdout)["reason"] == (
         "brand_proof_required"
     )
     shown = json.loads(tsa_names(server, "policy").stdout)
@@ -337,4 +337,4 @@ class _reader:
     """Just what `NamesService.handle_of` reads: the registry's store."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.store = SqliteNameStore(tmp_path / "names.sqlite")
+        self.store = SqlNameStore(tmp_path / "names.sqlite")

@@ -189,7 +189,7 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
     out = tsa_names(server, "history", "星辰")
     assert [e["kind"] for e in json.loads(out.stdout)["events"]][-2:] == ["released", "reclaimed"]
     assert json.loads(tsa_names(server, "show", "星辰").stdout)["status"] == "active"
-    out = tsa_names(server, "check", "星辰", code=1)
+    out = tsa_names(server, "check", "星辰", code=2)
     assert json.loads(out.stdout)["reason"] == "taken"
     out = tsa_names(server, "check", "月亮", "--shop-name", "月亮之上")
     assert json.loads(out.stdout)["bytes"] == 4
@@ -242,7 +242,7 @@ def test_contest_shows_own_metrics_beside_the_leader_only(names_server) -> None:
         "星辰数",
         "--winner",
         orgs["C"],
-        code=2,
+        code=1,
         env={"TSA_API_KEY": c["Op"].token},
     )
     assert "objection_period_open" in out.stderr

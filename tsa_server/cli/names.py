@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -36,8 +35,9 @@ def _registry(config_path: str) -> Iterator[Registry]:
     from tsa_server.names import Lexicon, Registry, load_policy
     from tsa_server.names.policy_edits import effective_lexicon, effective_policy
     from tsa_server.names.policy_store import read_overlay
-    from tsa_server.names.sqlite_store import SqliteNameStore
+    from tsa_server.names.sql_store import SqlNameStore
     from tsa_server.names.words import LexiconSource
+    from tsa_server.wiring import names_database
 
     config = load_config(config_path)
     policy_path = Path(config.names.policy)
@@ -50,10 +50,11 @@ def _registry(config_path: str) -> Iterator[Registry]:
     else:
         lexicon = Lexicon()
     # what the server has in force: the files plus the administrators' overlay
-    _, overlay = read_overlay(config.names.path)
+    where = names_database(config)
+    _, overlay = read_overlay(where)
     lexicon = effective_lexicon(lexicon, overlay)
     policy = effective_policy(policy, overlay)
-    store = SqliteNameStore(config.names.path)
+    store = SqlNameStore(where, owns=True)
 
     class _ReadOnly:
         def record(self, event: Event, canonical: bytes) -> None:
@@ -81,7 +82,7 @@ def names() -> None:
 @click.option("--shop-name", default=None, help="The shop name the handle would head.")
 @click.argument("handle")
 def check(config_path: str, shop_name: str | None, handle: str) -> None:
-    """Byte count, validity and the reason of a refusal; exit 1 when refused."""
+    """Byte count, validity and the reason of a refusal; exit 2 when refused."""
     with _registry(config_path) as registry:
         c = registry.check(handle, shop_name)
     out: dict[str, Any] = {
@@ -94,8 +95,8 @@ def check(config_path: str, shop_name: str | None, handle: str) -> None:
     if c.shop_name is not None:
         out["shop_name"] = {"text": c.shop_name.text, "bytes": c.shop_name.byte_length}
     _echo(out)
-    if not c.ok:
-        sys.exit(1)
+    if not c.ok:  # a check that failed (ledger/cli_run.py)
+        click.get_current_context().exit(2)
 
 
 @names.command("show")
@@ -103,7 +104,7 @@ def check(config_path: str, shop_name: str | None, handle: str) -> None:
 @click.argument("handle")
 def show(config_path: str, handle: str) -> None:
     """The handle's whole record (operator view: every contender's metrics)."""
-    from tsa_server.names.sqlite_store import record_to_json
+    from tsa_server.names.sql_store import record_to_json
 
     with _registry(config_path) as registry:
         rec = registry.lookup(handle)
@@ -115,12 +116,12 @@ def show(config_path: str, handle: str) -> None:
 @click.argument("handle")
 def history(config_path: str, handle: str) -> None:
     """Every event of the handle with its RFC 3161 token (base64) and genTime."""
-    from tsa_server.names.sqlite_store import SqliteNameStore
+    from tsa_server.names.sql_store import SqlNameStore
     from tsa_server.names.timestamping import event_json
 
     with _registry(config_path) as registry:
         store = registry.store
-        assert isinstance(store, SqliteNameStore)  # _registry opens the [names] database
+        assert isinstance(store, SqlNameStore)  # _registry opens the [names] database
         events = store.events_touching(registry.key(handle), registry.key)
     _echo({"handle": handle, "events": [event_json(e, reveal=True) for e in events]})
 
@@ -130,19 +131,17 @@ def history(config_path: str, handle: str) -> None:
 def policy(config_path: str) -> None:
     """The word lists and dispute weights in force (files plus the administrators'
     overlay in the database) and every change with its SHA-256 and genTime."""
-    from tsa_server.config import load_config
     from tsa_server.names.config import METRICS
     from tsa_server.names.policy_edits import LISTS, content_digest, etag
     from tsa_server.names.policy_store import PolicyStore
+    from tsa_server.names.sql_store import SqlNameStore
 
     with _registry(config_path) as registry:
         lexicon = registry._lexicon()
         weights = registry.policy.disputes.weights
-        store = PolicyStore(load_config(config_path).names.path)
-        try:
-            version, changes = store.version(), store.changes()
-        finally:
-            store.close()
+        assert isinstance(registry.store, SqlNameStore)  # _registry opens the database
+        store = PolicyStore(registry.store.db)
+        version, changes = store.version(), store.changes()
     _echo(
         {
             "version": version,

@@ -1,9 +1,10 @@
 """`tsa verify`: the checks of POST /verify, offline, on a token file.
 
 Exit status 0 when the token is valid, 2 when it is not (every check is printed with
-its reason), 1 for a usage error: a bad option combination, an unreadable file, a file
-that is not a token or not certificates. Errors are one line on stderr, never a
-traceback. Trust roots are the --ca files when given (the configuration is then only
+its reason; a truncated token too), 1 for a usage error: a bad option combination, an
+unreadable file, a file that is not a token (a request, say) or not certificates.
+Errors are one line on stderr (JSON on stdout with --json), never a traceback
+(ledger/cli_run.py). Trust roots are the --ca files when given (the configuration is then only
 read, if present, for its time zone), else the configuration's [verify] trust roots.
 """
 
@@ -13,11 +14,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 from asn1crypto import x509 as asn1_x509
 
+from ledger.cli_run import CheckFailed
 from tsa_server.config import DEFAULT_CONFIG
 
 #: No token is this large; refuse before reading a wrong file into memory.
@@ -28,27 +30,10 @@ T = TypeVar("T")
 
 
 class UsageFailure(click.ClickException):
-    """A usage error of `tsa verify`: one line on stderr, exit status 1."""
-
-    exit_code = 1
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"tsa: {self.message}", err=True)
+    """A usage or input error of `tsa verify` (exit status 1, ledger/cli_run.py)."""
 
 
-class _VerifyCommand(click.Command):
-    """Click's own usage errors (unknown option, missing argument) exit 1 here, not 2:
-    2 means "the token is invalid"."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            exc.exit_code = 1  # type: ignore[misc]  # click's class default, set per instance
-            raise
-
-
-@click.command("verify", cls=_VerifyCommand)
+@click.command("verify")
 @click.argument("token", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--data",
@@ -113,12 +98,14 @@ def verify(
         raise UsageFailure("give --data or --digest, not both")
     if digest_algorithm is not None and digest is None:
         raise UsageFailure("--digest-algorithm goes with --digest")
-    roots, time_zone = _roots_and_zone(ca_files, config_path)
-    extra = [c for path in tsa_cert_files for c in _certificates(path, "--tsa-cert")]
     try:
         loaded = load_token(_read_token(token))
     except TokenDecodeError as exc:
-        raise UsageFailure(f"{token} is not a time-stamp token: {exc}") from None
+        if exc.truncated:  # a damaged token: the check failed (2), the input was right
+            raise CheckFailed(f"{token}: INVALID: {exc}") from None
+        raise UsageFailure(f"{token}: {exc}") from None
+    roots, time_zone = _roots_and_zone(ca_files, config_path)
+    extra = [c for path in tsa_cert_files for c in _certificates(path, "--tsa-cert")]
     values: dict[str, Any] = {
         "trust_roots": roots,
         "extra_certs": extra,
@@ -271,13 +258,13 @@ def _field_lines(fields: dict[str, Any]) -> list[tuple[str, str]]:
         accuracy_text = "not stated"
     nonce = fields["nonce"]
     lines = [
-        ("serial number", fields["serial_hex"]),
+        ("serial number", fields["serial_number"]),
         ("genTime (UTC)", fields["gen_time_utc"]),
         ("accuracy", accuracy_text or "0 s"),
         ("policy", fields["policy"]),
         ("TSA name", fields["tsa_name"] or "not given"),
         ("imprint", f"{fields['imprint_algorithm']} {fields['imprint_hex']}"),
-        ("nonce", "none" if nonce is None else hex(nonce)),
+        ("nonce", "none" if nonce is None else nonce),
         ("ordering", "yes" if fields["ordering"] else "no"),
     ]
     if fields["time_zone"] != "UTC":

@@ -41,7 +41,12 @@ _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
 
 
 class TokenDecodeError(ValueError):
-    """The bytes are not a time-stamp response or token in any accepted encoding."""
+    """The bytes are not a time-stamp response or token in any accepted encoding.
+    ``truncated``: they start like one but end early (a damaged token, not a wrong file)."""
+
+    def __init__(self, message: str, *, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.truncated = truncated
 
 
 class CertificateDecodeError(ValueError):
@@ -140,8 +145,43 @@ def load_token(data: bytes | str) -> LoadedToken:
         return _decode(der)
     except TokenDecodeError:
         raise
-    except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError, ...
-        raise TokenDecodeError(f"not a TimeStampResp or TimeStampToken: {exc}") from None
+    except Exception:  # asn1crypto raises ValueError, TypeError, KeyError, ...
+        raise _undecodable(der) from None
+
+
+def _undecodable(der: bytes) -> TokenDecodeError:
+    """What bytes that are not a token are, in words a user can act on (never the
+    decoder's parse path)."""
+    announced = _announced_length(der)
+    if announced is not None and announced > len(der):
+        return TokenDecodeError(
+            f"the token is truncated: {len(der)} bytes of the {announced} its header "
+            "announces (fetch it again)",
+            truncated=True,
+        )
+    try:
+        tsp.TimeStampReq.load(der, strict=True)["message_imprint"].native  # noqa: B018
+    except Exception:  # noqa: BLE001 - not a request either
+        return TokenDecodeError(
+            "not a time-stamp token: expected a TimeStampResp (.tsr) or a TimeStampToken, "
+            "in DER, PEM or base64"
+        )
+    return TokenDecodeError(
+        "this is a time-stamp request (.tsq, what `openssl ts -query` writes), not a token: "
+        "send it to the TSA and verify the reply (.tsr)"
+    )
+
+
+def _announced_length(der: bytes) -> int | None:
+    """The full length a DER SEQUENCE's header announces, None when it is no header."""
+    if len(der) < 2 or der[0] != 0x30:
+        return None
+    if der[1] < 0x80:
+        return 2 + der[1]
+    count = der[1] & 0x7F
+    if count == 0 or count > 4 or len(der) < 2 + count:
+        return None
+    return 2 + count + int.from_bytes(der[2 : 2 + count], "big")
 
 
 def _certs_from_pkcs7(der: bytes) -> list[x509.Certificate]:
