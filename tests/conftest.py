@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import ENGINES, EvidenceDatabase
+from tests.support.databases import ENGINES, EngineDatabase
 from tests.support.ntp import NtpResponder, ntp_responder
 from tests.support.postgres import PostgresNotInstalled, PostgresServer
 from tests.support.tsa import Hsm, TsaServer, make_hsm
@@ -114,20 +114,20 @@ def postgres_url(postgres: PostgresServer) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test taking `evidence_db` runs on both engines, unless it also takes `db_path`:
+    """A test taking `engine_db` runs on both engines, unless it also takes `db_path`:
     then it is about the SQLite file itself (its mode, its bytes, its migrations)."""
-    if "evidence_db" in metafunc.fixturenames:
+    if "engine_db" in metafunc.fixturenames:
         engines = ["sqlite"] if "db_path" in metafunc.fixturenames else list(ENGINES)
-        metafunc.parametrize("evidence_db", engines, indirect=True)
+        metafunc.parametrize("engine_db", engines, indirect=True)
 
 
 @pytest.fixture
-def evidence_db(request: pytest.FixtureRequest, tmp_path: Path) -> EvidenceDatabase:
+def engine_db(request: pytest.FixtureRequest, tmp_path: Path) -> EngineDatabase:
     """The evidence tables on the engine of this run of the test (pytest_generate_tests)."""
     if request.param == "sqlite":
-        return EvidenceDatabase("sqlite", str(tmp_path / "evidence.sqlite"))
+        return EngineDatabase("sqlite", str(tmp_path / "evidence.sqlite"))
     server: PostgresServer = request.getfixturevalue("postgres")
-    return EvidenceDatabase("postgresql", server.create_schema())
+    return EngineDatabase("postgresql", server.create_schema())
 
 
 @pytest.fixture

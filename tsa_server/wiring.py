@@ -24,7 +24,7 @@ from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
-from tsa_server.database import database_errors
+from tsa_server.database import Database, database_errors
 from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.served import open_evidence_service
@@ -275,7 +275,7 @@ def _build(
     stack.callback(issuer.close)
     evidence, blobs = open_evidence(config)
     stack.callback(evidence.close)
-    names = open_names(config.names, issuer, ops)
+    names = open_names(config.names, issuer, ops, names_database(config))
     if names is not None:
         stack.callback(names.store.close)
     return Services(
@@ -344,13 +344,32 @@ def open_evidence_store(config: Config) -> EvidenceStore:
         raise ConfigError(f"cannot open the evidence database ({where}): {exc}") from None
 
 
+def names_database(config: Config, *, migrate: bool = False) -> Path | Database:
+    """Where the names registry's tables are: the [database] PostgreSQL database when
+    one is configured, else the [names] path SQLite file."""
+    url = config.database.url
+    if not url:
+        return Path(config.names.path)
+    from ledger.store.postgres_schema import SchemaVersionError
+    from tsa_server.database.postgres import PostgresDatabase
+    from tsa_server.names.schema_postgres import NAMES
+
+    try:
+        return PostgresDatabase(url, NAMES, migrate=migrate)
+    except SchemaVersionError as exc:
+        raise ConfigError(str(exc)) from None
+    except database_errors() as exc:
+        raise ConfigError(f"cannot open the names database ([database] url): {exc}") from None
+
+
 def migrate_database(url: str) -> int:
     """Apply the migrations the [database] PostgreSQL database lacks, for every store
     kept there (idempotent); the number applied."""
     from ledger.store.postgres_schema import LEDGER, migrate
     from tsa_server.evidence.schema_postgres import EVIDENCE
+    from tsa_server.names.schema_postgres import NAMES
 
-    return sum(migrate(url, schema) for schema in (LEDGER, EVIDENCE))
+    return sum(migrate(url, schema) for schema in (LEDGER, EVIDENCE, NAMES))
 
 
 def _ms(value: float) -> timedelta:

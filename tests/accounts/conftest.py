@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import EvidenceDatabase
+from tests.support.databases import EngineDatabase
 from tsa_server.accounts.key_rules import Role, Scope
 from tsa_server.accounts.service import Accounts
 from tsa_server.accounts.store import SqlAccountStore
@@ -37,15 +37,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db_path(evidence_db: EvidenceDatabase) -> Path:
+def db_path(engine_db: EngineDatabase) -> Path:
     """The SQLite file (a test taking it runs on SQLite only)."""
-    return Path(evidence_db.where)
+    return Path(engine_db.where)
 
 
 @pytest.fixture
-def store(evidence_db: EvidenceDatabase, clock: FakeClock) -> Iterator[SqlAccountStore]:
+def store(engine_db: EngineDatabase, clock: FakeClock) -> Iterator[SqlAccountStore]:
     """The store on each engine (SQLite only for a test that takes db_path)."""
-    opened = evidence_db.open(now=clock)
+    opened = engine_db.open(now=clock)
     yield opened
     opened.close()
 

@@ -308,11 +308,11 @@ def test_names_members_and_organisations_are_checked(accounts: Accounts) -> None
         accounts.create_key(other.id, scopes=READ, role=Role.AUDITOR, member_id=auditor.id)
 
 
-def test_key_rows_only_gain_use_and_one_revocation(accounts: Accounts, evidence_db) -> None:
+def test_key_rows_only_gain_use_and_one_revocation(accounts: Accounts, engine_db) -> None:
     org = accounts.create_organisation("Acme")
     created = accounts.create_key(org.id, scopes=READ)
     accounts.revoke_key(org.id, created.key.id)
-    raw = evidence_db.raw()
+    raw = engine_db.raw()
     for sql in (
         "DELETE FROM api_keys",
         "UPDATE api_keys SET scopes = 'admin read'",

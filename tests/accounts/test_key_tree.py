@@ -93,12 +93,12 @@ def test_revoking_a_key_revokes_what_it_made_transitively(accounts: Accounts, cl
         accounts.create_key_as(as_parent, scopes=READ)
 
 
-def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, evidence_db) -> None:
+def test_the_schema_keeps_a_key_within_its_creator(accounts: Accounts, engine_db) -> None:
     org = accounts.create_organisation("Acme")
     parent = accounts.create_key(
         org.id, scopes=READ, role=Role.MEMBER, expires_at=START + timedelta(days=1)
     ).key
-    raw = evidence_db.raw()
+    raw = engine_db.raw()
     insert = (
         "INSERT INTO api_keys (id, org_id, name, role, scopes, secret_hash, created_at,"
         " created_by, expires_at) VALUES (?, ?, '', ?, ?, ?, ?, ?, ?)"

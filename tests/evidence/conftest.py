@@ -11,7 +11,7 @@ import pytest
 from tests.accounts.conftest import ALL_SCOPES as ALL_SCOPES
 from tests.accounts.conftest import START as START
 from tests.accounts.conftest import FakeClock
-from tests.support.databases import EvidenceDatabase
+from tests.support.databases import EngineDatabase
 from tsa_server.accounts.key_rules import Role
 from tsa_server.accounts.service import Accounts
 from tsa_server.evidence.store import EvidenceStore
@@ -23,15 +23,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db_path(evidence_db: EvidenceDatabase) -> Path:
+def db_path(engine_db: EngineDatabase) -> Path:
     """The SQLite file (a test taking it runs on SQLite only)."""
-    return Path(evidence_db.where)
+    return Path(engine_db.where)
 
 
 @pytest.fixture
-def store(evidence_db: EvidenceDatabase, clock: FakeClock) -> Iterator[EvidenceStore]:
+def store(engine_db: EngineDatabase, clock: FakeClock) -> Iterator[EvidenceStore]:
     """The store on each engine (SQLite only for a test that takes db_path)."""
-    opened = evidence_db.open(now=clock)
+    opened = engine_db.open(now=clock)
     yield opened
     opened.close()
 

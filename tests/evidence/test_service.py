@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ledger.store.sqlite import SqliteStore
-from tests.support.databases import EvidenceDatabase
+from tests.support.databases import EngineDatabase
 from tsa_server.accounts.service import Accounts
 from tsa_server.clock.base import ManualClock
 from tsa_server.evidence.blobs import FileBlobStore
@@ -59,7 +59,7 @@ MB = 2**20
 
 
 class World:
-    def __init__(self, tmp_path: Path, hsm_config, signer, evidence_db: EvidenceDatabase) -> None:
+    def __init__(self, tmp_path: Path, hsm_config, signer, engine_db: EngineDatabase) -> None:
         self.clock = ManualClock(T0.astimezone(UTC))
         self.ledger = SqliteStore(tmp_path / "ledger.sqlite")
         self.ops_store = SqliteStore(tmp_path / "ops.sqlite")
@@ -71,7 +71,7 @@ class World:
             profile=PROFILE,
             settings=IssuanceSettings(),
         )
-        self.store = evidence_db.open(now=self.now)
+        self.store = engine_db.open(now=self.now)
         self.blobs = FileBlobStore(tmp_path / "blobs")
         self.service = EvidenceService(
             self.store,
@@ -122,8 +122,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, hsm_config, signer, evidence_db):
-    w = World(tmp_path, hsm_config, signer, evidence_db)
+def world(tmp_path: Path, hsm_config, signer, engine_db):
+    w = World(tmp_path, hsm_config, signer, engine_db)
     yield w
     w.close()
 
@@ -166,9 +166,9 @@ def test_a_batch_is_all_or_nothing_and_failures_are_refunded(world: World) -> No
         world.deposit(org, [])
 
 
-def test_a_stale_writer_cannot_overdraw(world: World, evidence_db) -> None:
+def test_a_stale_writer_cannot_overdraw(world: World, engine_db) -> None:
     org = world.org(units=1)
-    other_store = evidence_db.open(now=world.now)  # another process, or another node
+    other_store = engine_db.open(now=world.now)  # another process, or another node
     try:
         other = EvidenceService(other_store, world.blobs, world.issuer.timestamp, now=world.now)
         stale = reserve(other.wallet(org), "bat_stale", ["itm_stale"], world.now())

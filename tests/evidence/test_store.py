@@ -57,7 +57,7 @@ def test_sqlite_is_durable_and_private(db_path) -> None:
     store.close()
 
 
-def test_items_round_trip_and_survive_reopening(store, evidence_db, two_orgs, clock) -> None:
+def test_items_round_trip_and_survive_reopening(store, engine_db, two_orgs, clock) -> None:
     a = two_orgs[0]
     item = stored_item(store, a.id, file_name="photo.jpg", tags=("design", "2025", "design"))
     assert item.tags == ("design", "2025")
@@ -65,7 +65,7 @@ def test_items_round_trip_and_survive_reopening(store, evidence_db, two_orgs, cl
     assert item.created_at == clock.now
     certified = certify(store, a.id, item.id, clock)
     store.close()
-    reopened = evidence_db.open()
+    reopened = engine_db.open()
     try:
         assert reopened.item(a.id, item.id) == certified
         assert certified.serial == 1 << 120 and certified.token == b"\x30\x03der"
@@ -186,10 +186,10 @@ def test_stored_items_need_their_original_and_hash_only_items_none() -> None:
         NewItem(ItemMode.HASH_ONLY, sha, blob_key=sha)
 
 
-def test_item_identity_never_changes(store: EvidenceStore, two_orgs, evidence_db) -> None:
+def test_item_identity_never_changes(store: EvidenceStore, two_orgs, engine_db) -> None:
     a = two_orgs[0]
     item = stored_item(store, a.id)
-    raw = evidence_db.raw()
+    raw = engine_db.raw()
     for sql in (
         "DELETE FROM items",
         "UPDATE items SET sha256 = '00'",
@@ -345,10 +345,10 @@ def test_credit_entries_are_validated() -> None:
             NewCreditEntry(**fields)
 
 
-def test_credit_entries_are_append_only(store: EvidenceStore, two_orgs, evidence_db) -> None:
+def test_credit_entries_are_append_only(store: EvidenceStore, two_orgs, engine_db) -> None:
     a = two_orgs[0]
     store.append_credit_entries([entry(a.id, "one", 5), entry(a.id, "two", -1, "consume")])
-    raw = evidence_db.raw()
+    raw = engine_db.raw()
     for sql in (
         "UPDATE credit_entries SET units = 500",
         "UPDATE credit_entries SET idempotency_key = 'x' WHERE id = 2",
@@ -366,12 +366,12 @@ def test_credit_entries_are_append_only(store: EvidenceStore, two_orgs, evidence
     assert [e.units for e in store.credit_entries(a.id)] == [5, -1]
 
 
-def test_the_chain_detects_a_rewritten_entry(store: EvidenceStore, two_orgs, evidence_db) -> None:
+def test_the_chain_detects_a_rewritten_entry(store: EvidenceStore, two_orgs, engine_db) -> None:
     a, b = two_orgs[0], two_orgs[1]
     store.append_credit_entries([entry(a.id, "one", 5), entry(b.id, "one", 2)])
     store.append_credit_entries([entry(a.id, "two", -1, "consume", item_id="itm_future")])
     assert store.verify_credit_chain() == 3
-    raw = evidence_db.raw()  # an attacker with the database: drop the trigger, rewrite
+    raw = engine_db.raw()  # an attacker with the database: drop the trigger, rewrite
     raw.drop_trigger("credit_entries_no_update", "credit_entries")
     raw.execute("UPDATE credit_entries SET units = 50 WHERE id = 1")
     raw.close()
@@ -379,9 +379,9 @@ def test_the_chain_detects_a_rewritten_entry(store: EvidenceStore, two_orgs, evi
         store.verify_credit_chain()
 
 
-def test_two_writers_share_one_chain(store: EvidenceStore, two_orgs, evidence_db) -> None:
+def test_two_writers_share_one_chain(store: EvidenceStore, two_orgs, engine_db) -> None:
     a = two_orgs[0]
-    other = evidence_db.open()  # e.g. the CLI while the server runs, or another node
+    other = engine_db.open()  # e.g. the CLI while the server runs, or another node
     try:
         for n in range(5):
             writer = store if n % 2 else other
@@ -422,7 +422,7 @@ def test_each_thread_has_its_own_connection(store: EvidenceStore, two_orgs) -> N
 
 
 def test_racing_writers_on_two_connections_never_overdraw(
-    store: EvidenceStore, two_orgs, evidence_db
+    store: EvidenceStore, two_orgs, engine_db
 ) -> None:
     """Issue 16, item 4: the balance check and the append are one atomic step across
     processes and nodes (SQLite's write lock; PostgreSQL's advisory lock): 12 threads on
@@ -431,7 +431,7 @@ def test_racing_writers_on_two_connections_never_overdraw(
 
     a = two_orgs[0]
     store.append_credit_entries([entry(a.id, "lot", 5)])
-    other = evidence_db.open()
+    other = engine_db.open()
 
     def no_overdraft(org_id, existing, added) -> None:
         if sum(e.units for e in existing) + sum(e.units for e in added) < 0:

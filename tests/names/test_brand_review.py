@@ -15,7 +15,7 @@ from tsa_server.names import (
     beijing,
 )
 from tsa_server.names.applicants import BrandProof
-from tsa_server.names.sqlite_store import SqliteNameStore
+from tsa_server.names.sql_store import SqlNameStore
 
 from .conftest import E5_LEXICON, shop
 
@@ -92,8 +92,8 @@ def test_public_application_has_no_proof(registry):
 def test_sqlite_keeps_mark_and_proof(make_registry, clock, tmp_path):
     from tsa_server.names import MemorySink, Registry
 
-    store = SqliteNameStore(tmp_path / "names.sqlite")
+    store = SqlNameStore(tmp_path / "names.sqlite")
     registry = Registry(make_registry().policy, lambda: BRANDS, clock, MemorySink(), store)
     assert _brand(registry).ok
-    app = SqliteNameStore(tmp_path / "names.sqlite").get(registry.key("小米")).application("s2")
+    app = SqlNameStore(tmp_path / "names.sqlite").get(registry.key("小米")).application("s2")
     assert (app.group, app.mark, app.proof) == (Group.BRAND, MARK, PROOF)

@@ -22,7 +22,7 @@ from tsa_server.names.errors import (
     RefusalKind,
     refusal_kind,
 )
-from tsa_server.names.sqlite_store import SqliteNameStore
+from tsa_server.names.sql_store import SqlNameStore
 from tsa_server.names.timestamping import NamesService, PinnedClock, TimestampingSink
 
 OPENED = beijing(2012, 1, 1)
@@ -58,7 +58,7 @@ def names(tmp_path, clock, monkeypatch) -> NamesService:
     async def stamp(digest: bytes, name: str) -> _Issued:
         return _Issued(b"token")
 
-    store = SqliteNameStore(tmp_path / "names.sqlite")
+    store = SqlNameStore(tmp_path / "names.sqlite")
     sink = TimestampingSink(store, None)
     pinned = PinnedClock(clock)
     registry = Registry(OPEN_POLICY, lambda: E5_LEXICON, pinned, sink, store)

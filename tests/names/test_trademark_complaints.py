@@ -21,7 +21,7 @@ from tsa_server.names import (
 )
 from tsa_server.names.applicants import BrandProof
 from tsa_server.names.quota import changes_left
-from tsa_server.names.sqlite_store import SqliteNameStore
+from tsa_server.names.sql_store import SqlNameStore
 from tsa_server.names.trademark import Verdict
 
 R_MARK = Mark(MarkKind.REGISTERED, "alpha", beijing(2015, 3, 1))
@@ -164,7 +164,7 @@ def test_complaints_and_upheld_marks_survive_a_restart(make_registry, clock, tmp
     policy = make_registry().policy
 
     def open_registry() -> Registry:
-        return Registry(policy, lambda: E5_LEXICON, clock, MemorySink(), SqliteNameStore(path))
+        return Registry(policy, lambda: E5_LEXICON, clock, MemorySink(), SqlNameStore(path))
 
     registry = open_registry()
     _held(registry)

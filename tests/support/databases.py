@@ -1,8 +1,8 @@
-"""The evidence database on either engine, for tests that run on both (issue 16): a
+"""The server's SQL tables on either engine, for tests that run on both (issue 16): a
 SQLite file, or a schema of its own in the session's PostgreSQL server.
 
-`open()` gives a new store over the same tables (a second process, the CLI beside the
-server); `raw()` a connection that bypasses the stores, as an operator's sqlite3 or psql
+`open()` gives a new evidence store over the same tables (a second process, the CLI
+beside the server, another node), `names()` a names registry store; `raw()` a connection that bypasses the stores, as an operator's sqlite3 or psql
 shell would (autocommit; `?` placeholders on both; a broken rule raises
 sqlite3.IntegrityError on both), to show that the schema's own rules hold.
 """
@@ -21,6 +21,8 @@ from tsa_server.database.postgres import PostgresConnection, PostgresDatabase
 from tsa_server.database.tables import Now
 from tsa_server.evidence.schema_postgres import EVIDENCE
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.names.schema_postgres import NAMES
+from tsa_server.names.sql_store import SqlNameStore
 
 ENGINES = ("sqlite", "postgresql")
 
@@ -53,8 +55,8 @@ class RawConnection:
 
 
 @dataclass(frozen=True)
-class EvidenceDatabase:
-    """Where a test's evidence tables are: `engine` and a SQLite path or PostgreSQL URL."""
+class EngineDatabase:
+    """Where a test's tables are: `engine` and a SQLite path or PostgreSQL URL."""
 
     engine: str
     where: str
@@ -64,5 +66,16 @@ class EvidenceDatabase:
             return EvidenceStore(Path(self.where), now=now)
         return EvidenceStore(PostgresDatabase(self.where, EVIDENCE), now=now, owns=True)
 
-    def raw(self) -> RawConnection:
-        return RawConnection(self.engine, self.where)
+    def names(self) -> SqlNameStore:
+        if self.engine == "sqlite":
+            return SqlNameStore(self._names_file)
+        return SqlNameStore(PostgresDatabase(self.where, NAMES), owns=True)
+
+    def raw(self, *, names: bool = False) -> RawConnection:
+        """A shell on the evidence tables (or the names tables: another SQLite file)."""
+        where = str(self._names_file) if names and self.engine == "sqlite" else self.where
+        return RawConnection(self.engine, where)
+
+    @property
+    def _names_file(self) -> Path:
+        return Path(self.where).with_name("names.sqlite")

@@ -253,8 +253,8 @@ class Served:
         return status, reply_headers, raw
 
 
-def test_next_beijing_month_and_key_expiry(tmp_path: Path, hsm_config, signer, evidence_db) -> None:
-    world = World(tmp_path, hsm_config, signer, evidence_db)
+def test_next_beijing_month_and_key_expiry(tmp_path: Path, hsm_config, signer, engine_db) -> None:
+    world = World(tmp_path, hsm_config, signer, engine_db)
     world.service.settings = dataclasses.replace(world.service.settings, monthly_item_quota=1)
     org = world.org(units=10)
     key = world.accounts.create_key(

@@ -1,6 +1,7 @@
-"""The administrators' policy overlay on SQLite (the [names] database).
+"""The administrators' policy overlay, in the [names] database (SQLite file or the
+[database] PostgreSQL database: names/schema_postgres.py).
 
-Tables, next to the registry's (sqlite_store.py), in the same file:
+Tables, next to the registry's (sql_store.py), in the same database:
 
 - ``policy_words``    (list, word, op): words added to or removed from a conf list
 - ``policy_weights``  (metric, value): dispute weights overriding conf/names.toml
@@ -8,8 +9,8 @@ Tables, next to the registry's (sqlite_store.py), in the same file:
   RFC 3161 token over it with its genTime, the operations-log index. Append-only:
   triggers refuse UPDATE and DELETE, and a change must carry its token.
 
-`commit` writes the new overlay and the change row in one ``BEGIN IMMEDIATE``
-transaction (WAL, synchronous=FULL): durable together or not at all. The version is
+`commit` writes the new overlay and the change row in one write transaction: durable
+together or not at all. The version is
 the number of changes, so a commit for another version than last + 1 is refused.
 """
 
@@ -21,11 +22,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ledger.store.sqlite import connect
+from tsa_server.database import Database
+from tsa_server.database.tables import Tables
 
 from .policy_edits import LISTS, Overlay
 
-_SCHEMA = """
+POLICY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS policy_words (
     list TEXT NOT NULL, word TEXT NOT NULL,
     op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
@@ -60,24 +62,16 @@ class PolicyChange:
     ops_index: int | None
 
 
-class PolicyStore:
-    """The overlay and its change history; one writer (the server), readers may share."""
+class PolicyStore(Tables):
+    """The overlay and its change history; one writer (the server), readers may share.
+    Open it on the registry store's database (`PolicyStore(store.db)`) to share it."""
 
-    def __init__(self, path: Path | str, *, conn: sqlite3.Connection | None = None) -> None:
-        """Open `path`, or share `conn` (the registry store's connection to the same
-        file, which then owns it: `close` leaves a shared connection open)."""
-        self.path = Path(path)
-        self._owned = conn is None
-        if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.path)
-        self._conn = conn
+    def __init__(self, where: Path | str | Database) -> None:
+        super().__init__(where)
         self._lock = threading.Lock()
-        self._conn.executescript(_SCHEMA)
 
-    def close(self) -> None:
-        if self._owned:
-            self._conn.close()
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(POLICY_SCHEMA)
 
     def load(self) -> tuple[int, Overlay]:
         """The current version and overlay."""
@@ -104,39 +98,32 @@ class PolicyStore:
             for n in LISTS
             for w in sorted(table[n])
         ]
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                last = self.version()
-                if change.version != last + 1:
-                    raise ValueError(f"policy version gap: {change.version} after {last}")
-                conn.execute("DELETE FROM policy_words")
-                conn.executemany("INSERT INTO policy_words VALUES (?, ?, ?)", words)
-                conn.execute("DELETE FROM policy_weights")
-                conn.executemany(
-                    "INSERT INTO policy_weights VALUES (?, ?)",
-                    [(m, str(v)) for m, v in sorted(overlay.weights.items())],
-                )
-                conn.execute(
-                    "INSERT INTO policy_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        change.version,
-                        change.at,
-                        change.by_org,
-                        change.by_key,
-                        change.canonical,
-                        change.sha256,
-                        change.token,
-                        change.gen_time,
-                        change.ops_index,
-                    ),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, self._write() as conn:
+            last = self.version()
+            if change.version != last + 1:
+                raise ValueError(f"policy version gap: {change.version} after {last}")
+            conn.execute("DELETE FROM policy_words")
+            conn.executemany("INSERT INTO policy_words (list, word, op) VALUES (?, ?, ?)", words)
+            conn.execute("DELETE FROM policy_weights")
+            conn.executemany(
+                "INSERT INTO policy_weights (metric, value) VALUES (?, ?)",
+                [(m, str(v)) for m, v in sorted(overlay.weights.items())],
+            )
+            conn.execute(
+                "INSERT INTO policy_changes (version, at, by_org, by_key, canonical, sha256,"
+                " token, gen_time, ops_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    change.version,
+                    change.at,
+                    change.by_org,
+                    change.by_key,
+                    change.canonical,
+                    change.sha256,
+                    change.token,
+                    change.gen_time,
+                    change.ops_index,
+                ),
+            )
 
     def changes(self) -> list[PolicyChange]:
         cursor = self._conn.execute("SELECT * FROM policy_changes ORDER BY version")
@@ -144,12 +131,12 @@ class PolicyStore:
         return [PolicyChange(**dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
 
 
-def read_overlay(path: Path | str) -> tuple[int, Overlay]:
+def read_overlay(where: Path | str | Database) -> tuple[int, Overlay]:
     """The overlay of an existing database, for read-only tools (`tsa names check`)."""
-    if not Path(path).exists():
+    if isinstance(where, (str, Path)) and not Path(where).exists():
         return 0, Overlay()
     try:
-        store = PolicyStore(path)
+        store = PolicyStore(where)
     except sqlite3.Error:
         return 0, Overlay()
     try:

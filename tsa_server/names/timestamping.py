@@ -35,11 +35,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import cms, tsp  # noqa: F401 - tsp registers TSTInfo with cms
 
 from tsa_server.clock.beijing import utc_text
+from tsa_server.database import Database, database_errors
 
 from .core import Done, Result
 from .events import Event
@@ -47,7 +49,7 @@ from .policy_admin import PolicyAdmin
 from .policy_edits import ListEdit
 from .policy_store import PolicyChange, PolicyStore
 from .registry import Registry
-from .sqlite_store import SqliteNameStore, StoredEvent
+from .sql_store import SqlNameStore, StoredEvent
 from .store import HandleStatus
 
 
@@ -87,7 +89,7 @@ def iso_ms(t: datetime) -> str:
 class TimestampingSink:
     """The `EventSink` of the served registry (see the module docstring)."""
 
-    def __init__(self, store: SqliteNameStore, ops: Any | None) -> None:
+    def __init__(self, store: SqlNameStore, ops: Any | None) -> None:
         self.store = store
         self.ops = ops  # tsa_server.issuance.opslog.OpsLog (None only in unit tests)
         self._capture = False
@@ -160,7 +162,7 @@ class NamesService:
     def __init__(
         self,
         registry: Registry,
-        store: SqliteNameStore,
+        store: SqlNameStore,
         sink: TimestampingSink,
         clock: PinnedClock,
         timestamp: Callable[[bytes, str], Any],
@@ -262,12 +264,13 @@ def event_json(e: StoredEvent, *, reveal: bool) -> dict[str, Any]:
     return out
 
 
-def open_names(conf: Any, issuer: Any, ops: Any) -> NamesService | None:
-    """The served registry of [names] (tsa_server.config.NamesConfig); None, with a
-    warning, when the policy file does not exist. A malformed policy is a ConfigError."""
+def open_names(
+    conf: Any, issuer: Any, ops: Any, where: Path | Database | None = None
+) -> NamesService | None:
+    """The served registry of [names] (tsa_server.config.NamesConfig), its tables in
+    `where` (default: the [names] path SQLite file); None, with a warning, when the
+    policy file does not exist. A malformed policy is a ConfigError."""
     import logging
-    import sqlite3
-    from pathlib import Path
 
     from tsa_server.errors import ConfigError
 
@@ -284,9 +287,9 @@ def open_names(conf: Any, issuer: Any, ops: Any) -> NamesService | None:
         w = policy.word_lists
         source = LexiconSource(w.banned, w.restricted, w.brands)
     try:
-        store = SqliteNameStore(conf.path)
-        policy_store = PolicyStore(conf.path, conn=store.connection)
-    except (OSError, sqlite3.Error) as exc:
+        store = SqlNameStore(conf.path if where is None else where, owns=True)
+        policy_store = PolicyStore(store.db)
+    except database_errors() as exc:
         raise ConfigError(f"[names] path: cannot open {conf.path}: {exc}") from None
     sink = TimestampingSink(store, ops)
     clock = PinnedClock()

@@ -17,7 +17,7 @@ from .errors import NoSuchName
 from .operations import OperationResult, is_operator
 from .quota import changes_left, next_change_at
 from .registry import standing_data
-from .sqlite_store import StoredEvent
+from .sql_store import StoredEvent
 from .timestamping import NamesService, event_json
 from .validation import Check
 

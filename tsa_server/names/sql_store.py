@@ -1,6 +1,6 @@
-"""The handle registry's `NameStore` on SQLite (the [names] path of conf/tsa.toml).
-
-One file, WAL, `synchronous=FULL`, schema made with sqlite-utils:
+"""The handle registry's `NameStore` over a `Database`: the [names] path SQLite file of
+conf/tsa.toml (WAL, `synchronous=FULL`, schema made with sqlite-utils), or the
+[database] PostgreSQL database (names/schema_postgres.py: the same tables and rules).
 
 - ``records``  one row per handle key: status and the whole `HandleRecord` as JSON
 - ``bindings`` (shop_id, key) of every live record, so `by_shop` is one lookup
@@ -9,7 +9,7 @@ One file, WAL, `synchronous=FULL`, schema made with sqlite-utils:
   token over that digest with its genTime. Append-only: triggers refuse UPDATE and
   DELETE, and an event must carry its token.
 
-`commit(seq, put, delete)` runs in one ``BEGIN IMMEDIATE`` transaction: the staged
+`commit(seq, put, delete)` runs in one write transaction: the staged
 event of `seq` (see `stage_event`, called by the time-stamping sink), the record
 writes and the new sequence number are durable together or not at all. Records are kept
 as JSON (names/record_json.py; `record_to_json` and `record_from_json` stay importable
@@ -27,12 +27,14 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ledger.store.sqlite import connect
+from tsa_server.database import Database
+from tsa_server.database.tables import Tables
 
+from .policy_store import POLICY_SCHEMA
 from .record_json import record_from_json, record_to_json
 from .store import HandleRecord, HandleStatus
 
-__all__ = ["SqliteNameStore", "StoredEvent", "create_schema", "record_from_json", "record_to_json"]
+__all__ = ["SqlNameStore", "StoredEvent", "create_schema", "record_from_json", "record_to_json"]
 
 LIVE = (HandleStatus.PENDING, HandleStatus.CONTESTED, HandleStatus.ACTIVE)
 
@@ -96,24 +98,17 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(_TRIGGERS)
 
 
-class SqliteNameStore:
-    """A durable `NameStore`. One process writes (the server); readers may share the file."""
+class SqlNameStore(Tables):
+    """A durable `NameStore`. One process writes (the server); readers may share it."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(self.path)
+    def __init__(self, where: Path | str | Database, *, owns: bool = False) -> None:
+        super().__init__(where, owns=owns)
         self._lock = threading.Lock()
-        create_schema(self._conn)
         self._staged: dict[int, StoredEvent] = {}
 
-    def close(self) -> None:
-        self._conn.close()
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The open connection (policy_store.PolicyStore shares it)."""
-        return self._conn
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        create_schema(conn)
+        conn.executescript(POLICY_SCHEMA)  # the overlay's tables share the file
 
     # ------------------------------------------------------------- NameStore
     def get(self, key: str) -> HandleRecord | None:
@@ -149,9 +144,7 @@ class SqliteNameStore:
         with self._lock:
             staged = self._staged.pop(seq, None)
             self._staged.clear()
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._write() as conn:
                 last = conn.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
                 if seq != last[0] + 1:
                     raise ValueError(f"sequence gap: {seq} after {last[0]}")
@@ -178,8 +171,9 @@ class SqliteNameStore:
                 for rec in put:
                     raw = json.dumps(record_to_json(rec), ensure_ascii=False, sort_keys=True)
                     conn.execute(
-                        "INSERT OR REPLACE INTO records (key, handle, status, record) "
-                        "VALUES (?, ?, ?, ?)",
+                        "INSERT INTO records (key, handle, status, record) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET handle = excluded.handle,"
+                        " status = excluded.status, record = excluded.record",
                         (rec.key, rec.handle, rec.status.value, raw),
                     )
                     conn.execute("DELETE FROM bindings WHERE key = ?", (rec.key,))
@@ -189,11 +183,6 @@ class SqliteNameStore:
                             [(s, rec.key) for s in sorted(rec.shop_ids())],
                         )
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (seq,))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
 
     # ----------------------------------------------------------------- events
     def events(self, key: str | None = None) -> list[StoredEvent]:

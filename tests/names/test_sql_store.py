@@ -1,4 +1,4 @@
-"""The SQLite `NameStore`: same behaviour as the memory store through the registry,
+"""The SQL `NameStore`, on SQLite and on PostgreSQL: same behaviour as the memory store through the registry,
 records survive a reopen, `commit` is atomic, events are append-only and carry a token,
 and the time-stamping sink's dry-run / time-stamp / commit protocol."""
 
@@ -22,8 +22,8 @@ from tsa_server.names import (
     ReleaseCause,
     beijing,
 )
-from tsa_server.names.sqlite_store import (
-    SqliteNameStore,
+from tsa_server.names.sql_store import (
+    SqlNameStore,
     StoredEvent,
     record_from_json,
     record_to_json,
@@ -40,7 +40,7 @@ from tsa_server.names.timestamping import (
 class StagingSink:
     """Stages every event with a stand-in token (the real one is tested over HTTP)."""
 
-    def __init__(self, store: SqliteNameStore) -> None:
+    def __init__(self, store: SqlNameStore) -> None:
         self.store = store
 
     def record(self, event, canonical: bytes) -> None:
@@ -61,8 +61,8 @@ class StagingSink:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteNameStore(tmp_path / "names.sqlite")
+def store(engine_db):
+    s = engine_db.names()
     yield s
     s.close()
 
@@ -72,15 +72,17 @@ def registry(store, clock: FakeClock) -> Registry:
     return Registry(OPEN_POLICY, lambda: E5_LEXICON, clock, StagingSink(store), store)
 
 
-def test_pragmas_and_schema(store) -> None:
-    conn = sqlite3.connect(store.path)
+def test_pragmas_and_schema(tmp_path) -> None:
+    store = SqlNameStore(tmp_path / "names.sqlite")
+    store.close()
+    conn = sqlite3.connect(store.db.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"records", "bindings", "meta", "events"} <= tables
     conn.close()
 
 
-def test_flows_persist_and_round_trip(registry, store, clock, tmp_path) -> None:
+def test_flows_persist_and_round_trip(registry, store, clock, engine_db) -> None:
     assert registry.apply(shop("s1", "alpha店"), "alpha").ok
     assert registry.apply(shop("s2", "alpha数码"), "alpha").ok
     strong = Metrics(
@@ -99,7 +101,7 @@ def test_flows_persist_and_round_trip(registry, store, clock, tmp_path) -> None:
     assert held.status is HandleStatus.ON_HOLD and store.by_shop("s2") is None
     assert registry.apply(shop("s3", "alpha好"), "alpha").reason is Refusal.ON_HOLD
     assert store.last_seq() == 6
-    reopened = SqliteNameStore(store.path)
+    reopened = engine_db.names()
     assert list(reopened.records()) == list(store.records()) == [held]
     assert [e.kind for e in reopened.events()] == [
         "applied",
@@ -130,9 +132,9 @@ def test_commit_is_atomic(store) -> None:
     assert (list(store.records()), store.events(), store.last_seq()) == before
 
 
-def test_events_are_append_only(registry, store) -> None:
+def test_events_are_append_only(registry, store, engine_db) -> None:
     assert registry.apply(shop("s1", "alpha店"), "alpha").ok
-    conn = sqlite3.connect(store.path)
+    conn = engine_db.raw(names=True)
     for sql in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(sql)
