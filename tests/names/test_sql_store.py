@@ -1,6 +1,7 @@
-"""The SQL `NameStore`, on SQLite and on PostgreSQL: same behaviour as the memory store through the registry,
-records survive a reopen, `commit` is atomic, events are append-only and carry a token,
-and the time-stamping sink's dry-run / time-stamp / commit protocol."""
+"""The SQL `NameStore`, on SQLite and on PostgreSQL: same behaviour as the memory store
+through the registry, records survive a reopen, `commit` is atomic, events are
+append-only and carry a token, and the time-stamping sink's dry-run / time-stamp /
+commit protocol."""
 
 from __future__ import annotations
 

@@ -2,9 +2,10 @@
 SQLite file, or a schema of its own in the session's PostgreSQL server.
 
 `open()` gives a new evidence store over the same tables (a second process, the CLI
-beside the server, another node), `names()` a names registry store; `raw()` a connection that bypasses the stores, as an operator's sqlite3 or psql
-shell would (autocommit; `?` placeholders on both; a broken rule raises
-sqlite3.IntegrityError on both), to show that the schema's own rules hold.
+beside the server, another node), `names()` a names registry store; `raw()` a
+connection that bypasses the stores, as an operator's sqlite3 or psql shell would
+(autocommit; `?` placeholders on both; a broken rule raises sqlite3.IntegrityError on
+both), to show that the schema's own rules hold.
 """
 
 from __future__ import annotations
