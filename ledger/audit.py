@@ -53,6 +53,9 @@ class AuditReport:
     root: builtins.bytes = hashlib.sha256(b"").digest()
     chain_head: builtins.bytes = CHAIN_GENESIS
     seconds: float = 0.0
+    kind: str = "token log"  # or "operations log"
+    checkpoints: int = 0  # archived checkpoints checked against the replay
+    signatures: int = 0  # of them, signed notes verified with the log's key
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     state: AuditState | None = None  # where a later --resume starts
@@ -64,11 +67,14 @@ class AuditReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
+            "log": self.kind,
             "size": self.size,
             "bytes": self.bytes,
             "root": self.root.hex(),
             "chain_head": self.chain_head.hex(),
             "seconds": round(self.seconds, 3),
+            "checkpoints": self.checkpoints,
+            "signatures": self.signatures,
             "failures": [f.__dict__ for f in self.failures],
             "warnings": self.warnings,
         }
@@ -317,6 +323,8 @@ def audit(
             roots[size] = root
         while pending and pending[0].size == size:
             checkpoint = pending.pop(0)
+            report.checkpoints += 1
+            report.signatures += verifier is not None
             for problem in _check_checkpoint(checkpoint, root, head, verifier, origin):
                 fail(Failure(None, "checkpoint", f"checkpoint {size}: {problem}"))
 

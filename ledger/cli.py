@@ -7,6 +7,7 @@ input error, 2 verification failure; errors are one line, or JSON with --json.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -56,9 +57,10 @@ class _SqliteSource:
 
 
 def open_source(source: str) -> AuditSource:
-    """A SQLite ledger file, a tlog-tiles URL (http/https), or a directory mirroring one."""
+    """A SQLite ledger file, a tlog-tiles URL (http/https), or a directory mirroring one.
+    A TSA server's own URL stands for its token log (`<url>/ledger/tokens/`)."""
     if source.startswith(("http://", "https://")):
-        return TileSource(http_fetcher(source))
+        return TileSource(http_fetcher(log_url(source)))
     path = Path(source)
     if path.is_dir():
         return TileSource(directory_fetcher(path))
@@ -70,19 +72,81 @@ def open_source(source: str) -> AuditSource:
         raise click.ClickException(f"cannot read {source} as a ledger: {exc}") from None
 
 
+def log_url(source: str) -> str:
+    """The tlog-tiles prefix SOURCE names: itself when it serves a checkpoint, else the
+    token log of the TSA server at SOURCE."""
+    base = source.rstrip("/") + "/"
+    try:
+        http_fetcher(base)("checkpoint")
+        return base
+    except LedgerError as exc:
+        if base.endswith("/ledger/tokens/") or base.endswith("/ledger/ops/"):
+            raise click.ClickException(f"cannot read the log at {base}: {exc}") from None
+    tokens = base + "ledger/tokens/"
+    try:
+        http_fetcher(tokens)("checkpoint")
+    except LedgerError as exc:
+        raise click.ClickException(
+            f"{source} is neither a log nor a TSA server ({exc}); give the server's URL, "
+            "or a log's: <server>/ledger/tokens/ or <server>/ledger/ops/"
+        ) from None
+    return tokens
+
+
+def holds_tokens(source: AuditSource) -> bool:
+    """Whether the log's entries are tokens (DER) rather than the operations log's events
+    (JSON): its first entry tells. An empty log counts as a token log."""
+    first = next(iter(source.entries(True, 0)), None)
+    return first is None or first.token[:1] == b"\x30"
+
+
+def _published_vkey(source: str) -> str | None:
+    """The note verifier key the log publishes beside its tiles, when there is one."""
+    try:
+        if source.startswith(("http://", "https://")):
+            return http_fetcher(log_url(source))("vkey").decode().strip()
+        if Path(source).is_dir():
+            return directory_fetcher(Path(source))("vkey").decode().strip()
+    except (LedgerError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def run_audit(
     source: str,
     *,
     vkey: str | None,
-    tokens: bool,
+    tokens: bool | None,
     quiet: bool,
     jobs: int,
     inspect: Inspect | None = None,
     resume: str | None = None,
 ) -> AuditReport:
-    """Open SOURCE and audit it with a progress bar on stderr (shared by `tsa audit`)."""
-    verifier = _verifier(vkey) if vkey else None
+    """Open SOURCE and audit it with one progress bar on stderr (shared by `tsa audit`).
+
+    `tokens` None: the log's first entry says whether it holds tokens or the operations
+    log's events (then `inspect` is not used: events are not tokens). Without `vkey`,
+    the key the log publishes (`<log>/vkey`) checks the checkpoints' signatures, with a
+    warning that the server vouched for its own key; without either they are not
+    checked, and the report says where the key is."""
     opened = open_source(source)
+    if tokens is None:
+        tokens = holds_tokens(opened)
+    if not tokens:
+        inspect = inspect_entry
+    notes: list[str] = []
+    if vkey is None and (published := _published_vkey(source)) is not None:
+        vkey = published
+        notes.append(
+            "checkpoint signatures checked with the key the log itself publishes (vkey): "
+            "pin it with --vkey @FILE for an audit that does not trust the server"
+        )
+    elif vkey is None:
+        notes.append(
+            "checkpoint signatures not checked: give --vkey @FILE with the log's key, "
+            "from the server at /ledger/tokens/vkey (operations log: /ledger/ops/vkey)"
+        )
+    verifier = _verifier(vkey) if vkey else None
     state_path = Path(resume) if resume else None
     state = None
     if state_path is not None and state_path.exists():
@@ -97,7 +161,8 @@ def run_audit(
                 f"the log has {total} entries but an earlier audit saw {state.size}: "
                 "entries lost or rolled back"
             )
-        bar = tqdm(total=total, unit="entries", disable=quiet, file=sys.stderr, smoothing=0.1)
+        kind = "tokens" if tokens else "events"
+        bar = tqdm(total=total, unit=kind, disable=quiet, file=_ThisProcess(), smoothing=0.1)
 
         def progress(done: int, _bytes: int) -> None:
             if done % 1024 == 0 or done == total:
@@ -120,7 +185,29 @@ def run_audit(
             audit_state.save(state_path, source, report.state)
     except (sqlite3.Error, LedgerError) as exc:
         raise click.ClickException(f"cannot read {source}: {exc}") from None
+    report.warnings[:0] = notes
+    report.warnings[:] = [w for w in report.warnings if not w.startswith(_UNSIGNED)]
+    report.kind = "token log" if tokens else "operations log"
     return report
+
+
+class _ThisProcess:
+    """stderr for the progress bar, silent in the forked audit workers (-j N): they
+    inherit a copy of the bar and would draw it again, once each, as they end."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def write(self, text: str) -> None:
+        if os.getpid() == self.pid:
+            sys.stderr.write(text)
+
+    def flush(self) -> None:
+        if os.getpid() == self.pid:
+            sys.stderr.flush()
+
+
+_UNSIGNED = "checkpoint signatures not verified"  # ledger/audit.py's; ours says where
 
 
 def print_report(report: AuditReport, as_json: bool) -> None:
@@ -134,9 +221,10 @@ def print_report(report: AuditReport, as_json: bool) -> None:
             click.echo(f"FAIL index {where} [{failure.check}] {failure.message}")
         rate = report.size / report.seconds if report.seconds else 0
         click.echo(
-            f"{'OK' if report.ok else 'FAILED'}: {report.size} entries, "
-            f"root {report.root.hex()}, chain head {report.chain_head.hex()}, "
-            f"{len(report.failures)} failure(s), {report.seconds:.1f} s ({rate:,.0f} entries/s)"
+            f"{'OK' if report.ok else 'FAILED'}: {report.kind}, {report.size} entries, "
+            f"{report.checkpoints} checkpoints and {report.signatures} signatures checked, "
+            f"{len(report.failures)} failure(s); root {report.root.hex()}, chain head "
+            f"{report.chain_head.hex()}; {report.seconds:.1f} s ({rate:,.0f} entries/s)"
         )
     if not report.ok:
         click.get_current_context().exit(2)
@@ -175,7 +263,12 @@ def with_audit_options(command: _Command) -> _Command:
 
 @cli.command("audit")
 @with_audit_options
-@click.option("--not-tokens", is_flag=True, help="Entries are not tokens (operations log).")
+@click.option(
+    "--not-tokens",
+    is_flag=True,
+    hidden=True,
+    help="Entries are not tokens (found by itself: the operations log's are JSON events).",
+)
 @click.option(
     "--tree-only",
     is_flag=True,
@@ -191,12 +284,14 @@ def audit_command(
     not_tokens: bool,
     tree_only: bool,
 ) -> None:
-    """Replay the log at SOURCE (SQLite file, tlog-tiles URL or directory) and report
-    every failure with its index. For token signatures and chains, use `tsa audit`."""
+    """Replay the log at SOURCE (SQLite file, the server's URL or a log's, or a directory
+    mirroring the tiles; the token log or the operations log, told apart by their
+    entries) and report every failure with its index. For token signatures and chains,
+    use `tsa audit`."""
     report = run_audit(
         source,
         vkey=vkey,
-        tokens=not not_tokens,
+        tokens=False if not_tokens else None,
         quiet=quiet,
         jobs=jobs,
         inspect=inspect_entry if tree_only else None,

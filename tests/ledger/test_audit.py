@@ -3,6 +3,7 @@ each tampering is found and named by its index; exit codes 0 / 1 / 2."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def test_untampered_ledger_verifies(ledger_copy) -> None:
     assert report.root == root_of(leaves)
     result = subprocess.run([*AUDIT, str(ledger_copy)], capture_output=True, text=True)
     assert result.returncode == 0 and "\nOK:" in "\n" + result.stdout
-    assert "checkpoint signatures not verified" in result.stdout  # no --vkey: said, not hidden
+    # no --vkey and no server to ask: said, with where the key is, not hidden
+    assert "checkpoint signatures not checked: give --vkey" in result.stdout
+    assert "/ledger/tokens/vkey" in result.stdout and " 0 signatures checked" in result.stdout
 
 
 def test_one_changed_byte_in_a_token(ledger_copy) -> None:
@@ -261,7 +264,8 @@ def test_audit_from_the_url_and_from_a_mirror(tsa: TsaServer, tmp_path) -> None:
     by_dir = subprocess.run(
         [*AUDIT, "--vkey", vkey, str(tmp_path / "m")], capture_output=True, text=True
     )
-    assert by_dir.returncode == 0 and f"OK: {size} entries" in by_dir.stdout, by_dir.stdout
+    assert by_dir.returncode == 0, by_dir.stdout
+    assert f"OK: token log, {size} entries" in by_dir.stdout, by_dir.stdout
     # One byte changed in a mirrored entry bundle: found, at its index.
     bundle = tmp_path / "m" / "tile" / "entries" / "000"
     if not bundle.exists():
@@ -407,3 +411,32 @@ def test_resume_replays_only_new_entries(tsa: TsaServer, tmp_path) -> None:
         [*AUDIT, "--resume", str(state), str(tsa.ledger_path)], capture_output=True, text=True
     )
     assert other.returncode == 1 and "not " in other.stderr  # a state file of another source
+
+
+def test_the_audit_finds_what_it_needs(tsa: TsaServer) -> None:
+    """The server's own URL stands for its token log, the operations log is recognised by
+    its entries (no --not-tokens), the key comes from the server when not given (said),
+    the summary counts what was checked, and -j 2 draws one progress bar."""
+    for i in range(3):
+        tsa.post_query(make_request(b"finds %d" % i))
+    wait_for_checkpoint(tsa, 1)
+    run = [str(Path(sys.executable).with_name("tsa-ledger")), "audit"]
+    by_server = subprocess.run([*run, "-j", "2", tsa.url], capture_output=True, text=True)
+    assert by_server.returncode == 0, by_server.stdout + by_server.stderr
+    # one bar, redrawn in place with \r and ended once (bytes: text mode reads \r as \n)
+    raw = subprocess.run([*run, "-j", "2", tsa.url], capture_output=True).stderr
+    assert raw.count(b"\n") == 1 and raw.count(b"  0%|") == 1, raw
+    summary = by_server.stdout.splitlines()[-1]
+    assert summary.startswith("OK: token log, ")
+    found = re.search(r"(\d+) checkpoints and (\d+) signatures checked", summary)
+    assert found and int(found[1]) >= 1 and found[1] == found[2], summary
+    assert "the key the log itself publishes" in by_server.stdout
+    for source in (tsa.url + "ledger/ops/", str(tsa.workdir / "ops.sqlite")):
+        ops = subprocess.run([*run, "--quiet", source], capture_output=True, text=True)
+        assert ops.returncode == 0, ops.stdout + ops.stderr
+        assert ops.stdout.splitlines()[-1].startswith("OK: operations log, "), ops.stdout
+        assert "[token]" not in ops.stdout
+    nowhere = subprocess.run(
+        [*run, "--quiet", tsa.url + "no/such/prefix/"], capture_output=True, text=True
+    )
+    assert nowhere.returncode == 1 and "neither a log nor a TSA server" in nowhere.stderr

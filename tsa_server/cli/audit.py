@@ -126,7 +126,7 @@ def audit_command(
     report = run_audit(
         source,
         vkey=vkey,
-        tokens=True,
+        tokens=None,
         quiet=quiet,
         jobs=jobs,
         inspect=inspector,
