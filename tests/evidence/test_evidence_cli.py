@@ -1,7 +1,8 @@
 """`tsa fees ...` and `tsa evidence ...` in subprocesses against a real running server
 and its [evidence] database: grant (idempotent), balance, entries, deposit through the
 API (hash-only and stored), list, show, forecast, reminders, renew-run; operator errors
-are one line and exit status 2."""
+are one line and exit status 1; a client command finds the server from the configuration
+and names the URL it could not reach."""
 
 from __future__ import annotations
 
@@ -12,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tsa import TSA_BIN, TsaServer
+from tests.support.tsa import TSA_BIN, TsaServer, free_port, write_config
 
 
 def run(server: TsaServer, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     group, command, *rest = args
-    argv = [TSA_BIN, group, command]
-    if command != "deposit":
-        argv += ["--config", str(server.config_path)]
+    argv = [TSA_BIN, group, command, "--config", str(server.config_path)]
     return subprocess.run(
         argv + rest,
         capture_output=True,
@@ -76,9 +75,7 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
         ok(
             server,
             "evidence",
-            "deposit",
-            "--url",
-            server.url,
+            "deposit",  # no --url: the configuration's [server] names it
             "--file",
             str(document),
             "--store",
@@ -94,6 +91,17 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
         server, "evidence", "deposit", "--url", server.url, "--sha256", "00", *form, env=env
     )
     assert refused.returncode == 1 and "422" in refused.stderr
+    port = free_port()
+    elsewhere = write_config(tmp_path / "elsewhere.toml", {"server": {"port": port}})
+    unreachable = subprocess.run(
+        [TSA_BIN, "evidence", "deposit", "--config", str(elsewhere), "--sha256", "0" * 64, *form],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, **env),
+    )
+    assert unreachable.returncode == 1 and len(unreachable.stderr.splitlines()) == 1
+    assert f"cannot reach the server at http://127.0.0.1:{port}/" in unreachable.stderr
     no_key = run(
         server,
         "evidence",

@@ -10,11 +10,13 @@ import click
 from tsa_server.cli.options import (
     JSON,
     ORG,
+    URL,
     config_option,
     echo_json,
     instant,
     open_evidence,
     org_exists,
+    server_url,
 )
 from tsa_server.evidence.errors import EvidenceError
 
@@ -25,7 +27,8 @@ def evidence() -> None:
 
 
 @evidence.command("deposit")
-@click.option("--url", default="http://127.0.0.1:3161/", show_default=True, help="The server.")
+@config_option
+@URL
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--sha256", "sha256", default=None, help="Hash-only: the file's SHA-256 (hex).")
 @click.option("--store/--hash-only", default=False, help="With --file: keep the original.")
@@ -35,7 +38,8 @@ def evidence() -> None:
 @click.option("--statement", default="")
 @click.option("--tag", "tags", multiple=True)
 def deposit(
-    url: str,
+    config_path: str,
+    url: str | None,
     path: str | None,
     sha256: str | None,
     store: bool,
@@ -56,6 +60,7 @@ def deposit(
         raise EvidenceError("set TSA_API_KEY to an API key with the deposit scope")
     if (path is None) == (sha256 is None):
         raise click.UsageError("give --file or --sha256")
+    url = server_url(config_path, url)
     form: dict[str, Any] = {"depositor": depositor, "work_content": work_content}
     if work_title:
         form["work_title"] = work_title

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import click
 
-from tsa_server.cli.options import config_option
+from tsa_server.cli.options import URL, config_option, server_url
 from tsa_server.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def policy(config_path: str) -> None:
 @click.option("--uphold", "uphold", default=None, help="Complainant's shop id (H-13): uphold.")
 @click.option("--dismiss", "dismiss", default=None, help="Complainant's shop id: dismiss.")
 @click.option("--note", default="", help="Reason recorded with the decision.")
-@click.option("--url", default=None, help="Server URL (default: [server] host and port).")
+@URL
 @click.argument("handle")
 def decide(
     config_path: str,
@@ -188,16 +188,12 @@ def decide(
     --winner the provisional leader takes it when nobody objected. --certify / --reject
     review a brand (Group 1) applicant's proof; --uphold / --dismiss decide a trademark
     complaint (H-13: upheld, the handle moves to the complainant)."""
-    from tsa_server.config import load_config
-
     if sum(x is not None for x in (winner, certify, reject, uphold, dismiss)) > 1:
         raise click.UsageError("give one of --winner, --certify, --reject, --uphold, --dismiss")
     key = os.environ.get("TSA_API_KEY")
     if not key:
         raise ConfigError("set $TSA_API_KEY to an operator's admin-scope API key")
-    if url is None:
-        server = load_config(config_path).server
-        url = f"http://{server.host}:{server.port}"
+    url = server_url(config_path, url)
     payload: dict[str, str | None] = {"winner": winner, "note": note}
     if certify or reject:
         payload = {"brand": certify or reject, "verdict": "certify" if certify else "reject"}
@@ -207,7 +203,7 @@ def decide(
         payload = {"complaint": uphold or dismiss, "verdict": verdict, "note": note}
     body = json.dumps(payload).encode()
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/api/v1/names/{quote(handle, safe='')}/decision",
+        f"{url}api/v1/names/{quote(handle, safe='')}/decision",
         data=body,
         method="POST",
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -218,4 +214,7 @@ def decide(
     except urllib.error.HTTPError as err:
         raise ConfigError(f"{err.code}: {err.read().decode(errors='replace')}") from None
     except urllib.error.URLError as err:
-        raise ConfigError(f"cannot reach {url}: {err.reason}") from None
+        raise ConfigError(
+            f"cannot reach the server at {url}: {err.reason} (is `tsa serve` running there? "
+            "--url or [server] in --config name it)"
+        ) from None

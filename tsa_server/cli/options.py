@@ -85,5 +85,21 @@ def instant(text: str | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+def server_url(config_path: str, url: str | None) -> str:
+    """The running server a client command talks to: --url, else the configuration's
+    [server] (public_url, or http://host:port), never a built-in port."""
+    if url is not None:
+        return url.rstrip("/") + "/"
+    from tsa_server.config import load_config
+
+    return load_config(config_path).server.origin + "/"
+
+
+URL = click.option(
+    "--url",
+    default=None,
+    metavar="URL",
+    help="The running server (default: [server] public_url, or host and port, of --config).",
+)
 ORG = click.option("--org", "org_id", required=True, help="Organisation id.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

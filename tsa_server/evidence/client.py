@@ -13,7 +13,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from tsa_server.evidence.errors import EvidenceError
+
 CHUNK = 1 << 20
+
+
+class Unreachable(EvidenceError):
+    """The server did not answer: the message names the URL tried."""
 
 
 def file_sha256(path: str) -> str:
@@ -51,6 +57,11 @@ def call(
         conn.request(method, target, body=body, headers=headers, encode_chunked=chunked)
         reply = conn.getresponse()
         return reply.status, dict(reply.getheaders()), reply.read()
+    except OSError as exc:
+        raise Unreachable(
+            f"cannot reach the server at {url}: {exc.strerror or exc} (is `tsa serve` "
+            "running there? --url or [server] in --config name it)"
+        ) from None
     finally:
         conn.close()
 
