@@ -8,13 +8,13 @@ transaction, ended before it returns, under a lock so that threads sharing an ob
 take turns. The schema and `migrate` are in `postgres_schema.py`, the tree in
 `postgres_tree.py`.
 
-Fencing (L-08): `claim_epoch` increments the epoch in the log's row of `ledger_logs`;
-`append` begins with `SELECT ... FOR UPDATE` on that row and commits only if its epoch is
-still the row's epoch and its first index the row's next index, so a deposed writer's
-commit fails. A store also holds
-a session advisory lock on its log (unless `exclusive=False`), so a second writer of the
-same log is refused at open, as SQLite's `.lock` file does; the lock dies with the
-session, the epoch fence does not. Commits are as durable as the server's
+Fencing (L-08): `claim_epoch` sets the log's epoch in its row of `ledger_logs` to the
+next value of the `ledger_epochs` sequence (unique across logs: serials never collide
+between nodes); `append` begins with `SELECT ... FOR UPDATE` on that row and commits
+only if its epoch is still the row's epoch and its first index the row's next index, so
+a deposed writer's commit fails. A store also holds the log's lease
+(`postgres_lease.py`), so a second writer of the same log is refused at open, as
+SQLite's `.lock` file does, until the lease expires or its holder's session ends. Commits are as durable as the server's
 `synchronous_commit` (on by default); a writer refuses a server with it or fsync off.
 
 A connection the server or the network dropped is replaced on the next call: reads are
@@ -30,7 +30,7 @@ import psycopg
 
 from ledger.errors import LedgerError, LedgerWriteError
 from ledger.hashing import CHAIN_GENESIS, chain_hash, leaf_hash
-from ledger.store import postgres_tree
+from ledger.store import postgres_lease, postgres_tree
 from ledger.store.base import NewEntry, Reader, SequenceState, SignedCheckpoint, Store
 from ledger.store.postgres_reader import (
     CHECKPOINT_COLUMNS,
@@ -65,17 +65,29 @@ _INSERT = f"INSERT INTO ledger_entries (log, {COLUMNS}) VALUES (%s, %s, %s, %s, 
 
 class PostgresStore(PostgresReader):
     """A log's one writer. Opening it applies the migrations the database lacks (or, with
-    `migrate=False`, refuses a schema that is not exactly this code's) and creates the
-    log's row; `exclusive=False` skips the advisory lock (tests, or a forced take-over of
-    a hung writer: the epoch fence still deposes it)."""
+    `migrate=False`, refuses a schema that is not exactly this code's), creates the log's
+    row and takes its lease (postgres_lease.py) for `lease_seconds`, renewed while the
+    store is open; `exclusive=False` takes the lease even from a live writer (a forced
+    take-over of a hung one: the epoch fence deposes it)."""
 
     def __init__(
-        self, url: str, log: str = "tokens", *, exclusive: bool = True, migrate: bool = True
+        self,
+        url: str,
+        log: str = "tokens",
+        *,
+        exclusive: bool = True,
+        migrate: bool = True,
+        lease_seconds: float = 10.0,
     ) -> None:
         self._exclusive = exclusive
         self._migrate = migrate
         self._claimed = False
+        self._epoch: int | None = None
+        self._holder = postgres_lease.new_holder()
+        self._lease_seconds = lease_seconds
+        self._keeper: postgres_lease.Keeper | None = None
         super().__init__(url, log)
+        self._keeper = postgres_lease.Keeper(self._renew, lease_seconds / 3, log)
 
     def _open_error(self, message: str) -> LedgerError:
         return LedgerWriteError(message)
@@ -99,22 +111,38 @@ class PostgresStore(PostgresReader):
                     "INSERT INTO ledger_logs (log) VALUES (%s) ON CONFLICT (log) DO NOTHING",
                     (self.log,),
                 )
-                if self._exclusive:
-                    row = conn.execute(
-                        "SELECT pg_try_advisory_lock("
-                        "hashtextextended('ledger-writer:' || current_schema() || ':' || %s, 0))",
-                        (self.log,),
-                    ).fetchone()
-                    if not row or not row[0]:
-                        raise LedgerWriteError(
-                            f"the ledger log {self.log!r} in the {describe(self.url)} is in "
-                            "use by another writer"
-                        )
+                postgres_lease.acquire(
+                    conn, self.log, self._holder, self._lease_seconds, not self._exclusive
+                )
         except psycopg.Error as exc:
             raise LedgerWriteError(
                 f"cannot open the ledger log {self.log!r} in the {describe(self.url)}: "
                 f"{message(exc)}"
             ) from None
+
+    def _renew(self) -> bool:
+        """The keeper's tick: extend the lease; False once another writer took the log."""
+        epoch = self._epoch
+        if epoch is None:
+            return True  # not claimed yet: the lease taken at open lapses unless claimed
+        return self._write(
+            lambda conn: postgres_lease.renew(
+                conn, self.log, self._holder, self._lease_seconds, epoch
+            ),
+            "cannot renew the ledger lease",
+        )
+
+    def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+        with self._mutex:
+            if not self._closed and self._conn is not None and not broken(self._conn):
+                try:
+                    with self._conn.transaction():
+                        postgres_lease.release(self._conn, self.log, self._holder)
+                except psycopg.Error:
+                    pass  # the lease expires by itself
+        super().close()
 
     def _write(self, work: Callable[[Connection], T], what: str) -> T:
         """Run `work` in a write transaction and commit it. A connection found dropped
@@ -140,8 +168,11 @@ class PostgresStore(PostgresReader):
 
     def claim_epoch(self) -> SequenceState:
         def claim(conn: Connection) -> SequenceState:
+            postgres_lease.acquire(
+                conn, self.log, self._holder, self._lease_seconds, not self._exclusive
+            )
             row = conn.execute(
-                "UPDATE ledger_logs SET epoch = epoch + 1 WHERE log = %s "
+                "UPDATE ledger_logs SET epoch = nextval('ledger_epochs') WHERE log = %s "
                 "RETURNING next_idx, last_gen_time, epoch",
                 (self.log,),
             ).fetchone()
@@ -162,6 +193,7 @@ class PostgresStore(PostgresReader):
 
         state = self._write(claim, "cannot claim the ledger")
         self._claimed = True
+        self._epoch = state.epoch
         return state
 
     def append(self, epoch: int, first_index: int, entries: list[NewEntry]) -> None:
@@ -183,6 +215,7 @@ class PostgresStore(PostgresReader):
                 raise LedgerWriteError(
                     f"ledger commit failed: the next index is {next_idx}, not {first_index}"
                 )
+            postgres_lease.renew(conn, self.log, self._holder, self._lease_seconds, epoch)
             # Read after the lock: a statement of its own sees every committed append.
             previous = conn.execute(
                 "SELECT chain_hash FROM ledger_entries WHERE log = %s AND idx = %s",

@@ -141,6 +141,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER checkpoints_advance BEFORE INSERT ON ledger_checkpoints
     FOR EACH ROW EXECUTE FUNCTION ledger_checkpoints_advance();
     """,
+    # 2 (issue 16): several nodes, each writing its own logs. Serial epochs come from one
+    # sequence, so two logs never share an epoch (a token's serial is 2^120 | epoch << 64
+    # | counter); a log's writer holds a lease that it renews, and a takeover needs the
+    # lease expired or its holder's session gone (ledger/store/postgres_lease.py).
+    """
+    CREATE SEQUENCE ledger_epochs;
+    SELECT setval('ledger_epochs', (SELECT COALESCE(MAX(epoch), 0) + 1 FROM ledger_logs), false);
+    ALTER TABLE ledger_logs
+        ADD COLUMN lease_holder text,
+        ADD COLUMN lease_until timestamptz,
+        ADD COLUMN lease_pid integer,
+        ADD COLUMN lease_session_start timestamptz;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
