@@ -106,3 +106,17 @@ def test_digest_is_bytes_not_a_view() -> None:
     lean = parse_lean(body, PROFILE)
     assert lean is not None and lean.digest == hashlib.sha256(data).digest()
     assert type(lean.digest) is bytes
+
+
+def test_a_refused_algorithm_says_why() -> None:
+    """MD5 is refused on purpose, and the rejection says so (not "unsupported"); SHA-1
+    is refused by configuration, and the rejection names the setting."""
+    reasons = {}
+    for name in ("md5", "sha1", "1.2.3.99"):
+        try:
+            parse_request(make_request(hash_name=name, digest=b"\0" * 16), PROFILE)
+        except RequestRejected as exc:
+            reasons[name] = exc.text
+    assert "refused on purpose" in reasons["md5"] and "SHA-256" in reasons["md5"]
+    assert "[tsa] accepted_hashes" in reasons["sha1"]
+    assert "1.2.3.99 not accepted" in reasons["1.2.3.99"]

@@ -314,7 +314,7 @@ def test_missing_certificate_reason_and_supplied_certificate(mutations, hsm):
         Case(case.stamped, case.token, case.data, nonce=case.nonce, supply_tsa_cert=True), hsm
     )
     assert supplied.valid
-    assert "supplied by the caller" in supplied.check("signer_certificate").reason
+    assert "supplied beside the token" in supplied.check("signer_certificate").reason
 
 
 def test_right_policy_passes(mutations, hsm):

@@ -161,7 +161,9 @@ def test_invalid_is_a_verdict_not_an_error(tsa, stamped):
     assert status == 200 and report["valid"] is False
     assert failed(report) == {"message_imprint"}
     imprint = next(c for c in report["checks"] if c["name"] == "message_imprint")
-    assert imprint["reason"] == "the SHA-256 imprint does not match the uploaded data"
+    assert imprint["reason"].startswith("the SHA-256 imprint does not match the uploaded data")
+    # the file's digest beside the token's: a wrong file is told apart from a damaged token
+    assert f"the uploaded data: {report['compared_with']['digest']})" in imprint["reason"]
 
     payload = {
         "token": base64.b64encode(stamped.response).decode(),

@@ -12,6 +12,7 @@ from tsa_server.errors import FailureInfo, RequestRejected
 from tsa_server.rfc3161.oids import IMPRINT_HASHES, ImprintHash
 from tsa_server.rfc3161.request_lean import parse_lean
 from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
+from tsa_server.rfc3161.verify_crypto import REFUSED
 
 # Profile and TimeStampRequest are re-exported: services.py and the tests import them here.
 __all__ = ["MAX_NONCE_BITS", "Profile", "TimeStampRequest", "parse_request", "parse_strict"]
@@ -99,12 +100,24 @@ def parse_strict(body: bytes, profile: Profile) -> TimeStampRequest:
     )
 
 
+_BROKEN = {"1.2.840.113549.2.2": "md2", "1.2.840.113549.2.4": "md4", "1.2.840.113549.2.5": "md5"}
+
+
+def _not_accepted(oid: str, known: ImprintHash | None) -> str:
+    """Why an imprint algorithm is refused: on purpose (MD5), by configuration, or unknown."""
+    if oid in _BROKEN:
+        return REFUSED[_BROKEN[oid]]
+    if known is not None:
+        return f"{known.name} is not accepted by this TSA's configuration ([tsa] accepted_hashes)"
+    return f"hash algorithm {oid} not accepted (use SHA-256, SHA-384, SHA-512, SHA-3 or SM3)"
+
+
 def _check_imprint(imprint: _MessageImprint, profile: Profile) -> tuple[ImprintHash, bytes]:
     algorithm = imprint["hash_algorithm"]
     oid = algorithm["algorithm"].dotted
     known = IMPRINT_HASHES.get(oid)
     if known is None or known.name not in profile.accepted_hashes:
-        raise _reject(FailureInfo.BAD_ALG, "hash algorithm not accepted")
+        raise _reject(FailureInfo.BAD_ALG, _not_accepted(oid, known))
     parameters = algorithm["parameters"]
     if not isinstance(parameters, core.Void) and parameters.dump() != _NULL:
         raise _reject(FailureInfo.BAD_ALG, "hash algorithm parameters must be absent or NULL")

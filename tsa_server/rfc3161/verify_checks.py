@@ -148,8 +148,8 @@ def check_signer_certificate(ctx: Context) -> str:
     """RFC 5652 §5.3: the signer certificate is the one the SID names, wherever it sits."""
     sid = ctx.need_signer_info()["sid"]
     sources = (
-        ("supplied by the caller", ctx.extra_certs),
         ("embedded in the token", ctx.embedded),
+        ("supplied beside the token, not embedded in it", ctx.extra_certs),
         ("a trust root", ctx.trust_roots),
     )
     found: dict[bytes, tuple[x509.Certificate, str]] = {}

@@ -38,6 +38,13 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha3_512": hashes.SHA3_512,
 }
 
+#: Algorithms refused on purpose, with the reason a user is told.
+REFUSED = {
+    name: f"{name.upper()} is refused on purpose: collisions can be made at will, so an "
+    "imprint made with it proves nothing; time-stamp with SHA-256 or stronger"
+    for name in ("md2", "md4", "md5")
+}
+
 _DISPLAY = {
     "sha1": "SHA-1",
     "sha224": "SHA-224",

@@ -15,7 +15,7 @@ from tsa_server.pki.tsa_purpose import purpose_problem
 
 from .verify_chain import label, validate_path
 from .verify_context import CannotCheck, Context, Failed, Skipped
-from .verify_crypto import HASHES, digest_name, hash_bytes, new_hash
+from .verify_crypto import HASHES, REFUSED, digest_name, hash_bytes, new_hash
 from .verify_load import EXTRA_NAME_ATTRIBUTES, name_text, same_name
 from .verify_options import VerifyOptions
 from .verify_revocation import check_revocation
@@ -99,6 +99,8 @@ def check_message_imprint(ctx: Context) -> str:
     algorithm = imprint["hash_algorithm"]["algorithm"].native
     value = imprint["hashed_message"].native
     options = ctx.options
+    if algorithm in REFUSED:
+        raise Failed(REFUSED[algorithm])
     if algorithm not in HASHES:
         raise CannotCheck(f"unsupported imprint hash algorithm {algorithm}")
     size = HASHES[algorithm]().digest_size
@@ -114,7 +116,10 @@ def check_message_imprint(ctx: Context) -> str:
     else:
         raise CannotCheck("no data, stream or digest was given to compare the imprint with")
     if expected != value:
-        raise Failed(f"the {digest_name(algorithm)} imprint does not match {what}")
+        raise Failed(
+            f"the {digest_name(algorithm)} imprint does not match {what} "
+            f"(token: {value.hex()}; {what}: {expected.hex()})"
+        )
     return f"the {digest_name(algorithm)} imprint matches {what}"
 
 
