@@ -75,9 +75,15 @@ def _publisher(publisher: CheckpointPublisher, interval_s: float) -> CleanupCont
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        log = logging.getLogger("tsa.publisher")
         try:  # a last checkpoint on a clean shutdown, so nothing waits an interval
-            await publisher.publish_now()
+            signed = await publisher.publish_now()
         except Exception:  # noqa: BLE001 - shutdown goes on; the next start publishes
-            logging.getLogger("tsa.publisher").exception("final checkpoint failed")
+            log.exception("final checkpoint failed")
+            return
+        if signed is not None:
+            log.warning("final checkpoint of %s: size %d", publisher.origin, signed.size)
+        else:
+            log.warning("final checkpoint of %s: nothing new since the last", publisher.origin)
 
     return run

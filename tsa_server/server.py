@@ -1,8 +1,11 @@
 """`tsa serve`: from a checked configuration to a running server and back.
 
-Logging, the services (wiring.py), the application (app.py), the listeners: plain HTTP
-on [server] host and port, and HTTPS on tls_host and tls_port when a certificate is
-configured (web/tls.py); then web/lifecycle.py serves until the process is told to stop.
+The PID file first (one server per state directory: pidfile.py), then logging, the
+services (wiring.py), the application (app.py), the listeners: plain HTTP on [server]
+host and port, HTTPS on tls_host and tls_port when a certificate is configured
+(web/tls.py), metrics on a listener of their own when [metrics] host is set; then
+web/lifecycle.py serves until the process is told to stop, and this says what the stop
+finished: the requests in progress and the last checkpoint of each log.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tsa_server.config import Config
+from tsa_server.pidfile import PidFile
 from tsa_server.web.lifecycle import Site
 from tsa_server.web.tls import ReloadableTls
 
@@ -32,8 +36,16 @@ def _listeners(config: Config) -> tuple[list[Site], ReloadableTls | None]:
 
 def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None:
     """Serve until interrupted; `say` prints what the operator should see."""
+    pid_file = PidFile(Path(config.server.pid_file)).acquire()
+    try:
+        _serve(config, new_ledger, say)
+    finally:
+        pid_file.release()
+
+
+def _serve(config: Config, new_ledger: bool, say: Say) -> None:
     from tsa_server.app import create_app
-    from tsa_server.web import lifecycle, logs, metrics, observe, serving
+    from tsa_server.web import drain, lifecycle, logs, metrics, observe, serving
     from tsa_server.wiring import build_services
 
     logs.configure(config.logging.level, config.logging.format)
@@ -52,6 +64,10 @@ def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None
         pass
     app = create_app(services)
     monitoring = app[metrics.MONITORING]
+    maintenance = app[drain.MAINTENANCE] = drain.Maintenance(
+        Path(config.server.maintenance_file) if config.server.maintenance_file else None
+    )
+    tally = observe.Tally()
     side_apps = []
     if config.metrics.host:
         side_apps.append(
@@ -71,8 +87,11 @@ def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None
         ),
         tuple(sites),
         tls,
-        observe.access_hook(monitoring.http, config.logging.access),
+        observe.access_hook(monitoring.http, config.logging.access, tally),
         tuple(side_apps),
+        maintenance,
+        tally,
+        config.server.drain_timeout_s,
     )
     urls = "  ".join(site.url for site in plan.sites)
     say(f"TSA serving on {urls}  (CA file: {config.certificates.ca})")
@@ -85,6 +104,16 @@ def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None
     gc.collect()
     gc.freeze()
     try:
-        lifecycle.run(app, plan)
+        report = lifecycle.run(app, plan)
     finally:
         services.close()
+    if report is not None:
+        checkpoints = ", ".join(
+            f"{log} at size {size}"
+            for log, (size, _) in sorted(monitoring.checkpoints.latest().items())
+        )
+        say(
+            f"TSA stopped in {report.seconds:.1f} s: {report.finished} request(s) finished "
+            f"({report.in_progress} in progress when asked to stop); last checkpoints: "
+            f"{checkpoints or 'none'}"
+        )

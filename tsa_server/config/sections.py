@@ -37,6 +37,13 @@ class ServerConfig:
     tls_key: str = ""
     tls_host: str = ""
     tls_port: int = 3443
+    # One server per state directory: its PID, held locked while it runs.
+    pid_file: str = "var/tsa.pid"
+    # While this file exists (or after SIGUSR1, until the next one) /readyz answers 503
+    # so that load balancers drain the node; requests keep being served.
+    maintenance_file: str = "var/maintenance"
+    # On SIGTERM or Ctrl-C: how long requests in progress get to finish.
+    drain_timeout_s: float = 30.0
 
     @property
     def tls(self) -> bool:

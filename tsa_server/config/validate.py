@@ -163,7 +163,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _validate_listeners(config: Config) -> None:
-    """HTTPS, the plain listener beside it, the metrics listener."""
+    """HTTPS, the plain listener beside it, the metrics listener, draining."""
     server, metrics = config.server, config.metrics
     _require(
         bool(server.tls_certificate) == bool(server.tls_key),
@@ -181,6 +181,8 @@ def _validate_listeners(config: Config) -> None:
             not (same_host and server.tls_port == server.port),
             "[server] tls_port must differ from port on the same address",
         )
+    _require(0.0 <= server.drain_timeout_s <= 3600, "[server] drain_timeout_s must be 0..3600")
+    _require(bool(server.pid_file), "[server] pid_file must name a file")
     _require(0 < metrics.port < 65536, "[metrics] port must be 1-65535")
     if metrics.host:
         taken = {(server.host, server.port)}

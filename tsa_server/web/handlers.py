@@ -17,6 +17,7 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance.issuer import Issuer
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161 import response
+from tsa_server.web import drain
 from tsa_server.web.bodies import BodyTooLarge, read_bounded
 from tsa_server.web.errors import DOMAIN_ERRORS, error_response
 from tsa_server.web.serving import SlowBody
@@ -114,6 +115,9 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     clock = state.clock.status()
     problems = []
+    draining = drain.problem(request.app)  # the maintenance switch, or stopping
+    if draining is not None:
+        problems.append(draining)
     if not clock.usable:
         problems.append(f"clock: {clock.reason}")
     problems.extend(await state.issuer.problems())

@@ -1,8 +1,12 @@
-"""Run the application until it is told to stop: its listeners (plain HTTP, HTTPS), the
-connection bounds of `web/serving.py` on all of them, and the process signals.
+"""Run the application until it is told to stop: its listeners (plain HTTP, HTTPS, the
+metrics listener), the connection bounds of `web/serving.py`, and the process signals.
 
-Signals: SIGTERM and SIGINT (Ctrl-C) stop the server gracefully; SIGHUP reloads the
-HTTPS certificate and key (web/tls.py) without dropping a connection.
+Signals: SIGHUP reloads the HTTPS certificate and key (web/tls.py) without dropping a
+connection; SIGUSR1 switches maintenance on or off (web/drain.py). SIGTERM and SIGINT
+(Ctrl-C) stop the server: /readyz fails at once, the listeners close, the requests in
+progress get [server] drain_timeout_s to finish, then the application's cleanup runs
+(its publishers sign a last checkpoint); `run` returns what was finished. A second
+SIGTERM or SIGINT while draining cuts the wait short.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
 
 from tsa_server.web import observe
+from tsa_server.web.drain import Maintenance
 from tsa_server.web.serving import (
     LINGER_S,
     MAX_HEADERS,
@@ -29,6 +36,9 @@ from tsa_server.web.serving import (
 from tsa_server.web.tls import ReloadableTls
 
 log = logging.getLogger("tsa.web")
+
+#: After the drain, what aiohttp's shutdown still grants a request before cancelling it.
+SHUTDOWN_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,19 @@ class Plan:
     access_hook: type[AbstractAccessLogger] | None = None
     # Small applications on listeners of their own (the metrics listener).
     side_apps: tuple[tuple[web.Application, Site], ...] = ()
+    maintenance: Maintenance | None = None
+    tally: observe.Tally | None = None  # responses completed, as the access hook counts
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What a stop finished: requests in progress when it began, and how many of them
+    (and of any that arrived on open connections meanwhile) completed."""
+
+    in_progress: int
+    finished: int
+    seconds: float
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, signum: int, action: object) -> None:
@@ -66,7 +89,7 @@ def _on_signal(loop: asyncio.AbstractEventLoop, signum: int, action: object) -> 
         log.debug("signal %s not handled here", signum)
 
 
-async def _serve(app: web.Application, plan: Plan) -> None:
+async def _serve(app: web.Application, plan: Plan) -> StopReport | None:
     listener = plan.listener
     hook: dict[str, Any] = {"access_log": None}
     if plan.access_hook is not None:
@@ -82,6 +105,7 @@ async def _serve(app: web.Application, plan: Plan) -> None:
         # After an early answer (401, 413...) the rest of a body is read and dropped
         # for this long at most, so the client sees the answer rather than a reset.
         lingering_time=LINGER_S,
+        shutdown_timeout=SHUTDOWN_GRACE_S,  # after our own drain (_drain)
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -89,12 +113,16 @@ async def _serve(app: web.Application, plan: Plan) -> None:
         _on_signal(loop, signum, stop.set)
     if plan.tls is not None:
         _on_signal(loop, signal.SIGHUP, plan.tls.reload)
+    if plan.maintenance is not None:
+        _on_signal(loop, signal.SIGUSR1, plan.maintenance.toggle)
     await runner.setup()
     server = runner.server
     assert server is not None, "set up above"
     observe.tag_requests(server)  # request ids, before any connection
     watchdog = BodyWatchdog(server, listener.body)
     sweeper = asyncio.create_task(watchdog.run())
+    side: list[web.AppRunner] = []
+    report: StopReport | None = None
     try:
         ConnectionCap(server, listener.max_connections, watchdog)
         for site in plan.sites:
@@ -107,12 +135,56 @@ async def _serve(app: web.Application, plan: Plan) -> None:
             ).start()
         side = await _start_side_apps(plan, listener)
         await stop.wait()
-        log.warning("stopping")
+        report = await _drain(runner, server, plan)
     finally:
         sweeper.cancel()
         for side_runner in reversed(side):
             await side_runner.cleanup()
-        await runner.cleanup()
+        if report is None:  # a fault before or during the drain: clean up all the same
+            await runner.cleanup()
+    return report
+
+
+async def _drain(runner: web.AppRunner, server: web.Server, plan: Plan) -> StopReport:
+    """Stop taking connections, let the requests in progress finish (their bodies may
+    still be arriving: aiohttp's own shutdown would stop reading them), close each
+    connection as it goes idle, then run the app's cleanup."""
+    started = time.monotonic()
+    if plan.maintenance is not None:
+        plan.maintenance.stopping = True
+    busy = sum(1 for c in server.connections if _busy(c))
+    done_before = plan.tally.responses if plan.tally else 0
+    log.warning(
+        "stopping: %d request(s) in progress get up to %g s to finish",
+        busy,
+        plan.drain_timeout_s,
+    )
+    hurry = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # a second one: stop waiting
+        _on_signal(loop, signum, hurry.set)
+    for site in list(runner.sites):
+        await site.stop()
+    deadline = started + plan.drain_timeout_s
+    while not hurry.is_set():
+        working = False
+        for connection in server.connections:
+            if _busy(connection):
+                working = True
+            else:
+                connection.close()  # idle keep-alive: no new request on it
+        if not working or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    if hurry.is_set():
+        log.warning("second stop signal: cancelling the requests still in progress")
+    await runner.cleanup()  # what is still running gets SHUTDOWN_GRACE_S, then cancelled
+    finished = (plan.tally.responses if plan.tally else 0) - done_before
+    return StopReport(busy, finished, time.monotonic() - started)
+
+
+def _busy(connection: RequestHandler) -> bool:
+    return getattr(connection, "_current_request", None) is not None
 
 
 async def _start_side_apps(plan: Plan, listener: Listener) -> list[web.AppRunner]:
@@ -130,9 +202,9 @@ async def _start_side_apps(plan: Plan, listener: Listener) -> list[web.AppRunner
     return runners
 
 
-def run(app: web.Application, plan: Plan) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly (the app's cleanup runs)."""
+def run(app: web.Application, plan: Plan) -> StopReport | None:
+    """Serve until SIGINT or SIGTERM, then drain and shut down cleanly (module doc)."""
     try:
-        asyncio.run(_serve(app, plan))
+        return asyncio.run(_serve(app, plan))
     except KeyboardInterrupt:  # before the handlers were installed
-        pass
+        return None

@@ -67,12 +67,22 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers[REQUEST_ID_HEADER] = request_id
 
 
-def access_hook(http: HttpMetrics, every_request: bool = False) -> type[AbstractAccessLogger]:
-    """An access-logger class (aiohttp makes one per connection) feeding `http` and the
-    request lines (module doc)."""
+class Tally:
+    """Responses completed so far (what a stop reports as finished)."""
+
+    responses = 0
+
+
+def access_hook(
+    http: HttpMetrics, every_request: bool = False, tally: Tally | None = None
+) -> type[AbstractAccessLogger]:
+    """An access-logger class (aiohttp makes one per connection) feeding `http`, the
+    request lines (module doc) and `tally`."""
+    counts = tally or Tally()
 
     class AccessHook(AbstractAccessLogger):
         def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+            counts.responses += 1
             method = request.method if request.method in _METHODS else "other"
             route = route_of(request)
             status = response.status
