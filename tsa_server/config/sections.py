@@ -184,6 +184,18 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class DisclosureConfig:
+    """What GET /policy (the TSA disclosure statement) says beyond the configuration."""
+
+    name: str = "RFC 3161 time-stamping authority"
+    contact: str = ""  # e.g. "tsa@example.org, +49 ..."; empty: "not configured"
+    retention: str = (
+        "Every token issued is kept in the append-only ledger for the life of the service; "
+        "the operations log and the signed checkpoints likewise."
+    )
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """Prometheus metrics: GET /metrics on the main listeners for the operators' admin
     keys, and without a key on a listener of their own when host is set."""
@@ -207,6 +219,7 @@ class Config:
     names: NamesConfig = field(default_factory=NamesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    disclosure: DisclosureConfig = field(default_factory=DisclosureConfig)
 
     def pin(self) -> str:
         """The token PIN: the environment variable first, then the PIN file."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tsa_server.web import accounts, evidence, metrics
+from tsa_server.web import accounts, evidence, metrics, policy
 from tsa_server.web.api import COMMON_SCHEMAS, Described, body_models, components
 from tsa_server.web.evidence import RATE_LIMITED
 from tsa_server.web.evidence import files as evidence_files
@@ -22,6 +22,7 @@ _AREAS: tuple[Described, ...] = (
     evidence_files.DESCRIBED,
     names_openapi.DESCRIBED,
     metrics.DESCRIBED,
+    policy.DESCRIBED,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import accounts, evidence, handlers, metrics, openapi
+from tsa_server.web import accounts, evidence, handlers, metrics, openapi, policy
 from tsa_server.web.evidence import files as evidence_files
 from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.ledger import lookup as ledger_lookup
@@ -23,6 +23,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),
             web.get("/metrics", metrics.metrics),
+            web.get("/policy", policy.policy),
             web.get("/tokens/{serial}", ledger_lookup.token_by_serial),
             web.post("/verify", verify.verify),
             web.get("/api/v1/account", accounts.account),
