@@ -1,15 +1,15 @@
 """`tsa`: the command line of the time-stamping authority (click).
 
-Every failure the operator can fix is one line on stderr and exit status 2; no traceback.
+Every failure the operator can fix is one line on stderr and exit status 1, no traceback;
+the convention (0, 1, 2 and JSON errors) is applied by tsa_server.cli.main
+(ledger/cli_run.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sqlite3
-import sys
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -32,12 +32,7 @@ def _load(path: str) -> Config:
 
 
 class OperatorError(click.ClickException):
-    """An error the operator can fix: one line, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"tsa: {self.message}", err=True)
+    """An error the operator can fix: one line, exit status 1 (ledger/cli_run.py)."""
 
 
 class _Group(click.Group):
@@ -106,23 +101,3 @@ cli.add_command(evidence)
 cli.add_command(fees)
 cli.add_command(audit_command)
 cli.add_command(names)
-
-
-def main(argv: list[str] | None = None) -> int:
-    # Whatever the server or a command creates (databases, blobs, checkpoints, keys'
-    # metadata, their directories) is private to the service user.
-    os.umask(0o077)
-    try:
-        code = cli.main(args=argv, prog_name="tsa", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort:
-        return 1
-    return code if isinstance(code, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
