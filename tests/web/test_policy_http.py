@@ -54,3 +54,28 @@ def test_disclosure_statement_from_the_configuration(make_server, hsm, ntp) -> N
     ):
         assert fact in text, fact
     assert "sha384" not in text  # only what is accepted
+
+
+def test_disclosure_statement_as_pdf(make_server, hsm) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    server = make_server(disclosure={"name": "Example TSA", "contact": "tsa@example.org"}).start()
+    status, headers, body = server.get("/policy.pdf")
+    assert status == 200 and headers["Content-Type"] == "application/pdf"
+    assert body.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(body))
+    text = " ".join(page.extract_text() for page in reader.pages)
+    cert = x509.load_pem_x509_certificates(hsm.chain_file.read_bytes())[0]
+    for fact in (
+        "TSA disclosure statement",
+        "Example TSA",
+        DEFAULT_POLICY,
+        "sha256",
+        "ec-p256",
+        f"{cert.serial_number:x}",
+        "tsa@example.org",
+    ):
+        assert fact in text, (fact, text[:500])
+    assert server.get("/policy.pdf")[2] == body  # drawn once

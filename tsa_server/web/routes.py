@@ -24,6 +24,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/readyz", handlers.readyz),
             web.get("/metrics", metrics.metrics),
             web.get("/policy", policy.policy),
+            web.get("/policy.pdf", policy.policy_pdf),
             web.get("/tokens/{serial}", ledger_lookup.token_by_serial),
             web.post("/verify", verify.verify),
             web.get("/api/v1/account", accounts.account),
