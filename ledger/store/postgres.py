@@ -14,8 +14,9 @@ between nodes); `append` begins with `SELECT ... FOR UPDATE` on that row and com
 only if its epoch is still the row's epoch and its first index the row's next index, so
 a deposed writer's commit fails. A store also holds the log's lease
 (`postgres_lease.py`), so a second writer of the same log is refused at open, as
-SQLite's `.lock` file does, until the lease expires or its holder's session ends. Commits are as durable as the server's
-`synchronous_commit` (on by default); a writer refuses a server with it or fsync off.
+SQLite's `.lock` file does, until the lease expires or its holder's session ends.
+Commits are as durable as the server's `synchronous_commit` (on by default); a writer
+refuses a server with it or fsync off.
 
 A connection the server or the network dropped is replaced on the next call: reads are
 retried once; a write is retried once only if it failed before its COMMIT was sent.

@@ -31,7 +31,7 @@ log = logging.getLogger("ledger.store.postgres")
 _SESSION = (
     "pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())"
 )
-_HELD_BY_ANOTHER = f"""
+_HELD_BY_ANOTHER = """
 SELECT lease_until, lease_holder FROM ledger_logs
 WHERE log = %s AND lease_holder IS NOT NULL AND lease_holder <> %s AND lease_until > now()
   AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = lease_pid

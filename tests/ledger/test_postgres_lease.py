@@ -30,7 +30,8 @@ print("epoch", state.epoch, flush=True)
 index = state.next_index
 while True:
     try:
-        store.append(state.epoch, index, [NewEntry(b"old%d" % index, 1, index, "sha256", b"\\0" * 32)])
+        new = NewEntry(b"old%d" % index, 1, index, "sha256", b"\\0" * 32)
+        store.append(state.epoch, index, [new])
     except LedgerWriteError as exc:
         print("DEPOSED", exc, flush=True)
         sys.exit(3)
@@ -78,9 +79,7 @@ def test_a_writer_paused_past_its_lease_is_replaced_and_never_writes_again(
         os.kill(proc.pid, signal.SIGCONT)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 3 and "another writer has taken over" in out, out
-        replacement.append(
-            state.epoch, state.next_index + 1, [entry(state.next_index + 1, b"new")]
-        )
+        replacement.append(state.epoch, state.next_index + 1, [entry(state.next_index + 1, b"new")])
         tokens = [e.token for e in paused_at.entries(0)]
         assert len(tokens) == state.next_index + 2
         # everything from the takeover on is the replacement's
