@@ -102,7 +102,7 @@ def test_bootstrap_an_organisation_and_its_first_key(capsys, config: Path, tmp_p
 )
 def test_errors_are_one_line(capsys, config: Path, args, message) -> None:
     code, out, err = run(capsys, config, *args)
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""  # an input error (README: exit codes)
     assert err.startswith("tsa: ") and message in err and err.count("\n") == 1
 
 
@@ -113,7 +113,7 @@ def test_a_role_cannot_hold_a_scope_above_it(capsys, config: Path) -> None:
         code, out, err = run(
             capsys, config, "create-key", "--org", org_id, "--role", role, "--scope", scope
         )
-        assert code == 2 and out == "" and err.startswith("tsa: "), err
+        assert code == 1 and out == "" and err.startswith("tsa: "), err
 
 
 def test_evidence_configuration() -> None:
