@@ -14,6 +14,7 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 
 from tests.support.tsa import TsaServer
 from tests.web.test_evidence_http import FORM, Api, sha, tsa
@@ -76,6 +77,13 @@ def test_every_api_route_is_documented(server) -> None:
     assert not missing, missing
 
 
+def _takes_input(operation) -> bool:
+    """Whether the operation has parameters or a body (what negative cases change)."""
+    return any(True for _ in operation.iter_parameters()) or bool(
+        operation.get_request_payload_content_types()
+    )
+
+
 def test_schemathesis_finds_no_server_error(server) -> None:
     running, api = server
     schema = schemathesis.openapi.from_url(running.url + "api/v1/openapi.json")
@@ -109,7 +117,12 @@ def test_schemathesis_finds_no_server_error(server) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-            make_check(operation, mode)()
+            try:
+                make_check(operation, mode)()
+            except Unsatisfiable:
+                # An operation that takes no input (GET /policy) has no invalid input.
+                if mode is schemathesis.GenerationMode.POSITIVE or _takes_input(operation):
+                    raise
     elapsed = time.monotonic() - started
     print(f"schemathesis: {calls} calls in {elapsed:.1f} s")
     assert not failures, "\n".join(failures[:20])

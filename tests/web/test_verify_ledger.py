@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger.proofs import verify_inclusion
+from ledger.serials import serial_text
 from ledger.store.base import NewEntry, SignedCheckpoint
 from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.web.verify.ledger import ledger_lookup
@@ -104,7 +105,10 @@ def test_entry_newer_than_the_checkpoint_is_proved_against_the_current_tree(ledg
         proof = [bytes.fromhex(h) for h in found["inclusion_proof"]]
         leaf = bytes.fromhex(found["leaf_hash"])
         verify_inclusion(index, SMALL, leaf, proof, reader.root(SMALL))
-        assert ledger_lookup(reader, SMALL + 5) == {"found": False, "serial": hex(SMALL + 5)}
+        assert ledger_lookup(reader, SMALL + 5) == {
+            "found": False,
+            "serial": serial_text(SMALL + 5),
+        }
 
 
 def test_lookup_work_does_not_grow_with_the_ledger(ledgers):
