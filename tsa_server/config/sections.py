@@ -107,6 +107,9 @@ class DatabaseConfig:
     accepted). The password never goes in the URL: libpq reads PGPASSFILE or PGPASSWORD."""
 
     url: str = ""
+    # How long a log's writer lease lasts (renewed every third of it): a paused or cut-off
+    # node's log can be taken over after this long.
+    lease_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,10 @@ def validate(config: Config) -> None:
     )
     _validate_listeners(config)
     _check_database(config.database.url)
+    _require(
+        1.0 <= config.database.lease_seconds <= 300.0,
+        "[database] lease_seconds must be between 1 and 300",
+    )
     _require(len(tsa.policies) >= 1, "[tsa] policies must list at least the default policy")
     for oid in tsa.policies:
         _require(_is_oid(oid), f"[tsa] policies: {oid!r} is not a dotted OID")
