@@ -70,6 +70,9 @@ def test_hash_only_fields_are_refused_by_path() -> None:
     with pytest.raises(FieldError) as info:
         hash_only_specs({**BODY, "colour": "red"}, 10)
     assert info.value.fields == {"colour": "unknown field"}
+    with pytest.raises(FieldError) as info:  # a near miss names the field meant
+        hash_only_specs({**BODY, "filename": "a.txt"}, 10)
+    assert info.value.fields == {"filename": "unknown field (did you mean file_name?)"}
     batch = {"depositor": "张三", "work_content": "photos", "items": [{"sha256": SHA}, {}]}
     with pytest.raises(FieldError) as info:
         hash_only_specs(batch, 10)

@@ -186,6 +186,7 @@ def test_hash_only_deposits_batches_and_tokens(server: TsaServer, tmp_path: Path
         "/api/v1/deposits", {**FORM, "items": [{"sha256": sha(b"%d" % i)} for i in range(3)]}
     )
     assert status == 402 and body["needed"] == 3 and body["available"] == 1
+    assert "tsa fees grant" in body["error"] and "/api/v1/credits" in body["error"]
     assert a.balance() == 1
     assert json.loads(server.get("readyz")[2])["ledger_size"] == size_before
 
@@ -279,9 +280,12 @@ def test_stored_lifecycle_delete_reupload_and_dedup(server: TsaServer, tmp_path:
     assert status == 200 and body["storage"]["auto_renew"] is False
     status, _, body = a.post(path + "/auto-renew", {"auto_renew": "no"})
     assert status == 422
-    # an unknown field is refused by name, and changes nothing
+    # an unknown field is refused by name, and changes nothing; a near miss is named
     status, _, body = a.post(path + "/auto-renew", {"auto_renew": True, "renew": 1})
-    assert status == 422 and body["fields"] == {"renew": "unknown field"}
+    assert status == 422 and body["fields"] == {"renew": "unknown field"}  # given already
+    status, _, body = a.post(path + "/auto-renew", {"autorenew": True})
+    assert status == 422
+    assert body["fields"]["autorenew"] == "unknown field (did you mean auto_renew?)"
     assert a.get(path)[2]["storage"]["auto_renew"] is False
     # no deletion without the confirmation that the original was downloaded
     status, _, body = a.post(path + "/delete-original", {})

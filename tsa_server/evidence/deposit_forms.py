@@ -19,6 +19,7 @@ from tsa_server.evidence.records import check_tags
 from tsa_server.evidence.uploads import UploadBody, file_name
 from tsa_server.fees import Digests, FieldError, Mode, parse_deposit_form
 from tsa_server.fees.deposit import OPTIONAL, REQUIRED, TIME_FIELDS
+from tsa_server.fees.errors import unknown_field
 
 #: Metadata fields shared by the items of a request (file name and media type are each
 #: item's own).
@@ -30,9 +31,10 @@ _UPLOAD_DEFAULTS = {"file_name": "", "media_type": "application/octet-stream"}
 
 def refuse_unknown(fields: Iterable[str], allowed: Iterable[str]) -> None:
     """FieldError naming every field of a request object the endpoint does not know."""
-    unknown = sorted(set(fields) - set(allowed))
+    allowed, fields = set(allowed), set(fields)
+    unknown = sorted(fields - allowed)
     if unknown:
-        raise FieldError({name: "unknown field" for name in unknown})
+        raise FieldError({name: unknown_field(name, allowed, fields) for name in unknown})
 
 
 def hash_only_specs(body: Mapping[str, Any], max_items: int) -> list[DepositSpec]:
@@ -176,7 +178,7 @@ def _spec(
     allowed = (_ITEM_FIELDS | FORM_FIELDS) if hash_fields else _UPLOAD_ITEM_FIELDS
     for name in raw:
         if name not in allowed and name not in TIME_FIELDS:
-            errors[prefix + name] = "unknown field"
+            errors[prefix + name] = unknown_field(name, allowed, raw)
     form_fields = {**_form_fields(shared), **(defaults or {}), **_form_fields(raw)}
     for name in ("file_name", "media_type"):
         if name in raw:

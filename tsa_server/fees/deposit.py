@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import FieldError
+from .errors import FieldError, unknown_field
 
 REQUIRED = ("depositor", "work_content")  # P-7
 OPTIONAL = ("work_title", "statement", "handle", "file_name", "media_type")
@@ -57,7 +57,7 @@ def parse_deposit_form(fields: Mapping[str, object]) -> DepositForm:
         if name in TIME_FIELDS:
             errors[name] = "not accepted: the evidence time is the token's genTime (P-7)"
         elif name not in MAX_CHARS:
-            errors[name] = "unknown field"
+            errors[name] = unknown_field(name, MAX_CHARS, fields)
         else:
             text = _text(raw)
             if text is None:

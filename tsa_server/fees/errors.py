@@ -8,6 +8,9 @@ them to HTTP (InsufficientCredits -> 402, StateError -> 409, FieldError -> 422, 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 from tsa_server.errors import ConfigError, TSAError
 
 
@@ -85,3 +88,12 @@ class FieldError(FeeError):
     def __init__(self, fields: dict[str, str]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in sorted(fields.items())))
         self.fields = dict(fields)
+
+
+def unknown_field(name: str, known: Iterable[str], given: Iterable[str] = ()) -> str:
+    """What to say of a field a request may not carry: "unknown field", with the known
+    field not `given` already that it is closest to (`filename` -> "unknown field (did
+    you mean file_name?)")."""
+    candidates = sorted(set(known) - set(given))
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"unknown field (did you mean {close[0]}?)" if close else "unknown field"

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from tsa_server.fees.errors import unknown_field
 from tsa_server.web.bodies import read_json_object
 from tsa_server.web.errors import BadRequest
 
@@ -43,22 +44,36 @@ class InvalidBody(BadRequest):
 
     def __init__(self, problems: Mapping[str, str], status: int = 400) -> None:
         self.problems = dict(problems)
-        unknown = sorted(k for k, v in self.problems.items() if v == "unknown field")
+        unknown = sorted(k for k, v in self.problems.items() if v.startswith(UNKNOWN))
         if unknown and len(unknown) == len(self.problems):
-            reason = f"unknown field(s): {', '.join(unknown)}"
+            named = (k + self.problems[k][len(UNKNOWN) :] for k in unknown)
+            reason = f"unknown field(s): {', '.join(named)}"
         else:
             reason = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
         super().__init__(status, reason)
 
 
-def problems_of(exc: ValidationError) -> dict[str, str]:
-    """Field path -> a short message, from pydantic's errors."""
+UNKNOWN = "unknown field"
+
+
+def _unknown(loc: tuple[int | str, ...], model: type[BaseModel] | None, value: Any) -> str:
+    """"unknown field", naming the closest field of `model` for a top-level name."""
+    if model is None or len(loc) != 1 or not isinstance(value, Mapping):
+        return UNKNOWN
+    known = [field.alias or name for name, field in model.model_fields.items()]
+    return unknown_field(str(loc[0]), known, value)
+
+
+def problems_of(
+    exc: ValidationError, model: type[BaseModel] | None = None, value: Any = None
+) -> dict[str, str]:
+    """Field path -> a short message, from pydantic's errors (an unknown field of
+    `model`, validating `value`, names the closest known one)."""
     found: dict[str, str] = {}
     for error in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(part) for part in error["loc"]) or "body"
-        found.setdefault(
-            where, "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-        )
+        unknown = error["type"] == "extra_forbidden"
+        found.setdefault(where, _unknown(error["loc"], model, value) if unknown else error["msg"])
     return found
 
 
@@ -67,7 +82,7 @@ def validate(model: type[M], value: Any) -> M:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        raise InvalidBody(problems_of(exc)) from None
+        raise InvalidBody(problems_of(exc, model, value)) from None
 
 
 async def read_body(request: web.Request, model: type[M], limit: int | None = None) -> M:

@@ -107,8 +107,21 @@ def instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# What a refused organisation can do about it (GET /api/v1/credits shows its lots).
+CREDITS_HINT = (
+    "credits are bought from this TSA's operator, who grants them to the organisation "
+    "(`tsa fees grant`); GET /api/v1/credits shows the balance and each lot's lapse date"
+)
+
+
 def _credits(exc: InsufficientCredits) -> web.Response:
-    return json_error(402, str(exc), needed=exc.needed, available=exc.available, lapsed=exc.lapsed)
+    return json_error(
+        402,
+        f"{exc}: {CREDITS_HINT}",
+        needed=exc.needed,
+        available=exc.available,
+        lapsed=exc.lapsed,
+    )
 
 
 def _monthly_quota(exc: MonthlyQuotaExceeded) -> web.Response:
