@@ -305,9 +305,7 @@ def open_ledger(config: Config, log: str) -> tuple[Store, Callable[[], Reader]]:
         from ledger.store.postgres import PostgresReader, PostgresStore
 
         return (
-            PostgresStore(
-                url, log, migrate=False, lease_seconds=config.database.lease_seconds
-            ),
+            PostgresStore(url, log, migrate=False, lease_seconds=config.database.lease_seconds),
             functools.partial(PostgresReader, url, log),
         )
     path = config.ledger.path if log == "tokens" else config.ledger.ops_path
