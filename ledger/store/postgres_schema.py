@@ -154,6 +154,19 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN lease_pid integer,
         ADD COLUMN lease_session_start timestamptz;
     """,
+    # 3 (issue 16): the logs the TSA publishes, whichever node writes them, so that every
+    # node lists and serves them all (ledger/store/postgres_published.py).
+    """
+    CREATE TABLE ledger_published (
+        log text PRIMARY KEY REFERENCES ledger_logs (log),
+        kind text NOT NULL CHECK (kind IN ('tokens', 'ops')),
+        unit text NOT NULL,
+        origin text NOT NULL UNIQUE,
+        vkey text NOT NULL,
+        certificate text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

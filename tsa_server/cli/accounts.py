@@ -33,7 +33,7 @@ def _accounts(config_path: str) -> Iterator[Accounts]:
     from tsa_server.config import load_config
 
     config = load_config(config_path)
-    from tsa_server.wiring import open_evidence_store
+    from tsa_server.wiring.databases import open_evidence_store
 
     try:
         store = open_evidence_store(config)

@@ -19,7 +19,7 @@ def upgrade(config_path: str) -> None:
     """Apply the schema migrations the database lacks (idempotent; safe while other
     nodes run: one migrator at a time). The server itself never migrates."""
     from ledger.store.postgres import SCHEMA_VERSION
-    from tsa_server.wiring import migrate_database
+    from tsa_server.wiring.databases import migrate_database
 
     url = load_config(config_path).database.url
     if not url:

@@ -37,7 +37,7 @@ def _registry(config_path: str) -> Iterator[Registry]:
     from tsa_server.names.policy_store import read_overlay
     from tsa_server.names.sql_store import SqlNameStore
     from tsa_server.names.words import LexiconSource
-    from tsa_server.wiring import names_database
+    from tsa_server.wiring.databases import names_database
 
     config = load_config(config_path)
     policy_path = Path(config.names.policy)

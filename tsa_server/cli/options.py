@@ -41,7 +41,7 @@ def open_evidence(config_path: str) -> Iterator[EvidenceService]:
     from tsa_server.evidence.served import open_evidence_service
 
     config = load_config(config_path)
-    from tsa_server.wiring import open_evidence_store
+    from tsa_server.wiring.databases import open_evidence_store
 
     try:
         store = open_evidence_store(config)

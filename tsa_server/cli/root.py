@@ -59,7 +59,7 @@ def cli() -> None:
 def init(config_path: str) -> None:
     """Create on first run the SoftHSM token, keys, development CA and TSA certificate."""
     from tsa_server.issuance.ceremony import initialise
-    from tsa_server.wiring import migrate_database
+    from tsa_server.wiring.databases import migrate_database
 
     report = initialise(_load(config_path), migrate_database=migrate_database)
     for line in report.created:

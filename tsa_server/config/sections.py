@@ -98,6 +98,16 @@ class LedgerConfig:
     ops_origin: str = "localhost/tsa/ledger/ops"
     ops_checkpoint_dir: str = "var/ledger/ops"
     max_lookup_results: int = 100  # entries (with proofs) one lookup answer holds at most
+    # This node's time-stamping unit when several nodes share a [database]: its logs are
+    # stored and served as "<unit>" and "<unit>-ops"; empty: "tokens" and "ops".
+    unit: str = ""
+
+    @property
+    def log_names(self) -> dict[str, str]:
+        """"tokens" and "ops" -> the names of this node's logs."""
+        if not self.unit:
+            return {"tokens": "tokens", "ops": "ops"}
+        return {"tokens": self.unit, "ops": f"{self.unit}-ops"}
 
 
 @dataclass(frozen=True)

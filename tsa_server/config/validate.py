@@ -74,6 +74,16 @@ def validate(config: Config) -> None:
         )
     _require(config.ledger.origin != config.ledger.ops_origin, "[ledger] the two origins differ")
     _require(
+        not config.ledger.unit
+        or (
+            re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", config.ledger.unit) is not None
+            and config.ledger.unit not in ("tokens", "ops")
+            and not config.ledger.unit.endswith("-ops")
+        ),
+        "[ledger] unit must be 1-32 lowercase letters, digits or '-', not 'tokens', 'ops' "
+        "or ending in '-ops'",
+    )
+    _require(
         0.1 <= config.ledger.checkpoint_interval_s <= 3600,
         "[ledger] checkpoint_interval_s must be 0.1..3600",
     )

@@ -8,7 +8,6 @@ certificate (match, EKU, validity), the ledger.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -20,11 +19,9 @@ from pathlib import Path
 from asn1crypto import x509 as asn1_x509
 
 from ledger.store.base import Reader, SignedCheckpoint, Store
-from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
-from tsa_server.database import Database, database_errors
 from tsa_server.errors import CertificateError, ConfigError
 from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.served import open_evidence_service
@@ -41,6 +38,12 @@ from tsa_server.signing.base import Signer
 from tsa_server.signing.certs import check_tsa_certificate, to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
 from tsa_server.signing.pool import batch_signer_for
+from tsa_server.wiring.databases import (
+    names_database,
+    open_evidence_store,
+    open_ledger,
+    publish_logs,
+)
 
 
 @dataclass
@@ -211,6 +214,9 @@ def _build(
     )
     ops_log.publisher.check_rollback(new_ledger=new_ledger)
     ops = OpsLog(ops_store)
+    if config.database.url:
+        vkeys = {"tokens": tokens_log.publisher.vkey, "ops": ops_log.publisher.vkey}
+        publish_logs(config, vkeys, b"".join(to_pem(c.dump()) for c in chain), ops)
     witness = ops.last_checkpoint(ledger.origin)
     tokens_log.publisher.check_rollback(witness, new_ledger=new_ledger)
     for log in (tokens_log, ops_log):
@@ -295,23 +301,6 @@ def _build(
     )
 
 
-def open_ledger(config: Config, log: str) -> tuple[Store, Callable[[], Reader]]:
-    """The writer of ledger log `log` ("tokens" or "ops") and how to open more readers
-    of it: in the [database] PostgreSQL database when one is configured (its schema
-    must be this code's: `tsa db upgrade` migrates it), else in its SQLite file."""
-    url = config.database.url
-    if url:
-        # psycopg is imported only by servers that use it (it costs ~10 MiB of memory).
-        from ledger.store.postgres import PostgresReader, PostgresStore
-
-        return (
-            PostgresStore(url, log, migrate=False, lease_seconds=config.database.lease_seconds),
-            functools.partial(PostgresReader, url, log),
-        )
-    path = config.ledger.path if log == "tokens" else config.ledger.ops_path
-    return SqliteStore(path), functools.partial(SqliteReader, path)
-
-
 def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:
     """The evidence database and the blob store of [evidence]."""
     conf = config.evidence
@@ -321,55 +310,6 @@ def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:
     except OSError as exc:
         raise ConfigError(f"[evidence] blobs: cannot use {conf.blobs}: {exc.strerror}") from None
     return open_evidence_store(config), blobs
-
-
-def open_evidence_store(config: Config) -> EvidenceStore:
-    """The accounts and evidence tables: in the [database] PostgreSQL database when one
-    is configured (its schema must be this code's: `tsa db upgrade` migrates it), else
-    in the [evidence] path SQLite file (made on first use)."""
-    url = config.database.url
-    try:
-        if url:
-            from ledger.store.postgres_schema import SchemaVersionError
-            from tsa_server.database.postgres import PostgresDatabase
-            from tsa_server.evidence.schema_postgres import EVIDENCE
-
-            try:
-                return EvidenceStore(PostgresDatabase(url, EVIDENCE, migrate=False), owns=True)
-            except SchemaVersionError as exc:
-                raise ConfigError(str(exc)) from None
-        return EvidenceStore(config.evidence.path)
-    except database_errors() as exc:
-        where = "[database] url" if url else f"[evidence] path {config.evidence.path}"
-        raise ConfigError(f"cannot open the evidence database ({where}): {exc}") from None
-
-
-def names_database(config: Config, *, migrate: bool = False) -> Path | Database:
-    """Where the names registry's tables are: the [database] PostgreSQL database when
-    one is configured, else the [names] path SQLite file."""
-    url = config.database.url
-    if not url:
-        return Path(config.names.path)
-    from ledger.store.postgres_schema import SchemaVersionError
-    from tsa_server.database.postgres import PostgresDatabase
-    from tsa_server.names.schema_postgres import NAMES
-
-    try:
-        return PostgresDatabase(url, NAMES, migrate=migrate)
-    except SchemaVersionError as exc:
-        raise ConfigError(str(exc)) from None
-    except database_errors() as exc:
-        raise ConfigError(f"cannot open the names database ([database] url): {exc}") from None
-
-
-def migrate_database(url: str) -> int:
-    """Apply the migrations the [database] PostgreSQL database lacks, for every store
-    kept there (idempotent); the number applied."""
-    from ledger.store.postgres_schema import LEDGER, migrate
-    from tsa_server.evidence.schema_postgres import EVIDENCE
-    from tsa_server.names.schema_postgres import NAMES
-
-    return sum(migrate(url, schema) for schema in (LEDGER, EVIDENCE, NAMES))
 
 
 def _ms(value: float) -> timedelta:

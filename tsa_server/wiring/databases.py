@@ -1,0 +1,117 @@
+"""Where the server's state lives, picked from the configuration: the token ledger and
+the operations log, the accounts and evidence tables and the names registry, in SQLite
+files or in the [database] PostgreSQL database (migrated by `migrate_database`), and the
+listing of this node's logs there for every node to serve (issue 16)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from ledger.store.base import Reader, Store
+from ledger.store.sqlite import SqliteReader, SqliteStore
+from tsa_server.config import Config
+from tsa_server.database import Database, database_errors
+from tsa_server.errors import ConfigError
+from tsa_server.evidence.store import EvidenceStore
+from tsa_server.issuance.opslog import OpsLog
+
+
+def open_ledger(config: Config, log: str) -> tuple[Store, Callable[[], Reader]]:
+    """The writer of this node's ledger log `log` ("tokens" or "ops") and how to open
+    more readers of it: in the [database] PostgreSQL database when one is configured,
+    under the log's name there (`[ledger] unit`; its schema must be this code's: `tsa
+    db upgrade` migrates it), else in its SQLite file."""
+    url = config.database.url
+    if url:
+        # psycopg is imported only by servers that use it (it costs ~10 MiB of memory).
+        from ledger.store.postgres import PostgresReader, PostgresStore
+
+        name = config.ledger.log_names[log]
+        return (
+            PostgresStore(url, name, migrate=False, lease_seconds=config.database.lease_seconds),
+            functools.partial(PostgresReader, url, name),
+        )
+    path = config.ledger.path if log == "tokens" else config.ledger.ops_path
+    return SqliteStore(path), functools.partial(SqliteReader, path)
+
+
+def publish_logs(
+    config: Config, vkeys: dict[str, str], chain_pem: bytes, ops: OpsLog
+) -> None:
+    """List this node's logs ("tokens" and "ops" -> their checkpoint verifier keys) in
+    the shared database (GET /ledger/ on every node), and record in the operations log
+    each listing that is new or changed."""
+    from ledger.store.postgres_published import PublishedLog, publish
+
+    origins = {"tokens": config.ledger.origin, "ops": config.ledger.ops_origin}
+    for kind, vkey in vkeys.items():
+        entry = PublishedLog(
+            config.ledger.log_names[kind],
+            kind,
+            config.ledger.unit,
+            origins[kind],
+            vkey,
+            chain_pem.decode() if kind == "tokens" else "",
+        )
+        if publish(config.database.url, entry):
+            ops.record(
+                "log_listed",
+                log=entry.name,
+                log_kind=kind,
+                unit=entry.unit,
+                origin=entry.origin,
+                vkey=entry.vkey,
+                certificate_sha256=hashlib.sha256(entry.certificate.encode()).hexdigest(),
+            )
+
+
+def open_evidence_store(config: Config) -> EvidenceStore:
+    """The accounts and evidence tables: in the [database] PostgreSQL database when one
+    is configured (its schema must be this code's: `tsa db upgrade` migrates it), else
+    in the [evidence] path SQLite file (made on first use)."""
+    url = config.database.url
+    try:
+        if url:
+            from ledger.store.postgres_schema import SchemaVersionError
+            from tsa_server.database.postgres import PostgresDatabase
+            from tsa_server.evidence.schema_postgres import EVIDENCE
+
+            try:
+                return EvidenceStore(PostgresDatabase(url, EVIDENCE, migrate=False), owns=True)
+            except SchemaVersionError as exc:
+                raise ConfigError(str(exc)) from None
+        return EvidenceStore(config.evidence.path)
+    except database_errors() as exc:
+        where = "[database] url" if url else f"[evidence] path {config.evidence.path}"
+        raise ConfigError(f"cannot open the evidence database ({where}): {exc}") from None
+
+
+def names_database(config: Config, *, migrate: bool = False) -> Path | Database:
+    """Where the names registry's tables are: the [database] PostgreSQL database when
+    one is configured, else the [names] path SQLite file."""
+    url = config.database.url
+    if not url:
+        return Path(config.names.path)
+    from ledger.store.postgres_schema import SchemaVersionError
+    from tsa_server.database.postgres import PostgresDatabase
+    from tsa_server.names.schema_postgres import NAMES
+
+    try:
+        return PostgresDatabase(url, NAMES, migrate=migrate)
+    except SchemaVersionError as exc:
+        raise ConfigError(str(exc)) from None
+    except database_errors() as exc:
+        raise ConfigError(f"cannot open the names database ([database] url): {exc}") from None
+
+
+def migrate_database(url: str) -> int:
+    """Apply the migrations the [database] PostgreSQL database lacks, for every store
+    kept there (idempotent); the number applied."""
+    from ledger.store.postgres_schema import LEDGER, migrate
+    from tsa_server.evidence.schema_postgres import EVIDENCE
+    from tsa_server.names.schema_postgres import NAMES
+
+    return sum(migrate(url, schema) for schema in (LEDGER, EVIDENCE, NAMES))
