@@ -64,6 +64,18 @@ class SequenceState:
     epoch: int
 
 
+@dataclass(frozen=True)
+class PublishedLog:
+    """One published log."""
+
+    name: str  # the log's key in the database and in URLs: /ledger/<name>/
+    kind: str  # "tokens" or "ops"
+    unit: str  # the time-stamping unit (node) that writes it; "" for a single node
+    origin: str
+    vkey: str  # the checkpoint note verifier key
+    certificate: str  # the unit's certificate chain (PEM) for a token log, else ""
+
+
 class Reader(Protocol):
     """Everything the server and the tools read from a ledger. Every method reads committed
     entries only; sizes and indices are entry counts and 0-based positions."""

@@ -5,25 +5,11 @@ it starts, read by every node to list (`GET /ledger/`) and serve every log."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
 
 from ledger.errors import LedgerError
+from ledger.store.base import PublishedLog
 from ledger.store.postgres_schema import connect, describe
-
-
-@dataclass(frozen=True)
-class PublishedLog:
-    """One published log."""
-
-    name: str  # the log's key in the database and in URLs: /ledger/<name>/
-    kind: str  # "tokens" or "ops"
-    unit: str  # the time-stamping unit (node) that writes it; "" for a single node
-    origin: str
-    vkey: str  # the checkpoint note verifier key
-    certificate: str  # the unit's certificate chain (PEM) for a token log, else ""
-
 
 _COLUMNS = "log, kind, unit, origin, vkey, certificate"
 
@@ -57,9 +43,7 @@ def published(url: str) -> list[PublishedLog]:
     """Every published log, by name."""
     try:
         with connect(url) as conn, conn.transaction():
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM ledger_published ORDER BY log"
-            ).fetchall()
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM ledger_published ORDER BY log").fetchall()
     except psycopg.Error as exc:
         raise LedgerError(f"cannot list the logs in the {describe(url)}: {exc}") from None
     return [PublishedLog(*row) for row in rows]

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from tsa_server.web import accounts, evidence, handlers, metrics, openapi, policy
 from tsa_server.web.evidence import files as evidence_files
+from tsa_server.web.ledger import catalog as ledger_catalog
 from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.ledger import lookup as ledger_lookup
 from tsa_server.web.names import policy as names_policy
@@ -74,9 +75,10 @@ def add_routes(app: web.Application) -> None:
     )
     # Each ledger log is a C2SP tlog-tiles prefix plus proofs (web/ledger/logs.py) and lookups
     # (web/ledger/lookup.py).
-    log = "/ledger/{log:tokens|ops}/"
+    log = "/ledger/{log:[a-z0-9][a-z0-9-]{0,35}}/"  # "tokens", "ops" or a log's name
     app.add_routes(
         [
+            web.get("/ledger/", ledger_catalog.listing),
             web.get(log + "checkpoint", ledger.checkpoint),
             web.get(log + "checkpoints/", ledger.checkpoint_list),
             web.get(log + "checkpoints/{size}", ledger.archived_checkpoint),

@@ -1,5 +1,6 @@
 """HTTP face of the ledger logs: each log is a C2SP tlog-tiles prefix
-(/ledger/tokens/, /ledger/ops/) with checkpoint, tiles, entry bundles and vkey, plus
+(/ledger/tokens/, /ledger/ops/, /ledger/<name>/ for every log of the TSA: catalog.py)
+with checkpoint, tiles, entry bundles and vkey, plus
 proofs, archived checkpoints, chain heads (here) and verifiable lookups
 (web/ledger/lookup.py) (docs/spec/ledger.md B.5, L-11).
 
@@ -25,7 +26,7 @@ from ledger.errors import LedgerError
 from ledger.merkle import NodeReader
 from ledger.proof_file import ProofFile
 from ledger.proofs import inclusion_proof
-from ledger.store.base import Reader, SignedCheckpoint
+from ledger.store.base import PublishedLog, Reader, SignedCheckpoint
 from ledger.tiles import CHECKPOINT_PAGE, encode_entry_bundle, parse_tile_path
 from tsa_server.accounts.errors import PermissionDenied
 from tsa_server.accounts.key_rules import Scope
@@ -63,10 +64,14 @@ READS = web.AppKey("ledger_reads", ReaderPool)
 
 
 def setup(app: web.Application, services: Services) -> None:
-    """The published logs of `services` and the read pool that serves them."""
+    """The published logs of `services` (as "tokens" and "ops", and by their names when
+    the node has a `[ledger] unit`), the catalog of every log of the TSA
+    (web/ledger/catalog.py) and the read pool that serves them."""
+    from tsa_server.web.ledger import catalog
+
     config = services.config.ledger
-    app[LOGS] = {
-        name: LogView(
+    views = {
+        kind: LogView(
             log.store,
             log.open_reader,
             log.origin,
@@ -76,8 +81,21 @@ def setup(app: web.Application, services: Services) -> None:
             page_size=config.max_lookup_results,
             operators=services.config.evidence.operators,
         )
-        for name, log in services.logs.items()
+        for kind, log in services.logs.items()
     }
+    app[LOGS] = {**views, **{config.log_names[kind]: v for kind, v in views.items()}}
+    own = [
+        PublishedLog(
+            config.log_names[kind],
+            kind,
+            config.unit,
+            view.origin,
+            view.vkey,
+            services.chain_pem.decode() if kind == "tokens" else "",
+        )
+        for kind, view in views.items()
+    ]
+    catalog.setup(app, own, services.config.database.url)
 
     pool = app[READS] = ReaderPool()  # its threads start with the first read
 
@@ -89,9 +107,13 @@ def setup(app: web.Application, services: Services) -> None:
 
 
 def log_view(request: web.Request) -> LogView:
-    view: LogView | None = request.app[LOGS].get(request.match_info["log"])
+    """The log a request names: this node's, or another node's (web/ledger/catalog.py)."""
+    from tsa_server.web.ledger import catalog
+
+    name = request.match_info["log"]
+    view: LogView | None = request.app[LOGS].get(name) or catalog.view(request.app, name)
     if view is None:
-        raise web.HTTPNotFound(text="no such log\n")
+        raise web.HTTPNotFound(text="no such log: GET /ledger/ lists them\n")
     return view
 
 

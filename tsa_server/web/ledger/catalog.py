@@ -1,0 +1,132 @@
+"""Every log of the TSA, whichever node writes it (issue 16): `GET /ledger/` lists them,
+and `/ledger/<name>/...` serves each, on every node.
+
+This node's own logs are the `LOGS` views (web/ledger/logs.py), also reachable as
+"tokens" and "ops". With a shared [database], the other nodes' logs are read from the
+`ledger_published` table (ledger/store/postgres_published.py) by a background task every
+`REFRESH_S` seconds, off the event loop; a log another node publishes is served (with a
+reader of its own) from the next refresh on. Without a database the catalog is this
+node's logs alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ledger.errors import LedgerError
+from ledger.store.base import PublishedLog
+from tsa_server.web.ledger.logs import LOGS, LogView
+
+log = logging.getLogger("tsa.web.ledger")
+
+REFRESH_S = 10.0
+
+
+class Catalog:
+    """The TSA's published logs: this node's (`own`: name -> kind) and, with a database
+    `url`, the others'."""
+
+    def __init__(self, own: list[PublishedLog], url: str = "") -> None:
+        self.url = url
+        self.listed: list[PublishedLog] = list(own)
+        self.own = {entry.name for entry in own}
+        self.remote: dict[str, LogView] = {}  # views of other nodes' logs, by name
+        self.refreshed = 0.0  # loop time of the last refresh
+
+    def listing(self) -> list[dict[str, object]]:
+        return [
+            {
+                **dataclasses.asdict(entry),
+                "url": f"/ledger/{entry.name}/",
+                "this_node": entry.name in self.own,
+            }
+            for entry in sorted(self.listed, key=lambda e: e.name)
+        ]
+
+    def _load(self, template: LogView) -> tuple[list[PublishedLog], dict[str, LogView]]:
+        """In a thread: the published logs, and views of those not seen before."""
+        from ledger.store.postgres import PostgresReader
+        from ledger.store.postgres_published import published
+
+        listed = published(self.url)
+        added: dict[str, LogView] = {}
+        for entry in listed:
+            if entry.name in self.own or entry.name in self.remote:
+                continue
+            opener = functools.partial(PostgresReader, self.url, entry.name)
+            added[entry.name] = dataclasses.replace(
+                template,
+                store=opener(),
+                open_reader=opener,
+                origin=entry.origin,
+                vkey=entry.vkey,
+                publish=None,
+            )
+        return listed, added
+
+    async def refresh(self, template: LogView) -> None:
+        self.refreshed = asyncio.get_running_loop().time()
+        listed, added = await asyncio.to_thread(self._load, template)
+        own = [entry for entry in self.listed if entry.name in self.own]
+        seen = {entry.name for entry in listed}
+        self.listed = own + [e for e in listed if e.name not in self.own and e.name in seen]
+        self.remote.update(added)
+
+    def close(self) -> None:
+        for view in self.remote.values():
+            close = getattr(view.store, "close", None)
+            if close is not None:
+                close()
+
+
+CATALOG = web.AppKey("ledger_catalog", Catalog)
+
+
+def setup(app: web.Application, own: list[PublishedLog], url: str) -> None:
+    """The catalog of `app`; with a database, refreshed in the background while it runs."""
+    catalog = app[CATALOG] = Catalog(own, url)
+    if not url:
+        return
+
+    async def refreshing(app: web.Application) -> AsyncIterator[None]:
+        template = app[LOGS]["tokens"]
+
+        async def run() -> None:
+            while True:
+                try:
+                    await catalog.refresh(template)
+                except LedgerError as exc:
+                    log.warning("the list of the TSA's logs was not refreshed: %s", exc)
+                await asyncio.sleep(REFRESH_S)
+
+        task = asyncio.get_running_loop().create_task(run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(catalog.close)
+
+    app.cleanup_ctx.append(refreshing)
+
+
+def view(app: web.Application, name: str) -> LogView | None:
+    """Another node's log by name, once the catalog has seen it."""
+    catalog = app.get(CATALOG)
+    return None if catalog is None else catalog.remote.get(name)
+
+
+async def listing(request: web.Request) -> web.Response:
+    """GET /ledger/: every log of the TSA (fresh within a second: a node started just now
+    is listed without waiting for the next background refresh)."""
+    catalog = request.app[CATALOG]
+    if catalog.url and asyncio.get_running_loop().time() - catalog.refreshed > 1.0:
+        with contextlib.suppress(LedgerError):
+            await catalog.refresh(request.app[LOGS]["tokens"])
+    return web.json_response({"logs": catalog.listing()}, headers={"Cache-Control": "no-cache"})
