@@ -93,6 +93,33 @@ def log_url(source: str) -> str:
     return tokens
 
 
+def listed_logs(source: str) -> list[str]:
+    """The logs to audit for SOURCE: every log a TSA server lists at `<url>/ledger/`
+    when SOURCE is a server's URL (each node's token and operations logs), else SOURCE
+    itself (a log's URL, a file, a directory, or a server that lists no logs)."""
+    base = source.rstrip("/") + "/"
+    if not source.startswith(("http://", "https://")) or "/ledger/" in base:
+        return [source]
+    try:
+        listing = json.loads(http_fetcher(base)("ledger/"))
+        names = [str(entry["name"]) for entry in listing["logs"]]
+    except (LedgerError, ValueError, KeyError, TypeError):
+        return [source]
+    return [f"{base}ledger/{name}/" for name in names] or [source]
+
+
+def audit_each(source: str, vkey: str | None, resume: str | None) -> list[str]:
+    """listed_logs(SOURCE), refusing the options that name one log's key or state for a
+    TSA of several logs."""
+    logs = listed_logs(source)
+    if len(logs) > 1 and (vkey or resume):
+        raise click.UsageError(
+            f"{source} lists {len(logs)} logs: --vkey and --resume are about one log, "
+            f"give its URL ({', '.join(logs)})"
+        )
+    return logs
+
+
 def holds_tokens(source: AuditSource) -> bool:
     """Whether the log's entries are tokens (DER) rather than the operations log's events
     (JSON): its first entry tells. An empty log counts as a token log."""
@@ -210,24 +237,34 @@ class _ThisProcess:
 _UNSIGNED = "checkpoint signatures not verified"  # ledger/audit.py's; ours says where
 
 
-def print_report(report: AuditReport, as_json: bool) -> None:
+def print_reports(reports: list[tuple[str, AuditReport]], as_json: bool) -> None:
+    """Each log's report (JSON: one document, a list when there are several); exit 2
+    when any failed."""
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        documents = [{"source": log, **report.as_dict()} for log, report in reports]
+        click.echo(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2))
     else:
-        for warning in report.warnings:
-            click.echo(f"WARNING {warning}")
-        for failure in report.failures:
-            where = "-" if failure.index is None else failure.index
-            click.echo(f"FAIL index {where} [{failure.check}] {failure.message}")
-        rate = report.size / report.seconds if report.seconds else 0
-        click.echo(
-            f"{'OK' if report.ok else 'FAILED'}: {report.kind}, {report.size} entries, "
-            f"{report.checkpoints} checkpoints and {report.signatures} signatures checked, "
-            f"{len(report.failures)} failure(s); root {report.root.hex()}, chain head "
-            f"{report.chain_head.hex()}; {report.seconds:.1f} s ({rate:,.0f} entries/s)"
-        )
-    if not report.ok:
+        for log, report in reports:
+            if len(reports) > 1:
+                click.echo(f"== {log}")
+            _print_text(report)
+    if not all(report.ok for _, report in reports):
         click.get_current_context().exit(2)
+
+
+def _print_text(report: AuditReport) -> None:
+    for warning in report.warnings:
+        click.echo(f"WARNING {warning}")
+    for failure in report.failures:
+        where = "-" if failure.index is None else failure.index
+        click.echo(f"FAIL index {where} [{failure.check}] {failure.message}")
+    rate = report.size / report.seconds if report.seconds else 0
+    click.echo(
+        f"{'OK' if report.ok else 'FAILED'}: {report.kind}, {report.size} entries, "
+        f"{report.checkpoints} checkpoints and {report.signatures} signatures checked, "
+        f"{len(report.failures)} failure(s); root {report.root.hex()}, chain head "
+        f"{report.chain_head.hex()}; {report.seconds:.1f} s ({rate:,.0f} entries/s)"
+    )
 
 
 _Command = TypeVar("_Command", bound=Callable[..., object])
@@ -284,20 +321,27 @@ def audit_command(
     not_tokens: bool,
     tree_only: bool,
 ) -> None:
-    """Replay the log at SOURCE (SQLite file, the server's URL or a log's, or a directory
-    mirroring the tiles; the token log or the operations log, told apart by their
-    entries) and report every failure with its index. For token signatures and chains,
+    """Replay the log at SOURCE (SQLite file, a log's URL, or a directory mirroring the
+    tiles; the token log or the operations log, told apart by their entries), or every
+    log a TSA server lists when SOURCE is its URL, and report every failure with its
+    index. For token signatures and chains,
     use `tsa audit`."""
-    report = run_audit(
-        source,
-        vkey=vkey,
-        tokens=False if not_tokens else None,
-        quiet=quiet,
-        jobs=jobs,
-        inspect=inspect_entry if tree_only else None,
-        resume=resume,
-    )
-    print_report(report, as_json)
+    reports = [
+        (
+            log,
+            run_audit(
+                log,
+                vkey=vkey,
+                tokens=False if not_tokens else None,
+                quiet=quiet,
+                jobs=jobs,
+                inspect=inspect_entry if tree_only else None,
+                resume=resume,
+            ),
+        )
+        for log in audit_each(source, vkey, resume)
+    ]
+    print_reports(reports, as_json)
 
 
 def _verifier(vkey: str) -> NoteVerifier:

@@ -414,20 +414,24 @@ def test_resume_replays_only_new_entries(tsa: TsaServer, tmp_path) -> None:
 
 
 def test_the_audit_finds_what_it_needs(tsa: TsaServer) -> None:
-    """The server's own URL stands for its token log, the operations log is recognised by
-    its entries (no --not-tokens), the key comes from the server when not given (said),
-    the summary counts what was checked, and -j 2 draws one progress bar."""
+    """The server's own URL stands for every log it lists (its token log and its
+    operations log, issue 16), the operations log is recognised by its entries (no
+    --not-tokens), the key comes from the server when not given (said), the summary
+    counts what was checked, and -j 2 draws one progress bar per log."""
     for i in range(3):
         tsa.post_query(make_request(b"finds %d" % i))
     wait_for_checkpoint(tsa, 1)
     run = [str(Path(sys.executable).with_name("tsa-ledger")), "audit"]
     by_server = subprocess.run([*run, "-j", "2", tsa.url], capture_output=True, text=True)
     assert by_server.returncode == 0, by_server.stdout + by_server.stderr
-    # one bar, redrawn in place with \r and ended once (bytes: text mode reads \r as \n)
+    # a bar per log, redrawn in place with \r and ended once (bytes: text mode reads \r
+    # as \n)
     raw = subprocess.run([*run, "-j", "2", tsa.url], capture_output=True).stderr
-    assert raw.count(b"\n") == 1 and raw.count(b"  0%|") == 1, raw
-    summary = by_server.stdout.splitlines()[-1]
-    assert summary.startswith("OK: token log, ")
+    assert raw.count(b"\n") == 2 and raw.count(b"  0%|") == 2, raw
+    lines = by_server.stdout.splitlines()
+    assert f"== {tsa.url}ledger/tokens/" in lines and f"== {tsa.url}ledger/ops/" in lines
+    summary = next(line for line in lines if line.startswith("OK: token log, "))
+    assert any(line.startswith("OK: operations log, ") for line in lines)
     found = re.search(r"(\d+) checkpoints and (\d+) signatures checked", summary)
     assert found and int(found[1]) >= 1 and found[1] == found[2], summary
     assert "the key the log itself publishes" in by_server.stdout

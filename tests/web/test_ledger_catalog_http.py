@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from asn1crypto import tsp
 
@@ -94,3 +96,15 @@ def test_two_nodes_share_a_database_and_serve_every_log(make_server, postgres) -
         ops.close()
     listed = [e for e in events if e.get("kind") == "log_listed"]
     assert {e["log"] for e in listed} == {"node1", "node1-ops"}, events[:3]
+
+    # one audit of node 1's URL replays every log of the TSA
+    audit = subprocess.run(
+        [str(Path(sys.executable).with_name("tsa-ledger")), "audit", "--quiet", "--json", one.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    reports = json.loads(audit.stdout)
+    assert sorted(r["source"].rsplit("/", 2)[-2] for r in reports) == sorted(names)
+    assert all(r["ok"] for r in reports)

@@ -14,7 +14,7 @@ import click
 
 from ledger.audit import Inspection, inspect_token
 from ledger.binding import LedgerBinding
-from ledger.cli import print_report, run_audit, with_audit_options
+from ledger.cli import audit_each, print_reports, run_audit, with_audit_options
 from tsa_server.cli.options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.rfc3161.verify_lean import LeanVerifier
@@ -109,7 +109,8 @@ def audit_command(
     no_lean: bool,
     config_path: str,
 ) -> None:
-    """Replay the token log at SOURCE and verify every token's signature and chain."""
+    """Replay the token log at SOURCE (or every log a TSA server lists, when SOURCE is
+    its URL) and verify every token's signature and chain."""
     extra = [c for path in tsa_certs for c in load_certificates(open(path, "rb").read())]
     if ca_files:
         roots = [c for path in ca_files for c in load_certificates(open(path, "rb").read())]
@@ -123,13 +124,19 @@ def audit_command(
     inspector = TokenInspector(
         VerifyOptions(trust_roots=roots, extra_certs=extra), lean=not no_lean
     )
-    report = run_audit(
-        source,
-        vkey=vkey,
-        tokens=None,
-        quiet=quiet,
-        jobs=jobs,
-        inspect=inspector,
-        resume=resume,
-    )
-    print_report(report, as_json)
+    reports = [
+        (
+            log,
+            run_audit(
+                log,
+                vkey=vkey,
+                tokens=None,
+                quiet=quiet,
+                jobs=jobs,
+                inspect=inspector,
+                resume=resume,
+            ),
+        )
+        for log in audit_each(source, vkey, resume)
+    ]
+    print_reports(reports, as_json)
