@@ -87,6 +87,8 @@ def test_two_nodes_share_a_database_and_serve_every_log(make_server, postgres) -
     status, _, found = one.get(f"ledger/node2/lookup/serial/{serials[1]:x}")
     assert status == 200 and json.loads(found)["matches"], found
     assert one.get("ledger/node3/checkpoint")[0] == 404
+    status, _, again = one.get(f"tokens/{serials[1]:x}")  # node 2's token, asked of node 1
+    assert status == 200 and serial_of(again) == serials[1]
 
     # the listing is in each node's operations log
     ops = PostgresReader(url, "node1-ops")

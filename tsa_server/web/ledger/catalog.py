@@ -16,17 +16,19 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
 from ledger.errors import LedgerError
-from ledger.store.base import PublishedLog
-from tsa_server.web.ledger.logs import LOGS, LogView
+from ledger.store.base import PublishedLog, Reader
+from tsa_server.web.ledger.logs import LOGS, LogView, read
 
 log = logging.getLogger("tsa.web.ledger")
 
 REFRESH_S = 10.0
+T = TypeVar("T")
 
 
 class Catalog:
@@ -114,6 +116,35 @@ def setup(app: web.Application, own: list[PublishedLog], url: str) -> None:
         await asyncio.to_thread(catalog.close)
 
     app.cleanup_ctx.append(refreshing)
+
+
+def token_logs(app: web.Application) -> list[LogView]:
+    """This node's token log, then the other nodes' token logs the catalog has seen: where
+    a token by serial is looked for (GET /tokens/{serial}, POST /verify)."""
+    catalog = app.get(CATALOG)
+    others = (
+        []
+        if catalog is None
+        else [
+            catalog.remote[e.name]
+            for e in catalog.listed
+            if e.kind == "tokens" and e.name in catalog.remote
+        ]
+    )
+    return [app[LOGS]["tokens"], *others]
+
+
+async def first_found(
+    request: web.Request, work: Callable[[Reader], T], found: Callable[[T], bool]
+) -> tuple[LogView, T]:
+    """`work` on each token log (token_logs) in turn, until `found` says it found it; the
+    log and what `work` gave (the last log's answer when none found it)."""
+    views = token_logs(request.app)
+    for view in views:
+        result = await read(request, view, work)
+        if found(result):
+            break
+    return view, result
 
 
 def view(app: web.Application, name: str) -> LogView | None:

@@ -27,6 +27,7 @@ from ledger.serials import serial_text
 from ledger.store.base import Entry, Reader, SignedCheckpoint
 from tsa_server.rfc3161 import response
 from tsa_server.web.handlers import REPLY_TYPE
+from tsa_server.web.ledger import catalog
 from tsa_server.web.ledger.logs import (
     LOGS,
     LogView,
@@ -219,14 +220,17 @@ async def by_time(request: web.Request) -> web.Response:
 
 
 async def token_by_serial(request: web.Request) -> web.Response:
-    """GET /tokens/{serial}: the token of a serial again, as a TimeStampResp; with
+    """GET /tokens/{serial}: the token of a serial again, as a TimeStampResp, from
+    whichever node's token log holds it (web/ledger/catalog.py); with
     [ledger] public_entries = false only for an API key with the read scope (a token
     holds its message imprint)."""
     view = request.app[LOGS]["tokens"]
     candidates = serials(request.match_info["serial"])
     if (refusal := entries_refusal(request, view)) is not None:
         return refusal
-    entry = await read(request, view, lambda r: by_any_serial(r, candidates))
+    _, entry = await catalog.first_found(
+        request, lambda r: by_any_serial(r, candidates), lambda e: e is not None
+    )
     if entry is None:
         raise web.HTTPNotFound(text="no token with this serial\n")
     reply = web.Response(body=response.granted(entry.token), content_type=REPLY_TYPE)

@@ -28,7 +28,7 @@ from ledger.proofs import inclusion_proof, verify_inclusion
 from ledger.serials import serial_text
 from ledger.store.base import Reader, SignedCheckpoint
 from tsa_server.rfc3161.verify import VerificationReport
-from tsa_server.web.ledger import logs as ledger
+from tsa_server.web.ledger import catalog
 
 log = logging.getLogger("tsa.web.verify")
 
@@ -39,9 +39,10 @@ async def ledger_section(
     """The section for a token whose signer certificate is this TSA's."""
     assert report.fields is not None and token_der is not None
     serial = report.fields.serial_number
-    view = request.app[ledger.LOGS]["tokens"]
     try:
-        section = await ledger.read(request, view, lambda r: ledger_lookup(r, serial))
+        _, section = await catalog.first_found(
+            request, lambda r: ledger_lookup(r, serial), lambda found: bool(found["found"])
+        )
     except web.HTTPServiceUnavailable:
         return {"found": None, "error": "the ledger is busy: verify again in a second"}
     except Exception as exc:
