@@ -26,7 +26,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from cluster_nodes import REPO, Node, init_units, issue_unit_certificate, units_supported
@@ -99,6 +98,7 @@ class Cluster:
             node.restarts += 1
             self.say(f"cluster: {node.unit} exited ({status}); restarting it (see {node.log})")
             node.start()
+        self.pg.reload()  # `scripts/cluster promote` may have run meanwhile
         down = self.pg.primary.postmaster_pid() is None
         if down and not self._primary_warned:
             self.say(
@@ -129,7 +129,7 @@ class Cluster:
             f"synchronous standby 127.0.0.1:{pg.standby.port}  ({pg.standby.datadir}, log "
             f"{pg.standby.log})",
             f"database URL        {self.database_url}",
-            f"  psql \"{self.database_url.split('?')[0]}\"   (trust auth on loopback: dev only)",
+            f'  psql "{self.database_url.split("?")[0]}"   (trust auth on loopback: dev only)',
         ]
         for node in self.nodes:
             lines.append(

@@ -121,7 +121,10 @@ class Node:
                 "blobs": str(root / "blobs"),  # one directory every node reaches
                 "pricing": str(REPO / "conf" / "pricing.toml"),
             },
-            "names": {"path": str(here / "names.sqlite"), "policy": str(REPO / "conf" / "names.toml")},
+            "names": {
+                "path": str(here / "names.sqlite"),
+                "policy": str(REPO / "conf" / "names.toml"),
+            },
         }
 
     def write_config(self, sections: dict[str, dict]) -> None:

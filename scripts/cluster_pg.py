@@ -74,13 +74,11 @@ class Server:
             pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        try:  # a killed postmaster may linger as a zombie until its parent reaps it
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             return None
-        except PermissionError:
-            pass  # alive, another user's
-        return pid
+        return None if state in ("Z", "X") else pid
 
     def is_standby(self) -> bool:
         return (self.datadir / "standby.signal").exists()
@@ -101,8 +99,12 @@ class PgPair:
             "a": Server("a", root / "a", ports[0]),
             "b": Server("b", root / "b", ports[1]),
         }
-        state = self._state()
-        self.primary_name: str = state.get("primary", "a")
+        self.primary_name = "a"
+        self.reload()
+
+    def reload(self) -> None:
+        """Which server is the primary, as the state file says (`promote` changes it)."""
+        self.primary_name = self._state().get("primary", "a")
 
     # What clients use
 
@@ -182,8 +184,7 @@ class PgPair:
             shutil.rmtree(standby.datadir, ignore_errors=True)
             self._own(standby.datadir)
             conninfo = (
-                f"host=127.0.0.1 port={primary.port} user=postgres "
-                f"application_name={STANDBY_NAME}"
+                f"host=127.0.0.1 port={primary.port} user=postgres application_name={STANDBY_NAME}"
             )
             self._run(
                 "pg_basebackup", "-D", str(standby.datadir), "-d", conninfo, "-R",
