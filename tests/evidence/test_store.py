@@ -92,6 +92,7 @@ GLOBAL_METHODS = {
     "append_credit_entries": "each entry carries its org_id",
     "blob_references": "returns a count, never an item",
     "verify_credit_chain": "audit; returns a count",
+    "hold_job": "a background job of the whole cluster, no organisation's data",
 }
 
 
@@ -459,5 +460,23 @@ def test_racing_writers_on_two_connections_never_overdraw(
         assert len(won) == 5 and len(lost) == 7
         assert sum(e.units for e in store.credit_entries(a.id)) == 0
         assert store.verify_credit_chain() == 6 == other.verify_credit_chain()
+    finally:
+        other.close()
+
+
+def test_one_node_runs_each_background_job(store: EvidenceStore, engine_db, clock) -> None:
+    """Issue 16, item 4: the renewal and webhook rounds run on the one holder of the job's
+    lease; another node takes the job only once the holder's lease has run out."""
+    other = engine_db.open()  # another node on the same database
+    try:
+        now = clock()
+        soon, later = now + timedelta(seconds=30), now + timedelta(seconds=60)
+        assert store.hold_job("webhooks", "node-a", now, soon)
+        assert not other.hold_job("webhooks", "node-b", now, soon)
+        assert other.hold_job("renewals", "node-b", now, soon)  # another job, free
+        assert store.hold_job("webhooks", "node-a", now + timedelta(seconds=10), later)
+        assert not other.hold_job("webhooks", "node-b", soon, later)  # renewed to `later`
+        assert other.hold_job("webhooks", "node-b", later, later + timedelta(seconds=30))
+        assert not store.hold_job("webhooks", "node-a", later, later + timedelta(seconds=30))
     finally:
         other.close()

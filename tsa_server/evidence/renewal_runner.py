@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from tsa_server.evidence.errors import IdempotencyConflict
 from tsa_server.evidence.fee_items import new_credit_entry, stored_notice
 from tsa_server.evidence.service import Change, EvidenceService, StaleChange, atomic_check
+from tsa_server.evidence.store.jobs import JOB_LEASE_MIN, job_holder
 from tsa_server.fees import (
     EntryKind,
     Outcome,
@@ -191,7 +192,8 @@ class RenewalRunner:
 
 
 class RenewalScheduler:
-    """The runner as a background task: at start-up, then every `interval_s` seconds."""
+    """The runner as a background task: at start-up, then every `interval_s` seconds, on
+    the one node of a cluster that holds the "renewals" job (evidence/store/jobs.py)."""
 
     def __init__(
         self,
@@ -199,6 +201,7 @@ class RenewalScheduler:
         interval_s: float,
         *,
         now: Callable[[], datetime] | None = None,
+        holder: str | None = None,
     ) -> None:
         self.runner = runner
         self.interval_s = interval_s
@@ -207,9 +210,16 @@ class RenewalScheduler:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._thread: ThreadPoolExecutor | None = None
+        self._holder = holder or job_holder()
 
-    def run_once(self) -> RunReport:
-        report = self.runner.run(self.now())
+    def run_once(self) -> RunReport | None:
+        """One run, unless another node holds the job (jobs.py: one runner per cluster)."""
+        now = self.now()
+        lease = now + max(3 * timedelta(seconds=self.interval_s), JOB_LEASE_MIN)
+        if not self.runner.service.store.hold_job("renewals", self._holder, now, lease):
+            log.debug("renewal run skipped: another node holds the job")
+            return None
+        report = self.runner.run(now)
         self.last = report
         if report.renewed or report.expired or report.purged or report.lapsed or report.errors:
             log.info("renewal run: %s", report.as_dict())

@@ -267,6 +267,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
             foreign_keys=[*_ORG_FK, ("notice_id", "notices", "id")],
         )
         db.table("webhook_deliveries").create_index(["org_id", "notice_id"])
+    if "job_leases" not in tables:
+        # Which process runs each background job's rounds (evidence/store/jobs.py).
+        db.table("job_leases").create(
+            {"name": str, "holder": str, "until": str}, pk="name", not_null={"holder", "until"}
+        )
     # REC-10 monthly quota: items certified by one organisation within a window.
     conn.execute(
         "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"

@@ -271,4 +271,9 @@ FOR EACH ROW EXECUTE FUNCTION credit_entries_contiguous();
 {_append_only("notices", "notices are append-only")}
 """
 
-EVIDENCE = Schema("evidence", (_ACCOUNTS + _EVIDENCE,), "evidence_schema_version")
+# 2 (issue 16): which node runs each background job's rounds (evidence/store/jobs.py).
+_JOBS = f"""
+CREATE TABLE job_leases (name {T} PRIMARY KEY, holder {T} NOT NULL, until {T} NOT NULL);
+"""
+
+EVIDENCE = Schema("evidence", (_ACCOUNTS + _EVIDENCE, _JOBS), "evidence_schema_version")

@@ -44,6 +44,7 @@ from yarl import URL
 
 from tsa_server.accounts.times import utc_now
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.evidence.store.jobs import JOB_LEASE_MIN, job_holder
 from tsa_server.evidence.webhook_fence import (
     BLOCKED,
     PLAIN_HTTP,
@@ -85,6 +86,7 @@ class WebhookDispatcher:
         now: Callable[[], datetime] = utc_now,
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        holder: str | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or WebhookSettings()
@@ -98,6 +100,7 @@ class WebhookDispatcher:
         self._deliveries: set[asyncio.Task[str]] = set()
         self._turn = 0  # where the next look at organisations starts (fairness)
         self._thread: ThreadPoolExecutor | None = None  # one worker: the database's
+        self._holder = holder or job_holder()  # this node, holding the "webhooks" job
         self._db: EvidenceStore | None = None  # used in that thread only
 
     # ---------------------------------------------------------------- the database
@@ -142,8 +145,12 @@ class WebhookDispatcher:
         room = self.settings.concurrency - len(self._deliveries)
         if room <= 0:
             return []
-        busy = {org: frozenset(ids) for org, ids in self._inflight.items()}
         now = self.now()
+        lease = now + max(timedelta(seconds=10 * self.settings.poll_s), JOB_LEASE_MIN)
+        held = await self._in_thread(lambda db: db.hold_job("webhooks", self._holder, now, lease))
+        if not held:  # another node of the cluster delivers (evidence/store/jobs.py)
+            return []
+        busy = {org: frozenset(ids) for org, ids in self._inflight.items()}
         rows, self._turn = await self._in_thread(lambda db: self._due(db, now, busy, room))
         started = []
         for row in rows:

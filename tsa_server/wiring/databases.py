@@ -44,7 +44,8 @@ def publish_logs(
     """List this node's logs ("tokens" and "ops" -> their checkpoint verifier keys) in
     the shared database (GET /ledger/ on every node), and record in the operations log
     each listing that is new or changed."""
-    from ledger.store.postgres_published import PublishedLog, publish
+    from ledger.store.base import PublishedLog
+    from ledger.store.postgres_published import publish
 
     origins = {"tokens": config.ledger.origin, "ops": config.ledger.ops_origin}
     for kind, vkey in vkeys.items():

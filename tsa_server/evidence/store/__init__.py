@@ -6,6 +6,7 @@ class:
 - `credits.CreditStore`: the chained, append-only credit entries;
 - `notices.NoticeStore`, `webhooks.WebhookStore`: notices and their webhook deliveries;
 - `idempotency.IdempotencyStore`: the Idempotency-Keys of deposit requests;
+- `jobs.JobStore`: which process runs each background job's rounds (one per cluster);
 - `changes.ChangeStore`: one fee-layer change across items, credits and notices in one
   transaction;
 - the organisations, members and API keys are tsa_server.accounts.store's.
@@ -27,6 +28,7 @@ from tsa_server.evidence.store.credits import CreditStore
 from tsa_server.evidence.store.idempotency import IdempotencyStore, SqlIdempotencyStore
 from tsa_server.evidence.store.items import MAX_PAGE as MAX_PAGE
 from tsa_server.evidence.store.items import ItemStore
+from tsa_server.evidence.store.jobs import JobStore, SqlJobStore
 from tsa_server.evidence.store.notices import NoticeStore
 from tsa_server.evidence.store.webhooks import SqlWebhookStore, WebhookStore
 
@@ -39,6 +41,7 @@ class EvidenceStorage(
     ChangeStore,
     IdempotencyStore,
     WebhookStore,
+    JobStore,
     Protocol,
 ):
     """Every store over the evidence database together: what EvidenceService reads and
@@ -46,15 +49,15 @@ class EvidenceStorage(
 
 
 class EvidenceStore(
-    SqlChangeStore, SqlIdempotencyStore, SqlWebhookStore, SqlAccountStore
+    SqlChangeStore, SqlIdempotencyStore, SqlWebhookStore, SqlJobStore, SqlAccountStore
 ):
-    """The SQLite set over one evidence database file: accounts, items, credit entries,
-    notices, webhooks and idempotency keys."""
+    """The SQL set over one evidence database (SQLite file or PostgreSQL): accounts,
+    items, credit entries, notices, webhooks, idempotency keys and job leases."""
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         create_schema(conn)
 
 
 def _implements(store: EvidenceStore) -> EvidenceStorage:
-    """The type checker proves the SQLite set implements the protocol."""
+    """The type checker proves the SQL set implements the protocol."""
     return store

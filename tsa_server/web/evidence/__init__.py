@@ -28,11 +28,12 @@ from typing import Protocol
 
 from aiohttp import web
 
-from tsa_server.config import EvidenceConfig
+from tsa_server.config import EvidenceConfig, LedgerConfig
 from tsa_server.evidence.render_pool import CertificateRenderer
 from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler
 from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.evidence.store.jobs import job_holder
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
 from tsa_server.evidence.webhooks import WebhookSettings
 from tsa_server.web.api import Described
@@ -74,6 +75,8 @@ from tsa_server.web.ratelimit import RATE_LIMITER, RateLimiter
 class _Configured(Protocol):
     @property
     def evidence(self) -> EvidenceConfig: ...
+    @property
+    def ledger(self) -> LedgerConfig: ...
 
 
 class EvidenceServices(Protocol):
@@ -111,9 +114,10 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
     app[EVIDENCE] = service
     track_key_use(app, store.db)  # API keys' last use, batched off the loop
     interval = conf.renewal_interval_s
+    holder = job_holder(services.config.ledger.unit)  # one runner of each job per cluster
 
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
-        running = RenewalScheduler(RenewalRunner(service), interval)
+        running = RenewalScheduler(RenewalRunner(service), interval, holder=holder)
         app[SCHEDULER] = running
         running.start()
         yield
@@ -121,7 +125,7 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
         await asyncio.to_thread(service.close)  # deposits' worker threads finish
 
     async def dispatcher(app: web.Application) -> AsyncIterator[None]:
-        sending = WebhookDispatcher(store, webhook_settings(conf), now=service.now)
+        sending = WebhookDispatcher(store, webhook_settings(conf), now=service.now, holder=holder)
         app[DISPATCHER] = sending
         sending.start()
         yield
