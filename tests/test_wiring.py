@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 
+import psycopg
 import pytest
 from asn1crypto import tsp
 
@@ -109,6 +110,15 @@ def test_evidence_and_accounts_live_in_postgres(pg_server: TsaServer, tmp_path) 
     assert status == 402, refused
 
     url = pg_server.config_path.read_text().split('url = "')[1].split('"')[0]
+    # The database drops every session (a failover, a restart): a request meeting a dead
+    # connection is a 503 to retry, never a 500, and the next one reconnects.
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    statuses = [client.call(pg_server.url, key, "GET", "/api/v1/items")[0] for _ in range(6)]
+    assert set(statuses) <= {200, 503} and statuses[-1] == 200, statuses
     store = EvidenceStore(PostgresDatabase(url, EVIDENCE, migrate=False), owns=True)
     try:
         assert store.count_items(org) == 2

@@ -251,9 +251,14 @@ class PostgresStore(PostgresReader):
 
     def add_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
         """Archive a signed checkpoint; the database refuses one that does not advance
-        (the compare-and-swap of L-08/L-12: two signers can never both win)."""
+        (the compare-and-swap of L-08/L-12: two signers can never both win), and a writer
+        that another has deposed (the epoch fence, as for appends) archives none."""
 
         def archive(conn: Connection) -> None:
+            if self._epoch is not None:  # a deposed writer signs no more checkpoints
+                state = conn.execute(_LOCK_LOG, (self.log,)).fetchone()
+                if state is None or state[2] != self._epoch:
+                    raise LedgerWriteError("another writer has taken over this ledger")
             conn.execute(
                 f"INSERT INTO ledger_checkpoints (log, {CHECKPOINT_COLUMNS}) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",

@@ -123,3 +123,20 @@ def test_a_clean_close_releases_the_lease_and_epochs_are_unique(postgres_url: st
     assert len(set(epochs)) == 3 and epochs == sorted(epochs)
     again.close()
     other.close()
+
+
+def test_a_deposed_writer_archives_no_checkpoint(postgres_url: str) -> None:
+    from ledger.store.base import SignedCheckpoint
+
+    old = PostgresStore(postgres_url)
+    epoch = old.claim_epoch().epoch
+    old.append(epoch, 0, [entry(0, b"old")])
+    new = PostgresStore(postgres_url, exclusive=False)  # a forced take-over
+    new.claim_epoch()
+    checkpoint = SignedCheckpoint(1, old.root(1), old.chain_head(1), "note\n", 0)
+    with pytest.raises(LedgerWriteError, match="another writer has taken over"):
+        old.add_checkpoint(checkpoint)
+    new.add_checkpoint(checkpoint)
+    assert new.latest_checkpoint() == checkpoint
+    new.close()
+    old.close()

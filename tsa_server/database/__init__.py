@@ -72,3 +72,11 @@ def database_errors() -> tuple[type[Exception], ...]:
     sqlite3's and OS errors, and psycopg's once it is loaded ([database] url only)."""
     psycopg = sys.modules.get("psycopg")
     return (sqlite3.Error, OSError, *((psycopg.Error,) if psycopg else ()))
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be used right now (a locked SQLite file, a
+    PostgreSQL server gone or failing over), not that a request was wrong: worth a retry."""
+    psycopg = sys.modules.get("psycopg")
+    kinds = (sqlite3.OperationalError, *((psycopg.OperationalError,) if psycopg else ()))
+    return isinstance(exc, kinds)

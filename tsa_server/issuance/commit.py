@@ -8,6 +8,7 @@ over here in index order and gets back, through `report`, what became durable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from ledger.store.base import NewEntry, Store
 from tsa_server.issuance.observer import IssuanceObserver
 from tsa_server.rfc3161.request_types import TimeStampRequest
+
+log = logging.getLogger("tsa.issuance")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,17 @@ class Committer:
                 self._items.clear()
             self._report(self._commit(batches))
 
+    def _landed(self, end: int, last_token: bytes) -> bool:
+        """Whether a commit whose outcome was unknown (the connection died while COMMIT
+        was under way, as in a database failover) is durable all the same: the log ends
+        at `end` with our last token. Otherwise the sequence would stay behind the log
+        and every later commit would fail."""
+        try:
+            entry = self._store.entry(end - 1)
+            return self._store.size() == end and entry is not None and entry.token == last_token
+        except Exception:  # noqa: BLE001 - unknown stays failed
+            return False
+
     def _commit(self, batches: list[Batch]) -> Committed:
         group: list[Batch] = []
         failed: list[Batch] = []
@@ -140,7 +154,9 @@ class Committer:
             try:
                 self._store.append(self._epoch, group[0].first, entries)
             except Exception as exc:  # noqa: BLE001 - any commit fault fails the group
-                return Committed([], batches, exc, self._durable_index)
+                if not self._landed(end, entries[-1].token):
+                    return Committed([], batches, exc, self._durable_index)
+                log.warning("a commit reported as failed is durable after all: %s", exc)
             if self.observer is not None:
                 self.observer.committed(len(entries), time.perf_counter() - started)
             self._durable_index = end

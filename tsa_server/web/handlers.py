@@ -12,6 +12,7 @@ from asn1crypto import x509 as asn1_x509
 
 from ledger.store.base import Reader
 from tsa_server.clock.base import Clock
+from tsa_server.database import database_unavailable
 from tsa_server.errors import FailureInfo
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance.issuer import Issuer
@@ -148,8 +149,18 @@ async def errors_middleware(
         # The client went away or broke its body off: nothing to answer, nothing to alarm.
         log.debug("request body aborted on %s: %s", request.path, type(exc).__name__)
         raise web.HTTPBadRequest(text="incomplete request body\n") from None
-    except Exception:
+    except Exception as exc:
+        timestamp_request = request.method == "POST" and request.path in ("/", "/tsr")
+        if database_unavailable(exc) and not timestamp_request:
+            # The database is busy or away (a PostgreSQL failover, a locked SQLite file):
+            # the request may be retried; nothing of it was acknowledged.
+            log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+            return web.json_response(
+                {"error": "the database is unavailable right now: retry in a few seconds"},
+                status=503,
+                headers={"Retry-After": "2"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
-        if request.method == "POST" and request.path in ("/", "/tsr"):
+        if timestamp_request:
             return _reply(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))
         return web.json_response({"error": "internal error"}, status=500)
