@@ -160,8 +160,11 @@ class CheckpointPublisher:
         signed = SignedCheckpoint(
             size, root, self._store.chain_head(size), note, int(self._wall_clock())
         )
-        self._store.add_checkpoint(signed)
+        # The files first: a crash between the two then leaves the archive behind the
+        # files (the next publication catches up), never the files behind the archive,
+        # which the rollback tripwire would take for a lost checkpoint directory.
         self._write_files(signed)
+        self._store.add_checkpoint(signed)
         if self.on_publish is not None:
             self.on_publish(signed)
         return signed
