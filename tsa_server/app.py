@@ -11,6 +11,7 @@ from aiohttp import web
 
 from tsa_server.issuance.publisher import CheckpointPublisher
 from tsa_server.web import evidence, handlers, malformed, metrics, observe, policy, ratelimit
+from tsa_server.web.ledger import catalog
 from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.routes import add_routes
 from tsa_server.web.verify import handler as verify
@@ -46,6 +47,7 @@ def create_app(services: Services) -> web.Application:
     )
     metrics.setup(app, services)  # Prometheus metrics (before the publishers start)
     ledger.setup(app, services)  # the published logs and their read pool
+    catalog.setup(app, services)  # every log of the TSA (GET /ledger/), other nodes' too
     policy.setup(app, services)  # the disclosure statement (GET /policy)
     add_routes(app)
     evidence.setup(app, services)  # the evidence service and its renewal scheduler

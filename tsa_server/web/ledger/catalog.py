@@ -4,8 +4,8 @@ and `/ledger/<name>/...` serves each, on every node.
 This node's own logs are the `LOGS` views (web/ledger/logs.py), also reachable as
 "tokens" and "ops". With a shared [database], the other nodes' logs are read from the
 `ledger_published` table (ledger/store/postgres_published.py) by a background task every
-`REFRESH_S` seconds, off the event loop; a log another node publishes is served (with a
-reader of its own) from the next refresh on. Without a database the catalog is this
+`REFRESH_S` seconds, off the event loop; a log another node publishes joins `LOGS`
+(with a reader of its own) from the next refresh on. Without a database the catalog is this
 node's logs alone.
 """
 
@@ -17,13 +17,16 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
 from ledger.errors import LedgerError
 from ledger.store.base import PublishedLog, Reader
 from tsa_server.web.ledger.logs import LOGS, LogView, read
+
+if TYPE_CHECKING:
+    from tsa_server.wiring import Services
 
 log = logging.getLogger("tsa.web.ledger")
 
@@ -73,13 +76,14 @@ class Catalog:
             )
         return listed, added
 
-    async def refresh(self, template: LogView) -> None:
+    async def refresh(self, template: LogView) -> dict[str, LogView]:
+        """Read the published logs again; the views of logs not seen before (for LOGS)."""
         self.refreshed = asyncio.get_running_loop().time()
         listed, added = await asyncio.to_thread(self._load, template)
         own = [entry for entry in self.listed if entry.name in self.own]
-        seen = {entry.name for entry in listed}
-        self.listed = own + [e for e in listed if e.name not in self.own and e.name in seen]
+        self.listed = own + [e for e in listed if e.name not in self.own]
         self.remote.update(added)
+        return added
 
     def close(self) -> None:
         for view in self.remote.values():
@@ -91,8 +95,23 @@ class Catalog:
 CATALOG = web.AppKey("ledger_catalog", Catalog)
 
 
-def setup(app: web.Application, own: list[PublishedLog], url: str) -> None:
-    """The catalog of `app`; with a database, refreshed in the background while it runs."""
+def setup(app: web.Application, services: Services) -> None:
+    """The catalog of `app` (after web/ledger/logs.setup): this node's logs and, with a
+    database, the others', refreshed in the background while it runs and served as
+    `LOGS` views of their own."""
+    config = services.config.ledger
+    own = [
+        PublishedLog(
+            config.log_names[kind],
+            kind,
+            config.unit,
+            app[LOGS][kind].origin,
+            app[LOGS][kind].vkey,
+            services.chain_pem.decode() if kind == "tokens" else "",
+        )
+        for kind in ("tokens", "ops")
+    ]
+    url = services.config.database.url
     catalog = app[CATALOG] = Catalog(own, url)
     if not url:
         return
@@ -103,7 +122,7 @@ def setup(app: web.Application, own: list[PublishedLog], url: str) -> None:
         async def run() -> None:
             while True:
                 try:
-                    await catalog.refresh(template)
+                    app[LOGS].update(await catalog.refresh(template))
                 except LedgerError as exc:
                     log.warning("the list of the TSA's logs was not refreshed: %s", exc)
                 await asyncio.sleep(REFRESH_S)
@@ -147,17 +166,11 @@ async def first_found(
     return view, result
 
 
-def view(app: web.Application, name: str) -> LogView | None:
-    """Another node's log by name, once the catalog has seen it."""
-    catalog = app.get(CATALOG)
-    return None if catalog is None else catalog.remote.get(name)
-
-
 async def listing(request: web.Request) -> web.Response:
     """GET /ledger/: every log of the TSA (fresh within a second: a node started just now
     is listed without waiting for the next background refresh)."""
     catalog = request.app[CATALOG]
     if catalog.url and asyncio.get_running_loop().time() - catalog.refreshed > 1.0:
         with contextlib.suppress(LedgerError):
-            await catalog.refresh(request.app[LOGS]["tokens"])
+            request.app[LOGS].update(await catalog.refresh(request.app[LOGS]["tokens"]))
     return web.json_response({"logs": catalog.listing()}, headers={"Cache-Control": "no-cache"})

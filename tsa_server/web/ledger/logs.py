@@ -26,7 +26,7 @@ from ledger.errors import LedgerError
 from ledger.merkle import NodeReader
 from ledger.proof_file import ProofFile
 from ledger.proofs import inclusion_proof
-from ledger.store.base import PublishedLog, Reader, SignedCheckpoint
+from ledger.store.base import Reader, SignedCheckpoint
 from ledger.tiles import CHECKPOINT_PAGE, encode_entry_bundle, parse_tile_path
 from tsa_server.accounts.errors import PermissionDenied
 from tsa_server.accounts.key_rules import Scope
@@ -65,10 +65,8 @@ READS = web.AppKey("ledger_reads", ReaderPool)
 
 def setup(app: web.Application, services: Services) -> None:
     """The published logs of `services` (as "tokens" and "ops", and by their names when
-    the node has a `[ledger] unit`), the catalog of every log of the TSA
-    (web/ledger/catalog.py) and the read pool that serves them."""
-    from tsa_server.web.ledger import catalog
-
+    the node has a `[ledger] unit`) and the read pool that serves them. The other nodes'
+    logs join `LOGS` as web/ledger/catalog.py finds them."""
     config = services.config.ledger
     views = {
         kind: LogView(
@@ -84,18 +82,6 @@ def setup(app: web.Application, services: Services) -> None:
         for kind, log in services.logs.items()
     }
     app[LOGS] = {**views, **{config.log_names[kind]: v for kind, v in views.items()}}
-    own = [
-        PublishedLog(
-            config.log_names[kind],
-            kind,
-            config.unit,
-            view.origin,
-            view.vkey,
-            services.chain_pem.decode() if kind == "tokens" else "",
-        )
-        for kind, view in views.items()
-    ]
-    catalog.setup(app, own, services.config.database.url)
 
     pool = app[READS] = ReaderPool()  # its threads start with the first read
 
@@ -108,10 +94,7 @@ def setup(app: web.Application, services: Services) -> None:
 
 def log_view(request: web.Request) -> LogView:
     """The log a request names: this node's, or another node's (web/ledger/catalog.py)."""
-    from tsa_server.web.ledger import catalog
-
-    name = request.match_info["log"]
-    view: LogView | None = request.app[LOGS].get(name) or catalog.view(request.app, name)
+    view: LogView | None = request.app[LOGS].get(request.match_info["log"])
     if view is None:
         raise web.HTTPNotFound(text="no such log: GET /ledger/ lists them\n")
     return view
