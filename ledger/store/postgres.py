@@ -46,6 +46,7 @@ from ledger.store.postgres_schema import (
     SchemaVersionError,
     check_version,
     describe,
+    end_idle_transactions,
     migrate,
     migrate_connection,
 )
@@ -95,6 +96,7 @@ class PostgresStore(PostgresReader):
 
     def _prepare(self, conn: Connection) -> None:
         try:
+            end_idle_transactions(conn, self._lease_seconds)
             if self._migrate:
                 migrate_connection(conn, self.url)
             else:

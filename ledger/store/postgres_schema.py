@@ -213,6 +213,19 @@ def connect(url: str) -> Connection:
     return psycopg.connect(url, autocommit=False)
 
 
+def end_idle_transactions(conn: Connection, seconds: float) -> None:
+    """Have the server end this session when it sits idle inside a transaction for
+    `seconds`: a writer paused (SIGSTOP, a partition) between two statements of a write
+    would otherwise hold its row or advisory locks, and so block its replacement, for
+    as long as it stays paused."""
+    conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+        (str(max(1000, int(seconds * 1000))),),
+    )
+    if not conn.autocommit:
+        conn.commit()
+
+
 def stored_version(conn: Connection, schema: Schema = LEDGER) -> int:
     """The database's version of `schema` (0 when it holds none of it)."""
     with conn.transaction():

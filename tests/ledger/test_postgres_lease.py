@@ -64,14 +64,14 @@ def start_writer(url: str, lease: float) -> tuple[subprocess.Popen[str], int]:
 def test_a_writer_paused_past_its_lease_is_replaced_and_never_writes_again(
     postgres_url: str,
 ) -> None:
-    proc, old_epoch = start_writer(postgres_url, lease=1.0)
+    proc, old_epoch = start_writer(postgres_url, lease=2.0)
     try:
         with pytest.raises(LedgerWriteError, match="in use by another writer"):
             PostgresStore(postgres_url)  # its lease is live
         os.kill(proc.pid, signal.SIGSTOP)
         paused_at = PostgresReader(postgres_url)
         size_when_paused = paused_at.size()
-        time.sleep(1.6)  # past the lease; its session is still open
+        time.sleep(2.6)  # past the lease; its session is still open
         replacement = PostgresStore(postgres_url)
         state = replacement.claim_epoch()
         assert state.epoch > old_epoch and state.next_index >= size_when_paused
@@ -140,3 +140,52 @@ def test_a_deposed_writer_archives_no_checkpoint(postgres_url: str) -> None:
     assert new.latest_checkpoint() == checkpoint
     new.close()
     old.close()
+
+
+# A writer that stops (SIGSTOP, from the test) inside a write transaction, holding its
+# log's row lock: only the server's idle-in-transaction limit can free the row.
+STUCK_WRITER = """
+import os, signal, sys
+from ledger.store.postgres import PostgresStore
+store = PostgresStore(sys.argv[1], lease_seconds=1.0)
+store.claim_epoch()
+def stall(conn):
+    conn.execute("SELECT 1 FROM ledger_logs WHERE log = 'tokens' FOR UPDATE")
+    os.kill(os.getpid(), signal.SIGSTOP)
+    conn.execute("SELECT 1")
+try:
+    store._write(stall, "stalled write")
+except Exception as exc:
+    print("REFUSED", exc, flush=True)
+    sys.exit(3)
+print("COMMITTED", flush=True)
+"""
+
+
+def test_a_writer_paused_inside_a_transaction_does_not_block_its_replacement(
+    postgres_url: str,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_WRITER, postgres_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not open(f"/proc/{proc.pid}/stat").read().split()[2] == "T":
+            assert time.monotonic() < deadline and proc.poll() is None, proc.poll()
+            time.sleep(0.05)
+        started = time.monotonic()
+        replacement = PostgresStore(postgres_url)  # waits for the row, then takes the log
+        replacement.claim_epoch()
+        assert time.monotonic() - started < 10  # the lease and the idle limit are 1 s
+        os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 3 and "REFUSED" in out, out
+        replacement.close()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()

@@ -13,7 +13,9 @@ atomic cluster-wide. Writes are short; the lock is released at COMMIT or ROLLBAC
 A connection the server or the network dropped is replaced at the next use (after a
 failover, `target_session_attrs=read-write` in the URL finds the new primary). A broken
 rule raises `sqlite3.IntegrityError` (tsa_server/database/__init__.py); the stores' SQL
-uses `?` placeholders, rewritten here to psycopg's `%s`.
+uses `?` placeholders, rewritten here to psycopg's `%s`. A session idle inside a
+transaction for `IDLE_TRANSACTION_SECONDS` (its node paused or cut off mid-write) is ended
+by the server, which releases the lock for the other nodes.
 """
 
 from __future__ import annotations
@@ -33,12 +35,17 @@ from ledger.store.postgres_schema import (
     SchemaVersionError,
     check_version,
     describe,
+    end_idle_transactions,
     migrate_connection,
 )
 
 # A quoted string, or a `?` placeholder, or a `%` (psycopg's placeholder character).
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\?|%|\binstr\(")
 _REPLACE = {"?": "%s", "%": "%%", "instr(": "strpos("}  # strpos: instr's PostgreSQL name
+
+# A node paused inside a write would hold the cluster's write lock until it resumed: the
+# server ends such a session after this long (writes take milliseconds).
+IDLE_TRANSACTION_SECONDS = 10.0
 
 
 def to_psycopg(sql: str) -> str:
@@ -108,6 +115,7 @@ class PostgresDatabase:
         conn: PostgresConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.raw.closed or conn.raw.broken:
             raw: Connection = psycopg.connect(self.url, autocommit=True)
+            end_idle_transactions(raw, IDLE_TRANSACTION_SECONDS)
             with self._opened_lock:
                 self._opened.append(raw)
             conn = PostgresConnection(raw)
