@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from tsa_server.issuance import ops_inbox
 from tsa_server.issuance.publisher import CheckpointPublisher
 from tsa_server.web import evidence, handlers, malformed, metrics, observe, policy, ratelimit
 from tsa_server.web.ledger import catalog
@@ -19,6 +20,8 @@ from tsa_server.wiring import Services
 
 #: An aiohttp cleanup context: runs to its yield at start-up, the rest at shutdown.
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+INBOX_POLL_S = 2.0
 
 
 def create_app(services: Services) -> web.Application:
@@ -53,6 +56,9 @@ def create_app(services: Services) -> web.Application:
     evidence.setup(app, services)  # the evidence service and its renewal scheduler
     verify.setup(app)  # the verifier's worker processes
     app.cleanup_ctx.append(_clock_monitor(services))
+    if services.ops is not None:  # events the command-line tools left for this log
+        inbox, ops = config.ledger.ops_inbox_dir, services.ops
+        app.cleanup_ctx.append(lambda _app: ops_inbox.keep_draining(inbox, ops, INBOX_POLL_S))
     for log in services.logs.values():
         app.cleanup_ctx.append(_publisher(log.publisher, config.ledger.checkpoint_interval_s))
     return app

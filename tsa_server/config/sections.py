@@ -101,6 +101,13 @@ class LedgerConfig:
     # This node's time-stamping unit when several nodes share a [database]: its logs are
     # stored and served as "<unit>" and "<unit>-ops"; empty: "tokens" and "ops".
     unit: str = ""
+    # Where command-line tools leave events for the server to record in the operations
+    # log (tsa_server/issuance/ops_inbox.py); empty: "ops-inbox" beside ops_path.
+    ops_inbox: str = ""
+
+    @property
+    def ops_inbox_dir(self) -> Path:
+        return Path(self.ops_inbox) if self.ops_inbox else Path(self.ops_path).parent / "ops-inbox"
 
     @property
     def log_names(self) -> dict[str, str]:

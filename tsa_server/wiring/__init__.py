@@ -27,6 +27,7 @@ from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.served import open_evidence_service
 from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.issuance import ops_inbox
 from tsa_server.issuance.issuer import IssuanceSettings, Issuer
 from tsa_server.issuance.opslog import OpsLog, canonical
 from tsa_server.issuance.publisher import CheckpointPublisher
@@ -231,6 +232,7 @@ def _build(
         config_sha256=hashlib.sha256(canonical(dataclasses.asdict(config))).hexdigest(),
         ledger_size=store.size(),
     )
+    ops_inbox.drain(ledger.ops_inbox_dir, ops)  # what the tools left while it was stopped
 
     binding = BindingEncoder(ledger.origin) if ledger.ledger_binding else None
     latest = store.latest_checkpoint()
