@@ -16,6 +16,7 @@ import click
 from ledger.errors import LedgerError
 from tsa_server.cli.accounts import accounts
 from tsa_server.cli.audit import audit_command
+from tsa_server.cli.backup import backup_command, restore_command
 from tsa_server.cli.db import db
 from tsa_server.cli.evidence import evidence
 from tsa_server.cli.fees import fees
@@ -101,3 +102,5 @@ cli.add_command(evidence)
 cli.add_command(fees)
 cli.add_command(audit_command)
 cli.add_command(names)
+cli.add_command(backup_command)
+cli.add_command(restore_command)
