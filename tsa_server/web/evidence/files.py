@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from aiohttp import web
 
 from ledger.proof_file import ProofFile
+from ledger.store.base import Reader, SignedCheckpoint
 from tsa_server.accounts.key_rules import Scope
 from tsa_server.evidence.certificate import (
     CertificateData,
@@ -44,7 +45,7 @@ from tsa_server.web.auth import PRINCIPAL, evidence_store, require
 from tsa_server.web.errors import BadRequest, json_error
 from tsa_server.web.evidence.context import EVIDENCE, ITEM_ID, RENDERER
 from tsa_server.web.handlers import STATE
-from tsa_server.web.ledger.logs import LOGS, LogView
+from tsa_server.web.ledger.logs import LOGS, LogView, read
 
 log = logging.getLogger("tsa.web.evidence_files")
 STREAM_CHUNK = 1 << 20
@@ -112,19 +113,24 @@ async def _render(request: web.Request, data: CertificateData) -> bytes:
     return await renderer.render(data)
 
 
-async def _proof(view: LogView | None, index: int | None) -> str | None:
+async def _proof(request: web.Request, view: LogView | None, index: int | None) -> str | None:
     """The tlog-proof of ledger entry `index`, publishing a checkpoint first when the
     latest one does not cover it yet; None when no signed checkpoint covers it."""
     if view is None or index is None:
         return None
-    latest = view.store.latest_checkpoint()
-    if (latest is None or index >= latest.size) and view.publish is not None:
+
+    def latest(reader: Reader) -> SignedCheckpoint | None:
+        return reader.latest_checkpoint()
+
+    signed = await read(request, view, latest)
+    if (signed is None or index >= signed.size) and view.publish is not None:
         await view.publish()
-        latest = view.store.latest_checkpoint()
-    if latest is None or index >= latest.size:
+        signed = await read(request, view, latest)
+    if signed is None or index >= signed.size:
         return None
-    path = tuple(view.store.inclusion_proof(index, latest.size))
-    return ProofFile(index, path, latest.note).encode()
+    size = signed.size
+    path = await read(request, view, lambda r: tuple(r.inclusion_proof(index, size)))
+    return ProofFile(index, path, signed.note).encode()
 
 
 def _open_original(request: web.Request) -> Callable[[str], BinaryIO]:
@@ -148,7 +154,7 @@ def _now(request: web.Request) -> datetime:
 async def kit(request: web.Request) -> web.StreamResponse:
     item, data = await _item_data(request)
     view = request.app[LOGS].get(TOKENS_LOG)
-    kit_item = KitItem(item, data, await _proof(view, item.ledger_index))
+    kit_item = KitItem(item, data, await _proof(request, view, item.ledger_index))
     pdf = await _render(request, data)
     state = request.app[STATE]
     sources = KitSources(

@@ -5,11 +5,12 @@ proofs, archived checkpoints, chain heads (here) and verifiable lookups
 (web/ledger/lookup.py) (docs/spec/ledger.md B.5, L-11).
 
 Only what a signed checkpoint covers is served: an auditor never sees a tile or proof
-that no signed root commits to. Single-row reads (a checkpoint, a chain head) answer on
-the event loop; tiles, bundles, proofs and lookups run in the ledger read pool
-(web/ledger/reads.py). With `[ledger] public_entries = false` (L-21) entries and
-everything that yields or confirms one need an API key with the read scope; hash tiles,
-checkpoints and proofs stay public.
+that no signed root commits to. Every read, even of one row (a checkpoint, a chain
+head), runs in the ledger read pool (web/ledger/reads.py), on a reader of its own: on
+PostgreSQL a row is a network round trip, and the writer's store may be committing.
+With `[ledger] public_entries = false` (L-21) entries and everything that yields or
+confirms one need an API key with the read scope; hash tiles, checkpoints and proofs
+stay public.
 """
 
 from __future__ import annotations
@@ -151,12 +152,13 @@ def _text(body: str, cache: str | None = None) -> web.Response:
 
 
 async def checkpoint(request: web.Request) -> web.Response:
-    return _text(published(log_view(request).store).note, CHECKPOINT_MAX_AGE)
+    view = log_view(request)
+    return _text((await read(request, view, published)).note, CHECKPOINT_MAX_AGE)
 
 
 async def archived_checkpoint(request: web.Request) -> web.Response:
     view, size = log_view(request), path_int(request, "size")
-    found = view.store.checkpoint_at(size)
+    found = await read(request, view, lambda r: r.checkpoint_at(size))
     if found is None:
         raise web.HTTPNotFound(text="no checkpoint of that size\n")
     return _text(found.note, IMMUTABLE)
@@ -184,7 +186,7 @@ async def vkey(request: web.Request) -> web.Response:
 
 async def chain_head(request: web.Request) -> web.Response:
     view, size = log_view(request), path_int(request, "size")
-    found = view.store.checkpoint_at(size)
+    found = await read(request, view, lambda r: r.checkpoint_at(size))
     if found is None:
         raise web.HTTPNotFound(text="chain heads are served for checkpointed sizes\n")
     return web.Response(text=found.chain_head.hex() + "\n", content_type="text/plain")
@@ -293,5 +295,5 @@ async def publish(request: web.Request) -> web.Response:
         # Signing and fsyncing on demand is the operator's call, not any customer's.
         raise PermissionDenied("only the platform operator's admin keys publish checkpoints")
     signed = await view.publish()
-    latest = signed or published(view.store)
-    return web.json_response({"size": latest.size, "new": signed is not None})
+    size = signed.size if signed is not None else (await read(request, view, published)).size
+    return web.json_response({"size": size, "new": signed is not None})
