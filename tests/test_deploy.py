@@ -16,8 +16,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
-UNITS = ("tsa.service", "tsa-renewal.service", "tsa-renewal.timer")
-SERVICES = ("tsa.service", "tsa-renewal.service")
+UNITS = (
+    "tsa.service",
+    "tsa-renewal.service",
+    "tsa-renewal.timer",
+    "tsa-backup.service",
+    "tsa-backup.timer",
+)
+SERVICES = ("tsa.service", "tsa-renewal.service", "tsa-backup.service")
 TSA = str(Path(sys.executable).with_name("tsa"))
 
 
