@@ -114,3 +114,9 @@ def test_postgresql_configuration_is_sent_to_the_documented_procedure(tmp_path: 
         assert "PostgreSQL" in done.stderr and "docs/operations.md" in done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "b").exists()
+    FileBlobStore(tmp_path / "var" / "blobs").put(b"an original")
+    files = tsa(server, "backup", "--files-only", str(tmp_path / "b"))
+    assert files.returncode == 0, files.stderr
+    manifest = json.loads((tmp_path / "b" / "latest" / "manifest.json").read_text())
+    assert manifest["kind"] == "files-only" and manifest["blobs"]["count"] == 1
+    assert "tokens.sqlite" not in manifest["files"]
