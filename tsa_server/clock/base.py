@@ -34,6 +34,28 @@ class ClockStatus:
     offset: timedelta | None = None
     #: The reference the last good sample came from (``"host:port"``), if any.
     source: str | None = None
+    #: What the state is about, from a fixed set of short words (``clock/judge.py``:
+    #: "in sync", "step", "no majority"...); empty for clocks that do not say.
+    event: str = ""
+    #: Sources the last poll dropped because they disagree with the majority.
+    falsetickers: tuple[str, ...] = ()
+    #: Sources whose measurements agreed in the last poll that had any, if known.
+    agreeing: int | None = None
+
+    def details(self) -> dict[str, object]:
+        """What the operations log records of a change of this status (no secrets)."""
+        found: dict[str, object] = {
+            "usable": self.usable,
+            "event": self.event,
+            "reason": self.reason,
+        }
+        if self.error_bound != UNKNOWN_ERROR:
+            found["error_bound_s"] = round(self.error_bound.total_seconds(), 6)
+        if self.agreeing is not None:
+            found["agreeing"] = self.agreeing
+        if self.falsetickers:
+            found["falsetickers"] = list(self.falsetickers)
+        return found
 
 
 class Clock(Protocol):

@@ -39,6 +39,9 @@ class NtpSample:
     wall: float  # our time source when the reply arrived
     mono: float  # our monotonic source at the same moment
     local_reference: bool = False  # the server serves its own unsynchronised clock
+    #: Leap indicator (LI) of the reply: 0 none, 1 the last minute of the UTC day has 61
+    #: seconds, 2 it has 59 (3, unsynchronised, never makes a sample).
+    leap: int = 0
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -146,6 +149,7 @@ def _sample(label: str, reply: bytes, t1: float, t4: float, mono: float) -> NtpS
         wall=t4,
         mono=mono,
         local_reference=_is_local_reference(stats.stratum, reply[12:16]),
+        leap=stats.leap,
     )
 
 

@@ -44,6 +44,9 @@ class ServerConfig:
     maintenance_file: str = "var/maintenance"
     # On SIGTERM or Ctrl-C: how long requests in progress get to finish.
     drain_timeout_s: float = 30.0
+    # "production" or "development": production refuses the development defaults
+    # ([clock] accept_local_reference = true; config/validate.py).
+    environment: str = "development"
 
     @property
     def tls(self) -> bool:

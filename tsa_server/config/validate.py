@@ -51,6 +51,7 @@ def validate(config: Config) -> None:
         "[server] body_timeout_s must be body_grace_s..86400",
     )
     _validate_listeners(config)
+    _validate_environment(config)
     _check_database(config.database.url)
     _require(
         1.0 <= config.database.lease_seconds <= 300.0,
@@ -206,6 +207,21 @@ def _validate_listeners(config: Config) -> None:
             (metrics.host, metrics.port) not in taken,
             "[metrics] host and port must not be a listener of [server]",
         )
+
+
+def _validate_environment(config: Config) -> None:
+    """Production refuses the development defaults (EN 319 421: time traceable to UTC)."""
+    environment = config.server.environment
+    _require(
+        environment in ("production", "development"),
+        '[server] environment must be "production" or "development"',
+    )
+    _require(
+        environment != "production" or not config.clock.accept_local_reference,
+        "[clock] accept_local_reference = true is refused with [server] environment = "
+        '"production": a server that serves its own local clock is not traceable to UTC; '
+        "set it to false and point [clock] servers at synchronised NTP servers",
+    )
 
 
 def _validate_limits(limits: LimitsConfig) -> None:

@@ -148,6 +148,21 @@ class ServerCollector(Collector):
                 "Bound on the clock's error now (the accuracy a token states)",
                 status.error_bound.total_seconds(),
             )
+        if status.agreeing is not None:
+            yield _gauge(
+                "tsa_clock_agreeing_sources",
+                "NTP sources whose measurements agreed in the last poll with answers",
+                status.agreeing,
+            )
+        # Labelled by server address: a set bounded by [clock] servers.
+        dropped = GaugeMetricFamily(
+            "tsa_clock_falseticker",
+            "1 for each NTP source the last poll dropped as a falseticker",
+            labels=["server"],
+        )
+        for server in status.falsetickers:
+            dropped.add_metric([server], 1)
+        yield dropped
         if status.last_sync is not None:
             age = (datetime.now(UTC) - status.last_sync).total_seconds()
             yield _gauge(

@@ -253,9 +253,8 @@ def _build(
     tokens_log.publisher.on_publish = on_checkpoint
     clock = clock or NtpMonitor(
         config.clock,
-        on_change=lambda status: ops.record_safely(
-            "clock", usable=status.usable, reason=status.reason
-        ),
+        # Every loss and regain of sync, step, falseticker...: status.details() says which.
+        on_change=lambda status: ops.record_safely("clock", **status.details()),
     )
     batch_signer = batch_signer_for(
         signer,
