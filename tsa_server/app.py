@@ -11,7 +11,16 @@ from aiohttp import web
 
 from tsa_server.issuance import ops_inbox
 from tsa_server.issuance.publisher import CheckpointPublisher
-from tsa_server.web import evidence, handlers, malformed, metrics, observe, policy, ratelimit
+from tsa_server.web import (
+    evidence,
+    handlers,
+    incidents,
+    malformed,
+    metrics,
+    observe,
+    policy,
+    ratelimit,
+)
 from tsa_server.web.ledger import catalog
 from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.routes import add_routes
@@ -52,6 +61,7 @@ def create_app(services: Services) -> web.Application:
     ledger.setup(app, services)  # the published logs and their read pool
     catalog.setup(app, services)  # every log of the TSA (GET /ledger/), other nodes' too
     policy.setup(app, services)  # the disclosure statement (GET /policy)
+    incidents.setup(app, services)  # the published incident reports (GET /incidents/)
     add_routes(app)
     evidence.setup(app, services)  # the evidence service and its renewal scheduler
     verify.setup(app)  # the verifier's worker processes

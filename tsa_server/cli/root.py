@@ -20,6 +20,7 @@ from tsa_server.cli.backup import backup_command, restore_command
 from tsa_server.cli.db import db
 from tsa_server.cli.evidence import evidence
 from tsa_server.cli.fees import fees
+from tsa_server.cli.incident import incident
 from tsa_server.cli.keys import keys
 from tsa_server.cli.names import names
 from tsa_server.cli.options import config_option
@@ -102,5 +103,6 @@ cli.add_command(evidence)
 cli.add_command(fees)
 cli.add_command(audit_command)
 cli.add_command(names)
+cli.add_command(incident)
 cli.add_command(backup_command)
 cli.add_command(restore_command)

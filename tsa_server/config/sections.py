@@ -107,10 +107,17 @@ class LedgerConfig:
     # Where command-line tools leave events for the server to record in the operations
     # log (tsa_server/issuance/ops_inbox.py); empty: "ops-inbox" beside ops_path.
     ops_inbox: str = ""
+    # Where `tsa incident` writes the incident reports the server publishes at
+    # /incidents/ (tsa_server/incident/); empty: "incidents" beside ops_path.
+    incidents: str = ""
 
     @property
     def ops_inbox_dir(self) -> Path:
         return Path(self.ops_inbox) if self.ops_inbox else Path(self.ops_path).parent / "ops-inbox"
+
+    @property
+    def incidents_dir(self) -> Path:
+        return Path(self.incidents) if self.incidents else Path(self.ops_path).parent / "incidents"
 
     @property
     def log_names(self) -> dict[str, str]:

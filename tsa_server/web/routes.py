@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import accounts, evidence, handlers, metrics, openapi, policy
+from tsa_server.web import accounts, evidence, handlers, incidents, metrics, openapi, policy
 from tsa_server.web.evidence import files as evidence_files
 from tsa_server.web.ledger import catalog as ledger_catalog
 from tsa_server.web.ledger import logs as ledger
@@ -27,6 +27,8 @@ def add_routes(app: web.Application) -> None:
             web.get("/policy", policy.policy),
             web.get("/policy.pdf", policy.policy_pdf),
             web.get("/tokens/{serial}", ledger_lookup.token_by_serial),
+            web.get("/incidents/", incidents.listing),
+            web.get("/incidents/{name}", incidents.incident_file),
             web.post("/verify", verify.verify),
             web.get("/api/v1/account", accounts.account),
             web.get("/api/v1/keys", accounts.list_keys),
