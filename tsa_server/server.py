@@ -13,9 +13,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
+import os
+import signal
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+from ledger.errors import LedgerWriteError
 from tsa_server.config import Config
 from tsa_server.pidfile import PidFile
 from tsa_server.web.lifecycle import Site
@@ -32,6 +36,28 @@ def _listeners(config: Config) -> tuple[list[Site], ReloadableTls | None]:
         tls = ReloadableTls(Path(server.tls_certificate), Path(server.tls_key))
         sites.append(Site(server.tls_host or server.host, server.tls_port, tls.context))
     return sites, tls
+
+
+def _stop_when_deposed(logs: Mapping[str, Any]) -> set[str]:
+    """Have the server stop (as on SIGTERM: drained, in-flight requests answered) when
+    another node takes one of its PostgreSQL logs over; the names of the logs taken are
+    added to the set returned, and `tsa serve` then exits 1 so that its supervisor
+    restarts it. A deposed node can issue nothing: every append of it is refused."""
+    taken: set[str] = set()
+    for name, ledger_log in logs.items():
+        store = ledger_log.store
+        if getattr(store, "deposed", None) is None:
+            continue  # SQLite: one writer by its lock file, no one else can take it
+
+        def deposed(name: str = name, log_name: str = store.log) -> None:
+            logging.getLogger("tsa.ledger").critical(
+                "another node took over the ledger log %r: stopping", log_name
+            )
+            taken.add(name)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        store.on_deposed = deposed
+    return taken
 
 
 def serve(config: Config, *, new_ledger: bool = False, say: Say = print) -> None:
@@ -56,6 +82,7 @@ def _serve(config: Config, new_ledger: bool, say: Say) -> None:
         )
     sites, tls = _listeners(config)  # the TLS files are checked before anything opens
     services = build_services(config, new_ledger=new_ledger)
+    deposed = _stop_when_deposed(services.logs)
     try:
         import uvloop
 
@@ -107,6 +134,12 @@ def _serve(config: Config, new_ledger: bool, say: Say) -> None:
         report = lifecycle.run(app, plan)
     finally:
         services.close()
+    if deposed:
+        raise LedgerWriteError(
+            f"stopped: another node took over the ledger log(s) {', '.join(sorted(deposed))} "
+            "(this node had lost its lease: paused or cut off); a restart takes the log "
+            "back once that node has let it go"
+        )
     if report is not None:
         checkpoints = ", ".join(
             f"{log} at size {size}"

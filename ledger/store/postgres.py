@@ -24,6 +24,7 @@ retried once; a write is retried once only if it failed before its COMMIT was se
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -88,6 +89,10 @@ class PostgresStore(PostgresReader):
         self._holder = postgres_lease.new_holder()
         self._lease_seconds = lease_seconds
         self._keeper: postgres_lease.Keeper | None = None
+        # Set once another writer has taken the log over; `on_deposed` (from any thread)
+        # is told then, e.g. for the server to stop and let its supervisor restart it.
+        self.deposed = threading.Event()
+        self.on_deposed: Callable[[], None] | None = None
         super().__init__(url, log)
         self._keeper = postgres_lease.Keeper(self._renew, lease_seconds / 3, log)
 
@@ -128,12 +133,24 @@ class PostgresStore(PostgresReader):
         epoch = self._epoch
         if epoch is None:
             return True  # not claimed yet: the lease taken at open lapses unless claimed
-        return self._write(
+        renewed = self._write(
             lambda conn: postgres_lease.renew(
                 conn, self.log, self._holder, self._lease_seconds, epoch
             ),
             "cannot renew the ledger lease",
         )
+        if not renewed:
+            self._taken_over()
+        return renewed
+
+    def _taken_over(self) -> LedgerWriteError:
+        """Note that another writer took this log (once: `deposed`, `on_deposed`); the
+        error for the caller to raise."""
+        if not self.deposed.is_set():
+            self.deposed.set()
+            if self.on_deposed is not None:
+                self.on_deposed()
+        return LedgerWriteError("another writer has taken over this ledger")
 
     def close(self) -> None:
         if self._keeper is not None:
@@ -213,7 +230,7 @@ class PostgresStore(PostgresReader):
                 raise LedgerWriteError(f"the ledger log {self.log!r} does not exist")
             next_idx, _, current = state
             if current != epoch:
-                raise LedgerWriteError("another writer has taken over this ledger")
+                raise self._taken_over()
             if first_index != next_idx:
                 raise LedgerWriteError(
                     f"ledger commit failed: the next index is {next_idx}, not {first_index}"
@@ -260,7 +277,7 @@ class PostgresStore(PostgresReader):
             if self._epoch is not None:  # a deposed writer signs no more checkpoints
                 state = conn.execute(_LOCK_LOG, (self.log,)).fetchone()
                 if state is None or state[2] != self._epoch:
-                    raise LedgerWriteError("another writer has taken over this ledger")
+                    raise self._taken_over()
             conn.execute(
                 f"INSERT INTO ledger_checkpoints (log, {CHECKPOINT_COLUMNS}) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",

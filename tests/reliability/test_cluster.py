@@ -268,10 +268,17 @@ def test_tokens_and_credits_survive_node_and_primary_faults(cluster: Cluster) ->
             wait_granting(replacement_url)
             targets[1] = replacement_url
             load.wait_for(10, slot=1)
+            restarts = node2.restarts
             node2.signal(signal.SIGCONT)
-            time.sleep(1.0)  # it tries to commit what it had in hand, and is refused
+            # It finds itself deposed (its lease renewal or its next commit is refused),
+            # grants nothing more and stops by itself; the supervisor restarts it, and it
+            # waits for its log until the replacement lets it go.
+            deadline = time.monotonic() + 30
+            while node2.restarts == restarts:
+                assert time.monotonic() < deadline, "a deposed node did not stop"
+                time.sleep(0.2)
+            assert "another node took over the ledger log" in node2.log.read_text()
             assert not grants(node2.url), "a deposed node still grants tokens"
-            node2.signal(signal.SIGTERM)  # the supervisor restarts it ...
         finally:
             replacement.send_signal(signal.SIGTERM)  # ... and it takes over again
             replacement.wait(60)
