@@ -280,3 +280,15 @@ def test_an_unknown_fingerprint_is_refused(setup: Setup) -> None:
     assert done.returncode == 1
     assert "unknown fingerprint" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in setup.incidents.iterdir()) == before
+
+
+def test_too_many_tokens_and_no_server_leave_nothing(setup: Setup, hsm: Hsm) -> None:
+    fingerprint = hashlib.sha256(_certificate(hsm).dump()).hexdigest()
+    before = sorted(p.name for p in setup.incidents.iterdir())
+    base = [TSA, "incident", "--config", str(setup.server.config_path), "--key", fingerprint]
+    done = run(*base, "--reason", "drill", "--max-tokens", "3")
+    assert done.returncode == 1 and "more than 3 tokens match" in done.stderr, done.stderr
+    assert "split the selection" in done.stderr and "Traceback" not in done.stderr
+    done = run(*base, "--reason", "drill", "--url", "http://127.0.0.1:9/")
+    assert done.returncode == 1 and "not reachable" in done.stderr, done.stderr
+    assert sorted(p.name for p in setup.incidents.iterdir()) == before
