@@ -149,7 +149,8 @@ def run_audit(
     inspect: Inspect | None = None,
     resume: str | None = None,
 ) -> AuditReport:
-    """Open SOURCE and audit it with one progress bar on stderr (shared by `tsa audit`).
+    """Open SOURCE and audit it with one progress bar on stderr when stderr is a
+    terminal, whatever the number of worker processes (shared by `tsa audit`).
 
     `tokens` None: the log's first entry says whether it holds tokens or the operations
     log's events (then `inspect` is not used: events are not tokens). Without `vkey`,
@@ -189,7 +190,13 @@ def run_audit(
                 "entries lost or rolled back"
             )
         kind = "tokens" if tokens else "events"
-        bar = tqdm(total=total, unit=kind, disable=quiet, file=_ThisProcess(), smoothing=0.1)
+        bar = tqdm(
+            total=total,
+            unit=kind,
+            disable=quiet or not _is_terminal(sys.stderr),  # no bar in a log or a pipe
+            file=_ThisProcess(),
+            smoothing=0.1,
+        )
 
         def progress(done: int, _bytes: int) -> None:
             if done % 1024 == 0 or done == total:
@@ -216,6 +223,14 @@ def run_audit(
     report.warnings[:] = [w for w in report.warnings if not w.startswith(_UNSIGNED)]
     report.kind = "token log" if tokens else "operations log"
     return report
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (OSError, ValueError):  # closed or detached
+        return False
 
 
 class _ThisProcess:
@@ -272,7 +287,9 @@ _Command = TypeVar("_Command", bound=Callable[..., object])
 audit_options = [
     click.argument("source"),
     click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout."),
-    click.option("--quiet", is_flag=True, help="No progress bar on stderr."),
+    click.option(
+        "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal)."
+    ),
     click.option("--vkey", default=None, help="The log's note verifier key (or @FILE)."),
     click.option(
         "--resume",
