@@ -23,6 +23,7 @@ from tsa_server.web import (
 )
 from tsa_server.web.ledger import catalog
 from tsa_server.web.ledger import logs as ledger
+from tsa_server.web.lifecycle import ON_RELOAD
 from tsa_server.web.routes import add_routes
 from tsa_server.web.verify import handler as verify
 from tsa_server.wiring import Services
@@ -71,6 +72,9 @@ def create_app(services: Services) -> web.Application:
         app.cleanup_ctx.append(lambda _app: ops_inbox.keep_draining(inbox, ops, INBOX_POLL_S))
     for log in services.logs.values():
         app.cleanup_ctx.append(_publisher(log.publisher, config.ledger.checkpoint_interval_s))
+    if services.rotation is not None:  # the key schedule: timer, polling, SIGHUP
+        app.cleanup_ctx.append(services.rotation.run)
+        app[ON_RELOAD] = [services.rotation.reload]
     return app
 
 

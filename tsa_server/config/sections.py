@@ -67,6 +67,12 @@ class TsaConfig:
     max_batch: int = 256
     signing_workers: int = 1  # processes signing off the event loop; 0 signs inline
     max_in_flight: int = 3  # batches being signed at once
+    # How long a signing key may sign, counted from its certificate's notBefore
+    # (code-signing requirements: 15 months); issuance stops at the end of it or at the
+    # certificate's expiry, whichever comes first (tsa_server/issuance/keyring.py).
+    key_usage_months: int = 15
+    # Warn (/readyz body, metrics, a daily log line) this many days before that end.
+    key_expiry_warning_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,15 @@ class CertificatesConfig:
     chain: str = "var/certs/tsa-chain.pem"
     ca: str = "var/certs/ca.pem"
     ca_key_label: str = "dev-ca"
+    # The key schedule (`tsa keys activate`; tsa_server/signing/schedule.py): which key
+    # signs from when. Empty: "key-schedule.json" beside the chain.
+    key_schedule: str = ""
+
+    @property
+    def key_schedule_path(self) -> Path:
+        if self.key_schedule:
+            return Path(self.key_schedule)
+        return Path(self.chain).parent / "key-schedule.json"
 
 
 @dataclass(frozen=True)

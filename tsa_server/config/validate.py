@@ -67,6 +67,10 @@ def validate(config: Config) -> None:
     _require(1 <= tsa.max_batch <= 4096, "[tsa] max_batch must be 1..4096")
     _require(0 <= tsa.signing_workers <= 64, "[tsa] signing_workers must be 0..64")
     _require(1 <= tsa.max_in_flight <= 64, "[tsa] max_in_flight must be 1..64")
+    _require(1 <= tsa.key_usage_months <= 120, "[tsa] key_usage_months must be 1..120")
+    _require(
+        0 <= tsa.key_expiry_warning_days <= 365, "[tsa] key_expiry_warning_days must be 0..365"
+    )
     for key in ("origin", "ops_origin"):
         origin = getattr(config.ledger, key)
         _require(

@@ -160,9 +160,12 @@ def check_chain(config: Config, location: TokenLocation, now: datetime) -> None:
         signer.close()
 
 
-def write_csr(config: Config, subject: str, organization: str | None) -> bytes:
+def write_csr(
+    config: Config, subject: str, organization: str | None, label: str | None = None
+) -> bytes:
+    """A CSR signed by key `label` (default: the configuration's key_label)."""
     signer = Pkcs11Signer(
-        token_location(config), config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
+        token_location(config), label or config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss
     )
     try:
         return to_pem(

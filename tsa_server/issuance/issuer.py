@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from ledger.store.base import NewEntry, Store
 from tsa_server.clock.base import Clock
 from tsa_server.errors import FailureInfo, RequestRejected, TSAError
 from tsa_server.issuance.commit import Batch, Committed, Committer, Issued, Pending
+from tsa_server.issuance.gentime import UNIX_EPOCH as _UNIX_EPOCH
+from tsa_server.issuance.gentime import gen_time
+from tsa_server.issuance.keyring import KeyRing, SigningKey
 from tsa_server.issuance.observer import IssuanceObserver
 from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.oids import IMPRINT_HASH_BY_NAME
@@ -34,6 +36,7 @@ from tsa_server.rfc3161.request_types import Profile, TimeStampRequest
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate, TokenValues, to_be_signed
 from tsa_server.signing.base import Signer
 from tsa_server.signing.pool import BatchSigner, InlineSigner
+from tsa_server.signing.schedule import Retirement
 
 # Issued is re-exported: callers await it from Issuer.timestamp.
 __all__ = ["IssuanceSettings", "Issued", "Issuer"]
@@ -43,7 +46,6 @@ log = logging.getLogger("tsa.issuance")
 _SERIAL_MARK = 1 << 120
 _INLINE_SIGN_MAX = 2  # batches this small are signed in-process when nothing else is
 _MAX_COUNTER = (1 << 64) - 1
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class IssuanceSettings:
     certificate_not_after: datetime | None = None  # no token with a genTime at or after it
     failure_memory: timedelta = timedelta(seconds=30)  # how long a failed batch unreadies
     max_in_flight: int = 3  # batches being signed at once
+    key_expiry_warning: timedelta = timedelta(days=30)  # warn this long before retirement
 
 
 class Issuer:
@@ -78,10 +81,16 @@ class Issuer:
         settings: IssuanceSettings = IssuanceSettings(),
         binding: BindingEncoder | None = None,
         batch_signer: BatchSigner | None = None,
+        key: SigningKey | None = None,
     ) -> None:
-        self._template = template
-        self._signer = signer
-        self._batch_signer = batch_signer or InlineSigner(signer)
+        if key is None:  # one key for good (tests): retires when its certificate expires
+            end = settings.certificate_not_after
+            key = SigningKey(
+                "", signer, batch_signer or InlineSigner(signer), template,
+                retirement=Retirement(end, end, end) if end else None,
+            )  # fmt: skip
+        # The active key, its staged successor and the retired ones (issuance/keyring.py).
+        self.keys = KeyRing(key, settings.key_expiry_warning)
         self._clock = clock
         self._store = store
         self._profile = profile
@@ -170,24 +179,27 @@ class Issuer:
         while self._pending and self._signing < self._settings.max_in_flight:
             pending = self._pending[: self._settings.max_batch]
             del self._pending[: len(pending)]
-            batch = self._sequence(pending)
-            if batch is not None:
+            sequenced = self._sequence(pending)
+            if sequenced is not None:
+                batch, key = sequenced
+                key.batches += 1
                 self._queue.append(batch)
                 self._signing += 1
-                self._spawn(self._sign(batch))
+                self._spawn(self._sign(batch, key))
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _sequence(self, pending: list[Pending]) -> Batch | None:
-        """Assign indices, serials and one genTime, and build the to-be-signed parts;
-        answer the requests at once (returning None) if they cannot be issued now."""
+    def _sequence(self, pending: list[Pending]) -> tuple[Batch, SigningKey] | None:
+        """Assign indices, serials, one genTime and the key that signs (by that genTime),
+        and build the to-be-signed parts; answer the requests at once (returning None)
+        if they cannot be issued now."""
         try:
-            gen_ms, accuracy_us = self._gen_time()
+            gen_ms, accuracy_us, key = self._gen_time()
             gen_time = _UNIX_EPOCH + timedelta(milliseconds=gen_ms)
-            template, binding = self._template, self._binding
+            template, binding = key.template, self._binding
             first, counter = self._next_index, self._counter
             tst_infos: list[bytes] = []
             attrs: list[bytes] = []
@@ -216,9 +228,9 @@ class Issuer:
             return None
         self._counter = counter
         self._next_index = first + len(pending)
-        return Batch(pending, first, gen_ms, serials, tst_infos, attrs, digests)
+        return Batch(pending, first, gen_ms, serials, tst_infos, attrs, digests), key
 
-    async def _sign(self, batch: Batch) -> None:
+    async def _sign(self, batch: Batch, key: SigningKey) -> None:
         try:
             messages = [to_be_signed(a) for a in batch.attrs]
             idle = self._signing == 1 and len(self._queue) == 1 and not self._handed
@@ -227,16 +239,16 @@ class Issuer:
                 if idle and len(messages) <= _INLINE_SIGN_MAX:
                     # Nothing else in flight (light load): a round trip to a worker would
                     # cost more than signing these few here, on this process's own session.
-                    signatures = self._signer.sign_many(messages, batch.digests)
+                    signatures = key.signer.sign_many(messages, batch.digests)
                 else:
-                    signatures = await self._batch_signer.sign_batch(messages, batch.digests)
+                    signatures = await key.batch_signer.sign_batch(messages, batch.digests)
             except Exception:
                 if self._observer is not None:
                     self._observer.signer_failed()
                 raise
             if self._observer is not None:
                 self._observer.signed(len(messages), time.perf_counter() - started)
-            template = self._template
+            template = key.template
             entries: list[NewEntry] = []
             for item, serial, tst, attr, sig, digest_name in zip(
                 batch.pending,
@@ -257,6 +269,7 @@ class Issuer:
             batch.error = exc
         finally:
             batch.signed = True
+            self.keys.signed(key)
             self._signing -= 1
             self._hand_over()
             if self._pending:
@@ -344,7 +357,7 @@ class Issuer:
         if now - probed_at > 2.0:
             self._probe = (now, problem)  # concurrent probes wait for the next window
             try:
-                await self._batch_signer.sign_batch([b"readiness probe"], ["sha256"])
+                await self.keys.current.batch_signer.sign_batch([b"readiness probe"], ["sha256"])
                 problem = None
             except Exception as exc:  # noqa: BLE001 - any signer fault means not ready
                 problem = f"signer: {_describe(exc)}"
@@ -353,36 +366,28 @@ class Issuer:
             self._probe = (now, problem)
         if problem:
             found.append(problem)
-        not_after = self._settings.certificate_not_after
-        if not_after is not None and self._clock.now() >= not_after:
-            found.append(f"certificate: expired at {not_after.isoformat()}")
+        retired = self.keys.problem(self._clock.now())
+        if retired:
+            found.append(retired)
         return found
 
-    def _gen_time(self) -> tuple[int, int]:
-        """genTime in ms (monotone) and the accuracy in µs that honestly covers it."""
+    def warnings(self) -> list[str]:
+        """What needs the operator soon without stopping issuance (for /readyz)."""
+        return self.keys.warnings(self._clock.now())
+
+    def _gen_time(self) -> tuple[int, int, SigningKey]:
+        """genTime in ms (monotone), the accuracy in µs that honestly covers it, and the
+        key that signs at that genTime (TSAError when it has retired)."""
         status = self._clock.status()
         if not status.usable:
             raise RequestRejected(FailureInfo.TIME_NOT_AVAILABLE, "time source not available")
         now = self._clock.now()
-        not_after = self._settings.certificate_not_after
-        if not_after is not None and now >= not_after:
-            raise TSAError(f"the TSA certificate expired at {not_after.isoformat()}")
-        now_us = (now - _UNIX_EPOCH) // timedelta(microseconds=1)
-        now_ms = now_us // 1000
-        gen_ms = max(now_ms, self._last_gen_ms)
-        # Truncating to ms and holding genTime up while the clock catches up both widen
-        # the interval the true time can be in; the stated accuracy must cover them.
-        held_back_us = max(0, gen_ms * 1000 - now_us)
-        accuracy_us = (
-            math.ceil(status.error_bound / timedelta(microseconds=1)) + 1000 + held_back_us
+        gen_ms, accuracy_us = gen_time(
+            now, status.error_bound, self._last_gen_ms, self._settings.max_accuracy
         )
-        accuracy_us = -(-accuracy_us // 1000) * 1000  # whole milliseconds
-        if accuracy_us > self._settings.max_accuracy / timedelta(microseconds=1):
-            raise RequestRejected(
-                FailureInfo.TIME_NOT_AVAILABLE, "time accuracy worse than the TSA policy allows"
-            )
+        key = self.keys.select(_UNIX_EPOCH + timedelta(milliseconds=gen_ms), now)
         self._last_gen_ms = gen_ms
-        return gen_ms, accuracy_us
+        return gen_ms, accuracy_us, key
 
 
 _SYSTEM_FAILURE = Issued(response.rejection(FailureInfo.SYSTEM_FAILURE, "system failure"))

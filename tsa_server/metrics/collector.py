@@ -132,6 +132,14 @@ class ServerCollector(Collector):
             value=issuer.in_flight,
         )
         yield _gauge("tsa_ledger_entries", "Entries durably in the token ledger", issuer.next_index)
+        retires_at = issuer.keys.current.retires_at
+        if retires_at is not None:
+            yield _gauge(
+                "tsa_signing_key_retires_timestamp_seconds",
+                "Unix time the active signing key stops signing (usage period end or "
+                "certificate expiry, whichever is first)",
+                retires_at.timestamp(),
+            )
 
     def _clock_metrics(self) -> Iterator[Metric]:
         status = self._clock.status()

@@ -103,9 +103,10 @@ async def landing(request: web.Request) -> web.Response:
 
 
 async def certs(request: web.Request) -> web.Response:
-    return web.Response(
-        body=request.app[STATE].chain_pem, content_type="application/pem-certificate-chain"
-    )
+    state = request.app[STATE]
+    # The active key's chain: after a key rotation, the new one.
+    body = state.issuer.keys.current.chain_pem or state.chain_pem
+    return web.Response(body=body, content_type="application/pem-certificate-chain")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -127,6 +128,8 @@ async def readyz(request: web.Request) -> web.Response:
         "clock": clock.reason,
         "ledger_size": state.issuer.next_index,
         "problems": problems,
+        # Coming trouble that does not stop issuance yet (the signing key's retirement).
+        "warnings": state.issuer.warnings(),
     }
     return web.json_response(body, status=200 if not problems else 503)
 

@@ -2,11 +2,12 @@
 metrics listener), the connection bounds of `web/serving.py`, and the process signals.
 
 Signals: SIGHUP reloads the HTTPS certificate and key (web/tls.py) without dropping a
-connection; SIGUSR1 switches maintenance on or off (web/drain.py). SIGTERM and SIGINT
-(Ctrl-C) stop the server: /readyz fails at once, the listeners close, the requests in
-progress get [server] drain_timeout_s to finish, then the application's cleanup runs
-(its publishers sign a last checkpoint); `run` returns what was finished. A second
-SIGTERM or SIGINT while draining cuts the wait short.
+connection and re-reads the key schedule (issuance/rotation.py); SIGUSR1 switches
+maintenance on or off (web/drain.py). SIGTERM and SIGINT (Ctrl-C) stop the server:
+/readyz fails at once, the listeners close, the requests in progress get [server]
+drain_timeout_s to finish, then the application's cleanup runs (its publishers sign a
+last checkpoint); `run` returns what was finished. A second SIGTERM or SIGINT while
+draining cuts the wait short.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,9 @@ from tsa_server.web.serving import (
 from tsa_server.web.tls import ReloadableTls
 
 log = logging.getLogger("tsa.web")
+
+#: What else SIGHUP reloads besides the TLS pair (the key schedule: issuance/rotation.py).
+ON_RELOAD = web.AppKey("on_reload", list[Callable[[], None]])
 
 #: After the drain, what aiohttp's shutdown still grants a request before cancelling it.
 SHUTDOWN_GRACE_S = 1.0
@@ -111,8 +116,11 @@ async def _serve(app: web.Application, plan: Plan) -> StopReport | None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         _on_signal(loop, signum, stop.set)
-    if plan.tls is not None:
-        _on_signal(loop, signal.SIGHUP, plan.tls.reload)
+    reloads: list[Callable[[], object]] = [plan.tls.reload] if plan.tls is not None else []
+    others: list[Callable[[], None]] = app[ON_RELOAD] if ON_RELOAD in app else []
+    reloads.extend(others)
+    if reloads:
+        _on_signal(loop, signal.SIGHUP, lambda: [reload() for reload in reloads])
     if plan.maintenance is not None:
         _on_signal(loop, signal.SIGUSR1, plan.maintenance.toggle)
     await runner.setup()

@@ -27,10 +27,11 @@ from tsa_server.evidence.blobs import FileBlobStore
 from tsa_server.evidence.served import open_evidence_service
 from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
-from tsa_server.issuance import ops_inbox
+from tsa_server.issuance import ops_inbox, rotation
 from tsa_server.issuance.issuer import IssuanceSettings, Issuer
 from tsa_server.issuance.opslog import OpsLog, canonical
 from tsa_server.issuance.publisher import CheckpointPublisher
+from tsa_server.issuance.rotation import KeyRotation
 from tsa_server.names.timestamping import NamesService, open_names
 from tsa_server.rfc3161.request import Profile
 from tsa_server.rfc3161.token import BindingEncoder, TokenTemplate
@@ -80,6 +81,7 @@ class Services:
     names: NamesService | None = None
     evidence_service: EvidenceService | None = None  # deposits, credits, renewals
     resources: ExitStack = field(default_factory=ExitStack)  # closed by close()
+    rotation: KeyRotation | None = None  # applies the key schedule (tsa keys activate)
 
     @property
     def publisher(self) -> CheckpointPublisher | None:
@@ -188,9 +190,12 @@ def _build(
             config.certificates.ca,
         )
     location = token_location(config)
-    signer = Pkcs11Signer(location, config.pkcs11.key_label, rsa_pss=config.pkcs11.rsa_pss)
+    # The key schedule decides once a key was activated (issuance/rotation.py).
+    key_label, chain = rotation.active_source(
+        config, now or datetime.now(UTC), lambda: load_chain(config)
+    )
+    signer = Pkcs11Signer(location, key_label, rsa_pss=config.pkcs11.rsa_pss)
     stack.callback(signer.close)
-    chain = load_chain(config)
     check_tsa_certificate(chain[0], signer.public_key_info(), now or datetime.now(UTC))
     template = build_template(config, signer, chain)
     checkpoint_signer = Pkcs11Signer(location, config.ledger.checkpoint_key_label)
@@ -225,7 +230,7 @@ def _build(
     ops.record(
         "start",
         tsa_certificate_sha256=hashlib.sha256(chain[0].dump()).hexdigest(),
-        tsa_key_label=config.pkcs11.key_label,
+        tsa_key_label=key_label,
         checkpoint_vkey=tokens_log.publisher.vkey,
         policies=list(config.tsa.policies),
         # The whole configuration (it holds no secret), so any change shows between starts.
@@ -259,7 +264,7 @@ def _build(
     batch_signer = batch_signer_for(
         signer,
         location,
-        config.pkcs11.key_label,
+        key_label,
         rsa_pss=config.pkcs11.rsa_pss,
         workers=config.tsa.signing_workers,
     )
@@ -275,11 +280,15 @@ def _build(
             max_accuracy=_ms(config.tsa.max_accuracy_ms),
             certificate_not_after=chain[0]["tbs_certificate"]["validity"]["not_after"].native,
             max_in_flight=config.tsa.max_in_flight,
+            key_expiry_warning=timedelta(days=config.tsa.key_expiry_warning_days),
         ),
         binding=binding,
         batch_signer=batch_signer,
+        key=rotation.make_key(config, key_label, signer, batch_signer, chain),
     )
     stack.callback(issuer.close)
+    key_rotation = rotation.KeyRotation(config, location, issuer, ops, clock)
+    stack.callback(key_rotation.close)
     evidence, blobs = open_evidence(config)
     stack.callback(evidence.close)
     names = open_names(config.names, issuer, ops, names_database(config))
@@ -299,6 +308,7 @@ def _build(
         blobs=blobs,
         names=names,
         evidence_service=open_evidence_service(config.evidence, evidence, blobs, issuer, ops),
+        rotation=key_rotation,
     )
 
 
