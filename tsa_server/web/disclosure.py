@@ -58,7 +58,12 @@ def statement_of(services: Services) -> Statement:
         clock_rules=(
             f"polled every {clock.interval_s:g} s; no token is issued when the offset "
             f"exceeds {clock.max_offset_ms:g} ms, the last good sample is older than "
-            f"{clock.max_age_s:g} s, or fewer than {clock.min_good_servers} source(s) agree"
+            f"{clock.max_age_s:g} s, or fewer than {clock.min_good_servers} source(s) agree; "
+            "a source that disagrees with the majority is dropped, and with no majority "
+            "no token is issued; a step of the system clock of 1 s or more stops issuance "
+            "until the clock is measured again; around a leap second the sources announce, "
+            "issuance pauses for 1 s plus the error bound either side of that midnight UTC; "
+            "every loss and regain of sync is recorded in the operations log"
         ),
         retention=disclosure.retention,
         contact=disclosure.contact or "not configured",
