@@ -40,6 +40,15 @@ def _command_path(exc: click.ClickException, prog: str) -> str:
     return ctx.command_path if isinstance(ctx, click.Context) else prog
 
 
+def _missing(exc: click.exceptions.NoArgsIsHelpError, prog: str) -> str:
+    ctx = exc.ctx
+    path = _command_path(exc, prog)
+    if ctx is not None and isinstance(ctx.command, click.Group):
+        names = ", ".join(ctx.command.list_commands(ctx))
+        return f"missing command: one of {names} (see `{path} --help`)"
+    return f"missing arguments (see `{path} --help`)"
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -61,6 +70,8 @@ def run(group: click.Command, argv: Sequence[str] | None, prog: str) -> int:
         code = group.main(args=args, prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # `tsa keys` alone: not the whole help
+        return fail(prog, _missing(exc, prog), as_json)
     except click.UsageError as exc:
         message = exc.format_message().rstrip(".")
         return fail(prog, f"{message} (see `{_command_path(exc, prog)} --help`)", as_json)
