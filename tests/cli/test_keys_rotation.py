@@ -5,6 +5,7 @@ those after with the new one."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -194,6 +196,16 @@ def test_rotation_under_load_restart_and_sighup(own_hsm, tmp_path, ntp) -> None:
     else:
         pytest.fail("the server did not switch to tsa-3:\n" + server.log())
     assert server.process.poll() is None
+
+    # POST /verify knows every key this TSA signed with, not only the active one.
+    for data, reply, _ in (before[-1], after[0]):
+        body = {"token": base64.b64encode(reply).decode(), "digest": sha256(data).hexdigest()}
+        status, _, answer = server.request(
+            "POST", "/verify", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        report = json.loads(answer)
+        assert status == 200 and report["valid"] is True, report
+        assert report["issued_by_this_tsa"] is True and report["ledger"]["found"] is True
     server.stop()
 
 

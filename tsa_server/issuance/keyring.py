@@ -88,6 +88,9 @@ class KeyRing:
     successor: tuple[datetime, datetime, SigningKey] | None = None  # scheduled, effective
     trouble: str | None = None  # why the schedule could not be applied (the rotation says)
     _retired: list[SigningKey] = field(default_factory=list)
+    # Chains of keys this TSA signed with before this process started (the initial key
+    # and the schedule's earlier keys): /verify recognises their tokens as this TSA's.
+    earlier: tuple[tuple[asn1_x509.Certificate, ...], ...] = ()
 
     def stage(self, key: SigningKey, scheduled_at: datetime, now: datetime) -> None:
         """Make `key` active from `scheduled_at`, or from `now` when that has passed
@@ -171,6 +174,12 @@ class KeyRing:
 
     def warnings(self, now: datetime) -> list[str]:
         return [w for w in (self.warning(now), self.trouble) if w]
+
+    def chains(self) -> list[tuple[asn1_x509.Certificate, ...]]:
+        """The chain of every key this TSA has signed with or is about to: this
+        process's keys first (the active one leads), then the earlier ones."""
+        own = [key.chain for key in self.keys() if key.chain]
+        return own + [chain for chain in self.earlier if chain and chain not in own]
 
     def keys(self) -> list[SigningKey]:
         """Every key the ring holds (to close at shutdown)."""

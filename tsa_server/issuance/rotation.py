@@ -30,7 +30,7 @@ from asn1crypto import x509 as asn1_x509
 
 from tsa_server.clock.base import Clock
 from tsa_server.config import Config
-from tsa_server.errors import CertificateError, TSAError
+from tsa_server.errors import CertificateError, ConfigError, TSAError
 from tsa_server.issuance.issuer import Issuer
 from tsa_server.issuance.keyring import SigningKey, Switch
 from tsa_server.issuance.opslog import OpsLog
@@ -77,6 +77,27 @@ def active_source(
     if key is None:
         return config.pkcs11.key_label, initial()
     return key.label, scheduled_chain(path, key)
+
+
+def earlier_chains(
+    config: Config, initial: Callable[[], list[asn1_x509.Certificate]]
+) -> tuple[tuple[asn1_x509.Certificate, ...], ...]:
+    """The chains of the configuration's initial key and of every key the schedule has
+    imported (readable and matching; one that is not is left out and logged)."""
+    chains: list[tuple[asn1_x509.Certificate, ...]] = []
+    try:
+        chains.append(tuple(initial()))
+    except (CertificateError, ConfigError) as exc:
+        log.warning("the initial TSA chain is not readable: %s", exc)
+    path = config.certificates.key_schedule_path
+    for key in schedule.load(path).keys:
+        if not key.chain:
+            continue
+        try:
+            chains.append(tuple(scheduled_chain(path, key)))
+        except CertificateError as exc:
+            log.warning("key %r: %s", key.label, exc)
+    return tuple(chains)
 
 
 def make_key(

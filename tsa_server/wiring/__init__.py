@@ -287,6 +287,7 @@ def _build(
         key=rotation.make_key(config, key_label, signer, batch_signer, chain),
     )
     stack.callback(issuer.close)
+    issuer.keys.earlier = rotation.earlier_chains(config, lambda: load_chain(config))
     key_rotation = rotation.KeyRotation(config, location, issuer, ops, clock)
     stack.callback(key_rotation.close)
     evidence, blobs = open_evidence(config)

@@ -77,7 +77,8 @@ async def _item_data(request: web.Request) -> tuple[Item, CertificateData]:
     state = request.app[STATE]
     issue = functools.partial(
         certificate_data,
-        tsa_chain=state.tsa_chain,
+        # every key's chain: the item's token may be signed by a key since rotated out
+        tsa_chain=[cert for chain in state.issuer.keys.chains() for cert in chain],
         base_url=state.public_url,
         holder_handle=_holder_handle(request, org_id, terms),
         storage_expires_at=terms.get("expires_at"),

@@ -25,12 +25,13 @@ bounds ([verify] max_token_bytes, max_data_bytes); 415 for other content types; 
 with Retry-After when the verifier's queue is full. The request is read by
 web/verify/input.py (JSON through web/bodies.py, nesting bounded).
 
-The server's own certificate chain is always offered to the verifier as untrusted
-candidates (like ``openssl ts -verify -untrusted``), so tokens this TSA issued without
+The chains of every key this TSA has signed with (the active one, the initial one and
+those in the key schedule: issuance/keyring.py) are always offered to the verifier as
+untrusted candidates (like ``openssl ts -verify -untrusted``), so tokens this TSA issued without
 certReq verify too; the chain must still lead to a configured trust root, and the
 signer certificate must still match the token's SID and signed ESSCertIDv2 hash.
 
-For a token whose signer certificate is this TSA's, the answer adds the ledger entry
+For a token whose signer certificate is one of this TSA's, the answer adds the ledger entry
 with an RFC 6962 inclusion proof, against the latest signed checkpoint whose note it
 carries (web/verify/ledger.py, O(log n)), or ``{"found": false, ...}``, which is a
 serious finding when the signature verified.
@@ -87,9 +88,10 @@ async def verify(request: web.Request) -> web.Response:
     except BadInput as exc:
         return web.json_response({"error": exc.reason}, status=exc.status)
     assert given.token is not None
+    own = state.issuer.keys.chains() or [state.tsa_chain]  # every key this TSA signed with
     options = VerifyOptions(
         trust_roots=state.trust_roots,
-        extra_certs=[*given.certificates, *state.tsa_chain],
+        extra_certs=[*given.certificates, *(cert for chain in own for cert in chain)],
         digest=given.data_digest if given.data_bytes is not None else given.digest,
         digest_algorithm=_digest_algorithm(given),
         nonce=given.nonce,
@@ -108,7 +110,7 @@ async def verify(request: web.Request) -> web.Response:
     body = report_json(report, state.time_zone, given)
     body["issued_by_this_tsa"] = False
     body["ledger"] = None
-    if _signed_by(report, state.tsa_chain[0] if state.tsa_chain else None):
+    if any(_signed_by(report, chain[0]) for chain in own if chain):
         body["issued_by_this_tsa"] = report.check("signature").passed
         body["ledger"] = await ledger_section(request, given.token_der, report)
     return web.json_response(body)
