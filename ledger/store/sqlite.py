@@ -50,6 +50,12 @@ def _entry(row: tuple[Any, ...]) -> Entry:
 
 
 _COLUMNS = "idx, token, gen_time, serial, imprint_alg, imprint, leaf_hash, chain_hash"
+# Read back as bytes whatever their stored type: a row tampered to hold TEXT is then a
+# mismatch the audit reports, not a UTF-8 decoding error of the driver.
+_SELECT = (
+    "idx, CAST(token AS BLOB), gen_time, serial, imprint_alg, CAST(imprint AS BLOB), "
+    "CAST(leaf_hash AS BLOB), CAST(chain_hash AS BLOB)"
+)
 
 
 class SqliteReader:
@@ -72,21 +78,21 @@ class SqliteReader:
 
     def entry(self, index: int) -> Entry | None:
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE idx = ?", (index,)
+            f"SELECT {_SELECT} FROM entries WHERE idx = ?", (index,)
         ).fetchone()
         return _entry(row) if row else None
 
     def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry]:
         limit = -1 if end is None else max(0, end - start)
         cursor = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (start, limit)
+            f"SELECT {_SELECT} FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (start, limit)
         )
         for row in cursor:
             yield _entry(row)
 
     def entry_by_serial(self, serial: int) -> Entry | None:
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE serial = ?", (_serial_key(serial),)
+            f"SELECT {_SELECT} FROM entries WHERE serial = ?", (_serial_key(serial),)
         ).fetchone()
         return _entry(row) if row else None
 
@@ -109,7 +115,7 @@ class SqliteReader:
             if entry is not None and getattr(entry, column) == key:
                 found[index] = entry
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND {column} = ? ORDER BY idx LIMIT ?",
+            f"SELECT {_SELECT} FROM entries WHERE idx >= ? AND {column} = ? ORDER BY idx LIMIT ?",
             (max(covered, start), key, limit),
         )
         for row in rows:

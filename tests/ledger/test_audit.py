@@ -81,6 +81,18 @@ def test_one_changed_byte_in_a_token(ledger_copy) -> None:
     assert "FAIL index 7 [leaf_hash]" in result.stdout
 
 
+def test_a_token_stored_as_text_is_a_failed_check(ledger_copy) -> None:
+    # The same bytes with another storage type, broken UTF-8 included: a finding named
+    # by its index, not the driver's decoding error.
+    tamper(ledger_copy, ("UPDATE entries SET token = CAST(token AS TEXT) WHERE idx = 5",))
+    result = subprocess.run([*AUDIT, str(ledger_copy)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr  # same bytes: intact
+    tamper(ledger_copy, ("UPDATE entries SET token = CAST(x'ff00' AS TEXT) WHERE idx = 5",))
+    result = subprocess.run([*AUDIT, str(ledger_copy)], capture_output=True, text=True)
+    assert result.returncode == 2 and "FAIL index 5 [leaf_hash]" in result.stdout, result
+    assert "decode" not in result.stdout + result.stderr
+
+
 def test_rehashed_token_still_breaks_the_chain(ledger_copy) -> None:
     from ledger.hashing import leaf_hash
 
