@@ -115,6 +115,16 @@ def test_postgresql_configuration_is_sent_to_the_documented_procedure(tmp_path: 
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "b").exists()
     FileBlobStore(tmp_path / "var" / "blobs").put(b"an original")
+    # the originals are in the database by default ([evidence] blob_backend = "auto")
+    files = tsa(server, "backup", "--files-only", str(tmp_path / "b"))
+    assert files.returncode == 0, files.stderr
+    assert "stored originals: in the PostgreSQL database" in files.stdout
+    manifest = json.loads((tmp_path / "b" / "latest" / "manifest.json").read_text())
+    assert manifest["blobs"]["in_database"] and manifest["blobs"]["count"] == 0
+    server.config_path = write_config(
+        tmp_path / "files.toml",
+        {"database": {"url": "postgresql://db.invalid/tsa"}, "evidence": {"blob_backend": "files"}},
+    )
     files = tsa(server, "backup", "--files-only", str(tmp_path / "b"))
     assert files.returncode == 0, files.stderr
     manifest = json.loads((tmp_path / "b" / "latest" / "manifest.json").read_text())

@@ -46,7 +46,7 @@ from ledger.audit import Inspect
 from ledger.files import DIR_MODE, make_private_dirs
 from ledger.store.sqlite import SqliteReader
 from tsa_server.backup import checkpoints
-from tsa_server.backup.blobs import BlobCopier
+from tsa_server.backup.blobs import BlobCopier, BlobCopy
 from tsa_server.backup.files import copy_sqlite, fsync_dir, sha256_file
 from tsa_server.backup.manifest import (
     BLOBS,
@@ -62,6 +62,9 @@ from tsa_server.config import Config
 EVIDENCE, NAMES = "evidence.sqlite", "names.sqlite"
 LATEST = "latest"
 POSTGRES_DOCS = 'docs/operations.md, section "Backups and restore" (PostgreSQL)'
+ORIGINALS_IN_DATABASE = (
+    "in the PostgreSQL database ([evidence] blob_backend), not copied: they are in its backup"
+)
 
 
 @dataclass
@@ -162,11 +165,18 @@ def take_backup(
             if source.is_file():
                 step(label, source)
                 copy_sqlite(source, work / label)
-    step(BLOBS, Path(config.evidence.blobs))
-    copier = BlobCopier(work / BLOBS, previous / BLOBS if previous else None)
-    copier.copy_all(Path(config.evidence.blobs))
-    copier.complete_references(work / EVIDENCE, Path(config.evidence.blobs))
-    copier.finish()
+    from tsa_server.wiring.databases import blobs_in_database
+
+    if blobs_in_database(config):  # --files-only: they are in the PostgreSQL backup
+        say(f"stored originals: {ORIGINALS_IN_DATABASE}")
+        blobs = BlobCopy()
+    else:
+        step(BLOBS, Path(config.evidence.blobs))
+        copier = BlobCopier(work / BLOBS, previous / BLOBS if previous else None)
+        copier.copy_all(Path(config.evidence.blobs))
+        copier.complete_references(work / EVIDENCE, Path(config.evidence.blobs))
+        copier.finish()
+        blobs = copier.result
     step(OPS_CHECKPOINTS, Path(ledger.ops_checkpoint_dir))
     checkpoints.copy_directory(Path(ledger.ops_checkpoint_dir), work / OPS_CHECKPOINTS)
     if not files_only:
@@ -189,10 +199,10 @@ def take_backup(
             files[label] = _describe(work / label)
     for directory in (OPS_CHECKPOINTS, TOKEN_CHECKPOINTS):
         files |= checkpoints.describe(work / directory, directory)
-    warnings = list(copier.result.warnings)
+    warnings = list(blobs.warnings)
     warnings += [
         f"stored original {key} in the live store does not hash to its key: damaged, not copied"
-        for key in copier.result.damaged
+        for key in blobs.damaged
     ]
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -203,7 +213,7 @@ def take_backup(
         "sources": sources,
         "previous": previous.name if previous else None,
         "files": files,
-        "blobs": copier.result.summary(),
+        "blobs": blobs.summary() | ({"in_database": True} if BLOBS not in order else {}),
         "warnings": warnings,
     }
     if not files_only:

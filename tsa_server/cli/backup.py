@@ -43,7 +43,7 @@ def _say(line: str) -> None:
 def backup_command(dest: Path, config_path: str, files_only: bool, quiet: bool) -> None:
     """Copy every store, checkpoint and stored original into a new snapshot DEST/<time>
     while the server runs, and audit the copy."""
-    from tsa_server.backup.take import take_backup
+    from tsa_server.backup.take import ORIGINALS_IN_DATABASE, take_backup
 
     config = load_config(config_path)
     needs_audit = not (files_only or config.database.url)
@@ -67,10 +67,13 @@ def backup_command(dest: Path, config_path: str, files_only: bool, quiet: bool) 
             f"  {log} log: {summary['size']} entries, latest checkpoint "
             f"{checkpoint['size'] if checkpoint else 'none'}"
         )
-    click.echo(
-        f"  stored originals: {blobs['count']} ({blobs['copied']} copied, "
-        f"{blobs['linked']} already in the previous backup)"
-    )
+    if blobs.get("in_database"):
+        click.echo(f"  stored originals: {ORIGINALS_IN_DATABASE}")
+    else:
+        click.echo(
+            f"  stored originals: {blobs['count']} ({blobs['copied']} copied, "
+            f"{blobs['linked']} already in the previous backup)"
+        )
     if "audit" in done.manifest:
         click.echo("  audit of the copy: OK")
     click.echo(f"  manifest sha256 {done.manifest_sha256}")

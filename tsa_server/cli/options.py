@@ -37,22 +37,26 @@ config_option = click.option(
 @contextmanager
 def open_evidence(config_path: str) -> Iterator[EvidenceService]:
     from tsa_server.config import load_config
-    from tsa_server.evidence.blobs import FileBlobStore
     from tsa_server.evidence.served import open_evidence_service
 
     config = load_config(config_path)
-    from tsa_server.wiring.databases import open_evidence_store
+    from tsa_server.wiring.databases import open_blobs, open_evidence_store
 
     try:
         store = open_evidence_store(config)
     except ConfigError as exc:
         raise EvidenceError(str(exc)) from None
     try:
-        blobs = FileBlobStore(config.evidence.blobs, max_bytes=config.evidence.max_upload_bytes)
+        blobs = open_blobs(config, sweep=False)
+    except ConfigError as exc:
+        store.close()
+        raise EvidenceError(str(exc)) from None
+    try:
         yield open_evidence_service(config.evidence, store, blobs, _NoIssuer(), None)
     except database_errors() as exc:
         raise EvidenceError(f"evidence database error: {exc}") from None
     finally:
+        blobs.close()
         store.close()
 
 

@@ -170,6 +170,9 @@ class EvidenceConfig:
 
     path: str = "var/evidence.sqlite"  # SQLite file (WAL, synchronous=FULL)
     blobs: str = "var/blobs"  # directory of the content-addressed originals
+    # Where originals are kept: "files" (the blobs directory), "database" (chunks in
+    # [database] url, which every node reaches) or "auto" (database when url is set).
+    blob_backend: str = "auto"
     max_upload_bytes: int = 1 << 30  # largest original a deposit may upload
     pricing: str = "conf/pricing.toml"  # fee policy (tsa_server.fees.policy); missing: defaults
     renewal_interval_s: float = 60.0  # renewal scheduler period (REC-3: every minute)

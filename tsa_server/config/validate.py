@@ -110,6 +110,14 @@ def validate(config: Config) -> None:
     _require(bool(evidence.path), "[evidence] path must name a file")
     _require(bool(evidence.blobs), "[evidence] blobs must name a directory")
     _require(
+        evidence.blob_backend in {"auto", "files", "database"},
+        '[evidence] blob_backend must be "auto", "files" or "database"',
+    )
+    _require(
+        evidence.blob_backend != "database" or bool(config.database.url),
+        '[evidence] blob_backend = "database" needs [database] url',
+    )
+    _require(
         1 <= evidence.max_upload_bytes <= 1 << 40,
         "[evidence] max_upload_bytes must be 1..1099511627776",
     )

@@ -77,17 +77,43 @@ class BlobRef:
 
 
 class BlobStore(Protocol):
+    """What the evidence layer needs of a store of originals: FileBlobStore (a directory,
+    here) or PostgresBlobStore (chunks in the [database] PostgreSQL database that every
+    node shares, blobs_postgres.py). Keys are checked by check_key in both."""
+
+    max_bytes: int
+
     def put(
         self, data: bytes | BinaryIO | Iterable[bytes], *, max_bytes: int | None = None
     ) -> BlobRef: ...
 
     async def put_stream(self, chunks: Any, *, max_bytes: int | None = None) -> BlobRef: ...
 
+    async def stage_stream(self, chunks: Any, *, max_bytes: int | None = None) -> StagedBlob: ...
+
+    async def hash_stream(
+        self, chunks: Any, *, max_bytes: int | None = None
+    ) -> tuple[str, int]: ...
+
     def open(self, key: str) -> BinaryIO: ...
 
     def delete(self, key: str) -> bool: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def verify(self, key: str) -> bool: ...
+
+    def sweep_temp(self, older_than_s: float = ...) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Staging(Protocol):
+    """A complete, hashed blob waiting outside its key (a backend's writer)."""
+
+    def install(self) -> BlobRef: ...
+
+    def abort(self) -> None: ...
 
 
 def check_key(key: object) -> str:
@@ -184,10 +210,10 @@ class _Writer:
 
 
 class StagedBlob:
-    """A complete blob in tmp/, not yet under its key: install() it (in a worker
-    thread: it renames and fsyncs) or discard() it."""
+    """A complete blob in tmp/ (or in staging rows), not yet under its key: install()
+    it (in a worker thread: it renames and fsyncs, or commits) or discard() it."""
 
-    def __init__(self, writer: _Writer, ref: BlobRef) -> None:
+    def __init__(self, writer: Staging, ref: BlobRef) -> None:
         self._writer = writer
         self.ref = ref
 
@@ -221,7 +247,7 @@ class FileBlobStore:
         """Store bytes, a binary file object (read in chunks) or an iterable of chunks."""
         writer = _Writer(self, self.max_bytes if max_bytes is None else max_bytes)
         try:
-            for chunk in _chunks(data):
+            for chunk in chunks_of(data):
                 writer.write(chunk)
             return writer.commit()
         except BaseException:
@@ -243,7 +269,7 @@ class FileBlobStore:
         limit = self.max_bytes if max_bytes is None else max_bytes
         writer = await asyncio.to_thread(_Writer, self, limit)
         try:
-            await _pump(chunks, limit, writer.write)
+            await pump(chunks, limit, writer.write)
             return StagedBlob(writer, await asyncio.to_thread(writer.finish))
         except BaseException:
             writer.abort()
@@ -252,10 +278,7 @@ class FileBlobStore:
     async def hash_stream(self, chunks: Any, *, max_bytes: int | None = None) -> tuple[str, int]:
         """SHA-256 (hex) and size of a stream, storing nothing (BlobTooLarge past the
         limit); the hashing runs in a worker thread."""
-        limit = self.max_bytes if max_bytes is None else max_bytes
-        digest = hashlib.sha256()
-        size = await _pump(chunks, limit, digest.update)
-        return digest.hexdigest(), size
+        return await hash_stream(chunks, self.max_bytes if max_bytes is None else max_bytes)
 
     def _install(self, temp: Path, ref: BlobRef) -> None:
         """Move a complete, fsync'd temporary file to its key's path (or drop it when an
@@ -343,8 +366,18 @@ class FileBlobStore:
                 pass
         return removed
 
+    def close(self) -> None:
+        """Nothing to release (BlobStore.close: the database backend's connections)."""
 
-async def _pump(source: Any, limit: int, write: Callable[[bytearray], Any]) -> int:
+
+async def hash_stream(chunks: Any, limit: int) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a stream, storing nothing; BlobTooLarge past `limit`."""
+    digest = hashlib.sha256()
+    size = await pump(chunks, limit, digest.update)
+    return digest.hexdigest(), size
+
+
+async def pump(source: Any, limit: int, write: Callable[[bytearray], Any]) -> int:
     """Feed `source` to `write` in a worker thread, CHUNK_BYTES at a time; its size.
     BlobTooLarge before buffering more than `limit` bytes."""
     buffer, seen = bytearray(), 0
@@ -361,7 +394,7 @@ async def _pump(source: Any, limit: int, write: Callable[[bytearray], Any]) -> i
     return seen
 
 
-def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes | bytearray | memoryview]:
+def chunks_of(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes | bytearray | memoryview]:
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data)
         for start in range(0, len(view), CHUNK_BYTES):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledger.serials import serial_text
 from tsa_server.accounts.keys import new_id
-from tsa_server.evidence.blobs import BlobRef, FileBlobStore
+from tsa_server.evidence.blobs import BlobRef, BlobStore
 from tsa_server.evidence.changes import Change
 from tsa_server.evidence.errors import InvalidInput
 from tsa_server.evidence.fee_items import storage_columns, token_facts
@@ -138,7 +138,7 @@ class Deposits:
     """EvidenceService's deposits and uploads (module docstring); the service provides
     the store, blob store, settings, clock, lock, counters and commit machinery."""
 
-    blobs: FileBlobStore
+    blobs: BlobStore
     settings: EvidenceSettings
     live_batches: set[str]
     _lock: threading.Lock

@@ -276,4 +276,31 @@ _JOBS = f"""
 CREATE TABLE job_leases (name {T} PRIMARY KEY, holder {T} NOT NULL, until {T} NOT NULL);
 """
 
-EVIDENCE = Schema("evidence", (_ACCOUNTS + _EVIDENCE, _JOBS), "evidence_schema_version")
+# 3 (issue 16): the stored originals in the database every node shares
+# (evidence/blobs_postgres.py), in chunks of at most 1 MiB, stored out of line and not
+# compressed (originals often are already). An upload writes its chunks under its
+# upload id; installing it renames them under the content key in one transaction.
+_BLOBS = f"""
+CREATE TABLE evidence_blobs (
+    key {T} PRIMARY KEY CHECK (key ~ '^[0-9a-f]{{64}}$'),
+    size bigint NOT NULL CHECK (size >= 0),
+    sha512 {T} NOT NULL CHECK (sha512 ~ '^[0-9a-f]{{128}}$'),
+    sm3 {T} CHECK (sm3 ~ '^[0-9a-f]{{64}}$'),
+    created timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE evidence_blob_uploads (
+    id {T} PRIMARY KEY CHECK (id ~ '^upload-[0-9a-f]{{32}}$'),
+    started timestamptz NOT NULL DEFAULT now(),
+    touched timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX evidence_blob_uploads_touched ON evidence_blob_uploads (touched);
+CREATE TABLE evidence_blob_chunks (
+    key {T} NOT NULL CHECK (key ~ '^([0-9a-f]{{64}}|upload-[0-9a-f]{{32}})$'),
+    seq integer NOT NULL CHECK (seq >= 0),
+    data bytea NOT NULL,
+    PRIMARY KEY (key, seq)
+);
+ALTER TABLE evidence_blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+"""
+
+EVIDENCE = Schema("evidence", (_ACCOUNTS + _EVIDENCE, _JOBS, _BLOBS), "evidence_schema_version")

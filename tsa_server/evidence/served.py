@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tsa_server.config import EvidenceConfig
-from tsa_server.evidence.blobs import FileBlobStore
+from tsa_server.evidence.blobs import BlobStore
 from tsa_server.evidence.ports import OpsRecorder, Timestamp
 from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.settings import EvidenceSettings
@@ -28,7 +28,7 @@ class Issuing(Protocol):
 def open_evidence_service(
     conf: EvidenceConfig,
     store: EvidenceStore,
-    blobs: FileBlobStore,
+    blobs: BlobStore,
     issuer: Issuing,
     ops: OpsRecorder | None,
 ) -> EvidenceService:

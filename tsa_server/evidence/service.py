@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
 from tsa_server.accounts.times import utc_now
-from tsa_server.evidence.blobs import FileBlobStore
+from tsa_server.evidence.blobs import BlobStore
 from tsa_server.evidence.changes import Change, StaleChange, atomic_check
 from tsa_server.evidence.deposits import (
     DepositResult,
@@ -144,7 +144,7 @@ class EvidenceService(Deposits):
     def __init__(
         self,
         store: EvidenceStorage,
-        blobs: FileBlobStore,
+        blobs: BlobStore,
         timestamp: Timestamp,
         *,
         ops: OpsRecorder | None = None,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from tsa_server.evidence.blobs import BlobRef, FileBlobStore, StagedBlob
+from tsa_server.evidence.blobs import BlobRef, BlobStore, StagedBlob
 from tsa_server.evidence.errors import BlobError, BlobTooLarge
 from tsa_server.evidence.settings import EvidenceSettings
 from tsa_server.fees import FieldError, Wallet
@@ -43,7 +43,7 @@ class UploadHost(Protocol):
     shares with the deposits of other requests, under the service's lock."""
 
     settings: EvidenceSettings
-    blobs: FileBlobStore
+    blobs: BlobStore
     _lock: threading.Lock
     _claimed: Counter[str]
     _in_flight: Counter[str]

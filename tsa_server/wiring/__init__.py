@@ -23,7 +23,7 @@ from tsa_server.clock.base import Clock
 from tsa_server.clock.ntp import NtpMonitor
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError, ConfigError
-from tsa_server.evidence.blobs import FileBlobStore
+from tsa_server.evidence.blobs import BlobStore
 from tsa_server.evidence.served import open_evidence_service
 from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.store import EvidenceStore
@@ -42,6 +42,7 @@ from tsa_server.signing.pkcs11 import Pkcs11Signer, TokenLocation
 from tsa_server.signing.pool import batch_signer_for
 from tsa_server.wiring.databases import (
     names_database,
+    open_blobs,
     open_evidence_store,
     open_ledger,
     publish_logs,
@@ -77,7 +78,7 @@ class Services:
     logs: dict[str, LedgerLog] = field(default_factory=dict)  # "tokens", "ops"
     ops: OpsLog | None = None
     evidence: EvidenceStore | None = None
-    blobs: FileBlobStore | None = None
+    blobs: BlobStore | None = None
     names: NamesService | None = None
     evidence_service: EvidenceService | None = None  # deposits, credits, renewals
     resources: ExitStack = field(default_factory=ExitStack)  # closed by close()
@@ -291,6 +292,7 @@ def _build(
     key_rotation = rotation.KeyRotation(config, location, issuer, ops, clock)
     stack.callback(key_rotation.close)
     evidence, blobs = open_evidence(config)
+    stack.callback(blobs.close)
     stack.callback(evidence.close)
     names = open_names(config.names, issuer, ops, names_database(config))
     if names is not None:
@@ -313,15 +315,14 @@ def _build(
     )
 
 
-def open_evidence(config: Config) -> tuple[EvidenceStore, FileBlobStore]:
-    """The evidence database and the blob store of [evidence]."""
-    conf = config.evidence
+def open_evidence(config: Config) -> tuple[EvidenceStore, BlobStore]:
+    """The evidence database and the store of originals (databases.open_blobs)."""
+    blobs = open_blobs(config)
     try:
-        blobs = FileBlobStore(conf.blobs, max_bytes=conf.max_upload_bytes)
-        blobs.sweep_temp()
-    except OSError as exc:
-        raise ConfigError(f"[evidence] blobs: cannot use {conf.blobs}: {exc.strerror}") from None
-    return open_evidence_store(config), blobs
+        return open_evidence_store(config), blobs
+    except BaseException:
+        blobs.close()
+        raise
 
 
 def _ms(value: float) -> timedelta:

@@ -15,6 +15,7 @@ from ledger.store.sqlite import SqliteReader, SqliteStore
 from tsa_server.config import Config
 from tsa_server.database import Database, database_errors
 from tsa_server.errors import ConfigError
+from tsa_server.evidence.blobs import BlobStore, FileBlobStore
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.issuance.opslog import OpsLog
 
@@ -88,6 +89,44 @@ def open_evidence_store(config: Config) -> EvidenceStore:
     except database_errors() as exc:
         where = "[database] url" if url else f"[evidence] path {config.evidence.path}"
         raise ConfigError(f"cannot open the evidence database ({where}): {exc}") from None
+
+
+def blobs_in_database(config: Config) -> bool:
+    """Are the stored originals in the [database] PostgreSQL database? ([evidence]
+    blob_backend: "database", or "auto" with [database] url set; else the blobs dir.)"""
+    backend = config.evidence.blob_backend
+    return backend == "database" or (backend == "auto" and bool(config.database.url))
+
+
+def open_blobs(config: Config, *, sweep: bool = True) -> BlobStore:
+    """The store of originals: chunks in the [database] PostgreSQL database, which every
+    node reaches (its schema must be this code's), or the [evidence] blobs directory.
+    `sweep`: delete what uploads a dead process left behind (the server, at start)."""
+    conf = config.evidence
+    if blobs_in_database(config):
+        from ledger.store.postgres_schema import SchemaVersionError
+        from tsa_server.evidence.blobs_postgres import PostgresBlobStore
+
+        try:
+            store = PostgresBlobStore(config.database.url, max_bytes=conf.max_upload_bytes)
+            try:
+                if sweep:
+                    store.sweep_temp()
+            except BaseException:
+                store.close()
+                raise
+            return store
+        except SchemaVersionError as exc:
+            raise ConfigError(str(exc)) from None
+        except database_errors() as exc:
+            raise ConfigError(f"cannot open the stored originals ([database] url): {exc}") from None
+    try:
+        blobs = FileBlobStore(conf.blobs, max_bytes=conf.max_upload_bytes)
+        if sweep:
+            blobs.sweep_temp()
+    except OSError as exc:
+        raise ConfigError(f"[evidence] blobs: cannot use {conf.blobs}: {exc.strerror}") from None
+    return blobs
 
 
 def names_database(config: Config, *, migrate: bool = False) -> Path | Database:
