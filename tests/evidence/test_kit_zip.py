@@ -156,6 +156,7 @@ def test_stored_item_kit_verifies_offline(
     readme = (where / "README.txt").read_text()
     assert "openssl ts -verify" in readme and "tsa-ledger verify-token" in readme
     assert manifest["ledger"]["origin"] == sources.origin
+    assert manifest["format"] == "tsa-evidence-kit/2"
     # deterministic: the same inputs give the same archive
     assert build([kit_item(tsa, hsm, item)], sources)[0] == kit
 
@@ -213,3 +214,27 @@ def test_damaged_original_stops_the_kit(
     blobs.path(ref.key).write_bytes(b"an original that will rot on disc")
     with pytest.raises(KitError, match="no longer matches"):
         build([kit_item(tsa, hsm, item)], sources)
+
+
+def test_evidence_record_is_a_member_listed_and_explained(
+    tsa, hsm, store: EvidenceStore, org: str, sources, tmp_path: Path
+) -> None:
+    """KitItem.evidence_record (RFC 4998, made elsewhere) goes in the item's folder as
+    evidence-record.ers, is listed with its digest and named in the README."""
+    content = b"an item with an evidence record"
+    item = put_item(store, org, content, issue(tsa, content))
+    record = b"\x30\x03\x02\x01\x01"  # any DER: the kit carries it, never parses it
+    with_record = KitItem(**{**vars(kit_item(tsa, hsm, item)), "evidence_record": record})
+    kit, manifest = build([with_record], sources)
+    where = tmp_path / "kit"
+    unpack(kit, where)
+    check_members(where, manifest)
+    (entry,) = manifest["items"]
+    path = f"{entry['serial']}/evidence-record.ers"
+    assert (where / path).read_bytes() == record
+    assert entry["paths"]["evidence_record"] == path and path in entry["files"]
+    assert "evidence-record.ers: RFC 4998" in (where / "README.txt").read_text()
+    assert (
+        build([kit_item(tsa, hsm, item)], sources)[1]["items"][0]["paths"]["evidence_record"]
+        is None
+    )

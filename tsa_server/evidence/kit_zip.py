@@ -1,10 +1,15 @@
-"""The evidence kit ZIP (REC-6, S-13): `fees.kit.plan_kit`'s layout filled with bytes.
+"""The evidence kit ZIP (REC-6, S-13, issue 19 item 4): `fees.kit.plan_kit`'s layout
+filled with bytes.
 
 Per item: the original when it may be downloaded (S-10: ACTIVE storage only), the
-`.tsr`, the certificate PDF, the CA chain and the ledger inclusion proof (C2SP
-tlog-proof, the same text GET /ledger/tokens/tlog-proof/{index} serves); at the top the
-ledger's note verifier key, `manifest.json` (the plan's manifest plus the SHA-256 and
-size of every other member) and a README for an auditor working offline.
+`.tsr`, the certificate PDF, the CA chain, the ledger inclusion proof (C2SP tlog-proof,
+the same text GET /ledger/tokens/tlog-proof/{index} serves) and, when given, the item's
+RFC 4998 evidence record; at the top the ledger's note verifier key, `verify_kit.py`
+(an independent checker: kit_files/), a README (kit_readme.py) saying what to compare
+with an independent source, and `manifest.json` (format `tsa-evidence-kit/2`: the plan's
+manifest plus each item's paths, the CA fingerprints, the ledger's origin and key, and
+the SHA-256 and size of every other member). Every member name is ASCII
+`[A-Za-z0-9._-]` and `/`: the plan names originals by digest, folders by serial.
 
 The archive is written to a file object as it goes (originals are copied in chunks,
 never held whole); it is deterministic for given inputs: every member carries the
@@ -25,8 +30,10 @@ from tsa_server.clock.beijing import require_aware
 from tsa_server.evidence.certificate import CertificateData
 from tsa_server.evidence.certificate_pdf import render_certificate
 from tsa_server.evidence.errors import EvidenceError
+from tsa_server.evidence.kit_files import VERIFY_SCRIPT, verify_script
+from tsa_server.evidence.kit_readme import ReadmeFacts, ca_certificates, render_readme
 from tsa_server.evidence.records import Item, ItemMode, StorageState
-from tsa_server.fees.access import Artefact
+from tsa_server.fees.access import Artefact, shell_word
 from tsa_server.fees.deposit import DepositForm
 from tsa_server.fees.items import Digests, EvidenceItem, Storage, StorageStatus
 from tsa_server.fees.kit import KitPlan, plan_kit
@@ -37,6 +44,8 @@ VKEY_PATH = "ledger.vkey"
 SUMS_PATH = "SHA256SUMS"
 MANIFEST_PATH = "manifest.json"
 README_PATH = "README.txt"
+ERS_NAME = "evidence-record.ers"
+KIT_FORMAT = "tsa-evidence-kit/2"
 CHUNK = 1 << 20
 
 _STATUS = {
@@ -53,23 +62,30 @@ class KitError(EvidenceError):
 
 @dataclass(frozen=True)
 class KitItem:
-    """One item of a kit: the stored item, its certificate's content, and the ledger
-    inclusion proof (tlog-proof text; None when no checkpoint covers the entry yet)."""
+    """One item of a kit: the stored item, its certificate's content, the ledger
+    inclusion proof (tlog-proof text; None when no checkpoint covers the entry yet) and
+    its RFC 4998 evidence record (DER), written as `<serial>/evidence-record.ers`."""
 
     item: Item
     certificate: CertificateData
     proof: str | None
+    evidence_record: bytes | None = None
 
 
 @dataclass(frozen=True)
 class KitSources:
-    """What every item of a kit shares: the TSA's chain, the ledger's key and origin, and
-    a way to open a stored original by its blob key."""
+    """What every item of a kit shares: the TSA's chain, the ledger's key and origin, a
+    way to open a stored original by its blob key, and where the operator publishes what
+    the recipient must compare (README.txt): its public URL, name, contact, witnesses."""
 
     chain_pem: bytes
     vkey: str
     origin: str
     open_original: Callable[[str], BinaryIO]
+    public_url: str = ""
+    operator: str = ""
+    contact: str = ""
+    witnesses: tuple[str, ...] = ()
 
 
 def evidence_item(item: Item, certificate: CertificateData) -> EvidenceItem:
@@ -100,20 +116,6 @@ def evidence_item(item: Item, certificate: CertificateData) -> EvidenceItem:
             media_type=item.media_type,
         ),
         storage=storage,
-    )
-
-
-def readme(plan: KitPlan, origin: str) -> str:
-    return plan.readme + (
-        "\nLedger inclusion (the token is entry <index> of the authority's public log):\n"
-        "  tsa-ledger verify-token <serial>.tsr inclusion-proof.tlog --vkey @../ledger.vkey\n"
-        "  (inclusion-proof.tlog is a C2SP tlog-proof text file; any tlog-proof verifier\n"
-        "  reads it.) ledger.vkey is the note verifier key of the log\n"
-        f"  {origin}; compare it with the key the authority publishes\n"
-        "  (GET /ledger/tokens/vkey) and with witnesses' copies.\n"
-        "\nmanifest.json lists every file of this kit with its SHA-256 and size; at the top\n"
-        "of the kit, `sha256sum -c SHA256SUMS` checks them all.\n"
-        "The certificate PDF carries the same .tsr as an attachment.\n"
     )
 
 
@@ -196,9 +198,41 @@ def build_kit(
                 writer.add(f.path, sources.chain_pem)
             elif f.artefact is Artefact.LEDGER_PROOF and kit_item.proof is not None:
                 writer.add(f.path, kit_item.proof.encode())
+        folders = {
+            f.item_id: f.path.rsplit("/", 1)[0] for f in plan.files if f.artefact is Artefact.TOKEN
+        }
+        for k in items:
+            if k.evidence_record is not None:
+                writer.add(f"{folders[k.item.id]}/{ERS_NAME}", k.evidence_record)
         writer.add(VKEY_PATH, (sources.vkey.strip() + "\n").encode())
-        writer.add(README_PATH, readme(plan, sources.origin).encode())
-        manifest = _manifest(plan, items, sources, writer.files)
+        writer.add(VERIFY_SCRIPT, verify_script())
+        entries = _entries(plan, items, folders, {str(f["path"]) for f in writer.files})
+        certs = ca_certificates(sources.chain_pem)
+        facts = ReadmeFacts(
+            KIT_FORMAT,
+            sources.vkey.strip(),
+            sources.origin,
+            sources.public_url,
+            sources.operator,
+            sources.contact,
+            sources.witnesses,
+            certs,
+        )
+        writer.add(README_PATH, render_readme(facts, entries).encode())
+        manifest = dict(
+            plan.manifest,
+            format=KIT_FORMAT,
+            items=entries,
+            ca_certificates=[c.as_json() for c in certs],
+            ledger={
+                "origin": sources.origin,
+                "vkey": sources.vkey.strip(),
+                "vkey_file": VKEY_PATH,
+                "witnesses": list(sources.witnesses),
+            },
+            operator=_operator(sources),
+            files=writer.files,
+        )
         sums = "".join(f"{f['sha256']}  {f['path']}\n" for f in writer.files)
         writer.add(SUMS_PATH, sums.encode(), listed=False)
         writer.add(
@@ -211,27 +245,70 @@ def build_kit(
     return manifest
 
 
-def _manifest(
-    plan: KitPlan, items: Sequence[KitItem], sources: KitSources, files: list[dict[str, object]]
-) -> dict[str, object]:
-    written = {str(f["path"]) for f in files}
+def _operator(sources: KitSources) -> dict[str, object]:
+    """Where the operator publishes what the README asks the recipient to compare."""
+    url = sources.public_url.rstrip("/")
+    published = {
+        "certificates": "/certs",
+        "disclosure_statement": "/policy",
+        "ledger_vkey": "/ledger/tokens/vkey",
+        "ledger_checkpoint": "/ledger/tokens/checkpoint",
+    }
+    return {
+        "name": sources.operator,
+        "contact": sources.contact,
+        "url": url,
+        **{key: url + path if url else None for key, path in published.items()},
+    }
+
+
+_PATH_KEYS = {
+    Artefact.ORIGINAL: "original",
+    Artefact.TOKEN: "token",
+    Artefact.CERTIFICATE: "certificate",
+    Artefact.CA_CHAIN: "ca_chain",
+    Artefact.LEDGER_PROOF: "inclusion_proof",
+}
+
+
+def _entries(
+    plan: KitPlan, items: Sequence[KitItem], folders: dict[str, str], written: set[str]
+) -> list[dict[str, object]]:
+    """The plan's item entries with what was written: each member's path by role
+    (`paths`, what verify_kit.py reads), the token's imprint and the storage state."""
     entries = []
     for entry, kit_item in zip(plan.manifest["items"], items, strict=True):  # type: ignore[call-overload]
-        cert = kit_item.certificate
+        cert, item = kit_item.certificate, kit_item.item
+        folder = folders[item.id]
+        paths: dict[str, str | None] = {"folder": folder, **dict.fromkeys(_PATH_KEYS.values())}
+        for f in plan.files:
+            if f.item_id == item.id and f.path in written:
+                paths[_PATH_KEYS[f.artefact]] = f.path
+        ers = f"{folder}/{ERS_NAME}"
+        paths["evidence_record"] = ers if ers in written else None
+        algorithm = cert.hash_algorithm
+        digest = {"sha512": item.sha512, "sm3": item.sm3}.get(algorithm) or item.sha256
+        if paths["original"] is None:  # the plan's recipe names an original not here
+            tsr = shell_word(cert.tsr_name)
+            entry = dict(
+                entry,
+                verify=[
+                    f"openssl ts -reply -in {tsr} -text",
+                    f"openssl ts -verify -digest {digest} -in {tsr} -CAfile ca-chain.pem",
+                ],
+            )
         entries.append(
             dict(
                 entry,
                 storage=cert.storage_status,
-                size_bytes=kit_item.item.size,
-                ledger_index=kit_item.item.ledger_index,
+                size_bytes=item.size,
+                ledger_index=item.ledger_index,
                 inclusion_proof=kit_item.proof is not None,
                 holder_handle=cert.holder_handle,
-                files=[p for p in entry["files"] if p in written],
+                imprint={"algorithm": algorithm, "digest": digest},
+                gen_time_posix=int(cert.gen_time.timestamp()),
+                paths=paths,
+                files=[p for p in [*entry["files"], ers] if p in written],
             )
         )
-    return dict(
-        plan.manifest,
-        items=entries,
-        ledger={"origin": sources.origin, "vkey_file": VKEY_PATH},
-        files=files,
-    )
+    return entries

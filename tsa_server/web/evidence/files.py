@@ -46,6 +46,7 @@ from tsa_server.web.errors import BadRequest, json_error
 from tsa_server.web.evidence.context import EVIDENCE, ITEM_ID, RENDERER
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger.logs import LOGS, LogView, read
+from tsa_server.web.policy import POLICY
 
 log = logging.getLogger("tsa.web.evidence_files")
 STREAM_CHUNK = 1 << 20
@@ -158,11 +159,15 @@ async def kit(request: web.Request) -> web.StreamResponse:
     kit_item = KitItem(item, data, await _proof(request, view, item.ledger_index))
     pdf = await _render(request, data)
     state = request.app[STATE]
+    statement = request.app.get(POLICY)  # the disclosure statement: operator, contact
     sources = KitSources(
         chain_pem=state.chain_pem,
         vkey=view.vkey if view else "",
         origin=view.origin if view else "",
         open_original=_open_original(request),
+        public_url=state.public_url,
+        operator=statement.name if statement else "",
+        contact=statement.contact if statement else "",
     )
     spool = tempfile.TemporaryFile()
     try:
