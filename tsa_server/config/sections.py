@@ -194,6 +194,10 @@ class EvidenceConfig:
     # or reserved; empty: none (only public addresses).
     webhook_allowed_networks: tuple[str, ...] = ()
     max_upload_request_bytes: int = 2 << 30  # total bytes of one upload request
+    # RFC 4998 evidence records: timestamp renewal this long before the last archive
+    # timestamp's TSA certificate ends; weakening hash algorithms (re-hashed to SHA-512).
+    ers_renew_before_days: int = 90
+    ers_weak_hashes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,16 @@ def validate(config: Config) -> None:
         "[evidence] max_upload_request_bytes must be max_upload_bytes..4398046511104",
     )
     _require(
+        1 <= evidence.ers_renew_before_days <= 3650,
+        "[evidence] ers_renew_before_days must be 1..3650",
+    )
+    for name in evidence.ers_weak_hashes:
+        _require(
+            name in {"sha1", "sha256", "sha384", "sha3_256", "sha3_384"},
+            f"[evidence] ers_weak_hashes: {name!r} is not one of sha1, sha256, sha384, "
+            "sha3_256, sha3_384 (records are re-hashed with sha512, never weak here)",
+        )
+    _require(
         1 <= config.ledger.max_lookup_results <= 1000,
         "[ledger] max_lookup_results must be 1..1000",
     )

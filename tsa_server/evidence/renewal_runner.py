@@ -16,7 +16,12 @@
    key once;
 5. units reserved by a deposit that never finished (the process died between
    reservation and certification) are refunded once the reservation is `stale_after`
-   old and no item was stored for them (no lost refund).
+   old and no item was stored for them (no lost refund);
+6. RFC 4998 evidence records (evidence/ers/renewal.py): new items grouped into a hash
+   tree whose root this TSA time-stamps, timestamp renewal before the last archive
+   timestamp's TSA certificate ends, hash-tree renewal of weakening hash algorithms;
+   its tokens come from the issuer on the server's event loop (`loop`, set by the
+   scheduler), or from a loop of the caller's own when there is none (tests, CLI).
 
 `RenewalScheduler` runs it at start-up and every `interval_s` seconds as an asyncio task
 of the server, with an injectable clock. Each run happens in a thread of its own (one
@@ -33,10 +38,13 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from tsa_server.evidence.errors import IdempotencyConflict
+from tsa_server.evidence.ers.renewal import ErsSettings, EvidenceRecords, StampUnavailable
 from tsa_server.evidence.fee_items import new_credit_entry, stored_notice
 from tsa_server.evidence.service import Change, EvidenceService, StaleChange, atomic_check
 from tsa_server.evidence.store.jobs import JOB_LEASE_MIN, job_holder
@@ -55,6 +63,8 @@ log = logging.getLogger("tsa.evidence.renewals")
 
 #: A reservation without its item after this long belongs to a deposit that died.
 STALE_RESERVATION = timedelta(minutes=15)
+#: Longest wait for one evidence-record token from the issuer.
+STAMP_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -69,6 +79,8 @@ class RunReport:
     refunded: int = 0
     notices: int = 0
     debited_units: int = 0
+    records_created: int = 0  # evidence records (RFC 4998) made for new items
+    records_renewed: int = 0  # evidence records renewed (timestamp or hash tree)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -81,6 +93,8 @@ class RunReport:
             "refunded": self.refunded,
             "notices": self.notices,
             "debited_units": self.debited_units,
+            "records_created": self.records_created,
+            "records_renewed": self.records_renewed,
             "errors": list(self.errors),
         }
 
@@ -94,10 +108,15 @@ class RenewalRunner:
         *,
         on_step: Callable[[str, Outcome], None] | None = None,
         stale_after: timedelta = STALE_RESERVATION,
+        records: ErsSettings | None = None,
     ) -> None:
         self.service = service
         self.on_step = on_step  # called after each committed step (tests inject crashes)
         self.stale_after = stale_after
+        self.loop: asyncio.AbstractEventLoop | None = None  # the issuer's (scheduler)
+        self.records = EvidenceRecords(
+            service.store, self._stamp, service.ops, records or service.settings.records
+        )
         # Set by the scheduler's stop(): a run ends after the step it is committing (each
         # step is atomic and a repeated run pays nothing twice), so shutdown never waits
         # for a whole large run.
@@ -131,6 +150,30 @@ class RenewalRunner:
             break
         self._refund_stale(org_id, now, report)
         self._remind(org_id, now, report)
+        if not self.stopping.is_set():
+            counts = self.records.run(org_id, now)
+            report.records_created += counts.created
+            report.records_renewed += counts.renewed_timestamp + counts.renewed_hash_tree
+
+    def _stamp(self, value: bytes, algorithm: str) -> bytes:
+        """A token from the issuer (Issuer.timestamp) for an evidence record."""
+
+        async def issue() -> Any:
+            return await self.service._timestamp(value, algorithm)
+
+        loop = self.loop
+        try:
+            if loop is not None and loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(issue(), loop)
+                issued = future.result(STAMP_TIMEOUT_S)
+            else:
+                issued = asyncio.run(issue())
+        except FutureTimeout:
+            raise StampUnavailable("the issuer did not answer in time") from None
+        if issued.token is None:
+            raise StampUnavailable("the TSA could not time-stamp (clock or key unusable)")
+        token: bytes = issued.token
+        return token
 
     def _apply(self, org_id: str, step: Outcome, report: RunReport) -> None:
         service = self.service
@@ -221,7 +264,15 @@ class RenewalScheduler:
             return None
         report = self.runner.run(now)
         self.last = report
-        if report.renewed or report.expired or report.purged or report.lapsed or report.errors:
+        if (
+            report.renewed
+            or report.expired
+            or report.purged
+            or report.lapsed
+            or report.records_created
+            or report.records_renewed
+            or report.errors
+        ):
             log.info("renewal run: %s", report.as_dict())
         return report
 
@@ -241,6 +292,7 @@ class RenewalScheduler:
     def start(self) -> None:
         log.info("renewal scheduler: at start-up, then every %g s", self.interval_s)
         self.runner.stopping.clear()
+        self.runner.loop = asyncio.get_running_loop()  # evidence-record tokens
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="tsa-renewals")
         self._task = asyncio.get_running_loop().create_task(self.loop())
 

@@ -13,7 +13,9 @@ sqlite3 shell), so the guarantees do not depend on one code path being right:
   tsa_server/accounts/schema.py's, made first: the evidence tables refer to them;
 * an item's storage record (item_terms: epoch, work content, the evidence record's
   hash and operations-log index, and the fee layer's storage term and status) is never
-  deleted and its certified part never changes; notices are append-only, sent once.
+  deleted and its certified part never changes; notices are append-only, sent once;
+* an item's RFC 4998 evidence record is never deleted and only grows (a renewal adds
+  archive timestamps, never removes one).
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ WHEN NEW.item_id IS NOT OLD.item_id OR NEW.org_id IS NOT OLD.org_id
 BEGIN SELECT RAISE(ABORT, 'an item''s certified record never changes'); END;
 CREATE TRIGGER IF NOT EXISTS notices_no_update BEFORE UPDATE ON notices
 BEGIN SELECT RAISE(ABORT, 'notices are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS evidence_records_no_delete BEFORE DELETE ON evidence_records
+BEGIN SELECT RAISE(ABORT, 'evidence records are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS evidence_records_grow BEFORE UPDATE ON evidence_records
+WHEN NEW.item_id IS NOT OLD.item_id OR NEW.org_id IS NOT OLD.org_id
+  OR NEW.stamps <= OLD.stamps OR NEW.chains < OLD.chains
+BEGIN SELECT RAISE(ABORT, 'an evidence record only grows by its renewal'); END;
 """
 
 
@@ -272,6 +280,28 @@ def create_schema(conn: sqlite3.Connection) -> None:
         db.table("job_leases").create(
             {"name": str, "holder": str, "until": str}, pk="name", not_null={"holder", "until"}
         )
+    if "evidence_records" not in tables:
+        # Issue 19: each certified item's RFC 4998 evidence record
+        # (evidence/store/evidence_records.py); replaced only by its renewal.
+        db.table("evidence_records").create(
+            {
+                "item_id": str,
+                "org_id": str,
+                "record": bytes,
+                "algorithm": str,
+                "group_key": str,
+                "renew_by": str,
+                "chains": int,
+                "stamps": int,
+                "created_at": str,
+                "updated_at": str,
+            },
+            pk="item_id",
+            not_null={"org_id", "record", "algorithm", "group_key", "chains", "stamps"},
+            foreign_keys=[*_ORG_FK, ("item_id", "items", "id")],
+        )
+        db.table("evidence_records").create_index(["org_id", "renew_by"])
+        db.table("evidence_records").create_index(["org_id", "algorithm"])
     # REC-10 monthly quota: items certified by one organisation within a window.
     conn.execute(
         "CREATE INDEX IF NOT EXISTS idx_items_org_certified ON items (org_id, certified_at)"

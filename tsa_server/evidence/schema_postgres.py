@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ledger.store.postgres_schema import Schema
 from tsa_server.accounts.key_rules import ROLE_RANK, Scope
+from tsa_server.accounts.people_schema import PEOPLE_MIGRATION  # 5: web sign-in
 from tsa_server.accounts.schema import CREATOR_BOUND
 
 T = 'text COLLATE "C"'
@@ -303,4 +304,36 @@ CREATE TABLE evidence_blob_chunks (
 ALTER TABLE evidence_blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 """
 
-EVIDENCE = Schema("evidence", (_ACCOUNTS + _EVIDENCE, _JOBS, _BLOBS), "evidence_schema_version")
+# 4 (issue 19): each certified item's RFC 4998 evidence record
+# (evidence/store/evidence_records.py), never deleted, replaced only by its renewal.
+_EVIDENCE_RECORDS = f"""
+CREATE TABLE evidence_records (
+    item_id {T} PRIMARY KEY REFERENCES items (id),
+    org_id {T} NOT NULL REFERENCES organisations (id),
+    record bytea NOT NULL,
+    algorithm {T} NOT NULL,
+    group_key {T} NOT NULL,
+    renew_by {T},
+    chains integer NOT NULL,
+    stamps integer NOT NULL,
+    created_at {T},
+    updated_at {T}
+);
+CREATE INDEX evidence_records_renew_by ON evidence_records (org_id, renew_by);
+CREATE INDEX evidence_records_algorithm ON evidence_records (org_id, algorithm);
+{_append_only("evidence_records", "evidence records are never deleted", update=False)}
+{
+    _refuse(
+        "evidence_records_grow",
+        "evidence_records",
+        _changed("item_id", "org_id") + " OR NEW.stamps <= OLD.stamps OR NEW.chains < OLD.chains",
+        "an evidence record only grows by its renewal",
+    )
+}
+"""
+
+EVIDENCE = Schema(
+    "evidence",
+    (_ACCOUNTS + _EVIDENCE, _JOBS, _BLOBS, _EVIDENCE_RECORDS, PEOPLE_MIGRATION),
+    "evidence_schema_version",
+)

@@ -4,11 +4,13 @@ configuration, the issuer's time-stamps, the operations log."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
 from tsa_server.config import EvidenceConfig
 from tsa_server.evidence.blobs import BlobStore
+from tsa_server.evidence.ers.renewal import ErsSettings
 from tsa_server.evidence.ports import OpsRecorder, Timestamp
 from tsa_server.evidence.service import EvidenceService
 from tsa_server.evidence.settings import EvidenceSettings
@@ -47,6 +49,10 @@ def open_evidence_service(
         max_batch_items=conf.max_batch_items,
         operators=frozenset(conf.operators),
         monthly_item_quota=conf.monthly_item_quota,
+        records=ErsSettings(
+            renew_before=timedelta(days=conf.ers_renew_before_days),
+            weak_hashes=frozenset(conf.ers_weak_hashes),
+        ),
     )
     return EvidenceService(
         store, blobs, issuer.timestamp, ops=ops, policy=policy, settings=settings

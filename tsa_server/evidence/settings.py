@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tsa_server.evidence.ers.renewal import ErsSettings
 
 
 @dataclass(frozen=True)
@@ -14,3 +16,4 @@ class EvidenceSettings:
     max_batch_items: int = 100
     operators: frozenset[str] = frozenset()  # organisations whose admins grant lots
     monthly_item_quota: int = 0  # items certified per organisation per month; 0: none
+    records: ErsSettings = field(default_factory=ErsSettings)  # RFC 4998 evidence records

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 
 from asn1crypto import cms, x509
 
+from ledger.serials import serial_text
 from tsa_server.evidence.ers.asn1 import (
     HASHES,
     EvidenceRecord,
@@ -202,7 +203,7 @@ def _check_stamp(
     facts: dict[str, Any] = {}
     if fields is not None:
         facts["gen_time"] = fields.gen_time
-        facts["serial"] = f"0x{fields.serial_number:X}"
+        facts["serial"] = serial_text(fields.serial_number)
         facts["signer"] = fields.signer.subject if fields.signer else None
     if not report.valid:
         failed = report.failures[0]

@@ -7,6 +7,7 @@ class:
 - `notices.NoticeStore`, `webhooks.WebhookStore`: notices and their webhook deliveries;
 - `idempotency.IdempotencyStore`: the Idempotency-Keys of deposit requests;
 - `jobs.JobStore`: which process runs each background job's rounds (one per cluster);
+- `evidence_records.EvidenceRecordStore`: each item's RFC 4998 evidence record;
 - `changes.ChangeStore`: one fee-layer change across items, credits and notices in one
   transaction;
 - the organisations, members and API keys are tsa_server.accounts.store's.
@@ -25,6 +26,10 @@ from tsa_server.accounts.store import AccountStore, SqlAccountStore
 from tsa_server.evidence.schema import create_schema
 from tsa_server.evidence.store.changes import ChangeStore, SqlChangeStore
 from tsa_server.evidence.store.credits import CreditStore
+from tsa_server.evidence.store.evidence_records import (
+    EvidenceRecordStore,
+    SqlEvidenceRecordStore,
+)
 from tsa_server.evidence.store.idempotency import IdempotencyStore, SqlIdempotencyStore
 from tsa_server.evidence.store.items import MAX_PAGE as MAX_PAGE
 from tsa_server.evidence.store.items import ItemStore
@@ -42,6 +47,7 @@ class EvidenceStorage(
     IdempotencyStore,
     WebhookStore,
     JobStore,
+    EvidenceRecordStore,
     Protocol,
 ):
     """Every store over the evidence database together: what EvidenceService reads and
@@ -49,7 +55,12 @@ class EvidenceStorage(
 
 
 class EvidenceStore(
-    SqlChangeStore, SqlIdempotencyStore, SqlWebhookStore, SqlJobStore, SqlAccountStore
+    SqlChangeStore,
+    SqlIdempotencyStore,
+    SqlWebhookStore,
+    SqlJobStore,
+    SqlEvidenceRecordStore,
+    SqlAccountStore,
 ):
     """The SQL set over one evidence database (SQLite file or PostgreSQL): accounts,
     items, credit entries, notices, webhooks, idempotency keys and job leases."""
