@@ -18,6 +18,7 @@ from tsa_server.web import (
     malformed,
     metrics,
     observe,
+    pages,
     policy,
     ratelimit,
 )
@@ -64,6 +65,7 @@ def create_app(services: Services) -> web.Application:
     policy.setup(app, services)  # the disclosure statement (GET /policy)
     incidents.setup(app, services)  # the published incident reports (GET /incidents/)
     add_routes(app)
+    pages.setup(app, services)  # the web pages' sign-in (web/pages/)
     evidence.setup(app, services)  # the evidence service and its renewal scheduler
     verify.setup(app)  # the verifier's worker processes
     app.cleanup_ctx.append(_clock_monitor(services))

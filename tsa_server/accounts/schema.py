@@ -17,6 +17,7 @@ import sqlite3
 import sqlite_utils
 
 from tsa_server.accounts.key_rules import ROLE_RANK, Scope
+from tsa_server.accounts.people_schema import create_people_schema
 
 _ORG_FK = [("org_id", "organisations", "id")]
 
@@ -117,6 +118,7 @@ def create_account_schema(conn: sqlite3.Connection) -> None:
         db.table("api_keys").create_index(["org_id"])
     migrate_api_keys(conn)
     conn.executescript(_TRIGGERS + KEY_CREATOR_TRIGGER)
+    create_people_schema(conn)  # who signs in to the web pages (accounts/people.py)
 
 
 # SQL's own clock in the store's format (times.ts): 2024-03-01T02:00:00.000Z.

@@ -169,3 +169,35 @@ def revoke_key(config_path: str, key_id: str) -> None:
     with _accounts(config_path) as service:
         key = service.revoke_key_by_id(key_id)
     click.echo(f"key {key.id} of {key.org_id} revoked at {ts(key.revoked_at)}")
+
+
+@accounts.command("set-password")
+@config_option
+@click.option("--org", "org_id", required=True, help="Organisation id.")
+@click.option("--member", "member_id", required=True, help="The member (mem_...) who signs in.")
+@click.option("--login", required=True, help="What they sign in with (an e-mail address).")
+def set_password(config_path: str, org_id: str, member_id: str, login: str) -> None:
+    """Let a member sign in to the web pages: a login and a password (asked for at a
+    terminal, else the first line of standard input; never an argument). Ends the
+    member's open sessions."""
+    import sys
+
+    from tsa_server.accounts.people import People
+    from tsa_server.config import load_config
+    from tsa_server.wiring.databases import open_evidence_store
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        store = open_evidence_store(load_config(config_path))
+    except ConfigError as exc:
+        raise EvidenceError(str(exc)) from None
+    try:
+        login = People(store.db).set_password(org_id, member_id, login, password)
+    except database_errors() as exc:
+        raise EvidenceError(f"evidence database error: {exc}") from None
+    finally:
+        store.close()
+    click.echo(f"member {member_id} signs in as {login}", err=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib import resources
 
 from aiohttp import ClientPayloadError, HttpVersion11, web
 from asn1crypto import x509 as asn1_x509
@@ -49,7 +48,6 @@ class WebState:
 
 
 STATE = web.AppKey("state", WebState)
-_LANDING = resources.files("tsa_server.web").joinpath("static/index.html").read_bytes()
 
 
 def _reply(body: bytes) -> web.Response:
@@ -96,10 +94,6 @@ async def timestamp(request: web.Request) -> web.Response:
             text="request too large\n",
         ) from exc
     return _reply(await state.issuer.issue(body))
-
-
-async def landing(request: web.Request) -> web.Response:
-    return web.Response(body=_LANDING, content_type="text/html", charset="utf-8")
 
 
 async def certs(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.ledger import lookup as ledger_lookup
 from tsa_server.web.names import policy as names_policy
 from tsa_server.web.names import registry as names
+from tsa_server.web.pages import assets, check, files, signin, site
 from tsa_server.web.verify import handler as verify
 
 
@@ -19,7 +20,19 @@ def add_routes(app: web.Application) -> None:
         [
             web.post("/", handlers.timestamp, expect_handler=handlers.expect_query),
             web.post("/tsr", handlers.timestamp, expect_handler=handlers.expect_query),
-            web.get("/", handlers.landing),
+            web.get("/", site.landing),  # the pages for people: web/pages/
+            web.get("/static/{name}", assets.static),
+            web.get("/lang/{lang}", site.switch_language),
+            web.get("/signin", signin.signin_form),
+            web.post("/signin", signin.signin),
+            web.post("/signout", signin.signout),
+            web.get("/account/password", signin.password_form),
+            web.post("/account/password", signin.change_password),
+            web.get("/check", check.check_form),
+            web.post("/check", check.check),
+            web.get("/files", files.listing),
+            web.get("/files/{item_id}", files.detail),
+            web.get("/files/{item_id}/{artefact}", files.download),
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),

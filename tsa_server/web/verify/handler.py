@@ -87,6 +87,20 @@ async def verify(request: web.Request) -> web.Response:
         given = await read_input(request, state)
     except BadInput as exc:
         return web.json_response({"error": exc.reason}, status=exc.status)
+    body = await verification(request, given)
+    if body is None:
+        return web.json_response(
+            {"error": "the verifier is busy: retry in a second"},
+            status=503,
+            headers={"Retry-After": "1"},
+        )
+    return web.json_response(body)
+
+
+async def verification(request: web.Request, given: VerifyInput) -> dict[str, Any] | None:
+    """The report of a read request as POST /verify answers it (also the verification
+    center's page, web/pages/check.py); None when the verifier is busy."""
+    state = request.app[STATE]
     assert given.token is not None
     own = state.issuer.keys.chains() or [state.tsa_chain]  # every key this TSA signed with
     options = VerifyOptions(
@@ -102,18 +116,14 @@ async def verify(request: web.Request) -> web.Response:
     assert given.token_raw is not None
     report = await request.app[VERIFIER].run(given.token_raw, options)
     if report is None:
-        return web.json_response(
-            {"error": "the verifier is busy: retry in a second"},
-            status=503,
-            headers={"Retry-After": "1"},
-        )
+        return None
     body = report_json(report, state.time_zone, given)
     body["issued_by_this_tsa"] = False
     body["ledger"] = None
     if any(_signed_by(report, chain[0]) for chain in own if chain):
         body["issued_by_this_tsa"] = report.check("signature").passed
         body["ledger"] = await ledger_section(request, given.token_der, report)
-    return web.json_response(body)
+    return body
 
 
 def _digest_algorithm(given: VerifyInput) -> str | None:

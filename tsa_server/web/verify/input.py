@@ -329,3 +329,12 @@ def imprint_algorithm(token: LoadedToken) -> str | None:
         return str(tst["message_imprint"]["hash_algorithm"]["algorithm"].native)
     except Exception:  # malformed token: the verifier reports it
         return None
+
+
+def from_fields(token: bytes, digest: str) -> VerifyInput:
+    """A request read elsewhere (the verification center's form, web/pages/check.py): the
+    token as sent and the data's digest in hex, checked as the JSON form checks them."""
+    given = VerifyInput()
+    _set_token(given, token)
+    _set_text_field(given, "digest", digest)
+    return given
