@@ -14,13 +14,12 @@ from pypdf import PdfReader
 
 from tests.support.certified import DEPOSITOR, STATEMENT, issue, openssl_verify, put_item
 from tsa_server.accounts.service import Accounts
-from tsa_server.clock.beijing import display, utc_text
 from tsa_server.evidence.certificate import (
     NotCertified,
     certificate_data,
     tsr_of,
 )
-from tsa_server.evidence.certificate_pdf import render_certificate
+from tsa_server.evidence.certificate_pdf import render_certificate, seconds_beijing, seconds_utc
 from tsa_server.evidence.records import ItemMode, NewItem, StorageState
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.rfc3161.verify_load import load_certificates
@@ -63,8 +62,8 @@ def test_certificate_states_everything_and_carries_a_token_openssl_verifies(
         data.serial_hex,
         item.sha256,
         item.sha512,
-        utc_text(data.gen_time),
-        display(data.gen_time),  # Beijing time, +08:00
+        seconds_utc(data.gen_time),  # without microseconds
+        seconds_beijing(data.gen_time),  # Beijing time, +08:00
         "北京时间",
         DEPOSITOR,
         "联合信任",
@@ -149,7 +148,7 @@ def test_qr_code_decodes_to_the_verification_url(
 ) -> None:
     item = put_item(store, org, CONTENT, issued, stored=True)
     data = certificate_data(item, tsa_chain=chain, base_url=BASE, holder_handle="联合信任")
-    assert data.verify_url == f"{BASE}/ledger/tokens/lookup/serial/{data.serial_hex}"
+    assert data.verify_url == f"{BASE}/verify/serial/{data.serial_hex}"
     (tmp_path / "c.pdf").write_bytes(render_certificate(data))
     subprocess.run(
         [

@@ -84,10 +84,10 @@ def test_certificate_pdf(setup: Setup, hsm, tmp_path: Path) -> None:
     text = "".join("".join(p.extract_text() for p in reader.pages).split())
     serial = serial_text(item.serial)  # the one spelling, as openssl prints it
     assert serial in text and item.sha256 in text and "".join(DEPOSITOR.split()) in text
-    lookup = f"{setup.server.url}ledger/tokens/lookup/serial/{serial}"
-    assert lookup in text  # the QR and the printed link point at this server
-    status, _, body = setup.server.get(lookup.removeprefix(setup.server.url))
-    assert status == 200 and json.loads(body)["matches"][0]["index"] == item.ledger_index
+    page = f"{setup.server.url}verify/serial/{serial}"
+    assert page in text  # the QR and the printed link point at this server's page
+    status, _, body = setup.server.get(page.removeprefix(setup.server.url))
+    assert status == 200 and f"entry {item.ledger_index} of the public token log" in body.decode()
     ((name, (tsr,)),) = reader.attachments.items()
     (tmp_path / "photo").write_bytes(CONTENT)
     (tmp_path / name).write_bytes(tsr)
@@ -107,7 +107,7 @@ def test_certificate_links_ignore_the_host_header(setup: Setup) -> None:
     assert status == 200
     text = "".join("".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
     assert "evil.example" not in text
-    assert f"{setup.server.url}ledger/tokens/lookup/serial/" in text
+    assert f"{setup.server.url}verify/serial/" in text
 
 
 def test_kit_zip_with_original(setup: Setup, hsm, tmp_path: Path) -> None:

@@ -92,9 +92,20 @@ class CertificatesConfig:
     chain: str = "var/certs/tsa-chain.pem"
     ca: str = "var/certs/ca.pem"
     ca_key_label: str = "dev-ca"
+    # The key in the token that signs evidence certificate PDFs (PAdES), and its chain
+    # (its certificate first; empty: "document-chain.pem" beside the chain). `tsa init`
+    # makes both with the development CA.
+    document_key_label: str = "document-signing"
+    document_chain: str = ""
     # The key schedule (`tsa keys activate`; tsa_server/signing/schedule.py): which key
     # signs from when. Empty: "key-schedule.json" beside the chain.
     key_schedule: str = ""
+
+    @property
+    def document_chain_path(self) -> Path:
+        if self.document_chain:
+            return Path(self.document_chain)
+        return Path(self.chain).parent / "document-chain.pem"
 
     @property
     def key_schedule_path(self) -> Path:
@@ -241,6 +252,9 @@ class DisclosureConfig:
 
     name: str = "RFC 3161 time-stamping authority"
     contact: str = ""  # e.g. "tsa@example.org, +49 ..."; empty: "not configured"
+    organisation: str = ""  # the operator's legal name (printed on evidence certificates)
+    address: str = ""  # the operator's postal address
+    policy_url: str = ""  # the disclosure statement's URL; empty: [server] public_url + /policy
     retention: str = (
         "Every token issued is kept in the append-only ledger for the life of the service; "
         "the operations log and the signed checkpoints likewise."

@@ -2,16 +2,18 @@
 
 `certificate_data` gathers it from the stored item and its RFC 3161 token (genTime,
 policy, TSA name and hash algorithm come from the token, never from the database):
-serial, digests, file, genTime, TSA, policy, mode, depositor, handle, statement, storage
-status, the public verification lookup's URL and an `openssl ts -verify` recipe, with
-the `.tsr` itself, so the certificate alone is enough to verify the original offline.
-`render_certificate` (certificate_pdf.py) draws it.
+serial, digests, file, genTime, TSA and its operator ([disclosure]), policy, mode,
+depositor and organisation, work content, the applicant's statement, handle, storage
+status, the earlier certificates of the same digest, the public verification page's URL
+and an `openssl ts -verify` recipe, with the `.tsr` itself, so the certificate alone is
+enough to verify the original offline. `render_certificate` (certificate_pdf.py) draws
+it; certificate_sign.py signs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
@@ -24,8 +26,10 @@ from tsa_server.rfc3161 import response
 from tsa_server.rfc3161.verify import VerifyOptions, verify_token
 from tsa_server.rfc3161.verify_load import TokenDecodeError, load_token, name_text
 
-VERIFY_PATH = "/ledger/tokens/lookup/serial/"
-"""Public, no login: genTime, leaf hash, the token and its ledger inclusion proof."""
+VERIFY_PATH = "/verify/serial/"
+"""Public, no login: a readable page with the token's checks, genTime, the TSA and the
+ledger inclusion (web/verify/page.py)."""
+NOT_GIVEN = "not given"
 
 _STORAGE_TEXT = {
     StorageState.ACTIVE: "original stored (viewable and downloadable)",
@@ -37,6 +41,46 @@ _STORAGE_TEXT = {
 
 class NotCertified(ValueError):
     """The item has no usable time-stamp token (yet): no certificate can be issued."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The TSA and who runs it, as [disclosure] states them (empty: not configured)."""
+
+    name: str = ""
+    organisation: str = ""
+    address: str = ""
+    contact: str = ""
+    policy_url: str = ""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier certificate of the same digest by the same organisation (issue 19
+    item 5): a new deposit of it is allowed, and says so."""
+
+    item_id: str
+    serial: int
+    gen_time: datetime
+
+    @property
+    def serial_hex(self) -> str:
+        return serial_text(self.serial)
+
+
+def earlier_items(item: Item, same_digest: Iterable[Item]) -> tuple[Earlier, ...]:
+    """The certified items among `same_digest` (the organisation's items of this
+    SHA-256) certified before `item`, oldest first."""
+    mine = item.certified_at
+    found = [
+        Earlier(other.id, other.serial, other.certified_at)
+        for other in same_digest
+        if other.id != item.id
+        and other.serial is not None
+        and other.certified_at is not None
+        and (mine is None or (other.certified_at, other.id) < (mine, item.id))
+    ]
+    return tuple(sorted(found, key=lambda e: (e.gen_time, e.item_id)))
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,10 @@ class CertificateData:
     title: str = ""
     holder_handle: str | None = None
     ledger_index: int | None = None
+    work_content: str = ""
+    organisation: str = ""
+    operator: Operator = field(default_factory=Operator)
+    history: tuple[Earlier, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gen_time", require_aware(self.gen_time, "gen_time"))
@@ -97,7 +145,8 @@ def storage_status_text(item: Item, expires_at: datetime | None = None) -> str:
         return "hash only: no original stored, only its digest is certified"
     text = _STORAGE_TEXT[item.storage_state]
     if item.storage_state is StorageState.ACTIVE and expires_at is not None:
-        text = f"original stored until {display(expires_at)} ({utc_text(expires_at)})"
+        until = expires_at.replace(microsecond=0)
+        text = f"original stored until {display(until)} ({utc_text(until)})"
     return text
 
 
@@ -108,9 +157,15 @@ def certificate_data(
     base_url: str,
     holder_handle: str | None = None,
     storage_expires_at: datetime | None = None,
+    work_content: str = "",
+    organisation: str = "",
+    operator: Operator | None = None,
+    same_digest: Iterable[Item] = (),
 ) -> CertificateData:
     """The certificate of a stored item: token fields read from its token, the rest from
-    the item. NotCertified when the item has no token."""
+    the item (`work_content` from its terms, `organisation` the account's name,
+    `same_digest` the organisation's items of its SHA-256). NotCertified when the item
+    has no token."""
     if item.token is None or item.serial is None:
         raise NotCertified("the item is not certified yet")
     tsr = tsr_of(item.token)
@@ -135,12 +190,16 @@ def certificate_data(
         mode="stored" if item.mode is ItemMode.STORED else "hash only",
         storage_status=storage_status_text(item, storage_expires_at),
         depositor=item.depositor,
-        statement=item.statement,
+        statement=item.statement or NOT_GIVEN,
         verify_url=verify_url(base_url, fields.serial_number),
         tsr=tsr,
         title=item.title,
         holder_handle=holder_handle or None,
         ledger_index=item.ledger_index,
+        work_content=work_content or NOT_GIVEN,
+        organisation=organisation,
+        operator=operator or Operator(name=tsa_name),
+        history=earlier_items(item, same_digest),
     )
 
 

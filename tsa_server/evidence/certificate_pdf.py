@@ -1,11 +1,14 @@
-"""Drawing the PDF evidence certificate (REC-4) with reportlab: pages of labelled rows,
-wrapped Latin and Chinese text, the QR code to the verification lookup, the verify
-recipe, and the `.tsr` embedded as a PDF attachment. What it states is gathered by
-certificate.py (`CertificateData`).
+"""Drawing the PDF evidence certificate (REC-4, issue 19) with reportlab: pages of
+labelled rows, wrapped Latin and Chinese text, the QR code to the item's public
+verification page, the TSA and its operator, the earlier certificates of the same digest,
+the verify recipe, and the `.tsr` as an associated file. What it states is gathered by
+certificate.py (`CertificateData`); certificate_sign.py signs the result.
 
-Chinese text uses reportlab's built-in CID font STSong-Light (Adobe-GB1, no font file
-embedded; every PDF reader ships it). The output is deterministic for given data: the
-PDF's dates are genTime and its /ID is a digest of the content.
+The file is PDF/A-3b (certificate_pdfa.py): every glyph comes from an embedded subset of
+WenQuanYi Micro Hei (fonts-wqy-microhei), so Chinese renders in any viewer without a
+language pack; headings are that font drawn filled and stroked (it has no bold face).
+The output is deterministic for given data: the PDF's dates are genTime and its /ID is a
+digest of the content.
 """
 
 from __future__ import annotations
@@ -19,17 +22,23 @@ from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream, PDFString
 from reportlab.pdfgen import canvas as pdf_canvas
 
-from tsa_server.clock.beijing import display, require_aware, to_beijing, utc_text
-from tsa_server.evidence.certificate import CertificateData, recipe
+from tsa_server.clock.beijing import require_aware, to_beijing
+from tsa_server.evidence.certificate import NOT_GIVEN, CertificateData, recipe
+from tsa_server.evidence.certificate_pdfa import (
+    MONO,
+    SANS,
+    TSR_MEDIA_TYPE,
+    attach,
+    ensure_fonts,
+    make_archival,
+    xmp_packet,
+)
 
-CJK_FONT = "STSong-Light"
-LATIN, LATIN_BOLD, MONO = "Helvetica", "Helvetica-Bold", "Courier"
-TSR_MEDIA_TYPE = "application/timestamp-reply"
+__all__ = ["TSR_MEDIA_TYPE", "render_certificate", "seconds_utc", "seconds_beijing"]
 
+LATIN, LATIN_BOLD = SANS, SANS + ":bold"  # ":bold": the same face, filled and stroked
 PAGE_W, PAGE_H = A4
 MARGIN = 48
 LABEL_W = 124
@@ -38,21 +47,15 @@ VALUE_W = TEXT_W - LABEL_W
 QR_SIZE = 112
 TOP = PAGE_H - MARGIN
 BOTTOM = MARGIN + 24  # keep the footer clear
-_RUNS = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
+PRODUCER = "tsa-server (reportlab, pyHanko)"
 
 
-def _ensure_fonts() -> None:
-    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-
-
-def _runs(text: str, font: str) -> list[tuple[str, str]]:
-    """(text, font) runs: ASCII in `font`, everything else in the CJK font."""
-    return [(r, font if r[0] < "\x80" else CJK_FONT) for r in _RUNS.findall(text)]
+def _face(font: str) -> str:
+    return font.removesuffix(":bold")
 
 
 def text_width(text: str, font: str, size: float) -> float:
-    return sum(float(pdfmetrics.stringWidth(r, f, size)) for r, f in _runs(text, font))
+    return float(pdfmetrics.stringWidth(text, _face(font), size))
 
 
 def wrap(text: str, font: str, size: float, width: float) -> list[str]:
@@ -79,11 +82,27 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
 
 
 def draw_text(c: pdf_canvas.Canvas, x: float, y: float, text: str, font: str, size: float) -> None:
-    """One line, Latin runs in `font` and CJK runs in STSong-Light."""
-    for run, run_font in _runs(text, font):
-        c.setFont(run_font, size)
-        c.drawString(x, y, run)
-        x += pdfmetrics.stringWidth(run, run_font, size)
+    """One line in the embedded font; a bold `font` is drawn filled and stroked."""
+    t = c.beginText(x, y)
+    t.setFont(_face(font), size)
+    bold = font.endswith(":bold")
+    if bold:
+        c.setLineWidth(size * 0.035)
+    t.setTextRenderMode(2 if bold else 0)  # Tr outlives the text object: always set it
+    t.textOut(text)
+    c.drawText(t)
+
+
+def seconds_utc(t: datetime) -> str:
+    """genTime in UTC to the second, as people read it: `2026-12-07 10:00:00 UTC`."""
+    return f"{require_aware(t):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def seconds_beijing(t: datetime) -> str:
+    b = to_beijing(t)
+    return (
+        f"{b:%Y-%m-%d %H:%M:%S} (UTC+08:00)  {b.year}年{b.month}月{b.day}日 {b:%H:%M:%S} 北京时间"
+    )
 
 
 class _Page:
@@ -106,12 +125,14 @@ class _Page:
         c.line(MARGIN, MARGIN + 14, PAGE_W - MARGIN, MARGIN + 14)
         c.setFillGray(0.35)
         draw_text(c, MARGIN, MARGIN + 3, self.footer, LATIN, 7.5)
+        c.setFont(LATIN, 7.5)
         c.drawRightString(PAGE_W - MARGIN, MARGIN + 3, f"page {self.number}")
         c.setFillGray(0)
 
     def heading(self, text: str) -> None:
         self.need(40)
         self.y -= 20
+        self.c.setStrokeGray(0)
         draw_text(self.c, MARGIN, self.y, text, LATIN_BOLD, 11)
         self.y -= 5
         self.c.setStrokeGray(0.6)
@@ -125,6 +146,7 @@ class _Page:
             self.need(lead)
             self.y -= lead
             if n == 0:
+                self.c.setStrokeGray(0)
                 draw_text(self.c, MARGIN, self.y, label, LATIN_BOLD, 8.5)
             draw_text(self.c, MARGIN + LABEL_W, self.y, line, font, size)
         self.y -= 3
@@ -148,42 +170,14 @@ class _Stamp:
         self.tzname = "UTC"
 
 
-def _embed(c: pdf_canvas.Canvas, name: str, data: bytes, gen_time: datetime) -> None:
-    """Attach `data` as an EmbeddedFile named `name` (Catalog /Names /EmbeddedFiles)."""
-    doc = c._doc  # reportlab has no public API for attachments
-    when = "D:" + require_aware(gen_time).strftime("%Y%m%d%H%M%S") + "Z"
-    stream = PDFStream(
-        PDFDictionary(
-            {
-                "Type": PDFName("EmbeddedFile"),
-                "Subtype": "/" + TSR_MEDIA_TYPE.replace("/", "#2F"),  # PDFName keeps "/"
-                "Params": PDFDictionary({"Size": len(data), "ModDate": PDFString(when)}),
-            }
-        ),
-        data,
-        filters=[],
-    )
-    spec = PDFDictionary(
-        {
-            "Type": PDFName("Filespec"),
-            "F": PDFString(name),
-            "UF": PDFString(name),
-            "Desc": PDFString("RFC 3161 time-stamp response (TimeStampResp, DER)"),
-            "AFRelationship": PDFName("Source"),
-            "EF": PDFDictionary({"F": doc.Reference(stream)}),
-        }
-    )
-    ref = doc.Reference(spec)
-    names = PDFDictionary({"Names": PDFArray([PDFString(name), ref])})
-    doc.Catalog.Names = PDFDictionary({"EmbeddedFiles": names})
-    doc.Catalog.AF = PDFArray([ref])
-
-
 def _draw_qr(c: pdf_canvas.Canvas, url: str, x: float, y: float) -> None:
     widget = QrCodeWidget(url, barLevel="M", barBorder=2)
     x0, y0, x1, y1 = widget.getBounds()
     drawing = Drawing(
-        QR_SIZE, QR_SIZE, transform=[QR_SIZE / (x1 - x0), 0, 0, QR_SIZE / (y1 - y0), 0, 0]
+        QR_SIZE,
+        QR_SIZE,
+        transform=[QR_SIZE / (x1 - x0), 0, 0, QR_SIZE / (y1 - y0), 0, 0],
+        initialFontName=SANS,  # else reportlab's graphics state names Helvetica
     )
     drawing.add(widget)
     renderPDF.draw(drawing, c, x, y)
@@ -198,46 +192,50 @@ INTRO = (
 
 def _header(c: pdf_canvas.Canvas, page: _Page, data: CertificateData) -> None:
     """Title, subtitle and introduction on the left, the QR code on the right."""
+    c.setStrokeGray(0)
     draw_text(c, MARGIN, TOP - 18, "Time-Stamp Evidence Certificate", LATIN_BOLD, 17)
     draw_text(c, MARGIN, TOP - 39, "可信时间戳认证证书", LATIN, 14)
     qr_x, qr_y = PAGE_W - MARGIN - QR_SIZE, TOP - QR_SIZE + 6
     _draw_qr(c, data.verify_url, qr_x, qr_y)
     c.setFont(LATIN, 6.5)
     c.setFillGray(0.3)
-    c.drawCentredString(qr_x + QR_SIZE / 2, qr_y - 4, "scan: public token lookup")
+    c.drawCentredString(qr_x + QR_SIZE / 2, qr_y - 4, "scan to verify  扫码验证")
+    c.setFillGray(0)
     page.y = TOP - 50
     page.text(INTRO, LATIN, 8.5, TEXT_W - QR_SIZE - 20)
-    c.setFillGray(0)
     page.y = min(page.y, qr_y - 10)
 
 
-def render_certificate(data: CertificateData) -> bytes:
-    """REC-4: the certificate PDF (A4), deterministic for `data`."""
-    _ensure_fonts()
-    out = io.BytesIO()
-    c = pdf_canvas.Canvas(out, pagesize=A4, invariant=1, pageCompression=1)
-    c._doc._timeStamp = _Stamp(data.gen_time)  # the PDF's dates: genTime, not "now"
-    c.setTitle(f"Time-stamp evidence certificate {data.serial_hex}")
-    c.setSubject(f"RFC 3161 evidence certificate of {data.file_name or data.digests[0][1]}")
-    c.setAuthor(data.tsa_name)
-    c.setCreator("tsa-server")
-    c.setProducer("tsa-server (reportlab)")
-    c.setKeywords([data.serial_hex, data.digests[0][1]])
-    page = _Page(c, f"Evidence certificate {data.serial_hex} - item {data.item_id}")
-    _header(c, page, data)
-
+def _time_stamp(page: _Page, data: CertificateData) -> None:
     page.heading("Time stamp  时间戳")
     page.row("Serial number", data.serial_hex, MONO, 9)
-    page.row("Time (UTC)", utc_text(data.gen_time))
-    page.row("Beijing time", f"{display(data.gen_time)}  {_cn_time(data.gen_time)}")
-    page.row("TSA", data.tsa_name)
-    page.row("Policy OID", data.policy_oid, MONO, 9)
+    page.row("Time (UTC)", seconds_utc(data.gen_time))
+    page.row("Beijing time", seconds_beijing(data.gen_time))
+    if data.gen_time.microsecond:
+        page.row("genTime (token)", data.gen_time.isoformat().replace("+00:00", "Z"), MONO, 8.5)
     page.row("Hash algorithm", data.hash_algorithm)
+    page.row("Policy OID", data.policy_oid, MONO, 9)
     if data.ledger_index is not None:
         page.row("Ledger entry", f"index {data.ledger_index} of the public token log")
 
+
+def _authority(page: _Page, data: CertificateData) -> None:
+    op = data.operator
+    page.heading("Time-stamping authority  时间戳服务机构")
+    page.row("TSA (token)", data.tsa_name)
+    if op.name and op.name != data.tsa_name:
+        page.row("Service", op.name)
+    page.row("Operator", op.organisation or "not configured")
+    if op.address:
+        page.row("Address", op.address)
+    page.row("Contact", op.contact or "not configured")
+    if op.policy_url:
+        page.row("Disclosure statement", op.policy_url, MONO, 8.5)
+
+
+def _evidence(page: _Page, data: CertificateData) -> None:
     page.heading("Evidence  存证对象")
-    page.row("File name", data.file_name)
+    page.row("File name", data.file_name or NOT_GIVEN)
     page.row("Size", "-" if data.size is None else f"{data.size:,} bytes")
     for name, value in data.digests:
         page.row(name, value, MONO, 8.5)
@@ -245,35 +243,90 @@ def render_certificate(data: CertificateData) -> bytes:
     page.row("Storage status", data.storage_status)
     page.row("Evidence item", data.item_id, MONO, 9)
 
-    page.heading("Depositor  存证人")
+
+def _depositor(page: _Page, data: CertificateData) -> None:
+    page.heading("Depositor and work  存证人与作品")
+    if data.organisation:
+        page.row("Organisation", data.organisation)
     page.row("Depositor", data.depositor)
     if data.holder_handle:
         page.row("Trade name (handle)", data.holder_handle)
     if data.title:
-        page.row("Work", data.title)
-    page.row("Applicant statement", data.statement)
+        page.row("Work title", data.title)
+    page.row("Work content 作品内容", data.work_content)
+    page.row("Statement 申请人声明", data.statement)
 
-    page.heading("Verify it yourself  自行验证")
+
+def _history(page: _Page, data: CertificateData) -> None:
+    page.heading("History  历史存证")
+    if not data.history:
+        page.text("No earlier certificate of this SHA-256 by this organisation.")
+        return
     page.text(
-        f"The time-stamp response is attached to this PDF as {data.tsr_name} (open the "
-        "attachments panel, or: pdfdetach -saveall certificate.pdf). With the original file "
-        "and the TSA's certificate chain (GET /certs, or ca-chain.pem in the evidence kit):"
+        f"This organisation had the same SHA-256 certified {len(data.history)} time(s) "
+        "before this certificate (a new deposit is allowed: its statement may differ). "
+        "本机构此前已为相同摘要值取得认证："
+    )
+    page.y -= 2
+    for earlier in data.history:
+        page.row(seconds_utc(earlier.gen_time), f"{earlier.serial_hex}  item {earlier.item_id}")
+
+
+def _verify(page: _Page, data: CertificateData) -> None:
+    page.heading("Verify it yourself  自行验证")
+    page.text(f"Verification page of this time stamp (the QR code): {data.verify_url}")
+    page.y -= 4
+    page.text(
+        "This PDF is signed with the TSA's document-signing key and carries a document time "
+        "stamp from this TSA: any change to it breaks both (check: pdfsig certificate.pdf, or "
+        "a PDF reader's signature panel). "
+        f"The time-stamp response is attached as {data.tsr_name} (attachments panel, or "
+        "pdfdetach -saveall certificate.pdf). With the original file and the TSA's "
+        "certificate chain (GET /certs, or ca-chain.pem in the evidence kit):"
     )
     page.y -= 4
     for line in recipe(data):
         page.text("  " + line, MONO, 7.5)
     page.y -= 4
     page.text(
-        "Any change to the original, even re-saving it, changes its digest and fails the "
-        f"check. Public lookup of the token and its ledger proof: {data.verify_url}"
+        "Any change to the original, even re-saving it, changes its digest and fails the check."
     )
+
+
+def render_certificate(data: CertificateData) -> bytes:
+    """REC-4: the certificate PDF (A4, PDF/A-3b, unsigned), deterministic for `data`."""
+    ensure_fonts()
+    out = io.BytesIO()
+    c = pdf_canvas.Canvas(
+        out, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 7), initialFontName=SANS
+    )
+    c._doc._timeStamp = _Stamp(data.gen_time)  # the PDF's dates: genTime, not "now"
+    title = f"Time-stamp evidence certificate {data.serial_hex}"
+    subject = f"RFC 3161 evidence certificate of {data.file_name or data.digests[0][1]}"
+    keywords = [data.serial_hex, data.digests[0][1]]
+    c.setTitle(title)
+    c.setSubject(subject)
+    c.setAuthor(data.tsa_name)
+    c.setCreator("tsa-server")
+    c.setProducer(PRODUCER)
+    c.setKeywords(keywords)
+    page = _Page(c, f"Evidence certificate {data.serial_hex} - item {data.item_id}")
+    _header(c, page, data)
+    for section in (_time_stamp, _authority, _evidence, _depositor, _history, _verify):
+        section(page, data)
     page.finish()
     c.showPage()
-    _embed(c, data.tsr_name, data.tsr, data.gen_time)
+    desc = "RFC 3161 time-stamp response (TimeStampResp, DER)"
+    attach(c, data.tsr_name, data.tsr, data.gen_time, desc)
+    xmp = xmp_packet(
+        title=title,
+        author=data.tsa_name,
+        subject=subject,
+        keywords=", ".join(keywords),
+        creator="tsa-server",
+        producer=PRODUCER,
+        when=data.gen_time,
+    )
+    make_archival(c, xmp)
     c.save()
     return out.getvalue()
-
-
-def _cn_time(t: datetime) -> str:
-    b = to_beijing(t)
-    return f"({b.year}年{b.month}月{b.day}日 {b:%H:%M:%S} 北京时间)"

@@ -8,6 +8,10 @@ A key's first request runs; a retry of the same request (same fingerprint) gets 
 first 201 again, marked replayed; the key with another request is KeyReused (422);
 while the first runs, InProgress (409). Only a 201 is kept: anything else releases the
 key, so a retry runs again.
+
+A deposit of a SHA-256 the organisation already had certified is allowed (a new
+statement may matter) and says so: each item of the answer lists the earlier ones in
+`already_certified` (id, serial, genTime), as its certificate's history section does.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tsa_server.clock.beijing import utc_text
+from tsa_server.evidence.certificate import earlier_items
 from tsa_server.evidence.deposits import DepositResult, DepositSpec
 from tsa_server.evidence.idempotency import HEADER, KeyReused, Replay
 from tsa_server.evidence.records import Item
@@ -107,9 +113,16 @@ class DepositRequests:
 
     def _body(self, org: str, result: DepositResult) -> dict[str, Any]:
         service = self.service
+        items = views(service, org, result.items)
+        for view, item in zip(items, result.items, strict=True):
+            earlier = earlier_items(item, service.store.items_by_sha256(org, item.sha256))
+            view["already_certified"] = [
+                {"id": e.item_id, "serial": e.serial_hex, "certified_at": utc_text(e.gen_time)}
+                for e in earlier
+            ]
         return {
             "batch": result.batch,
-            "items": views(service, org, result.items),
+            "items": items,
             "failed": [
                 {"index": f.index, "sha256": f.sha256, "error": f.reason, "refunded": True}
                 for f in result.failures

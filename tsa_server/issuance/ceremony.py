@@ -2,7 +2,9 @@
 
 `initialise` makes the embedded development setup (SoftHSM token under var/, a
 non-extractable signing key, a development root CA whose key also lives in the token,
-and a TSA certificate) and reuses whatever already exists, so it is idempotent.
+a TSA certificate, and the document-signing key that signs evidence certificate PDFs with
+its certificate from the development CA) and reuses whatever already exists, so it is
+idempotent.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tsa_server.signing.certs import (
     name_from_text,
     to_pem,
 )
+from tsa_server.signing.document_cert import issue_document_certificate
 from tsa_server.signing.pkcs11 import (
     Pkcs11Signer,
     TokenLocation,
@@ -37,6 +40,7 @@ from tsa_server.wiring import load_chain, token_location
 
 DEV_CA_NAME = ("TSA Development Root CA", "Development only - not trusted")
 DEV_TSA_NAME = ("TSA Development Signer", "Development only - not trusted")
+DEV_DOCUMENT_NAME = ("TSA Development Document Signer", "Development only - not trusted")
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ def initialise(
             f"development CA {config.certificates.ca} and TSA chain {config.certificates.chain}"
         )
     check_chain(config, location, now)
+    ensure_document_key(config, location, now, created)
     if config.database.url and migrate_database is not None:
         applied = migrate_database(config.database.url)
         if applied:
@@ -150,6 +155,39 @@ def initialise(
         for path in (config.ledger.path, config.ledger.ops_path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     return InitReport(tuple(created), Path(config.certificates.ca))
+
+
+def ensure_document_key(
+    config: Config, location: TokenLocation, now: datetime, created: list[str]
+) -> None:
+    """The document-signing key (EC P-256, in the token) and, while the development CA's
+    key is in the token, its certificate from that CA (a production CA certifies
+    `tsa keys csr --label <document_key_label>` instead)."""
+    conf = config.certificates
+    ensure_key(location, conf.document_key_label, KeySpec.EC_P256, created)
+    chain_path = conf.document_chain_path
+    if chain_path.exists() or not Path(conf.ca).exists():
+        return
+    try:
+        ca_signer = Pkcs11Signer(location, conf.ca_key_label)
+    except Exception:  # noqa: BLE001 - no development CA in this token: nothing to issue
+        return
+    doc_signer = Pkcs11Signer(location, conf.document_key_label)
+    try:
+        (ca_cert,) = load_certificates(Path(conf.ca).read_bytes())[:1]
+        cert = issue_document_certificate(
+            ca_signer,
+            ca_cert,
+            name_from_text(*DEV_DOCUMENT_NAME),
+            doc_signer.public_key_info(),
+            now=now,
+        )
+    finally:
+        ca_signer.close()
+        doc_signer.close()
+    chain_path.parent.mkdir(parents=True, exist_ok=True)
+    chain_path.write_bytes(to_pem(cert.dump()) + to_pem(ca_cert.dump()))
+    created.append(f"document-signing certificate {chain_path} (development CA)")
 
 
 def check_chain(config: Config, location: TokenLocation, now: datetime) -> None:

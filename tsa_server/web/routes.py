@@ -13,6 +13,7 @@ from tsa_server.web.names import policy as names_policy
 from tsa_server.web.names import registry as names
 from tsa_server.web.pages import assets, check, files, signin, site
 from tsa_server.web.verify import handler as verify
+from tsa_server.web.verify import page as verify_page
 
 
 def add_routes(app: web.Application) -> None:
@@ -43,6 +44,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/incidents/", incidents.listing),
             web.get("/incidents/{name}", incidents.incident_file),
             web.post("/verify", verify.verify),
+            web.get("/verify/serial/{serial}", verify_page.serial_page),
             web.get("/api/v1/account", accounts.account),
             web.get("/api/v1/keys", accounts.list_keys),
             web.post("/api/v1/keys", accounts.create_key),

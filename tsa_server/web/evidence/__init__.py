@@ -28,7 +28,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from tsa_server.config import EvidenceConfig, LedgerConfig
+from tsa_server.config import Config, EvidenceConfig, LedgerConfig
+from tsa_server.evidence.certificate import Operator
+from tsa_server.evidence.certificate_sign import document_key
 from tsa_server.evidence.render_pool import CertificateRenderer
 from tsa_server.evidence.renewal_runner import RenewalRunner, RenewalScheduler
 from tsa_server.evidence.service import EvidenceService
@@ -46,6 +48,7 @@ from tsa_server.web.evidence import webhook as evidence_webhook
 from tsa_server.web.evidence.context import (
     DISPATCHER,
     EVIDENCE,
+    OPERATOR,
     RENDERER,
     SCHEDULER,
 )
@@ -100,7 +103,11 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
     )
     if limiter is not None:
         app[RATE_LIMITER] = limiter
-    renderer = app[RENDERER] = CertificateRenderer()  # certificates and kits
+    config = services.config  # the document-signing key signs certificates (PAdES)
+    key = document_key(config) if isinstance(config, Config) else None
+    renderer = app[RENDERER] = CertificateRenderer(document_key=key)  # certificates and kits
+    if isinstance(config, Config):
+        app[OPERATOR] = operator_of(config)
 
     async def rendering(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -133,6 +140,13 @@ def setup(app: web.Application, services: EvidenceServices) -> None:
 
     app.cleanup_ctx.append(scheduler)
     app.cleanup_ctx.append(dispatcher)
+
+
+def operator_of(config: Config) -> Operator:
+    """The TSA and its operator as certificates print them ([disclosure])."""
+    d = config.disclosure
+    policy_url = d.policy_url or f"{config.server.origin}/policy"
+    return Operator(d.name, d.organisation, d.address, d.contact, policy_url)
 
 
 def webhook_settings(conf: EvidenceConfig) -> WebhookSettings:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from tsa_server.evidence.certificate import Operator
 from tsa_server.evidence.deposit_requests import DepositRequests
 from tsa_server.evidence.errors import InvalidInput, ItemNotFound
 from tsa_server.evidence.render_pool import CertificateRenderer
@@ -28,6 +29,7 @@ EVIDENCE = web.AppKey("evidence_service", EvidenceService)
 SCHEDULER = web.AppKey("renewal_scheduler", RenewalScheduler)
 DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
 RENDERER = web.AppKey("certificate_renderer", CertificateRenderer)
+OPERATOR = web.AppKey("certificate_operator", Operator)  # [disclosure], on certificates
 
 M = TypeVar("M", bound=BaseModel)
 

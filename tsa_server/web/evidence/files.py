@@ -43,7 +43,7 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.web.api import Described, Operation, json_response, ref
 from tsa_server.web.auth import PRINCIPAL, evidence_store, require
 from tsa_server.web.errors import BadRequest, json_error
-from tsa_server.web.evidence.context import EVIDENCE, ITEM_ID, RENDERER
+from tsa_server.web.evidence.context import EVIDENCE, ITEM_ID, OPERATOR, RENDERER
 from tsa_server.web.handlers import STATE
 from tsa_server.web.ledger.logs import LOGS, LogView, read
 from tsa_server.web.policy import POLICY
@@ -54,11 +54,16 @@ TOKENS_LOG = "tokens"
 
 
 def _stored(store: EvidenceStore, org_id: str, item_id: str) -> tuple[Item, dict[str, Any]]:
-    """The item and its storage record (expiry, handle; {} when there is none)."""
+    """The item and its storage record (expiry, handle, work content; {} when there is
+    none), with the organisation's name and its items of the same SHA-256 (history)."""
     item = store.item(org_id, item_id)
     if item is None:  # another organisation's id finds nothing either
         raise ItemNotFound(f"no item {item_id}")
-    return item, store.item_terms(org_id, item_id) or {}
+    terms = dict(store.item_terms(org_id, item_id) or {})
+    org = store.organisation(org_id)
+    terms["_organisation"] = org.name if org is not None else ""
+    terms["_same_digest"] = store.items_by_sha256(org_id, item.sha256)
+    return item, terms
 
 
 def _holder_handle(request: web.Request, org_id: str, terms: dict[str, Any]) -> str | None:
@@ -83,6 +88,10 @@ async def _item_data(request: web.Request) -> tuple[Item, CertificateData]:
         base_url=state.public_url,
         holder_handle=_holder_handle(request, org_id, terms),
         storage_expires_at=terms.get("expires_at"),
+        work_content=terms.get("work_content") or "",
+        organisation=terms["_organisation"],
+        operator=request.app.get(OPERATOR),
+        same_digest=terms["_same_digest"],
     )
     try:  # reads and checks the token: CPU, off the loop
         return item, await asyncio.to_thread(issue, item)
@@ -108,11 +117,21 @@ async def certificate(request: web.Request) -> web.Response:
 
 
 async def _render(request: web.Request, data: CertificateData) -> bytes:
-    """The certificate PDF, drawn in the renderer's worker process (render_pool.py)."""
+    """The certificate PDF, drawn and signed in the renderer's worker process
+    (render_pool.py); its document time stamp comes from this server's Issuer, into the
+    ledger like every token."""
     renderer = request.app.get(RENDERER)
     if renderer is None:  # an app set up without it (in-process tests)
         return await asyncio.to_thread(render_certificate, data)
-    return await renderer.render(data)
+    issuer = request.app[STATE].issuer
+
+    async def timestamp(digest: bytes) -> bytes:
+        issued = await issuer.timestamp(digest, "sha256")
+        if issued.token is None:
+            raise BadRequest(503, "the TSA cannot time-stamp the certificate now: retry later")
+        return issued.token
+
+    return await renderer.render(data, timestamp)
 
 
 async def _proof(request: web.Request, view: LogView | None, index: int | None) -> str | None:

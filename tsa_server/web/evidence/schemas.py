@@ -136,6 +136,12 @@ SCHEMAS: dict[str, Any] = {
                 "description": "null for hash-only items (no storage status, S-1)",
             },
             "downloads": {"type": "object"},
+            "already_certified": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "in a deposit's answer: the organisation's earlier items of "
+                "this SHA-256 (id, serial, certified_at); the deposit is still allowed",
+            },
         },
         "required": ["id", "serial", "mode", "sha256", "certified_at"],
     },
