@@ -6,6 +6,10 @@ unreadable file, a file that is not a token (a request, say) or not certificates
 Errors are one line on stderr (JSON on stdout with --json), never a traceback
 (ledger/cli_run.py). Trust roots are the --ca files when given (the configuration is then only
 read, if present, for its time zone), else the configuration's [verify] trust roots.
+
+`tsa verify --evidence-record ITEM.ers --data FILE` checks an RFC 4998 evidence record
+instead (evidence/ers/command.py): every archive timestamp, each at its own time, with
+the same trust roots and exit statuses.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tsa_server.config import DEFAULT_CONFIG
 
 #: No token is this large; refuse before reading a wrong file into memory.
 MAX_TOKEN_FILE = 16 << 20
+#: An evidence record grows by a token per renewal: decades of renewals stay far below.
+MAX_RECORD_FILE = 64 << 20
 
 
 T = TypeVar("T")
@@ -34,7 +40,13 @@ class UsageFailure(click.ClickException):
 
 
 @click.command("verify")
-@click.argument("token", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("token", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--evidence-record",
+    "record_file",
+    type=click.Path(dir_okay=False),
+    help="Check this RFC 4998 evidence record (.ers, DER) against --data instead of a token.",
+)
 @click.option(
     "--data",
     "data_file",
@@ -79,7 +91,8 @@ class UsageFailure(click.ClickException):
     help="Configuration file (trust roots, time zone); optional with --ca.",
 )
 def verify(
-    token: str,
+    token: str | None,
+    record_file: str | None,
     data_file: str | None,
     digest: str | None,
     digest_algorithm: str | None,
@@ -91,9 +104,22 @@ def verify(
     as_json: bool,
     config_path: str,
 ) -> None:
-    """Verify a time-stamp token offline: exit 0 valid, 2 invalid, 1 usage error."""
+    """Verify a time-stamp token (or --evidence-record) offline: exit 0 valid, 2 invalid,
+    1 usage error."""
     from tsa_server.rfc3161.verify import TokenDecodeError, VerifyOptions, load_token, verify_token
 
+    if record_file is not None:
+        others = [digest, digest_algorithm, nonce, policy, tsa_name]
+        if token is not None or any(v is not None for v in others):
+            raise UsageFailure(
+                "--evidence-record goes with --data, --ca, --tsa-cert, --json, --config only"
+            )
+        if data_file is None:
+            raise UsageFailure("--evidence-record needs --data FILE (the item's original)")
+        _verify_record(record_file, data_file, ca_files, tsa_cert_files, as_json, config_path)
+        return
+    if token is None:
+        raise UsageFailure("give a TOKEN file (or --evidence-record FILE with --data FILE)")
     if data_file is not None and digest is not None:
         raise UsageFailure("give --data or --digest, not both")
     if digest_algorithm is not None and digest is None:
@@ -132,6 +158,27 @@ def verify(
         click.echo(json.dumps(body, indent=2))
     else:
         _print_human(body)
+    click.get_current_context().exit(0 if report.valid else 2)
+
+
+def _verify_record(
+    record_file: str,
+    data_file: str,
+    ca_files: tuple[str, ...],
+    tsa_cert_files: tuple[str, ...],
+    as_json: bool,
+    config_path: str,
+) -> None:
+    from tsa_server.evidence.ers.command import Unusable, check_record_file, render
+
+    record = _read_file(record_file, "the evidence record", MAX_RECORD_FILE)
+    roots, _ = _roots_and_zone(ca_files, config_path)
+    extra = [c for path in tsa_cert_files for c in _certificates(path, "--tsa-cert")]
+    try:
+        report = check_record_file(record, record_file, data_file, roots, extra)
+    except Unusable as exc:
+        raise UsageFailure(str(exc)) from None
+    click.echo(render(report, as_json))
     click.get_current_context().exit(0 if report.valid else 2)
 
 

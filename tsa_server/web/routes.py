@@ -70,6 +70,9 @@ def add_routes(app: web.Application) -> None:
             web.delete("/api/v1/webhook", evidence.delete_webhook),
             web.get("/api/v1/items/{item_id}/certificate.pdf", evidence_files.certificate),
             web.get("/api/v1/items/{item_id}/kit.zip", evidence_files.kit),
+            web.get(
+                "/api/v1/items/{item_id}/evidence-record.ers", evidence_files.evidence_record
+            ),
             web.get("/api/v1/names/check", names.check),
             web.post("/api/v1/names/applications", names.apply),
             # policy paths before /names/{handle}/...: their first segment "policy" is a

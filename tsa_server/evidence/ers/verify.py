@@ -193,7 +193,7 @@ def _check_stamp(
     try:
         root = root_from(algorithm, leaf, reduced)
     except NotInTree:
-        return _Stamp(result(False, f"{where} does not cover {covers}"), None, [])
+        return _Stamp(result(False, f"{where} does not cover {covers}: not in its tree"), None, [])
     token = ats["time_stamp"].dump()
     options = VerifyOptions(
         trust_roots=anchors, extra_certs=extra, digest=root, digest_algorithm=algorithm
@@ -208,7 +208,7 @@ def _check_stamp(
     if not report.valid:
         failed = report.failures[0]
         if failed.name == "message_imprint":
-            reason = f"{where}: its hash tree does not lead to its token's imprint ({covers})"
+            reason = f"{where} does not cover {covers}: the tree leads elsewhere than its imprint"
         else:
             reason = f"{where}: token check {failed.name} failed: {failed.reason}"
         return _Stamp(result(False, reason, **facts), None, [])

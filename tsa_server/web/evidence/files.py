@@ -2,6 +2,7 @@
 
 ``GET /api/v1/items/{item_id}/certificate.pdf``  scope read: the item's certificate
 ``GET /api/v1/items/{item_id}/kit.zip``          scope read: the evidence kit
+``GET /api/v1/items/{item_id}/evidence-record.ers``  scope read: its RFC 4998 record
 
 Both are served for every certified item in every storage state: only the original is
 ever left out of the kit (when storage expired, or the original was deleted or purged).
@@ -28,6 +29,7 @@ from typing import Any, BinaryIO
 from aiohttp import web
 
 from ledger.proof_file import ProofFile
+from ledger.serials import serial_text
 from ledger.store.base import Reader, SignedCheckpoint
 from tsa_server.accounts.key_rules import Scope
 from tsa_server.evidence.certificate import (
@@ -175,7 +177,11 @@ def _now(request: web.Request) -> datetime:
 async def kit(request: web.Request) -> web.StreamResponse:
     item, data = await _item_data(request)
     view = request.app[LOGS].get(TOKENS_LOG)
-    kit_item = KitItem(item, data, await _proof(request, view, item.ledger_index))
+    record = await asyncio.to_thread(
+        evidence_store(request).evidence_record, request[PRINCIPAL].org_id, item.id
+    )
+    proof = await _proof(request, view, item.ledger_index)
+    kit_item = KitItem(item, data, proof, evidence_record=record)
     pdf = await _render(request, data)
     state = request.app[STATE]
     statement = request.app.get(POLICY)  # the disclosure statement: operator, contact
@@ -213,6 +219,34 @@ async def kit(request: web.Request) -> web.StreamResponse:
         return reply
     finally:
         spool.close()
+
+
+@require(Scope.READ)
+async def evidence_record(request: web.Request) -> web.Response:
+    """The item's RFC 4998 evidence record (DER, `tsa verify --evidence-record`); 409
+    until the renewal scheduler has made it (evidence/ers/renewal.py)."""
+    item_id = request.match_info["item_id"]
+    if len(item_id) > 100:
+        raise ItemNotFound(f"no item {item_id[:100]}")
+    org_id = request[PRINCIPAL].org_id
+    store = evidence_store(request)
+    item, _ = await asyncio.to_thread(_stored, store, org_id, item_id)
+    record = await asyncio.to_thread(store.evidence_record, org_id, item_id)
+    if item.serial is None:
+        raise BadRequest(409, "the item is not certified yet")
+    if record is None:
+        raise BadRequest(
+            409, "the item's evidence record is made by the renewal scheduler's next run"
+        )
+    name = f"evidence-{serial_text(item.serial)[2:]}.ers"
+    return web.Response(
+        body=record,
+        content_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def _binary(media_type: str, description: str) -> dict[str, Any]:
@@ -258,6 +292,14 @@ DESCRIBED = Described(
             "manifest.json with every member's SHA-256, SHA256SUMS and README.txt",
             "application/zip",
             "the kit",
+        ),
+        _file_operation(
+            "/api/v1/items/{item_id}/evidence-record.ers",
+            "The item's RFC 4998 evidence record (DER): the archive timestamps over the "
+            "hash tree its digest is in, renewed before they weaken; check it with "
+            "`tsa verify --evidence-record ITEM.ers --data FILE` (409: not made yet)",
+            "application/octet-stream",
+            "the evidence record",
         ),
     )
 )
