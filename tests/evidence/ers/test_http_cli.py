@@ -109,15 +109,24 @@ def test_record_made_served_kitted_and_verified(server: TsaServer, hsm, tmp_path
     tampered = bytearray(record)
     tampered[-10] ^= 0x01  # inside the token's signature
     (tmp_path / "tampered.ers").write_bytes(bytes(tampered))
-    bad = verify("--evidence-record", str(tmp_path / "tampered.ers"), "--data", str(data),
-                 "--ca", ca, "--json")
+    bad = verify(
+        "--evidence-record",
+        str(tmp_path / "tampered.ers"),
+        "--data",
+        str(data),
+        "--ca",
+        ca,
+        "--json",
+    )
     assert bad.returncode == 2 and json.loads(bad.stdout)["valid"] is False
 
     for args, says in [
         (["--evidence-record", str(data), "--data", str(data), "--ca", ca], "evidence record"),
         (["--evidence-record", str(ers), "--ca", ca], "needs --data"),
-        (["--evidence-record", str(ers), "--data", str(tmp_path / "none"), "--ca", ca],
-         "cannot read"),
+        (
+            ["--evidence-record", str(ers), "--data", str(tmp_path / "none"), "--ca", ca],
+            "cannot read",
+        ),
         ([str(ers), "--evidence-record", str(ers), "--data", str(data), "--ca", ca], "only"),
         (["--data", str(data), "--ca", ca], "give a TOKEN"),
     ]:

@@ -6,7 +6,8 @@
 - `build`: initial records for a group, timestamp renewal, hash-tree renewal;
 - `verify`: the whole record against a data object, each token by the project's token
   verifier, each ArchiveTimeStamp valid when the next one was made;
-- `renewal`: what the renewal scheduler does each pass (evidence/renewal_runner.py).
+- `renewal`: what the renewal scheduler does each pass (evidence/renewal_runner.py);
+- `command`: `tsa verify --evidence-record` (cli/verify.py parses its options).
 
 docs/evidence-records.md describes the rules and the format.
 """
