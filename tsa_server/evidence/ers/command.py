@@ -34,9 +34,12 @@ def check_record_file(
     """The verdict on `record` (the bytes of `record_name`) for the file `data_file`."""
     try:
         parsed = load_record(record)
-        algorithms = algorithms_of(parsed)
     except MalformedRecord as exc:
         raise Unusable(f"{record_name}: {exc}") from None
+    try:
+        algorithms = algorithms_of(parsed)
+    except MalformedRecord as exc:  # an archive timestamp whose token is not one
+        return RecordReport(False, f"{record_name}: {exc}")
     try:
         with open(data_file, "rb") as stream:
             digests = data_digests(stream, algorithms)
@@ -46,8 +49,9 @@ def check_record_file(
         return verify_record(
             record, digests, trust_roots=trust_roots, extra_certs=extra_certs, at=at
         )
-    except MalformedRecord as exc:  # a token inside that is not one
-        return RecordReport(False, f"{record_name}: {exc}")
+    except (MalformedRecord, ValueError, TypeError, KeyError, IndexError) as exc:
+        # damage deep inside a token that its decoder only meets on use
+        return RecordReport(False, f"{record_name}: malformed: {type(exc).__name__}: {exc}")
 
 
 def render(report: RecordReport, as_json: bool) -> str:
