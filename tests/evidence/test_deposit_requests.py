@@ -18,7 +18,7 @@ from tsa_server.evidence.idempotency import KeyReused, fingerprint
 from tsa_server.fees import FieldError, InsufficientCredits
 
 SHA = hashlib.sha256(b"evidence").hexdigest()
-BODY = {"sha256": SHA, "depositor": "张三", "work_content": "photos"}
+BODY = {"sha256": SHA, "depositor": "张三", "work_content": "photos", "statement": "ours"}
 
 
 def command(org: str, body: dict = BODY, key: str | None = None) -> DepositCommand:
@@ -73,7 +73,12 @@ def test_hash_only_fields_are_refused_by_path() -> None:
     with pytest.raises(FieldError) as info:  # a near miss names the field meant
         hash_only_specs({**BODY, "filename": "a.txt"}, 10)
     assert info.value.fields == {"filename": "unknown field (did you mean file_name?)"}
-    batch = {"depositor": "张三", "work_content": "photos", "items": [{"sha256": SHA}, {}]}
+    batch = {
+        "depositor": "张三",
+        "work_content": "photos",
+        "statement": "ours",
+        "items": [{"sha256": SHA}, {}],
+    }
     with pytest.raises(FieldError) as info:
         hash_only_specs(batch, 10)
     assert info.value.fields == {"items[1].sha256": "required"}
@@ -81,3 +86,17 @@ def test_hash_only_fields_are_refused_by_path() -> None:
         hash_only_specs({**batch, "items": [{"sha256": SHA}] * 3}, 2)
     assert info.value.fields == {"items": "at most 2 per request"}
     assert [s.digests.sha256 for s in hash_only_specs(BODY, 1)] == [SHA]
+
+
+def test_the_applicants_statement_is_required() -> None:
+    """Issue 19: the certificate prints the statement, so a new deposit must give one (in
+    the request or in each item); the refusal says what to write."""
+    unstated = {k: v for k, v in BODY.items() if k != "statement"}
+    for body in (unstated, {**unstated, "statement": "   "}):
+        with pytest.raises(FieldError) as info:
+            hash_only_specs(body, 10)
+        assert set(info.value.fields) == {"statement"}
+        assert "申请人声明" in info.value.fields["statement"]
+    shared = {k: v for k, v in unstated.items() if k != "sha256"}
+    batch = {**shared, "items": [{"sha256": SHA, "statement": "this one is ours"}]}
+    assert hash_only_specs(batch, 10)[0].form.statement == "this one is ours"

@@ -54,7 +54,7 @@ def test_fees_and_evidence_commands(server: TsaServer, tmp_path: Path) -> None:
 
     document = tmp_path / "contract.pdf"
     document.write_bytes(b"%PDF-1.7 a contract draft")
-    form = ["--depositor", "李四", "--work-content", "contract draft"]
+    form = ["--depositor", "李四", "--work-content", "contract draft", "--statement", "mine"]
     env = {"TSA_API_KEY": key}
     deposited = json.loads(
         ok(

@@ -136,7 +136,12 @@ class Load:
         i = 0
         while not self.stop.wait(0.4):
             i += 1
-            body = {"sha256": secrets.token_hex(32), "depositor": "Cluster", "work_content": "x"}
+            body = {
+                "sha256": secrets.token_hex(32),
+                "depositor": "Cluster",
+                "work_content": "x",
+                "statement": "ours",
+            }
             headers = {
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self.api_key}",

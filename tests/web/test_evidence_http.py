@@ -193,7 +193,8 @@ def test_hash_only_deposits_batches_and_tokens(server: TsaServer, tmp_path: Path
     # T-9 / P-7: field errors, all at once; the evidence time is never the client's
     status, _, body = a.post("/api/v1/deposits", {"sha256": "zz", "certified_at": "2020-01-01"})
     assert status == 422
-    assert set(body["fields"]) == {"sha256", "depositor", "work_content", "certified_at"}
+    required = {"depositor", "work_content", "statement"}
+    assert set(body["fields"]) == {"sha256", "certified_at", *required}
     assert a.balance() == 1
     for bad in ({"statement": "I\x81"}, {"work_content": "a\x00b"}, {"media_type": "x\ty"}):
         status, _, body = a.deposit(sha(b"ctl"), **bad)  # found by schemathesis
@@ -471,6 +472,7 @@ def test_refusals_are_4xx_with_json(server: TsaServer) -> None:
     assert status in (400, 422)
     status, body = a.upload({"depositor": "me"}, [("f.txt", [b"x"])])
     assert status == 422 and "items[0].work_content" in body["fields"] and a.balance() == 1
+    assert "items[0].statement" in body["fields"]
     status, body = a.upload({**FORM, "items": [{"sha256": "0" * 64}]}, [("f.txt", [b"x"])])
     assert status == 422 and "items[0].sha256" in body["fields"]
     blobs = Path(server.workdir.parent) / "blobs"

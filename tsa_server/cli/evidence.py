@@ -35,7 +35,9 @@ def evidence() -> None:
 @click.option("--depositor", required=True)
 @click.option("--work-content", required=True)
 @click.option("--work-title", default="")
-@click.option("--statement", default="")
+@click.option(
+    "--statement", required=True, help="The applicant's statement, printed on the certificate."
+)
 @click.option("--tag", "tags", multiple=True)
 def deposit(
     config_path: str,
@@ -61,11 +63,13 @@ def deposit(
     if (path is None) == (sha256 is None):
         raise click.UsageError("give --file or --sha256")
     url = server_url(config_path, url)
-    form: dict[str, Any] = {"depositor": depositor, "work_content": work_content}
+    form: dict[str, Any] = {
+        "depositor": depositor,
+        "work_content": work_content,
+        "statement": statement,
+    }
     if work_title:
         form["work_title"] = work_title
-    if statement:
-        form["statement"] = statement
     if tags:
         form["tags"] = list(tags)
     if path is not None and store:

@@ -1,7 +1,9 @@
 """A deposit request's fields into `DepositSpec`s: the hash-only JSON body and the
 upload's metadata and files, checked field by field (P-7 fields, digests, tags, unknown
 fields). Every refusal is one FieldError naming each offending field by its path
-(``items[2].sha256``), which the API answers 422 ``{"error", "fields"}``.
+(``items[2].sha256``), which the API answers 422 ``{"error", "fields"}``. Beyond P-7's
+depositor and work content, a new deposit must carry the applicant's statement, which
+the certificate prints (items made before it was required show "not given").
 
 The HTTP layer hands over decoded JSON and what the multipart reader delivered; the CLI
 can hand over the same values.
@@ -147,6 +149,12 @@ def _upload_item(raw: Any) -> Any:
     return raw
 
 
+STATEMENT_REQUIRED = (
+    "required: the applicant's statement (申请人声明), printed on the certificate, e.g. "
+    '"I created this work and deposit it to prove it existed at this time"'
+)
+
+
 def _form_fields(source: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k in FORM_FIELDS or k in TIME_FIELDS}
 
@@ -188,6 +196,8 @@ def _spec(
         form = parse_deposit_form(form_fields)
     except FieldError as exc:
         errors.update({prefix + k: v for k, v in exc.fields.items()})
+    if not (form.statement if form is not None else form_fields.get("statement")):
+        errors.setdefault(prefix + "statement", STATEMENT_REQUIRED)
     size = None
     if hash_fields:
         try:

@@ -177,7 +177,12 @@ _FORM = {
     "depositor": {"type": "string", "maxLength": MAX_CHARS["depositor"]},
     "work_content": {"type": "string", "maxLength": MAX_CHARS["work_content"]},
     "work_title": {"type": "string", "maxLength": MAX_CHARS["work_title"]},
-    "statement": {"type": "string", "maxLength": MAX_CHARS["statement"]},
+    "statement": {
+        "type": "string",
+        "maxLength": MAX_CHARS["statement"],
+        "description": "the applicant's statement, printed on the certificate: required, "
+        "like depositor and work_content (in the request or in each item)",
+    },
     "handle": {"type": "string", "maxLength": MAX_CHARS["handle"]},
     "tags": {"type": "array", "items": _STR, "maxItems": 32},
 }
