@@ -112,7 +112,7 @@ def data_digests(stream: BinaryIO, algorithms: Iterable[str]) -> dict[str, bytes
 
 
 @dataclass
-class _Stamp:
+class _Checked:
     check: StampCheck
     signer: x509.Certificate | None
     pool: list[x509.Certificate]
@@ -134,7 +134,7 @@ def verify_record(
     anchors = [to_asn1_certificate(c) for c in trust_roots]
     extra = [to_asn1_certificate(c) for c in extra_certs]
     chains = list(parsed["archive_time_stamp_sequence"])
-    stamps: list[_Stamp] = []
+    stamps: list[_Checked] = []
     for k, chain in enumerate(chains):
         algorithm = archive_algorithm(chain[0])
         if algorithm not in HASHES:
@@ -168,7 +168,7 @@ def verify_record(
     )
 
 
-def _fail(reason: str, stamps: list[_Stamp], algorithms: tuple[str, ...] = ()) -> RecordReport:
+def _fail(reason: str, stamps: list[_Checked], algorithms: tuple[str, ...] = ()) -> RecordReport:
     return RecordReport(False, reason, tuple(s.check for s in stamps), algorithms)
 
 
@@ -181,19 +181,21 @@ def _check_stamp(
     covers: str,
     anchors: list[x509.Certificate],
     extra: list[x509.Certificate],
-) -> _Stamp:
+) -> _Checked:
     where = f"chain {k + 1}, archive timestamp {j + 1}"
 
     def result(passed: bool, reason: str, **facts: Any) -> StampCheck:
         return StampCheck(k + 1, j + 1, algorithm, covers, passed, reason, **facts)
 
     if ats["digest_algorithm"].native is not None and archive_algorithm(ats) != algorithm:
-        return _Stamp(result(False, f"{where} changes the chain's hash algorithm"), None, [])
+        return _Checked(result(False, f"{where} changes the chain's hash algorithm"), None, [])
     reduced = [[v.native for v in values] for values in (ats["reduced_hashtree"] or ())]
     try:
         root = root_from(algorithm, leaf, reduced)
     except NotInTree:
-        return _Stamp(result(False, f"{where} does not cover {covers}: not in its tree"), None, [])
+        return _Checked(
+            result(False, f"{where} does not cover {covers}: not in its tree"), None, []
+        )
     token = ats["time_stamp"].dump()
     options = VerifyOptions(
         trust_roots=anchors, extra_certs=extra, digest=root, digest_algorithm=algorithm
@@ -211,9 +213,9 @@ def _check_stamp(
             reason = f"{where} does not cover {covers}: the tree leads elsewhere than its imprint"
         else:
             reason = f"{where}: token check {failed.name} failed: {failed.reason}"
-        return _Stamp(result(False, reason, **facts), None, [])
+        return _Checked(result(False, reason, **facts), None, [])
     signer, pool = _signer_and_pool(ats["time_stamp"], extra)
-    return _Stamp(result(True, f"covers {covers}", **facts), signer, pool)
+    return _Checked(result(True, f"covers {covers}", **facts), signer, pool)
 
 
 def _signer_and_pool(
@@ -235,7 +237,7 @@ def _signer_and_pool(
 
 
 def _in_time(
-    stamps: list[_Stamp],
+    stamps: list[_Checked],
     anchors: list[x509.Certificate],
     extra: list[x509.Certificate],
     at: datetime,
