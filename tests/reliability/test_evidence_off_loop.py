@@ -126,5 +126,7 @@ def test_kits_and_certificates_leave_tsr_latency_alone(server: TsaServer) -> Non
     # Before: each PDF (~0.1 s of pure-Python CPU) was drawn in a thread of the server,
     # holding the interpreter lock the loop needs: /tsr slowed about tenfold.
     assert statistics.median(loaded) < max(5 * base, 0.025), (base, loaded)
-    assert len(statuses) >= 4 and set(statuses) == {200}, statuses
+    # A signed certificate is served from the renderer's cache after its first drawing,
+    # so that thread loops fast enough to meet the key's rate limit: 429 is an answer.
+    assert statuses.count(200) >= 4 and set(statuses) <= {200, 429}, statuses
     assert "Traceback" not in server.log()
