@@ -1,7 +1,16 @@
 """The body of scripts/bench: start `tsa serve` on a bench state directory, drive it
 with wrk at several concurrency levels, and print throughput, latency, errors, server
 CPU and peak RSS; then verify sample replies with `openssl ts -verify` and audit the
-ledger, checking that granted replies equal the ledger's growth."""
+ledger, checking that granted replies equal the ledger's growth.
+
+With `--database postgresql` the ledgers are in a throw-away PostgreSQL server this run
+starts, with `--nodes N` shared by N `tsa serve` nodes, each its own time-stamping unit
+(bench_nodes.py), the load spread over them (bench_load.py), and `--standby` adds a
+synchronous streaming standby. Every level then also reports what a token costs: CPU in
+the nodes and in PostgreSQL, PostgreSQL's write transactions, commits, WAL fsyncs and
+WAL bytes (bench_cost.py), and, at the end, the ledger tables' bytes per entry.
+`--database sqlite,postgresql --nodes 1,3` measures every configuration in one run, so
+the figures are comparable; docs/scaling.md reads them."""
 
 from __future__ import annotations
 
@@ -19,74 +28,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_cost import cpu_seconds, loadavg, machine_busy_seconds, tree
+from bench_load import LUA, run_wrk
+from bench_nodes import PgNodes
+from bench_report import print_costs, print_result
+
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv" / "bin"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# Each request: a random SHA-256 imprint and a nonce from a per-thread counter, so every
-# query is distinct. A reply is counted as granted when its PKIStatus is 0.
-LUA = r"""
-local counter = 0
-granted, rejected = 0, 0  -- globals: done() reads them with thread:get
-local prefix = "\48\65\2\1\1\48\47\48\11\6\9\96\134\72\1\101\3\4\2\1\4\32"
-function init(args)
-  math.randomseed(os.time() + (id or 0))
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/timestamp-query"
-end
-function request()
-  counter = counter + 1
-  local digest = {}
-  for i = 1, 32 do digest[i] = string.char(math.random(0, 255)) end
-  local n = counter
-  local nonce = {}
-  for i = 7, 1, -1 do nonce[i] = string.char(n % 256); n = math.floor(n / 256) end
-  local body = prefix .. table.concat(digest) .. "\2\8" .. string.char((id or 1) % 127 + 1)
-      .. table.concat(nonce) .. "\1\1\255"
-  return wrk.format(nil, nil, nil, body)
-end
-function response(status, headers, body)
-  -- 30 82 LL LL 30 03 02 01 00: a granted TimeStampResp
-  if status == 200 and string.byte(body, 9) == 0 and string.byte(body, 5) == 48 then
-    granted = granted + 1 else rejected = rejected + 1 end
-end
-threads = {}
-function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
-function done(summary, latency, requests)
-  local g, r = 0, 0
-  for _, t in ipairs(threads) do g = g + t:get("granted"); r = r + t:get("rejected") end
-  io.write(string.format("BENCH granted=%d rejected=%d p50=%d p90=%d p99=%d\n", g, r,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
-end
-"""
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of the server and its children (the signing workers)."""
+def peak_rss_mib(pids: int | list[int]) -> float:
+    """Peak resident memory of the servers plus their signing workers."""
     total = 0.0
-    for each in [pid, *children(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    return found
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident memory of the server plus its signing workers."""
-    total = 0.0
-    for each in [pid, *children(pid)]:
+    for each in [p for pid in ([pids] if isinstance(pids, int) else pids) for p in tree(pid)]:
         try:
             status = Path(f"/proc/{each}/status").read_text()
         except FileNotFoundError:
@@ -185,29 +139,6 @@ def _audit(source: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
-    threads = max(1, min(2, connections))
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    figures = dict(re.findall(r"(\w+)=(\d+)", out.split("BENCH", 1)[1]))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "granted": int(figures["granted"]),
-        "rejected": int(figures["rejected"]),
-        "p50_ms": int(figures["p50"]) / 1000,
-        "p90_ms": int(figures["p90"]) / 1000,
-        "p99_ms": int(figures["p99"]) / 1000,
-        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
-        "non2xx": int(m.group(1))
-        if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out))
-        else 0,
-    }
-
-
 def verify_samples(url: str, ca: Path, count: int) -> int:
     ok = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,6 +165,127 @@ def verify_samples(url: str, ca: Path, count: int) -> int:
     return ok
 
 
+class SqliteTarget:
+    """One `tsa serve` on SQLite files, as scripts/run starts it (conf/tsa.toml)."""
+
+    standby = False
+    meter = None
+
+    def __init__(self, key: str, port: int, workers: int | None, keep: bool) -> None:
+        self.key, self.port, self.workers, self.keep = key, port, workers, keep
+        self.state = REPO / "var" / "bench" / key
+        self.ca = self.state / "certs" / "ca.pem"
+        self.server: subprocess.Popen | None = None
+        self.config: Path | None = None
+        self.urls: list[str] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.server.pid] if self.server is not None else []
+
+    def describe(self) -> str:
+        return "SQLite synchronous=FULL, 1 node"
+
+    def start(self) -> None:
+        if not self.keep:
+            fresh_ledger(self.state)
+        self.server, self.config, url = start_server(self.state, self.port, self.key, self.workers)
+        self.urls = [url]
+
+    def ledger_size(self) -> int:
+        return ledger_size(self.state / "ledger.sqlite")
+
+    def audit(self) -> dict:
+        """From the file, once the server has stopped."""
+        out = _audit(str(self.state / "ledger.sqlite"))
+        return json.loads(out.stdout) if out.stdout else {"ok": False}
+
+    def stop(self) -> None:
+        if self.server is not None:
+            stop_server(self.server)
+            self.server = None
+
+
+def measure(target, args: argparse.Namespace, script: Path) -> dict:  # noqa: ANN001
+    """Start a target, warm it up, run every level, verify samples, check the ledger's
+    growth and audit it; stop it. Returns the figures."""
+    rows, granted_total, storage = [], 0, {}
+    target.start()
+    try:
+        start_size = target.ledger_size()
+        granted_total += run_wrk(target.urls, script, 16, args.warmup)["granted"]
+        for level in [int(x) for x in args.levels.split(",")]:
+            pids, meter = target.pids, target.meter
+            cpu0, busy0, t0 = cpu_seconds(pids), machine_busy_seconds(), time.monotonic()
+            pg0 = meter.snapshot() if meter else None
+            figures = run_wrk(target.urls, script, level, args.duration)
+            elapsed = time.monotonic() - t0
+            pg1 = meter.snapshot() if meter else None
+            cpu, busy = cpu_seconds(pids) - cpu0, machine_busy_seconds() - busy0
+            granted = figures["granted"]
+            granted_total += granted
+            figures.pop("hist", None)
+            figures.update(
+                connections=level,
+                tokens_per_s=round(granted / elapsed),
+                server_cpu_pct=round(100 * cpu / elapsed),
+                node_cpu_us_per_token=round(1e6 * cpu / max(granted, 1)),
+                wrk_cpu_us_per_token=round(1e6 * figures["wrk_cpu_s"] / max(granted, 1)),
+                peak_rss_mib=round(peak_rss_mib(pids), 1),
+            )
+            ours = cpu + figures.pop("wrk_cpu_s")
+            if meter and pg0 and pg1:
+                figures.update(meter.level(pg0, pg1, granted, elapsed))
+                ours += figures.pop("pg_cpu_s") + figures.pop("standby_cpu_s", 0.0)
+            figures["other_cores"] = round(max(busy - ours, 0.0) / elapsed, 2)
+            rows.append(figures)
+        per_node = max(1, 20 // len(target.urls))
+        verified = sum(verify_samples(url, target.ca, per_node) for url in target.urls)
+        samples = per_node * len(target.urls)
+        granted_total += samples
+        growth = target.ledger_size() - start_size
+        report = target.audit() if target.meter is not None else None
+        if target.meter is not None:
+            storage = target.meter.storage()
+    finally:
+        target.stop()
+    if report is None:
+        report = target.audit()
+    # wrk stops each level with requests in flight: the servers may commit (and answer)
+    # up to one request per connection that wrk no longer counts.
+    in_flight = 16 + sum(r["connections"] for r in rows)
+    return {
+        "config": target.describe(),
+        "key": args.key,
+        "levels": rows,
+        "openssl_verified": f"{verified}/{samples}",
+        "granted_replies": granted_total,
+        "ledger_growth": growth,
+        "max_in_flight": in_flight,
+        "growth_consistent": granted_total <= growth <= granted_total + in_flight,
+        "audit_ok": report.get("ok"),
+        "audit_entries": report.get("size"),
+        "audit_seconds": report.get("seconds"),
+        "postgres_storage": storage,
+    }
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
+    """The configurations of one run, in order: (database, nodes, standby)."""
+    databases = args.database.split(",")
+    nodes = [int(n) for n in str(args.nodes).split(",")]
+    if any(d not in ("sqlite", "postgresql") for d in databases):
+        sys.exit("bench: --database takes sqlite, postgresql or both (sqlite,postgresql)")
+    if "postgresql" not in databases and (nodes != [1] or args.standby):
+        sys.exit("bench: several nodes and --standby need --database postgresql")
+    runs: list[tuple[str, int, bool]] = [("sqlite", 1, False)] if "sqlite" in databases else []
+    if "postgresql" in databases:
+        runs += [("postgresql", n, False) for n in nodes]
+        if args.standby:
+            runs += [("postgresql", n, True) for n in nodes]
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--key", default="ec-p256")
@@ -247,118 +299,56 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--database",
-        choices=("sqlite", "postgresql"),
         default="sqlite",
-        help="where the ledgers live: SQLite files, or a PostgreSQL server this run starts",
+        help="where the ledgers live: sqlite (files), postgresql (a server this run "
+        "starts), or sqlite,postgresql for both in one run",
+    )
+    parser.add_argument(
+        "--nodes",
+        default="1",
+        help="PostgreSQL only: tsa serve nodes sharing the database, each its own unit "
+        "(e.g. 3, or 1,3 for both in one run); the load is spread over them",
+    )
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="PostgreSQL only: also run each node count on a primary with a synchronous "
+        "streaming standby (the cost of synchronous replication)",
     )
     parser.add_argument(
         "--keep-ledger",
         action="store_true",
-        help="grow the previous run's ledger instead of starting from an empty one",
+        help="SQLite only: grow the previous run's ledger instead of starting from empty",
     )
     args = parser.parse_args()
-
-    state = REPO / "var" / "bench" / args.key
-    ledger: Path | str = state / "ledger.sqlite"
-    if not args.keep_ledger:
-        fresh_ledger(state)
-    postgres = None
-    if args.database == "postgresql":  # a throw-away server, fsync and synchronous_commit on
-        sys.path.insert(0, str(REPO))
-        from tests.support.postgres import PostgresServer
-
-        postgres = PostgresServer()
-        atexit.register(postgres.stop)  # also when the run fails half-way (stop is idempotent)
-        postgres.start()
-        ledger = postgres.create_database()
-    server, config, url = start_server(
-        state, args.port, args.key, args.workers, "" if postgres is None else str(ledger)
-    )
-    script = state / "bench.lua"
+    runs = plan(args)
+    script = REPO / "var" / "bench" / "bench.lua"
+    script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(LUA)
-    rows, granted_total = [], 0
-    try:
-        start_size = ledger_size(ledger)
-        warm = run_wrk(url, script, 16, args.warmup)
-        granted_total += warm["granted"]
-        for level in [int(x) for x in args.levels.split(",")]:
-            cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-            figures = run_wrk(url, script, level, args.duration)
-            elapsed = time.monotonic() - t0
-            granted_total += figures["granted"]
-            figures.update(
-                connections=level,
-                tokens_per_s=round(figures["granted"] / elapsed),
-                server_cpu_pct=round(100 * (cpu_seconds(server.pid) - cpu0) / elapsed),
-                peak_rss_mib=round(peak_rss_mib(server.pid), 1),
-            )
-            rows.append(figures)
-        verified = verify_samples(url, state / "certs" / "ca.pem", 20)
-        granted_total += 20
-        growth = ledger_size(ledger) - start_size
-        # A PostgreSQL ledger is audited through the running server's tiles; a SQLite one
-        # from its file once the server has stopped.
-        source = f"{url}ledger/tokens/" if postgres is not None else str(ledger)
-        if postgres is not None:
-            audit = _audit(source)
-    finally:
-        stop_server(server)
-        if postgres is not None:
-            postgres.stop()
-    if postgres is None:
-        audit = _audit(source)
-    report = json.loads(audit.stdout) if audit.stdout else {"ok": False}
-    # wrk stops each level with requests in flight: the server may commit (and answer)
-    # up to one request per connection that wrk no longer counts.
-    in_flight = 16 + sum(r["connections"] for r in rows)
-    consistent = granted_total <= growth <= granted_total + in_flight
+    started = {"at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": loadavg()}
+    results = []
+    for database, nodes, standby in runs:
+        if database == "sqlite":
+            target = SqliteTarget(args.key, args.port, args.workers, args.keep_ledger)
+        else:
+            target = PgNodes(args.key, nodes, args.port, args.workers, standby)
+            atexit.register(target.stop)  # also when the run fails half-way (idempotent)
+        results.append(measure(target, args, script))
+        if not args.json:
+            print_result(results[-1], args, flush=True)
     summary = {
-        "key": args.key,
-        "levels": rows,
-        "openssl_verified": f"{verified}/20",
-        "granted_replies": granted_total,
-        "ledger_growth": growth,
-        "max_in_flight": in_flight,
-        "growth_consistent": consistent,
-        "audit_ok": report.get("ok"),
-        "audit_entries": report.get("size"),
-        "audit_seconds": report.get("seconds"),
+        "started": started,
+        "ended": {"at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": loadavg()},
+        "cores": os.cpu_count(),
+        "command": " ".join(["scripts/bench", *sys.argv[1:]]),
+        "runs": results,
     }
+    (REPO / "var" / "bench" / "last-run.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary, indent=2))
-        return
-    workers = re.search(r"^signing_workers = (\d+)", config.read_text(), flags=re.M)
-    backend = (
-        "SQLite synchronous=FULL"
-        if postgres is None
-        else "PostgreSQL on this machine (fsync, synchronous_commit on)"
-    )
-    print(
-        f"TSA benchmark: key {args.key}, {args.duration} s per level, {backend}, "
-        f"signing workers {workers.group(1) if workers else '?'}, {os.cpu_count()} cores; "
-        "cpu % and RSS include the workers"
-    )
-    print(
-        f"{'conns':>5} {'tokens/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'cpu %':>6} {'peak RSS MiB':>12}"
-    )
-    for r in rows:
-        errors = r["rejected"] + r["socket_errors"] + r["non2xx"]
-        print(
-            f"{r['connections']:>5} {r['tokens_per_s']:>9} {r['p50_ms']:>7.2f} "
-            f"{r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {errors:>6} {r['server_cpu_pct']:>6} "
-            f"{r['peak_rss_mib']:>12}"
-        )
-    print(f"openssl ts -verify of samples: {verified}/20 OK")
-    print(
-        f"granted replies received {granted_total}, ledger growth {growth} "
-        f"(at most {in_flight} answered after wrk stopped counting): "
-        f"{'consistent' if consistent else 'INCONSISTENT'}"
-    )
-    print(
-        f"ledger audit: {'OK' if report.get('ok') else 'FAILED'}, "
-        f"{report.get('size')} entries in {report.get('seconds')} s"
-    )
+    else:
+        print_costs(summary)
+        print("figures as JSON: var/bench/last-run.json")
 
 
 if __name__ == "__main__":
