@@ -206,7 +206,7 @@ class SqliteTarget:
             self.server = None
 
 
-def measure(target, args: argparse.Namespace, script: Path) -> dict:  # noqa: ANN001
+def measure(target: SqliteTarget | PgNodes, args: argparse.Namespace, script: Path) -> dict:
     """Start a target, warm it up, run every level, verify samples, check the ledger's
     growth and audit it; stop it. Returns the figures."""
     rows, granted_total, storage = [], 0, {}
