@@ -219,5 +219,15 @@ def test_the_readme_states_the_conventions() -> None:
     assert "exits **0** on success, **1** on a usage or input" in text
     top = text[: text.index("## Get and verify a timestamp")]
     assert "### What is where" in top and "docs/operations.md" in top
-    assert "about 25 minutes" in top and "No browser" in top
+    assert "about 25 minutes" in top
+    # Every apt package scripts/bootstrap installs is named where the README says what
+    # the two commands install.
+    bootstrap = (README.parent / "scripts" / "bootstrap").read_text()
+    packages = {
+        name
+        for line in bootstrap.splitlines()
+        if line.strip().startswith("apt_packages")
+        for name in line.split("(", 1)[1].rstrip(")").split()
+    }
+    assert packages and not [p for p in packages if p not in top], packages
     assert "`scripts/run --port 3400`" in text
