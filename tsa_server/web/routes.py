@@ -11,7 +11,7 @@ from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.ledger import lookup as ledger_lookup
 from tsa_server.web.names import policy as names_policy
 from tsa_server.web.names import registry as names
-from tsa_server.web.pages import assets, check, files, signin, site
+from tsa_server.web.pages import actions, assets, check, deposit, files, signin, site, wallet
 from tsa_server.web.verify import handler as verify
 from tsa_server.web.verify import page as verify_page
 
@@ -33,7 +33,16 @@ def add_routes(app: web.Application) -> None:
             web.post("/check", check.check),
             web.get("/files", files.listing),
             web.get("/files/{item_id}", files.detail),
+            web.get("/files/{item_id}/delete-original", actions.delete_form),
+            web.post("/files/{item_id}/delete-original", actions.delete_original),
+            web.post("/files/{item_id}/auto-renew", actions.auto_renew),
+            web.post("/files/{item_id}/reinstate", actions.reinstate),
+            web.post("/files/{item_id}/reupload", actions.reupload),
             web.get("/files/{item_id}/{artefact}", files.download),
+            web.get("/apply", deposit.apply_form),
+            web.post("/apply/review", deposit.review),
+            web.post("/apply", deposit.confirm),
+            web.get("/wallet", wallet.wallet),
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),
@@ -70,9 +79,7 @@ def add_routes(app: web.Application) -> None:
             web.delete("/api/v1/webhook", evidence.delete_webhook),
             web.get("/api/v1/items/{item_id}/certificate.pdf", evidence_files.certificate),
             web.get("/api/v1/items/{item_id}/kit.zip", evidence_files.kit),
-            web.get(
-                "/api/v1/items/{item_id}/evidence-record.ers", evidence_files.evidence_record
-            ),
+            web.get("/api/v1/items/{item_id}/evidence-record.ers", evidence_files.evidence_record),
             web.get("/api/v1/names/check", names.check),
             web.post("/api/v1/names/applications", names.apply),
             # policy paths before /names/{handle}/...: their first segment "policy" is a

@@ -1,6 +1,7 @@
-"""A real `tsa serve` with an evidence database (module-scoped), two organisations with
+"""A real `tsa serve` with an evidence database (package-scoped: one for every page test
+module; a module that changes data makes its own organisation), two organisations with
 one signed-in member each and a certified item each, and Debian's chromium driven by
-Playwright (module-scoped; never Playwright's own browser download)."""
+Playwright (package-scoped; never Playwright's own browser download)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class Site:
         return self.server.url.rstrip("/")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory, hsm, session_ntp) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("pages")
     evidence = {"path": str(root / "evidence.sqlite"), "blobs": str(root / "blobs")}
@@ -98,7 +99,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, hsm, session_ntp) -> Iterator
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser():
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():

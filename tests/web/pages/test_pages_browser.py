@@ -93,7 +93,7 @@ def test_filters_and_search(page, site: Site) -> None:
     page.wait_for_url(site.url + "/files")
     page.goto(site.url + "/files?mode=STORED")
     assert page.locator("table.items tbody tr").count() == 0
-    page.goto(site.url + "/files?mode=HASH_ONLY&q=onerror")
+    page.goto(site.url + "/files?mode=HASH_ONLY&status=&q=onerror")
     assert page.locator("table.items tbody tr").count() == 1
     page.goto(site.url + "/files?q=nothing-like-this")
     assert page.locator("table.items tbody tr").count() == 0
@@ -175,6 +175,7 @@ def test_verification_center_hashes_in_the_browser(page, site: Site, tmp_path) -
     assert page.inner_text("#verdict").startswith("VALID")
     assert "Recorded in the public ledger" in page.inner_text("#ledger")
     assert "(Beijing)" in page.content()
+    assert page.get_attribute("#serial-page", "href").startswith("/verify/serial/0x")
     # The browser's own network log: one POST, smaller than the file, holding its digest.
     assert len(posted) == 1
     assert posted[0].sizes()["requestBodySize"] < len(CONTENT_A) // 4

@@ -1,7 +1,8 @@
 """The verification center (验证中心), public, no sign-in:
 
 ``GET  /check``   the form: a .tsr, and the file (hashed in the browser, never sent) or
-                  its SHA-256 digest
+                  its SHA-256 digest; ``?serial=`` goes on to that time stamp's page,
+                  GET /verify/serial/{serial} (web/verify/page.py)
 ``POST /check``   multipart: csrf, token, digest -> a readable report page
 
 The report is POST /verify's (web/verify/handler.py `verification`: the same verifier,
@@ -11,8 +12,11 @@ renders the answer. Malformed input is a 400 page with the verifier's reason.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import BodyPartReader, web
 
+from ledger.serials import serial_candidates
 from tsa_server.web.handlers import STATE
 from tsa_server.web.pages.guard import page
 from tsa_server.web.pages.render import error_page, language, render, translate
@@ -27,6 +31,15 @@ _PARTS = ("csrf", "token", "digest")
 @page
 async def check_form(request: web.Request) -> web.StreamResponse:
     await person_of(request)
+    serial = request.query.get("serial", "").strip().replace(" ", "").replace(":", "")
+    if serial:
+        try:
+            serial_candidates(serial)
+        except ValueError:
+            lang = language(request)
+            message = translate(lang, "A serial number is hexadecimal (0x…) or decimal.")
+            return error_page(request, 400, message)
+        raise web.HTTPSeeOther("/verify/serial/" + quote(serial, safe=""))
     return render(request, "check.html", {})
 
 

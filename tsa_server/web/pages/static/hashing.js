@@ -1,7 +1,8 @@
 // Hashes the chosen file in the browser with the vendored js-sha256 (MIT, see
 // js-sha256-LICENSE.txt), 4 MiB at a time, so a large file is never held whole; the
 // digest goes into the form's digest field and the file itself is never sent (its
-// input has no name). Used by the verification center (pages/templates/check.html).
+// input has no name). Used by the verification center (pages/templates/check.html);
+// apply.js uses its hashFile (window.tsaHashFile) for the deposit page.
 "use strict";
 (function () {
   var SLICE = 4 * 1024 * 1024;
@@ -24,6 +25,8 @@
       next();
     });
   }
+
+  window.tsaHashFile = hashFile;
 
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.querySelector("form[data-hash-into]");
