@@ -17,6 +17,7 @@ from tests.support.tsa import TSA_BIN, TsaServer
 from tsa_server.evidence.store import EvidenceStore
 
 CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[3]
 PASSWORD_A = "correct horse battery A"
 PASSWORD_B = "correct horse battery B"
 CONTENT_A = b"the shop's product photo, protected\n" * 8000  # 288 kB
@@ -54,7 +55,9 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory, hsm, session_ntp) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("pages")
     evidence = {"path": str(root / "evidence.sqlite"), "blobs": str(root / "blobs")}
-    server = TsaServer(root / "tsa", hsm, session_ntp.address, evidence=evidence).start()
+    names = {"path": str(root / "names.sqlite"), "policy": str(REPO / "conf/names.toml")}
+    server = TsaServer(root / "tsa", hsm, session_ntp.address, evidence=evidence, names=names)
+    server.start()
     try:
         org_a = accounts_cli(server, "create-org", "Shop A")
         org_b = accounts_cli(server, "create-org", "Studio B")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tsa_server.web.pages import render
+from tsa_server.web.pages import names, render
 
 PAGES = Path(render.__file__).parent
-_IN_TEMPLATE = re.compile(r"""_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+_IN_TEMPLATE = re.compile(r"""_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
 _IN_HANDLER = re.compile(r"translate\(\s*lang,\s*((?:\"[^\"]*\"\s*)+)\)", re.S)
 
 
@@ -22,7 +22,7 @@ def _msgids() -> set[str]:
     for module in PAGES.glob("*.py"):
         for match in _IN_HANDLER.finditer(module.read_text(encoding="utf-8")):
             found.add("".join(re.findall(r'"([^"]*)"', match.group(1))))
-    return found
+    return found | set(names.REASONS.values())
 
 
 def test_every_page_text_has_a_chinese_translation() -> None:
