@@ -19,16 +19,23 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers
-from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigIOSetup, SigObjSetup
-from pyhanko.sign.signers.pdf_byterange import DocumentTimestamp, PreparedByteRangeDigest
-from pyhanko_certvalidator.registry import SimpleCertificateStore
+from cryptography.utils import CryptographyDeprecationWarning
+
+with warnings.catch_warnings():
+    # pyHanko imports cryptography's DSA types, deprecated there; no DSA key is ever used
+    # here, and the warning would be printed by every `tsa` command that starts a server.
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigIOSetup, SigObjSetup
+    from pyhanko.sign.signers.pdf_byterange import DocumentTimestamp, PreparedByteRangeDigest
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from tsa_server.config import Config
 from tsa_server.errors import ConfigError
