@@ -13,6 +13,7 @@ from tsa_server.web.names import policy as names_policy
 from tsa_server.web.names import registry as names
 from tsa_server.web.pages import actions, assets, check, deposit, files, signin, site, wallet
 from tsa_server.web.pages import names as name_page
+from tsa_server.web.pages import stored as stored_page
 from tsa_server.web.verify import handler as verify
 from tsa_server.web.verify import page as verify_page
 
@@ -43,6 +44,9 @@ def add_routes(app: web.Application) -> None:
             web.get("/apply", deposit.apply_form),
             web.post("/apply/review", deposit.review),
             web.post("/apply", deposit.confirm),
+            web.get("/apply/stored", stored_page.stored_form),
+            web.post("/apply/precheck", stored_page.precheck),
+            web.post("/apply/upload", stored_page.upload),
             web.get("/wallet", wallet.wallet),
             web.get("/name", name_page.name_page),
             web.get("/name/check", name_page.check),

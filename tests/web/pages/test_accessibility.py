@@ -57,7 +57,13 @@ def test_no_critical_or_serious_violations(browser, site: Site, locale: str, tmp
         tab.click("form.stack button[type=submit]")
         tab.wait_for_url(site.url + "/files")
         check("/files")
-        signed = (f"/files/{site.item_a}", "/wallet", "/name?handle=%E6%98%9F", "/apply")
+        signed = (
+            f"/files/{site.item_a}",
+            "/wallet",
+            "/name?handle=%E6%98%9F",
+            "/apply/stored",
+            "/apply",
+        )
         for path in signed if every else signed[-1:]:
             tab.goto(site.url + path)
             check(path)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.tsa import TSA_BIN
 from tests.web.pages.conftest import Site, accounts_cli
@@ -309,3 +311,52 @@ def test_apply_page_in_chinese(browser, site: Site, shop: Shop) -> None:
         assert "申请人声明" in tab.inner_text("label[for=statement]")
     finally:
         ctx.close()
+
+
+def _balance(page, site: Site) -> str:
+    page.goto(site.url + "/apply/stored")
+    return page.inner_text("#balance")
+
+
+def test_store_originals_with_progress_and_cancel(page, site: Site, shop: Shop, tmp_path):
+    big = tmp_path / "video.bin"
+    big.write_bytes(bytes(range(256)) * (50 * 4096))  # 50 MiB
+    sign_in_c(page, site)
+    before = _balance(page, site)
+    page.set_input_files("#files", str(big))
+    _fill_statement(page)
+    page.click("#review-button")
+    expect(page.locator("#stored-review")).to_be_visible(timeout=60_000)
+    assert "uses 1 credits" in page.inner_text("#stored-summary")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    slow = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": 4 << 20})
+    page.click("#upload-button")
+    expect(page.locator("#progress-text")).to_have_text(re.compile(r"^[1-9]\d? %$"))
+    page.click("#cancel-button")
+    expect(page.locator("#stored-message")).to_contain_text("Cancelled")
+    cdp.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+    page.click("#upload-button")
+    expect(page.locator("#stored-results li")).to_have_count(1, timeout=60_000)
+    link = page.get_attribute("#stored-results a", "href")
+    assert page.inner_text("#stored-results a") == "video.bin"
+    reply = page.request.get(site.url + link + "/original")
+    assert reply.status == 200 and len(reply.body()) == big.stat().st_size
+    after = _balance(page, site)
+    assert int(re.findall(r"\d+", after)[0]) == int(re.findall(r"\d+", before)[0]) - 1
+    assert page.console_errors == []
+
+
+def test_stored_posts_need_the_csrf_header(page, site: Site, shop: Shop) -> None:
+    sign_in_c(page, site)
+    before = _balance(page, site)
+    item = {"sha256": "ef" * 32, "file_name": "z"}
+    reply = page.request.post(site.url + "/apply/precheck", data={"items": [item]})
+    assert reply.status == 403 and "error" in reply.json()
+    reply = page.request.post(
+        site.url + "/apply/upload",
+        multipart={"metadata": json.dumps({"statement": "s"}), "file": "bytes"},
+    )
+    assert reply.status == 403
+    assert _balance(page, site) == before

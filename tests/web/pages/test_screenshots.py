@@ -84,6 +84,8 @@ def test_screenshots(browser, site: Site, credits, lang: str, size: str, tmp_pat
         tab.click("#apply-form button[type=submit]")
         tab.wait_for_url(site.url + "/apply/review")
         shot("apply-review")
+        tab.goto(site.url + "/apply/stored")
+        shot("apply-stored")
         tab.goto(site.url + "/wallet")
         shot("wallet")
         tab.goto(site.url + "/name?handle=%E6%98%9F%E8%BE%B0")

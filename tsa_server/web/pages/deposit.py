@@ -75,7 +75,7 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def _earlier(service: EvidenceService, org: str, body: dict[str, Any]) -> list[list[Any]]:
+def earlier_items(service: EvidenceService, org: str, body: dict[str, Any]) -> list[list[Any]]:
     """For each item, this organisation's earlier items with its SHA-256."""
     found = []
     for raw in body["items"]:
@@ -110,7 +110,7 @@ async def review(request: web.Request, person: Person) -> web.StreamResponse:
         specs = hash_only_specs(body, service.settings.max_batch_items)
     except FieldError as exc:
         return _field_errors(request, exc)
-    earlier = await service.off_loop(_earlier, service, org, body)
+    earlier = await service.off_loop(earlier_items, service, org, body)
     balance = await service.off_loop(service.balance, org)
     context = {
         "body": body,
