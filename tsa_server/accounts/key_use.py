@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -35,6 +36,7 @@ class KeyUseRecorder:
         self.where = where
         self.flush_s = flush_s
         self._pending: dict[str, datetime] = {}  # key id -> newest use not yet written
+        self._lock = threading.Lock()  # keys are authenticated in worker threads
         self._written: dict[str, datetime] = {}  # key id -> last use written (pruned)
         # One worker thread with its own connection: writes never overlap, even when a
         # cancelled flush's write is still running.
@@ -48,8 +50,9 @@ class KeyUseRecorder:
             (t for t in (key.last_used_at, self._written.get(key.id)) if t is not None),
             default=None,
         )
-        if key.id in self._pending or use_is_news(last, at):
-            self._pending[key.id] = at
+        with self._lock:
+            if key.id in self._pending or use_is_news(last, at):
+                self._pending[key.id] = at
 
     def last_use(self, key: ApiKey) -> ApiKey:
         """`key` with the newest use noted here (perhaps not written yet)."""
@@ -62,13 +65,15 @@ class KeyUseRecorder:
         """Write what was noted (off the loop); the number of keys written."""
         if not self._pending:
             return 0
-        batch, self._pending = self._pending, {}
+        with self._lock:
+            batch, self._pending = self._pending, {}
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
         except database_errors() as exc:
             log.warning("last use of %d API keys not written yet: %s", len(batch), exc)
-            for key_id, at in batch.items():  # keep the newer of the two
-                self._pending[key_id] = max(at, self._pending.get(key_id, at))
+            with self._lock:
+                for key_id, at in batch.items():  # keep the newer of the two
+                    self._pending[key_id] = max(at, self._pending.get(key_id, at))
             return 0
         self._written.update(batch)
         newest = max(batch.values())

@@ -12,6 +12,7 @@ role, no scope it lacks (403), no later expiry (403; none asked: the creator's).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -44,8 +45,8 @@ def _summary(request: web.Request, key: ApiKey) -> dict[str, Any]:
 async def account(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     service = accounts(request)
-    org = service.organisation(principal.org_id)
-    key = service.key(principal.org_id, principal.key_id)
+    org = await asyncio.to_thread(service.organisation, principal.org_id)
+    key = await asyncio.to_thread(service.key, principal.org_id, principal.key_id)
     return web.json_response(
         {
             "organisation": {"id": org.id, "name": org.name, "created_at": ts(org.created_at)},
@@ -58,14 +59,15 @@ async def account(request: web.Request) -> web.Response:
 
 @require(Scope.READ)
 async def list_keys(request: web.Request) -> web.Response:
-    keys = accounts(request).keys(request[PRINCIPAL].org_id)
+    keys = await asyncio.to_thread(accounts(request).keys, request[PRINCIPAL].org_id)
     return web.json_response({"keys": [_summary(request, k) for k in keys]})
 
 
 @require(Scope.ADMIN)
 async def create_key(request: web.Request) -> web.Response:
     body = await read_body(request, NewKey)
-    created = accounts(request).create_key_as(
+    created = await asyncio.to_thread(
+        accounts(request).create_key_as,
         request[PRINCIPAL],
         scopes=parse_scopes(body.scopes),
         role=parse_role(body.role),
@@ -84,7 +86,9 @@ async def create_key(request: web.Request) -> web.Response:
 
 @require()
 async def revoke_key(request: web.Request) -> web.Response:
-    done = accounts(request).revoke_key_as(request[PRINCIPAL], request.match_info["key_id"])
+    done = await asyncio.to_thread(
+        accounts(request).revoke_key_as, request[PRINCIPAL], request.match_info["key_id"]
+    )
     now = utc_now()
     return web.json_response(
         {

@@ -16,6 +16,7 @@ itself only reads.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -98,6 +99,12 @@ def rate_limited(request: web.Request, principal: Principal) -> web.Response | N
     )
 
 
+async def authenticated(request: web.Request) -> Principal:
+    """The request's API key checked, off the event loop: its lookup is a database read
+    (a network round trip on PostgreSQL) that must not hold up issuance."""
+    return await asyncio.to_thread(accounts(request).authenticate, bearer_token(request))
+
+
 def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
     """Authenticate the request's API key (and check `scope`) before the handler runs;
     evidence-layer errors the handler raises become their JSON answers."""
@@ -106,8 +113,7 @@ def require(scope: Scope | None = None) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
-                token = bearer_token(request)
-                principal = accounts(request).authenticate(token)
+                principal = await authenticated(request)
                 limited = rate_limited(request, principal)
                 if limited is not None:
                     return limited

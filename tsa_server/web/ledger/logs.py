@@ -106,11 +106,11 @@ async def read(request: web.Request, view: LogView, work: Callable[[Reader], T])
     return await request.app[READS].run(view.origin, view.open_reader, work)
 
 
-def auditor(request: web.Request) -> web.Response | None:
+async def auditor(request: web.Request) -> web.Response | None:
     """None when the request carries an API key with the read scope (L-21: entries may be
     restricted to auditors); otherwise the 401/403/429 answer to send."""
     try:
-        principal = auth.accounts(request).authenticate(auth.bearer_token(request))
+        principal = await auth.authenticated(request)
         limited = auth.rate_limited(request, principal)
         if limited is not None:
             return limited
@@ -120,9 +120,9 @@ def auditor(request: web.Request) -> web.Response | None:
     return None
 
 
-def entries_refusal(request: web.Request, view: LogView) -> web.Response | None:
+async def entries_refusal(request: web.Request, view: LogView) -> web.Response | None:
     """None when this request may read entries (tokens, imprints, serials) of `view`."""
-    return None if view.public_entries else auditor(request)
+    return None if view.public_entries else await auditor(request)
 
 
 def published(store: Reader) -> SignedCheckpoint:
@@ -198,7 +198,7 @@ async def tile(request: web.Request) -> web.Response:
         tile_id = parse_tile_path("tile/" + request.match_info["path"])
     except LedgerError:
         raise web.HTTPNotFound(text="not a tile path\n") from None
-    if tile_id.entries and (refusal := entries_refusal(request, view)) is not None:
+    if tile_id.entries and (refusal := await entries_refusal(request, view)) is not None:
         return refusal
 
     def work(r: Reader) -> bytes:

@@ -99,7 +99,7 @@ def _hex(request: web.Request, name: str, low: int, high: int) -> bytes:
 async def by_serial(request: web.Request) -> web.Response:
     view = log_view(request)
     candidates = serials(request.match_info["serial"])
-    if (refusal := entries_refusal(request, view)) is not None:
+    if (refusal := await entries_refusal(request, view)) is not None:
         return refusal
     return await _one_match(request, view, lambda r: by_any_serial(r, candidates), True)
 
@@ -120,7 +120,7 @@ async def by_leaf_hash(request: web.Request) -> web.Response:
     # the privacy switch (a caller who sends a key must send a valid one).
     reveal = view.public_entries
     if not reveal and "Authorization" in request.headers:
-        if (refusal := auditor(request)) is not None:
+        if (refusal := await auditor(request)) is not None:
             return refusal
         reveal = True
     return await _one_match(request, view, lambda r: r.entry_by_leaf_hash(leaf), reveal)
@@ -148,7 +148,7 @@ async def by_imprint(request: web.Request) -> web.Response:
     index of the page; `next` links the following page)."""
     view = log_view(request)
     imprint = _hex(request, "imprint", 1, MAX_IMPRINT_BYTES)
-    if (refusal := entries_refusal(request, view)) is not None:
+    if (refusal := await entries_refusal(request, view)) is not None:
         return refusal
     size, start = optional_int(request, "size"), query_int(request, "start", 0)
     limit = view.page_size
@@ -180,7 +180,7 @@ async def by_time(request: web.Request) -> web.Response:
     left out. `next` continues at index `start` on the same checkpoint `size`.
     """
     view = log_view(request)
-    if (refusal := entries_refusal(request, view)) is not None:
+    if (refusal := await entries_refusal(request, view)) is not None:
         return refusal
     start_ms, end_ms = query_int(request, "from"), query_int(request, "to")
     if end_ms < start_ms:
@@ -226,7 +226,7 @@ async def token_by_serial(request: web.Request) -> web.Response:
     holds its message imprint)."""
     view = request.app[LOGS]["tokens"]
     candidates = serials(request.match_info["serial"])
-    if (refusal := entries_refusal(request, view)) is not None:
+    if (refusal := await entries_refusal(request, view)) is not None:
         return refusal
     _, entry = await catalog.first_found(
         request, lambda r: by_any_serial(r, candidates), lambda e: e is not None

@@ -140,7 +140,7 @@ async def serial_page(request: web.Request) -> web.Response:
             "Bad serial number", f"<h1>Bad serial number</h1><p>{escape(exc.text or '')}</p>", 400
         )
     view = request.app[LOGS]["tokens"]
-    if (refusal := entries_refusal(request, view)) is not None:
+    if (refusal := await entries_refusal(request, view)) is not None:
         return refusal
     _, entry = await catalog.first_found(
         request, lambda r: by_any_serial(r, candidates), lambda e: e is not None
