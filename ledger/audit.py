@@ -243,8 +243,30 @@ class _Strata:
         return cls([[bytes.fromhex(h) for h in g] for g in data["pending"]], data["counts"])
 
     def add(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        return self._add(leaf, 0)
+
+    def add_group(self, node: bytes) -> list[tuple[int, int, bytes]]:
+        """The level-8 node of the next 256 leaves, with no leaf pending (what `add` of
+        each of them would leave): it and the nodes it completes above."""
+        if self._pending and self._pending[0]:
+            raise ValueError("leaves are pending below this group")
+        if not self._pending:
+            self._pending.append([])
+            self._counts.append(0)
+        done = [(8, self._counts[0], node)]
+        self._counts[0] += 1
+        return done + self._add(node, 1)
+
+    def set_leaves(self, leaves: list[bytes]) -> None:
+        """The leaves of the last, incomplete group (fewer than 256), after add_group."""
+        if leaves:
+            if not self._pending:
+                self._pending.append([])
+                self._counts.append(0)
+            self._pending[0][:] = leaves
+
+    def _add(self, value: bytes, depth: int) -> list[tuple[int, int, bytes]]:
         done: list[tuple[int, int, bytes]] = []
-        value, depth = leaf, 0
         while True:
             if depth == len(self._pending):
                 self._pending.append([])

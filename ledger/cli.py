@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ledger import audit_state
 from ledger.audit import AuditReport, Inspect, audit, inspect_entry, inspect_token
+from ledger.audit_ranges import audit_file
 from ledger.binding import find_binding
 from ledger.checkpoint import NoteVerifier, parse_vkey
 from ledger.cli_run import run
@@ -38,6 +39,7 @@ def cli() -> None:
 
 class _SqliteSource:
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._reader: Reader = SqliteReader(path)
 
     def size(self) -> int:
@@ -203,8 +205,7 @@ def run_audit(
                 bar.update(done - bar.n)
 
         start = state.size if state else 0
-        report = audit(
-            opened.entries(tokens, start, state.chain_head if state else CHAIN_GENESIS),
+        options = dict(
             checkpoints=checkpoints,
             verifier=verifier,
             origin=verifier.name if verifier else None,
@@ -212,8 +213,15 @@ def run_audit(
             jobs=jobs,
             progress=progress,
             stored_node=opened.stored_node,
-            state=state,
         )
+        if state is None and isinstance(opened, _SqliteSource):  # by ranges, same findings
+            report = audit_file(opened.path, **options)  # type: ignore[arg-type]
+        else:
+            report = audit(
+                opened.entries(tokens, start, state.chain_head if state else CHAIN_GENESIS),
+                state=state,
+                **options,  # type: ignore[arg-type]
+            )
         bar.close()
         if state_path is not None and report.ok and report.state is not None:
             audit_state.save(state_path, source, report.state)

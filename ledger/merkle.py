@@ -134,6 +134,19 @@ class CompactRange:
         self._peaks.append(node)
         self._size += 1
 
+    def append_subtree(self, level: int, node: bytes) -> None:
+        """Add the 2**level leaves whose perfect subtree hashes to `node`, at a size that
+        is a multiple of 2**level (what `append` of each leaf would leave)."""
+        if len(node) != HASH_SIZE:
+            raise ValueError("a node hash must be 32 bytes")
+        if self._size % (1 << level) or self._size + (1 << level) > MAX_TREE_SIZE:
+            raise ValueError(f"size {self._size} cannot take a subtree of level {level}")
+        high = self._size >> level
+        for _ in range((~high & (high + 1)).bit_length() - 1):
+            node = node_hash(self._peaks.pop(), node)
+        self._peaks.append(node)
+        self._size += 1 << level
+
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         for leaf in leaf_hashes:
             self.append(leaf)

@@ -10,7 +10,11 @@ synchronous streaming standby. Every level then also reports what a token costs:
 the nodes and in PostgreSQL, PostgreSQL's write transactions, commits, WAL fsyncs and
 WAL bytes (bench_cost.py), and, at the end, the ledger tables' bytes per entry.
 `--database sqlite,postgresql --nodes 1,3` measures every configuration in one run, so
-the figures are comparable; docs/scaling.md reads them."""
+the figures are comparable; docs/scaling.md reads them.
+
+`--peer` runs the C server uts-server on the same load, each level right after ours, and
+prints both with their ratio (bench_peer.py); `--profile 64` adds one level under py-spy
+and prints the CPU per token of each stage (bench_profile.py); docs/performance.md."""
 
 from __future__ import annotations
 
@@ -23,15 +27,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from bench_cost import cpu_seconds, loadavg, machine_busy_seconds, tree
-from bench_load import LUA, run_wrk
+from bench_load import LUA, run_wrk, verify_samples
 from bench_nodes import PgNodes
-from bench_report import print_costs, print_result
+from bench_peer import Peer, print_comparison
+from bench_profile import print_profile, profile
+from bench_report import errors, print_costs, print_result
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv" / "bin"
@@ -139,32 +144,6 @@ def _audit(source: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def verify_samples(url: str, ca: Path, count: int) -> int:
-    ok = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        data, query, reply = Path(tmp) / "d", Path(tmp) / "q.tsq", Path(tmp) / "r.tsr"
-        for i in range(count):
-            data.write_bytes(b"bench sample %d %f" % (i, time.time()))
-            subprocess.run(
-                ["openssl", "ts", "-query", "-data", data, "-sha256", "-cert", "-out", query],
-                check=True,
-                capture_output=True,
-            )
-            request = urllib.request.Request(
-                url,
-                data=query.read_bytes(),
-                headers={"Content-Type": "application/timestamp-query"},
-            )
-            reply.write_bytes(urllib.request.urlopen(request, timeout=10).read())
-            result = subprocess.run(
-                ["openssl", "ts", "-verify", "-in", reply, "-data", data, "-CAfile", ca],
-                capture_output=True,
-                text=True,
-            )
-            ok += "Verification: OK" in result.stdout
-    return ok
-
-
 class SqliteTarget:
     """One `tsa serve` on SQLite files, as scripts/run starts it (conf/tsa.toml)."""
 
@@ -206,40 +185,66 @@ class SqliteTarget:
             self.server = None
 
 
-def measure(target: SqliteTarget | PgNodes, args: argparse.Namespace, script: Path) -> dict:
+def run_level(urls: list[str], pids: list[int], meter, script: Path, level: int,
+              duration: int) -> dict:  # fmt: skip
+    """One level of wrk on `urls`; the figures with the CPU of `pids` (and their
+    descendants) per token, wrk's, and the cores busy outside the run."""
+    cpu0, busy0, t0 = cpu_seconds(pids), machine_busy_seconds(), time.monotonic()
+    pg0 = meter.snapshot() if meter else None
+    figures = run_wrk(urls, script, level, duration)
+    elapsed = time.monotonic() - t0
+    pg1 = meter.snapshot() if meter else None
+    cpu, busy = cpu_seconds(pids) - cpu0, machine_busy_seconds() - busy0
+    granted = figures["granted"]
+    figures.pop("hist", None)
+    figures.update(
+        connections=level,
+        tokens_per_s=round(granted / elapsed),
+        server_cpu_pct=round(100 * cpu / elapsed),
+        node_cpu_us_per_token=round(1e6 * cpu / max(granted, 1)),
+        wrk_cpu_us_per_token=round(1e6 * figures["wrk_cpu_s"] / max(granted, 1)),
+        peak_rss_mib=round(peak_rss_mib(pids), 1),
+    )
+    figures["errors"] = errors(figures)
+    ours = cpu + figures.pop("wrk_cpu_s")
+    if meter and pg0 and pg1:
+        figures.update(meter.level(pg0, pg1, granted, elapsed))
+        ours += figures.pop("pg_cpu_s") + figures.pop("standby_cpu_s", 0.0)
+    figures["other_cores"] = round(max(busy - ours, 0.0) / elapsed, 2)
+    return figures
+
+
+def measure(
+    target: SqliteTarget | PgNodes, args: argparse.Namespace, script: Path, peer: Peer | None = None
+) -> dict:
     """Start a target, warm it up, run every level, verify samples, check the ledger's
-    growth and audit it; stop it. Returns the figures."""
-    rows, granted_total, storage = [], 0, {}
+    growth and audit it; stop it. With `peer` (running), each level is run on the peer
+    right after the target. Returns the figures."""
+    rows, peer_rows, granted_total, storage, stages = [], [], 0, {}, None
     target.start()
     try:
         start_size = target.ledger_size()
         granted_total += run_wrk(target.urls, script, 16, args.warmup)["granted"]
+        if peer is not None:
+            run_wrk(peer.urls, script, 16, args.warmup)
         for level in [int(x) for x in args.levels.split(",")]:
-            pids, meter = target.pids, target.meter
-            cpu0, busy0, t0 = cpu_seconds(pids), machine_busy_seconds(), time.monotonic()
-            pg0 = meter.snapshot() if meter else None
-            figures = run_wrk(target.urls, script, level, args.duration)
-            elapsed = time.monotonic() - t0
-            pg1 = meter.snapshot() if meter else None
-            cpu, busy = cpu_seconds(pids) - cpu0, machine_busy_seconds() - busy0
-            granted = figures["granted"]
-            granted_total += granted
-            figures.pop("hist", None)
-            figures.update(
-                connections=level,
-                tokens_per_s=round(granted / elapsed),
-                server_cpu_pct=round(100 * cpu / elapsed),
-                node_cpu_us_per_token=round(1e6 * cpu / max(granted, 1)),
-                wrk_cpu_us_per_token=round(1e6 * figures["wrk_cpu_s"] / max(granted, 1)),
-                peak_rss_mib=round(peak_rss_mib(pids), 1),
+            figures = run_level(
+                target.urls, target.pids, target.meter, script, level, args.duration
             )
-            ours = cpu + figures.pop("wrk_cpu_s")
-            if meter and pg0 and pg1:
-                figures.update(meter.level(pg0, pg1, granted, elapsed))
-                ours += figures.pop("pg_cpu_s") + figures.pop("standby_cpu_s", 0.0)
-            figures["other_cores"] = round(max(busy - ours, 0.0) / elapsed, 2)
+            granted_total += figures["granted"]
             rows.append(figures)
-        per_node = max(1, 20 // len(target.urls))
+            if peer is not None:
+                peer_rows.append(run_level(peer.urls, peer.pids, None, script, level,
+                                           args.duration))  # fmt: skip
+        if args.profile and target.pids:
+            granted, found = profile(target.urls, target.pids[0], script, args.profile,
+                                     args.duration)  # fmt: skip
+            granted_total += granted
+            if found:
+                print_profile(found)
+                stages = found
+        wanted = 40 if peer is not None else 20
+        per_node = max(1, wanted // len(target.urls))
         verified = sum(verify_samples(url, target.ca, per_node) for url in target.urls)
         samples = per_node * len(target.urls)
         granted_total += samples
@@ -253,8 +258,8 @@ def measure(target: SqliteTarget | PgNodes, args: argparse.Namespace, script: Pa
         report = target.audit()
     # wrk stops each level with requests in flight: the servers may commit (and answer)
     # up to one request per connection that wrk no longer counts.
-    in_flight = 16 + sum(r["connections"] for r in rows)
-    return {
+    in_flight = 16 + sum(r["connections"] for r in rows) + args.profile
+    result = {
         "config": target.describe(),
         "key": args.key,
         "levels": rows,
@@ -267,7 +272,14 @@ def measure(target: SqliteTarget | PgNodes, args: argparse.Namespace, script: Pa
         "audit_entries": report.get("size"),
         "audit_seconds": report.get("seconds"),
         "postgres_storage": storage,
+        "profile": stages,
     }
+    if peer is not None:
+        result["peer"] = {
+            "levels": peer_rows,
+            "openssl_verified": f"{verify_samples(peer.urls[0], peer.ca, 40)}/40",
+        }
+    return result
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
@@ -320,8 +332,25 @@ def main() -> None:
         action="store_true",
         help="SQLite only: grow the previous run's ledger instead of starting from empty",
     )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run the C server uts-server (built once from ../shared/peers/uts-server) "
+        "on the same load, each level right after ours, and print both and their ratio",
+    )
+    parser.add_argument("--peer-port", type=int, default=18020)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="CONNS",
+        help="after the levels, one more run at CONNS connections under py-spy: CPU µs per "
+        "token per stage (bench_profile.py)",
+    )  # fmt: skip
+    parser.add_argument("--peer-dir", type=Path, default=REPO / "var" / "peer")
     args = parser.parse_args()
     runs = plan(args)
+    peer = Peer(args.peer_dir.resolve(), args.peer_port) if args.peer else None
+    if peer is not None:
+        peer.start()
+        atexit.register(peer.stop)
     script = REPO / "var" / "bench" / "bench.lua"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(LUA)
@@ -333,9 +362,12 @@ def main() -> None:
         else:
             target = PgNodes(args.key, nodes, args.port, args.workers, standby)
             atexit.register(target.stop)  # also when the run fails half-way (idempotent)
-        results.append(measure(target, args, script))
+        results.append(measure(target, args, script, peer))
         if not args.json:
             print_result(results[-1], args, flush=True)
+            if peer is not None:
+                print_comparison(results[-1])
+                print(flush=True)
     summary = {
         "started": started,
         "ended": {"at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg": loadavg()},
@@ -343,6 +375,8 @@ def main() -> None:
         "command": " ".join(["scripts/bench", *sys.argv[1:]]),
         "runs": results,
     }
+    if peer is not None:
+        peer.stop()
     (REPO / "var" / "bench" / "last-run.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 import resource
 import subprocess
+import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 # Each request: a random SHA-256 imprint and a nonce from a per-thread counter, so every
@@ -142,3 +145,29 @@ def run_wrk(urls: str | list[str], script: Path, connections: int, seconds: int)
             merged[f"p{p}_ms"] = percentile(hist, p) / 1000
     merged["wrk_cpu_s"] = _children_cpu() - cpu0
     return merged
+
+
+def verify_samples(url: str, ca: Path, count: int) -> int:
+    ok = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        data, query, reply = Path(tmp) / "d", Path(tmp) / "q.tsq", Path(tmp) / "r.tsr"
+        for i in range(count):
+            data.write_bytes(b"bench sample %d %f" % (i, time.time()))
+            subprocess.run(
+                ["openssl", "ts", "-query", "-data", data, "-sha256", "-cert", "-out", query],
+                check=True,
+                capture_output=True,
+            )
+            request = urllib.request.Request(
+                url,
+                data=query.read_bytes(),
+                headers={"Content-Type": "application/timestamp-query"},
+            )
+            reply.write_bytes(urllib.request.urlopen(request, timeout=10).read())
+            result = subprocess.run(
+                ["openssl", "ts", "-verify", "-in", reply, "-data", data, "-CAfile", ca],
+                capture_output=True,
+                text=True,
+            )
+            ok += "Verification: OK" in result.stdout
+    return ok
