@@ -50,6 +50,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/wallet", wallet.wallet),
             web.get("/name", name_page.name_page),
             web.get("/name/check", name_page.check),
+            web.post("/name/apply", name_page.apply),
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),

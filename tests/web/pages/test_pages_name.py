@@ -71,17 +71,21 @@ def test_check_endpoint_refuses_bad_input(page, site: Site) -> None:
     assert good.status == 200 and good.json()["bytes"] == 4
 
 
-def test_own_handle_and_history(page, site: Site, shop_e: str) -> None:
-    key = accounts_cli(site.server, "create-key", "--org", shop_e, "--scope", "deposit,read")
-    reply = page.request.post(
-        site.url + "/api/v1/names/applications",
-        headers={"Authorization": f"Bearer {key}"},
-        data={"handle": "星辰", "shop_name": "星辰设计工作室"},
-    )
-    if reply.status != 201:
-        pytest.skip(f"the registry did not approve at once: {reply.status} {reply.text()}")
+def test_apply_on_the_page_then_own_handle_and_history(page, site: Site, shop_e: str) -> None:
     sign_in(page, site, "eve@shop.example", PASSWORD_E)
     page.wait_for_url(site.url + "/files")
-    page.goto(site.url + "/name")
+    forged = page.request.post(
+        site.url + "/name/apply", form={"handle": "星辰", "shop_name": "星辰设计工作室"}
+    )
+    assert forged.status == 403
+    page.goto(site.url + "/name?handle=%E6%98%9F%E8%BE%B0")
+    csrf = page.get_attribute("#name-apply-form input[name=csrf]", "value")
+    for bad in ({"handle": "星", "shop_name": "星辰设计工作室"}, {"handle": "x" * 500}):
+        refused = page.request.post(site.url + "/name/apply", form={**bad, "csrf": csrf})
+        assert 400 <= refused.status < 500, refused.status
+    page.fill("#apply-shop", "星辰设计工作室")
+    page.click("#name-apply-form button[type=submit]")
+    page.wait_for_url(site.url + "/name")
     assert "星辰" in page.inner_text("#own-handle")
     assert page.locator("#name-history tbody tr").count() >= 1
+    assert page.locator("#name-apply-form").count() == 0

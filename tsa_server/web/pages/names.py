@@ -6,6 +6,8 @@
 ``GET /name/check``  public, JSON for static/names.js while typing: GBK bytes, valid
                      or the reason in the reader's language (``names.check`` of the
                      JSON API's GET /api/v1/names/check: the same registry call)
+``POST /name/apply`` apply for the handle (public group), as POST
+                     /api/v1/names/applications does (`operations.apply`, deposit scope)
 
 The registry decides everything (names/operations.py `check`, names/views.py);
 without a [names] registry the page says so (404).
@@ -17,14 +19,19 @@ from typing import Any
 
 from aiohttp import web
 
+from tsa_server.accounts.key_rules import Scope
 from tsa_server.accounts.people import Person
 from tsa_server.names import operations
 from tsa_server.names.commands import Caller
 from tsa_server.names.errors import NamesError
 from tsa_server.names.timestamping import NamesService
 from tsa_server.names.views import check_json, history_json
+from tsa_server.web.api import validate
+from tsa_server.web.auth import accounts
 from tsa_server.web.errors import BadRequest
 from tsa_server.web.handlers import STATE
+from tsa_server.web.names.models import NameApplication
+from tsa_server.web.pages.deposit import page_form
 from tsa_server.web.pages.guard import page
 from tsa_server.web.pages.render import language, render, translate
 from tsa_server.web.pages.security import signed_in
@@ -122,3 +129,23 @@ async def name_page(request: web.Request, person: Person) -> web.StreamResponse:
         "shop_name": request.query.get("shop_name", "")[:200],
     }
     return render(request, "name.html", context)
+
+
+@page
+@signed_in
+async def apply(request: web.Request, person: Person) -> web.StreamResponse:
+    """Apply for a handle for the organisation's shop (the registry decides: approved at
+    once, contested, or refused with its reason)."""
+    names = _names(request)
+    principal = person.principal
+    principal.require(Scope.DEPOSIT)
+    values = await page_form(request)
+    body = validate(
+        NameApplication,
+        {"handle": values.get("handle", ""), "shop_name": values.get("shop_name", "")},
+    )
+    opened = accounts(request).organisation(principal.org_id).created_at
+    caller = Caller(principal.org_id, principal.key_id, False, opened)
+    evidence = request.app[STATE].evidence
+    await operations.apply(names, caller, body.command(), evidence)
+    raise web.HTTPSeeOther("/name")
