@@ -13,6 +13,7 @@ from tsa_server.web.names import policy as names_policy
 from tsa_server.web.names import registry as names
 from tsa_server.web.pages import actions, assets, check, deposit, files, signin, site, wallet
 from tsa_server.web.pages import names as name_page
+from tsa_server.web.pages import organisation as organisation_page
 from tsa_server.web.pages import stored as stored_page
 from tsa_server.web.verify import handler as verify
 from tsa_server.web.verify import page as verify_page
@@ -51,6 +52,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/name", name_page.name_page),
             web.get("/name/check", name_page.check),
             web.post("/name/apply", name_page.apply),
+            web.get("/organisation", organisation_page.settings),
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),

@@ -60,6 +60,7 @@ def test_no_critical_or_serious_violations(browser, site: Site, locale: str, tmp
         signed = (
             f"/files/{site.item_a}",
             "/wallet",
+            "/organisation",
             "/name?handle=%E6%98%9F",
             "/apply/stored",
             "/apply",

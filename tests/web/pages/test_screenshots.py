@@ -90,5 +90,7 @@ def test_screenshots(browser, site: Site, credits, lang: str, size: str, tmp_pat
         shot("wallet")
         tab.goto(site.url + "/name?handle=%E6%98%9F%E8%BE%B0")
         shot("name")
+        tab.goto(site.url + "/organisation")
+        shot("organisation")
     finally:
         ctx.close()
