@@ -218,6 +218,22 @@ def test_bad_input_is_a_4xx_never_a_5xx(site: Site) -> None:
         ("GET", "/lang/fr"),
         ("POST", "/signin"),
         ("POST", "/signout"),
+        ("GET", "/apply"),
+        ("GET", "/apply/stored"),
+        ("POST", "/apply/review"),
+        ("POST", "/apply"),
+        ("POST", "/apply/precheck"),
+        ("POST", "/apply/upload"),
+        ("GET", "/wallet"),
+        ("GET", "/name"),
+        ("GET", "/name/check"),
+        ("POST", "/name/apply"),
+        ("GET", "/organisation"),
+        ("GET", "/files?days=-1&page=0&status=%00"),
+        ("GET", "/files/x/delete-original"),
+        ("POST", "/files/x/auto-renew"),
+        ("POST", "/files/x/reupload"),
+        ("GET", "/check?serial=%00"),
     ):
         req = urllib.request.Request(
             site.url + path, data=b"" if method == "POST" else None, method=method

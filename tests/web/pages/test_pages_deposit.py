@@ -360,3 +360,22 @@ def test_stored_posts_need_the_csrf_header(page, site: Site, shop: Shop) -> None
     )
     assert reply.status == 403
     assert _balance(page, site) == before
+
+
+def test_malformed_posts_of_a_signed_in_person_are_4xx(page, site: Site, shop: Shop) -> None:
+    sign_in_c(page, site)
+    page.goto(site.url + "/apply/stored")
+    header = {"X-CSRF-Token": page.get_attribute("#stored-form", "data-csrf")}
+    for path, body, kind in (
+        ("/apply/upload", b"garbage", "multipart/form-data"),
+        ("/apply/upload", b"--x\r\n\r\n", "multipart/form-data; boundary=x"),
+        ("/apply/precheck", b"{not json", "application/json"),
+        ("/apply/precheck", b'{"items": "nope"}', "application/json"),
+        ("/apply/precheck", b'{"items": [{"sha256": "zz"}]}', "application/json"),
+        (f"/files/{shop.stored_item}/reupload", b"garbage", "multipart/form-data"),
+        ("/apply/review", b"csrf=x&items=%ff", "application/x-www-form-urlencoded"),
+    ):
+        reply = page.request.post(
+            site.url + path, data=body, headers={**header, "Content-Type": kind}
+        )
+        assert 400 <= reply.status < 500, (path, body, reply.status)
