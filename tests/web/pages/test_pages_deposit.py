@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.certified import openssl_verify
 from tests.support.tsa import TSA_BIN
 from tests.web.pages.conftest import Site, accounts_cli
 from tests.web.pages.test_pages_browser import sign_in
@@ -133,9 +134,15 @@ def test_apply_for_a_folder_hash_only(page, site: Site, shop: Shop, tmp_path) ->
         assert request.sizes()["requestBodySize"] < 4000
     digest = hashlib.sha256(contents["a.jpg"]).hexdigest()
     assert digest in (posted[1].post_data or "").replace("%22", '"')
-    # The item's page, with the statement as text.
+    # The item's page, with the statement as text; its token verifies against the file.
     rows.first.locator("a").first.click()
     page.wait_for_selector("#serial")
+    name = page.inner_text("h1").rsplit("/", 1)[-1]
+    with page.expect_download() as done:
+        page.click("a[href$='/token.tsr']")
+    done.value.save_as(tmp_path / "item.tsr")
+    (tmp_path / "ca.pem").write_bytes(page.request.get(site.url + "/certs").body())
+    openssl_verify(folder / name, tmp_path / "item.tsr", tmp_path / "ca.pem")
     assert "<script>alert('s')</script>" in page.inner_text(".statement")
     assert page.console_errors == []
 
