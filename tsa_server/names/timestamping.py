@@ -221,14 +221,14 @@ class NamesService:
         try:
             try:
                 with self.sink.capturing():
-                    result = op(self.registry)
+                    result = await _off_loop(op, self.registry)
             except _Captured as captured:
                 canonical = captured.canonical
             else:
                 return result  # refused: nothing happened, nothing to time-stamp
             stamp = await self._stamp(canonical)
             with self.sink.armed(stamp):
-                result = op(self.registry)
+                result = await _off_loop(op, self.registry)
             if not isinstance(result, Done):
                 raise EventMismatch("the operation was refused on its committing run")
             return result
@@ -244,6 +244,19 @@ class NamesService:
         if issued.token is None:
             raise TimestampUnavailable("the TSA refused to time-stamp the event")
         return Stamp(canonical, issued.token, iso_ms(gen_time_of(issued.token)))
+
+
+async def _off_loop(op: Callable[[Registry], Result], registry: Registry) -> Result:
+    """`op(registry)` in a worker thread: its reads and its commit are database round
+    trips that must not hold up the event loop (issuance). The caller holds the
+    operation lock, so operations still run one at a time; a cancelled caller waits for
+    an operation already begun, whose sink state it must not tear down under it."""
+    work = asyncio.ensure_future(asyncio.to_thread(op, registry))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise
 
 
 def event_json(e: StoredEvent, *, reveal: bool) -> dict[str, Any]:

@@ -94,7 +94,7 @@ async def words(request: web.Request) -> web.Response:
 
 @require(Scope.ADMIN)
 async def edit_words(request: web.Request) -> web.Response:
-    names, who = service(request), caller(request)
+    names, who = service(request), await caller(request)
     policy.require_editor(names, who)  # before the body, as it always was
     body = await read_body(request, WordsEdit)
     if_match = request.headers.get("If-Match")
@@ -109,7 +109,7 @@ async def weights(request: web.Request) -> web.Response:
 
 @require(Scope.ADMIN)
 async def edit_weights(request: web.Request) -> web.Response:
-    names, who = service(request), caller(request)
+    names, who = service(request), await caller(request)
     policy.require_editor(names, who)
     body = await read_body(request, WeightsEdit)
     if_match = request.headers.get("If-Match")
@@ -123,7 +123,7 @@ async def changes(request: web.Request) -> web.Response:
 
 @require(Scope.ADMIN)
 async def reload(request: web.Request) -> web.Response:
-    return _edited(await policy.reload(service(request), caller(request)))
+    return _edited(await policy.reload(service(request), await caller(request)))
 
 
 # ----------------------------------------------------------- the description

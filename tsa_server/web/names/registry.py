@@ -22,6 +22,7 @@ assembled by web/names/openapi.py.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -65,10 +66,14 @@ def service(request: web.Request) -> NamesService:
     return names
 
 
-def caller(request: web.Request, *, with_shop: bool = False) -> Caller:
-    """The key's organisation; `with_shop`: also when its shop opened (its creation)."""
+async def caller(request: web.Request, *, with_shop: bool = False) -> Caller:
+    """The key's organisation; `with_shop`: also when its shop opened (its creation),
+    read off the event loop."""
     p = request[PRINCIPAL]
-    opened = accounts(request).organisation(p.org_id).created_at if with_shop else None
+    opened = None
+    if with_shop:
+        organisation = await asyncio.to_thread(accounts(request).organisation, p.org_id)
+        opened = organisation.created_at
     return Caller(p.org_id, p.key_id, p.has(Scope.ADMIN), opened)
 
 
@@ -84,7 +89,9 @@ def _answer(names: NamesService, outcome: OperationResult, status: int = 200) ->
 async def check(request: web.Request) -> web.Response:
     names = service(request)
     query = query_of(request, CheckQuery)
-    result = operations.check(names, query.handle, query.shop_name or None)
+    result = await asyncio.to_thread(
+        operations.check, names, query.handle, query.shop_name or None
+    )
     return web.json_response(check_json(names, result), headers={"Cache-Control": "no-store"})
 
 
@@ -92,21 +99,23 @@ async def check(request: web.Request) -> web.Response:
 async def apply(request: web.Request) -> web.Response:
     names = service(request)
     body = await read_body(request, NameApplication)
-    who = caller(request, with_shop=True)
+    who = await caller(request, with_shop=True)
     outcome = await operations.apply(names, who, body.command(), _evidence(request))
     return _answer(names, outcome, 201 if outcome.published else 202)
 
 
 @require()
 async def status(request: web.Request) -> web.Response:
-    names = service(request)
-    return web.json_response(status_json(names, caller(request), request.match_info["handle"]))
+    names, who = service(request), await caller(request)
+    view = await asyncio.to_thread(status_json, names, who, request.match_info["handle"])
+    return web.json_response(view)
 
 
 @require()
 async def history(request: web.Request) -> web.Response:
-    names = service(request)
-    return web.json_response(history_json(names, caller(request), request.match_info["handle"]))
+    names, who = service(request), await caller(request)
+    view = await asyncio.to_thread(history_json, names, who, request.match_info["handle"])
+    return web.json_response(view)
 
 
 @require(Scope.DEPOSIT)
@@ -114,7 +123,8 @@ async def change(request: web.Request) -> web.Response:
     names = service(request)
     body = await read_body(request, NameChange)
     handle = request.match_info["handle"]
-    outcome = await operations.change(names, caller(request), handle, body.handle, body.custom)
+    who = await caller(request)
+    outcome = await operations.change(names, who, handle, body.handle, body.custom)
     return _answer(names, outcome)
 
 
@@ -123,7 +133,8 @@ async def release(request: web.Request) -> web.Response:
     names = service(request)
     body = await read_body(request, NameRelease)
     cause = body.cause or "withdrawn"
-    outcome = await operations.release(names, caller(request), request.match_info["handle"], cause)
+    who = await caller(request)
+    outcome = await operations.release(names, who, request.match_info["handle"], cause)
     return _answer(names, outcome)
 
 
@@ -131,7 +142,7 @@ async def release(request: web.Request) -> web.Response:
 async def reclaim(request: web.Request) -> web.Response:
     names = service(request)
     body = await read_body(request, NameReclaim)
-    who = caller(request, with_shop=True)
+    who = await caller(request, with_shop=True)
     outcome = await operations.reclaim(names, who, request.match_info["handle"], body.shop_name)
     return _answer(names, outcome)
 
@@ -141,7 +152,8 @@ async def objections(request: web.Request) -> web.Response:
     names = service(request)
     body = await read_body(request, NameObjection)
     handle = request.match_info["handle"]
-    outcome = await operations.object_to(names, caller(request), handle, body.statement or "")
+    who = await caller(request)
+    outcome = await operations.object_to(names, who, handle, body.statement or "")
     return _answer(names, outcome, 201)
 
 
@@ -150,7 +162,7 @@ async def complaints(request: web.Request) -> web.Response:
     """H-13: pending (202) until an operator upholds or dismisses it."""
     names = service(request)
     body = await read_body(request, NameComplaint)
-    who = caller(request, with_shop=True)
+    who = await caller(request, with_shop=True)
     handle = request.match_info["handle"]
     outcome = await operations.complain(names, who, handle, body.command(), _evidence(request))
     return _answer(names, outcome, 202)
@@ -159,7 +171,7 @@ async def complaints(request: web.Request) -> web.Response:
 @require(Scope.ADMIN)
 async def decision(request: web.Request) -> web.Response:
     names = service(request)
-    who = caller(request)
+    who = await caller(request)
     operations.require_operator(names, who)  # before the body, as it always was
     body = await read_body(request, NameDecision)
     outcome = await operations.decide(names, who, request.match_info["handle"], body.command())
