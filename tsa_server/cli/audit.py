@@ -14,7 +14,8 @@ import click
 
 from ledger.audit import Inspection, inspect_token
 from ledger.binding import LedgerBinding
-from ledger.cli import audit_each, print_reports, run_audit, with_audit_options
+from ledger.cli import print_reports, run_audit, with_audit_options
+from ledger.cli_sources import audit_each
 from tsa_server.cli.options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.rfc3161.verify_lean import LeanVerifier

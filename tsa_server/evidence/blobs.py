@@ -43,15 +43,29 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from tsa_server.evidence.blob_streams import CHUNK_BYTES, chunks_of, hash_stream, pump
 from tsa_server.evidence.errors import BlobError, BlobNotFound, BlobTooLarge, InvalidBlobKey
 
-#: Unit of hashing and writing, and the most put_stream buffers before writing.
-CHUNK_BYTES = 1 << 20
+# Re-exported: the streaming helpers both backends share live in blob_streams.py.
+__all__ = [
+    "CHUNK_BYTES",
+    "HAS_SM3",
+    "BlobRef",
+    "BlobStore",
+    "FileBlobStore",
+    "StagedBlob",
+    "Staging",
+    "check_key",
+    "chunks_of",
+    "hash_stream",
+    "pump",
+]
+
 _KEY = re.compile(r"[0-9a-f]{64}")
 _TEMP_PREFIX, _TEMP_SUFFIX = "put-", ".part"
 
@@ -368,58 +382,3 @@ class FileBlobStore:
 
     def close(self) -> None:
         """Nothing to release (BlobStore.close: the database backend's connections)."""
-
-
-async def hash_stream(chunks: Any, limit: int) -> tuple[str, int]:
-    """SHA-256 (hex) and size of a stream, storing nothing; BlobTooLarge past `limit`."""
-    digest = hashlib.sha256()
-    size = await pump(chunks, limit, digest.update)
-    return digest.hexdigest(), size
-
-
-async def pump(source: Any, limit: int, write: Callable[[bytearray], Any]) -> int:
-    """Feed `source` to `write` in a worker thread, CHUNK_BYTES at a time; its size.
-    BlobTooLarge before buffering more than `limit` bytes."""
-    buffer, seen = bytearray(), 0
-    async for chunk in _async_chunks(source):
-        seen += len(chunk)
-        if seen > limit:
-            raise BlobTooLarge(limit)
-        buffer += chunk
-        if len(buffer) >= CHUNK_BYTES:
-            await asyncio.to_thread(write, buffer)
-            buffer = bytearray()
-    if buffer:
-        await asyncio.to_thread(write, buffer)
-    return seen
-
-
-def chunks_of(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes | bytearray | memoryview]:
-    if isinstance(data, bytes | bytearray | memoryview):
-        view = memoryview(data)
-        for start in range(0, len(view), CHUNK_BYTES):
-            yield view[start : start + CHUNK_BYTES]
-        return
-    read = getattr(data, "read", None)
-    if read is not None:
-        while chunk := read(CHUNK_BYTES):
-            yield chunk
-        return
-    for chunk in data:
-        if not isinstance(chunk, bytes | bytearray | memoryview):
-            raise TypeError("blob chunks must be bytes")
-        yield chunk
-
-
-async def _async_chunks(source: Any) -> AsyncIterator[bytes | bytearray | memoryview]:
-    read_chunk = getattr(source, "read_chunk", None)
-    if read_chunk is not None:
-        while chunk := await read_chunk(256 * 1024):
-            yield chunk
-        return
-    if not isinstance(source, AsyncIterable):
-        raise TypeError("put_stream takes an async iterable of bytes or a read_chunk() reader")
-    async for chunk in source:
-        if not isinstance(chunk, bytes | bytearray | memoryview):
-            raise TypeError("blob chunks must be bytes")
-        yield chunk
