@@ -225,6 +225,10 @@ def test_refusals_leave_the_schedule_unchanged(own_hsm, tmp_path) -> None:
     assert "does not match the signing key" in mismatch.stderr
     missing = tsa(config, "keys", "activate", "--label", "key-b", "--at", "now", ok=False)
     assert "has no imported chain" in missing.stderr
+    disordered = tmp_path / "disordered.pem"
+    disordered.write_bytes(chain_a.read_bytes() * 2)  # a certificate not issued by the next
+    unlinked = tsa(config, "keys", "import-chain", "--label", "key-a", str(disordered), ok=False)
+    assert "is not issued by certificate" in unlinked.stderr
     tsa(config, "keys", "import-chain", "--label", "key-a", str(chain_a))
     schedule = Path(own_hsm.chain_file).parent / "key-schedule.json"
     before = schedule.read_bytes()

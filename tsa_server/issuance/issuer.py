@@ -239,7 +239,7 @@ class Issuer:
                 if idle and len(messages) <= _INLINE_SIGN_MAX:
                     # Nothing else in flight (light load): a round trip to a worker would
                     # cost more than signing these few here, on this process's own session.
-                    signatures = key.signer.sign_many(messages, batch.digests)
+                    signatures = await key.sign_small(messages, batch.digests)
                 else:
                     signatures = await key.batch_signer.sign_batch(messages, batch.digests)
             except Exception:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from asn1crypto import x509 as asn1_x509
 
-from tsa_server.errors import TSAError
+from tsa_server.errors import SignerUnavailable, TSAError
 from tsa_server.rfc3161.token import TokenTemplate
 from tsa_server.signing.base import Signer
 from tsa_server.signing.certs import to_pem
@@ -43,6 +43,22 @@ class SigningKey:
     retirement: Retirement | None = None
     batches: int = 0  # sequenced with this key and not yet signed
     close_with_issuer: bool = False  # built by the rotation: closed by it, not by wiring
+    inline: bool = True  # this process's own session signs small batches when idle
+
+    async def sign_small(self, messages: list[bytes], digests: list[str]) -> list[bytes]:
+        """A few messages on this process's own session, cheaper than a worker's round
+        trip when nothing else is in flight. Should that session fail (seen right after a
+        key rotation, as SoftHSM's GeneralError), the workers, with sessions of their
+        own, sign this batch and every later one of this key: no request fails for it."""
+        if self.inline:
+            try:
+                return self.signer.sign_many(messages, digests)
+            except SignerUnavailable as exc:
+                self.inline = False
+                log.warning(
+                    "key %r: in-process signing failed (%s); its workers sign", self.label, exc
+                )
+        return await self.batch_signer.sign_batch(messages, digests)
 
     @property
     def certificate_sha256(self) -> str:

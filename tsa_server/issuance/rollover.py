@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import os
 import signal
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from tsa_server.config import Config
 from tsa_server.errors import CertificateError
@@ -54,6 +57,20 @@ def parse_chain(data: bytes) -> list[asn1_x509.Certificate]:
     return chain
 
 
+def check_links(chain: list[asn1_x509.Certificate]) -> None:
+    """Each certificate of the file is signed by the next one (the TSA certificate
+    first, its CA after it), so verifiers can build the path the file promises."""
+    loaded = [x509.load_der_x509_certificate(cert.dump()) for cert in chain]
+    for position, (cert, issuer) in enumerate(itertools.pairwise(loaded), start=1):
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            raise CertificateError(
+                f"certificate {position} of the file is not issued by certificate "
+                f"{position + 1}: give the chain in order, the TSA certificate first"
+            ) from None
+
+
 def validity(cert: asn1_x509.Certificate) -> tuple[datetime, datetime]:
     period = cert["tbs_certificate"]["validity"]
     return period["not_before"].native, period["not_after"].native
@@ -65,6 +82,7 @@ def import_key_chain(config: Config, label: str, data: bytes, now: datetime) -> 
     key to the schedule, not yet activated."""
     schedule.check_label(label)
     chain = parse_chain(data)
+    check_links(chain)
     leaf = chain[0]
     not_before, not_after = validity(leaf)
     check_tsa_certificate(leaf, key_public_info(config, label), max(now, not_before))
