@@ -32,6 +32,7 @@ def tsa(config: Path, *args: str, ok: bool = True) -> subprocess.CompletedProces
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=config.parent,  # the defaults' relative paths (var/...) land beside the config
     )
     assert (result.returncode == 0) == ok, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
