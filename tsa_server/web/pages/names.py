@@ -15,6 +15,7 @@ without a [names] registry the page says so (404).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -90,7 +91,7 @@ def _checked(request: web.Request, names: NamesService) -> dict[str, Any] | None
 async def check(request: web.Request) -> web.StreamResponse:
     """The live check (JSON); a refused request is a 400 with its reason."""
     try:
-        answer = _checked(request, _names(request))
+        answer = await asyncio.to_thread(_checked, request, _names(request))
     except (NamesError, BadRequest) as exc:
         return web.json_response({"error": str(exc)}, status=400)
     if answer is None:
@@ -118,10 +119,10 @@ async def name_page(request: web.Request, person: Person) -> web.StreamResponse:
     principal = person.principal
     caller = Caller(principal.org_id, principal.key_id, False)
     try:
-        checked = _checked(request, names)
+        checked = await asyncio.to_thread(_checked, request, names)
     except NamesError as exc:
         raise BadRequest(400, str(exc)) from None
-    held = _own(names, caller)
+    held = await asyncio.to_thread(_own, names, caller)  # database reads: off the loop
     context = {
         "held": held,
         "checked": checked,
