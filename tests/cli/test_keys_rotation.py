@@ -117,8 +117,9 @@ class Load:
         self.thread.join(30)
 
 
-def test_rotation_under_load_restart_and_sighup(own_hsm, tmp_path, ntp) -> None:
+def test_rotation_under_load_restart_and_sighup(own_hsm, tmp_path, ntp, request) -> None:
     server = TsaServer(tmp_path / "srv", own_hsm, ntp.address)
+    request.addfinalizer(server.stop)  # also when an assertion fails half-way
     config = server.config_path
     old_leaf = leaf_of(own_hsm.chain_file)
     chain2 = new_key(config, tmp_path, "tsa-2")
