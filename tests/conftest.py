@@ -44,7 +44,11 @@ def tsa(
     tmp_path_factory: pytest.TempPathFactory, hsm: Hsm, session_ntp: NtpResponder
 ) -> Iterator[TsaServer]:
     """The real server (`tsa serve`) shared by the tests that only talk to it."""
-    server = TsaServer(tmp_path_factory.mktemp("tsa"), hsm, session_ntp.address).start()
+    # It lives through the whole suite, whose heaviest tests can starve the responder
+    # thread of this process for seconds: a longer last-good-sample age keeps it issuing.
+    server = TsaServer(
+        tmp_path_factory.mktemp("tsa"), hsm, session_ntp.address, clock={"max_age_s": 30.0}
+    ).start()
     yield server
     server.stop()
 
