@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, web
 
 from ledger.serials import serial_candidates
 from tsa_server.web.handlers import STATE
+from tsa_server.web.pages import check_documents
 from tsa_server.web.pages.guard import page
 from tsa_server.web.pages.render import error_page, language, render, translate
 from tsa_server.web.pages.security import check_csrf, person_of
@@ -40,7 +41,8 @@ async def check_form(request: web.Request) -> web.StreamResponse:
             message = translate(lang, "A serial number is hexadecimal (0x…) or decimal.")
             return error_page(request, 400, message)
         raise web.HTTPSeeOther("/verify/serial/" + quote(serial, safe=""))
-    return render(request, "check.html", {})
+    limits = check_documents.limits(request.app[STATE])
+    return render(request, "check.html", {"limits_mib": {k: v >> 20 for k, v in limits.items()}})
 
 
 async def _read(part: BodyPartReader, limit: int) -> bytes:

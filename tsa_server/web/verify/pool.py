@@ -23,10 +23,12 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from asn1crypto import x509
 
@@ -34,6 +36,7 @@ from tsa_server.rfc3161.verify import VerificationReport, VerifyOptions, verify_
 from tsa_server.rfc3161.verify_load import to_asn1_certificate
 
 log = logging.getLogger("tsa.web.verify")
+T = TypeVar("T")
 
 #: Worker processes. Two keep one core for issuance on a two-core machine.
 WORKERS = 2
@@ -100,13 +103,20 @@ class VerifierPool:
     async def run(self, token: bytes | str, options: VerifyOptions) -> VerificationReport | None:
         """The report on ``token`` (as the client sent it), or None when the pool is full
         or broken (answer 503)."""
+        return await self.call(_verify, token, _portable(options))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """``fn(*args)`` in a worker (a module-level function, picklable arguments), under
+        the same admission as verifications: the verification center's documents
+        (evidence/checking/worker.py). None when the pool is full or broken; the
+        function's own exceptions reach the caller."""
         with self._lock:
             if self._pending >= self._max_pending:
                 return None
             self._pending += 1
         pool = self._pool()
         try:
-            future = pool.submit(_verify, token, _portable(options))
+            future = pool.submit(fn, *args)
         except (BrokenProcessPool, RuntimeError):
             self._release(None)
             self._discard(pool)
