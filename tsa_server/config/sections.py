@@ -209,6 +209,9 @@ class EvidenceConfig:
     # timestamp's TSA certificate ends; weakening hash algorithms (re-hashed to SHA-512).
     ers_renew_before_days: int = 90
     ers_weak_hashes: tuple[str, ...] = ()
+    # GET|POST /signup: anyone may make an organisation and become its owner (the web
+    # pages, web/pages/signup.py); off: the operator makes them (tsa accounts).
+    signup: bool = False
 
 
 @dataclass(frozen=True)

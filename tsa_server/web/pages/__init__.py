@@ -7,7 +7,9 @@ the JSON API, in Simplified Chinese and English.
 - `security`: sessions (accounts/people.py), CSRF tokens, safe `next=` paths;
   `guard.page`: errors as pages;
 - pages: `site` (GET /, the language switch), `signin` (sign in and out, password),
-  `check` (the public verification center), `files` (protected files).
+  `check` (the public verification center), `files` (protected files), `organisation`
+  (its people, API keys and webhook: `organisation_people`, `organisation_keys`),
+  `signup` (self sign-up, when [evidence] signup is on).
 
 The URLs are spelled in web/routes.py; `setup` gives the app its `People`.
 """
@@ -16,8 +18,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tsa_server.accounts.membership import MembershipStore
 from tsa_server.accounts.people import People
-from tsa_server.web.pages.security import PEOPLE
+from tsa_server.web.pages.organisation import MEMBERSHIP_STORE
+from tsa_server.web.pages.security import PEOPLE, SIGNUP_LIMITS
+from tsa_server.web.pages.signup import signup_limits
 from tsa_server.wiring import Services
 
 
@@ -27,3 +32,6 @@ def setup(app: web.Application, services: Services) -> None:
     store = services.evidence
     if store is not None:
         app[PEOPLE] = People(store.db)
+        app[MEMBERSHIP_STORE] = MembershipStore(store.db)
+        if services.config.evidence.signup:
+            app[SIGNUP_LIMITS] = signup_limits()

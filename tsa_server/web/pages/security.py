@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from tsa_server.accounts.login_limits import LoginLimits
 from tsa_server.accounts.people import People, Person
 from tsa_server.web.handlers import STATE
 
@@ -35,6 +36,8 @@ SESSION_COOKIE = "tsa_session"
 PRE_COOKIE = "tsa_pre"
 CSRF_FIELD = "csrf"
 PEOPLE = web.AppKey("people", People)
+#: Self sign-up's limiter, set only when [evidence] signup is on (web/pages/signup.py).
+SIGNUP_LIMITS = web.AppKey("signup_limits", LoginLimits)
 PERSON = web.RequestKey("person", object)  # Person | None once looked up
 _PRE = web.RequestKey("pre_session", str)
 _CSRF_LABEL = b"tsa-csrf-v1"
@@ -129,6 +132,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "person": found if isinstance(found, Person) else None,
         "csrf": csrf_token(request),
         "path": request.path_qs if local_path(request.path_qs) == request.path_qs else "/",
+        "signup_open": SIGNUP_LIMITS in request.app,
     }
 
 
