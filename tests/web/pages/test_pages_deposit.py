@@ -334,7 +334,7 @@ def test_store_originals_with_progress_and_cancel(page, site: Site, shop: Shop, 
     _fill_statement(page)
     page.click("#review-button")
     expect(page.locator("#stored-review")).to_be_visible(timeout=60_000)
-    assert "uses 1 credits" in page.inner_text("#stored-summary")
+    assert "uses 1 credit;" in page.inner_text("#stored-summary")
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
     slow = {"offline": False, "latency": 0, "downloadThroughput": -1}

@@ -99,7 +99,10 @@ async def precheck(request: web.Request) -> web.StreamResponse:
         return _json_refusal(request, exc)
     lang = language(request)
     units = len(items)
-    summary = translate(lang, "This batch uses %(units)s credits; your balance is %(balance)s.")
+    if units == 1:  # plural forms: one msgid each (render.py's catalogs)
+        summary = translate(lang, "This batch uses %(units)s credit; your balance is %(balance)s.")
+    else:
+        summary = translate(lang, "This batch uses %(units)s credits; your balance is %(balance)s.")
     answer = {
         "units": units,
         "balance": balance,
