@@ -19,7 +19,7 @@ from ledger.cli_sources import audit_each
 from tsa_server.cli.options import config_option
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.rfc3161.verify_lean import LeanVerifier
-from tsa_server.rfc3161.verify_lean_der import NotLean, der_children, der_integer
+from tsa_server.rfc3161.verify_lean_der import NotLean, der_fields, der_integer
 
 
 def _lean_binding(values: tuple[bytes, ...]) -> LedgerBinding | None:
@@ -27,12 +27,7 @@ def _lean_binding(values: tuple[bytes, ...]) -> LedgerBinding | None:
     the TSA writes; NotLean for anything else (the full path then decodes it)."""
     if not values:
         return None
-    value = values[0]
-    ((tag, _, start, end),) = der_children(value, 0, len(value))
-    parts = der_children(value, start, end)
-    if tag != 0x30 or tuple(p[0] for p in parts) != (0x02, 0x0C, 0x02, 0x02, 0x04):
-        raise NotLean("LedgerBinding out of shape")
-    version, origin, leaf, anchor, root = (value[p[2] : p[3]] for p in parts)
+    version, origin, leaf, anchor, root = der_fields(values[0], (0x02, 0x0C, 0x02, 0x02, 0x04))
     numbers = der_integer(version), der_integer(leaf), der_integer(anchor)
     if numbers[0] != 1 or numbers[1] < 0 or numbers[2] < 0 or len(root) != 32:
         raise NotLean("LedgerBinding values out of range")

@@ -29,6 +29,12 @@ does not recognise (BER, other shapes, unsigned attributes, CRLs, ordering, unkn
 extensions), a failed per-token check or a genTime outside the window gives None: the
 caller then runs the full verifier, which reports the failure in its own words. The lean
 path can therefore only ever accept what the full verifier accepts.
+
+Finding a token's frame by walking it costs more than its signature check; so each
+frame, once a token of it passed, also keeps a ``Template`` (``verify_lean_der``): its
+constant bytes in the slices between the per-token values. A token the template
+splits has that frame's key byte for byte and takes the same per-token checks; any
+other token is walked as before.
 """
 
 from __future__ import annotations
@@ -36,11 +42,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from asn1crypto import algos
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from .verify import VerifyOptions, verify_token
 from .verify_chain import validate_path
@@ -48,13 +55,24 @@ from .verify_crypto import HASHES, SignatureInvalid, hash_bytes
 from .verify_crypto import _dispatch as dispatch_signature
 from .verify_crypto import _kind as signature_kind
 from .verify_crypto import _named_hash as named_hash
-from .verify_lean_der import LeanToken, NotLean, Split, der_children, der_integer, split_token
+from .verify_lean_der import (
+    LeanToken,
+    NotLean,
+    Split,
+    Template,
+    Values,
+    der_children,
+    der_integer,
+    split_token,
+)
 from .verify_load import load_token, to_asn1_certificate, unique_certificates
 
 # LeanToken, NotLean and the DER helpers are re-exported: `tsa audit` imports them here.
 __all__ = ["LeanToken", "LeanVerifier", "NotLean", "der_children", "der_integer"]
 
 LEAN_CHECKS = ("structure", "message_digest", "signature", "certificate_chain")
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -63,16 +81,23 @@ class _Frame:
 
     check_signature: Callable[[bytes, bytes], None]  # (signed bytes, signature); raises
     digest: Callable[[bytes], bytes]
-    not_before: datetime
-    not_after: datetime
+    not_before_us: int  # the path's validity window, in microseconds since the epoch
+    not_after_us: int
 
 
 def _digest_function(name: str) -> Callable[[bytes], bytes]:
+    constructor = getattr(hashlib, name, None)
+    if name in hashlib.algorithms_guaranteed and callable(constructor):
+        return lambda data: constructor(data).digest()
     try:
         hashlib.new(name)
     except ValueError:
         return lambda data: hash_bytes(name, data)
     return lambda data: hashlib.new(name, data).digest()
+
+
+def _microseconds(moment: datetime) -> int:
+    return (moment - _UNIX_EPOCH) // _US
 
 
 class LeanVerifier:
@@ -100,10 +125,14 @@ class LeanVerifier:
         self._ignore = ignore
         self._max_frames = max_frames
         self._frames: dict[Hashable, _Frame | None] = {}
+        # The frames' templates, the last one that split a token first.
+        self._templates: list[tuple[Template, _Frame]] = []
+        self._templated: set[Hashable] = set()
         self._roots = unique_certificates(to_asn1_certificate(c) for c in options.trust_roots)
         self._extra = unique_certificates(to_asn1_certificate(c) for c in options.extra_certs)
         self.lean = 0  # tokens this verifier accepted by the lean path
         self.declined = 0  # tokens it left to the full verifier
+        self.templated = 0  # of the lean ones, tokens a frame's template split
 
     @property
     def frames(self) -> int:
@@ -121,6 +150,16 @@ class LeanVerifier:
         return result
 
     def _verify(self, token: bytes) -> LeanToken | None:
+        templates = self._templates
+        for n, (template, kept) in enumerate(templates):
+            try:
+                values = template.split(token)
+            except Exception:  # noqa: BLE001 - not this template's frame: try the next
+                continue
+            if n:
+                templates.insert(0, templates.pop(n))
+            self.templated += 1
+            return _checked(kept, values)
         try:
             split = split_token(token)
         except Exception:  # noqa: BLE001 - whatever the walker trips on, the full path decides
@@ -131,18 +170,24 @@ class LeanVerifier:
             frame = self._establish(token, split)
             if frame is None:
                 return None  # the full verifier has the final word on this token
+            self._template(token, split, frame)
             return split.token  # verified in full just now
         if frame is None:
             return None
-        if not frame.not_before <= split.token.gen_time <= frame.not_after:
-            return None
-        if frame.digest(split.econtent) != split.message_digest:
-            return None
+        verified = _checked(frame, split.values())
+        if verified is not None:
+            self._template(token, split, frame)
+        return verified
+
+    def _template(self, token: bytes, split: Split, frame: _Frame) -> None:
+        """Remember the template of a token that passed in ``frame``, once per frame."""
+        if split.key in self._templated:
+            return
+        self._templated.add(split.key)
         try:
-            frame.check_signature(split.signed_attrs, split.signature)
-        except (InvalidSignature, SignatureInvalid, ValueError):
-            return None
-        return split.token
+            self._templates.append((Template(token), frame))
+        except Exception:  # noqa: BLE001 - never expected: the frame's tokens are walked
+            pass
 
     def _establish(self, token: bytes, split: Split) -> _Frame | None:
         """Verify ``token`` in full; when it passes, remember its frame."""
@@ -188,9 +233,24 @@ class LeanVerifier:
         return _Frame(
             check_signature=check,
             digest=_digest_function(digest),
-            not_before=max(c.not_valid_before for c in path),
-            not_after=min(c.not_valid_after for c in path),
+            not_before_us=_microseconds(max(c.not_valid_before for c in path)),
+            not_after_us=_microseconds(min(c.not_valid_after for c in path)),
         )
+
+
+def _checked(frame: _Frame, values: Values) -> LeanToken | None:
+    """The per-token checks of a token of ``frame``: genTime inside the path's
+    validity, messageDigest, signature. The token's values, or None."""
+    econtent, message_digest, signed_attrs, signature, token = values
+    if not frame.not_before_us <= token.gen_time_ms * 1000 <= frame.not_after_us:
+        return None
+    if frame.digest(econtent) != message_digest:
+        return None
+    try:
+        frame.check_signature(signed_attrs, signature)
+    except (InvalidSignature, SignatureInvalid, ValueError):
+        return None
+    return token
 
 
 def _signature_checker(
@@ -204,6 +264,14 @@ def _signature_checker(
     if named is not None and named != digest:
         raise SignatureInvalid("the signature algorithm names another digest")
     key = serialization.load_der_public_key(signer.public_key.dump())  # type: ignore[attr-defined]
+    if kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey) and digest in HASHES:
+        # verify_crypto._dispatch's ECDSA branch, its algorithm object made once
+        ecdsa, verify = ec.ECDSA(HASHES[digest]()), key.verify
+
+        def check_ecdsa(data: bytes, signature: bytes) -> None:
+            verify(signature, data, ecdsa)
+
+        return check_ecdsa
 
     def check(data: bytes, signature: bytes) -> None:
         dispatch_signature(kind, key, algorithm, digest, data, signature)

@@ -2,6 +2,14 @@
 with the other tokens of one template) and its per-token values, or raise NotLean for
 any shape it does not recognise. What the frame is, and why the split is safe, is
 explained in ``verify_lean``.
+
+Two ways to split. ``split_token`` walks every level and names the frame by its bytes
+(the key of ``LeanVerifier``'s frames). ``Template``, made from a token that
+``split_token`` split, compares the frame's bytes in a few slices and walks only the
+headers whose lengths follow the per-token values: a token it splits has exactly the
+template token's frame key (each constant slice is a piece of that key, the per-token
+lengths are parsed as strictly), so it takes the same per-token checks at a fraction of
+the cost. Anything else raises NotLean and the caller walks it in full.
 """
 
 from __future__ import annotations
@@ -14,9 +22,17 @@ from datetime import UTC, datetime, timedelta
 from asn1crypto import cms, core
 
 from .oids import ID_SIGNED_DATA, LEDGER_BINDING
-from .verify_context import parse_gen_time
 
-__all__ = ["LeanToken", "NotLean", "Split", "der_children", "der_integer", "split_token"]
+__all__ = [
+    "LeanToken",
+    "NotLean",
+    "Split",
+    "Template",
+    "der_children",
+    "der_fields",
+    "der_integer",
+    "split_token",
+]
 
 _SIGNED_DATA_OID = cms.ContentType(ID_SIGNED_DATA).dump()
 _MESSAGE_DIGEST_OID = cms.CMSAttributeType("message_digest").dump()
@@ -25,24 +41,31 @@ _TST_VERSION_1 = b"\x02\x01\x01"
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MILLISECOND_TIME = re.compile(rb"[0-9]{14}(?:\.[0-9]{1,3})?Z\Z")
+_HOURS: dict[bytes, int] = {}  # b"YYYYMMDDhh" -> ms since the epoch, for valid hours only
 
 
-#: Per-token checks of the lean path; the full verifier's other checks depend on the frame.
 class NotLean(Exception):
     """The token is not in a shape the lean path handles: use the full verifier."""
 
 
-@dataclass(frozen=True)
 class LeanToken:
     """The TSTInfo values of a token the lean path verified. ``extensions`` holds the
     DER value of each (non-critical) TSTInfo extension, in order; only LedgerBinding is
     accepted, so each is a LedgerBinding value."""
 
-    serial: int
-    gen_time: datetime
-    gen_time_ms: int
-    imprint: bytes
-    extensions: tuple[bytes, ...]
+    __slots__ = ("serial", "gen_time_ms", "imprint", "extensions")
+
+    def __init__(
+        self, serial: int, gen_time_ms: int, imprint: bytes, extensions: tuple[bytes, ...]
+    ) -> None:
+        self.serial = serial
+        self.gen_time_ms = gen_time_ms
+        self.imprint = imprint
+        self.extensions = extensions
+
+    @property
+    def gen_time(self) -> datetime:
+        return _UNIX_EPOCH + self.gen_time_ms * _MS
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,9 @@ class Split:
     signed_attrs: bytes  # re-tagged as SET OF, as signed (RFC 5652 §5.4)
     signature: bytes
     token: LeanToken
+
+    def values(self) -> Values:
+        return self.econtent, self.message_digest, self.signed_attrs, self.signature, self.token
 
 
 def _tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -80,6 +106,26 @@ def _tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tag, pos, pos + size
 
 
+def _expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    """(content start, content end) of the TLV at ``pos``, which must carry ``tag``: a
+    single-byte tag; ``_tlv`` without its call, on the per-token path."""
+    if pos + 2 > end or buf[pos] != tag or tag & 0x1F == 0x1F:
+        raise NotLean("not the template's shape")
+    size = buf[pos + 1]
+    pos += 2
+    if size & 0x80:
+        count = size & 0x7F
+        if count == 0 or count > 4 or pos + count > end or buf[pos] == 0:
+            raise NotLean("indefinite or non-minimal length")
+        size = int.from_bytes(buf[pos : pos + count], "big")
+        if size < 0x80:
+            raise NotLean("non-minimal length")
+        pos += count
+    if pos + size > end:
+        raise NotLean("length beyond the enclosing value")
+    return pos, pos + size
+
+
 def der_children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
     """Each TLV filling ``buf[start:end]`` exactly: (tag, start, content start, end)."""
     out = []
@@ -89,6 +135,21 @@ def der_children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, 
         out.append((tag, pos, content, after))
         pos = after
     return out
+
+
+def der_fields(value: bytes, tags: tuple[int, ...]) -> list[bytes]:
+    """The contents of the fields of ``value``, a DER SEQUENCE whose fields carry exactly
+    ``tags``; NotLean otherwise."""
+    pos, end = _expect(value, 0, len(value), 0x30)
+    if end != len(value):
+        raise NotLean("bytes after the SEQUENCE")
+    fields = []
+    for tag in tags:
+        start, pos = _expect(value, pos, end, tag)
+        fields.append(value[start:pos])
+    if pos != end:
+        raise NotLean("more fields than expected")
+    return fields
 
 
 def der_integer(content: bytes) -> int:
@@ -107,49 +168,65 @@ def _shape(children: list[tuple[int, int, int, int]], tags: tuple[int, ...]) -> 
         raise NotLean("not the template's shape")
 
 
+def _gen_time_ms(raw: bytes) -> int:
+    """genTime ``YYYYMMDDhhmmss[.f[f[f]]]Z`` (a valid calendar time) in ms since the epoch."""
+    if not _MILLISECOND_TIME.match(raw):
+        raise NotLean("genTime is not YYYYMMDDhhmmss[.fff]Z")
+    hour = _HOURS.get(raw[:10])
+    if hour is None:
+        try:
+            moment = datetime(
+                int(raw[:4]), int(raw[4:6]), int(raw[6:8]), int(raw[8:10]), tzinfo=UTC
+            )
+        except ValueError:
+            raise NotLean("genTime malformed") from None
+        if len(_HOURS) >= 4096:
+            _HOURS.clear()
+        hour = _HOURS[raw[:10]] = (moment - _UNIX_EPOCH) // _MS
+    minute, second = int(raw[10:12]), int(raw[12:14])
+    if minute > 59 or second > 59:
+        raise NotLean("genTime malformed")
+    millis = int(raw[15:-1].ljust(3, b"0")) if len(raw) > 15 else 0
+    return hour + minute * 60_000 + second * 1000 + millis
+
+
+_ACCURACY_ORDER = {0x02: 1, 0x80: 2, 0x81: 3}
+_TST_OPTIONAL_ORDER = {0x30: 1, 0x02: 2, 0xA0: 3, 0xA1: 4}  # ordering: not lean
+
+
 def _accuracy_ok(buf: bytes, start: int, end: int) -> None:
     """Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0], micros [1] }."""
     rank = 0
-    for tag, _, content, after in der_children(buf, start, end):
-        order = {0x02: 1, 0x80: 2, 0x81: 3}.get(tag, 0)
+    while start < end:
+        tag, content, after = _tlv(buf, start, end)
+        order = _ACCURACY_ORDER.get(tag, 0)
         if order <= rank:
             raise NotLean("accuracy out of shape")
         rank = order
         der_integer(buf[content:after])
+        start = after
 
 
 # What tokens of one shape share in their TSTInfo: policy, imprint algorithm, tsa, extension ids.
 _TstShape = tuple[bytes, bytes, bytes, tuple[bytes, ...]]
+# The TSTInfo from the serial on: serial, genTime in ms, tsa, extension ids, extension values.
+_TstTail = tuple[int, int, bytes, tuple[bytes, ...], tuple[bytes, ...]]
 
 
-def _split_tst(tst: bytes) -> tuple[_TstShape, LeanToken]:
-    """The TSTInfo's frame part and its per-token values."""
-    (top,) = der_children(tst, 0, len(tst))
-    if top[0] != 0x30:
-        raise NotLean("TSTInfo is not a SEQUENCE")
-    fields = der_children(tst, top[2], top[3])
-    if len(fields) < 5:
-        raise NotLean("TSTInfo too short")
-    version, policy, imprint, serial, gen_time = fields[:5]
-    if tst[version[1] : version[3]] != _TST_VERSION_1 or policy[0] != 0x06:
-        raise NotLean("TSTInfo version or policy out of shape")
-    imprint_parts = der_children(tst, imprint[2], imprint[3])
-    _shape(imprint_parts, (0x30, 0x04))
-    if imprint[0] != 0x30 or serial[0] != 0x02 or gen_time[0] != 0x18:
-        raise NotLean("TSTInfo out of shape")
-    raw_time = tst[gen_time[2] : gen_time[3]]
-    if not _MILLISECOND_TIME.match(raw_time):
-        raise NotLean("genTime is not YYYYMMDDhhmmss[.fff]Z")
-    try:
-        when, _ = parse_gen_time(raw_time)
-    except Exception:  # noqa: BLE001 - Failed or ValueError: the full verifier says which
-        raise NotLean("genTime malformed") from None
+def _tst_tail(tst: bytes, pos: int, end: int) -> _TstTail:
+    """serialNumber, genTime and the optional fields of a TSTInfo whose content ends at
+    ``end``: accuracy, nonce, tsa and LedgerBinding extensions only, in order."""
+    start, after = _expect(tst, pos, end, 0x02)
+    serial = der_integer(tst[start:after])
+    start, pos = _expect(tst, after, end, 0x18)
+    gen_ms = _gen_time_ms(tst[start:pos])
     tsa = b""
     extension_ids: list[bytes] = []
     extensions: list[bytes] = []
     rank = 0
-    for tag, start, content, after in fields[5:]:
-        order = {0x30: 1, 0x02: 2, 0xA0: 3, 0xA1: 4}.get(tag, 0)  # ordering: not lean
+    while pos < end:
+        tag, content, after = _tlv(tst, pos, end)
+        order = _TST_OPTIONAL_ORDER.get(tag, 0)
         if order <= rank:
             raise NotLean("TSTInfo optional fields out of shape")
         rank = order
@@ -158,32 +235,52 @@ def _split_tst(tst: bytes) -> tuple[_TstShape, LeanToken]:
         elif tag == 0x02:
             der_integer(tst[content:after])
         elif tag == 0xA0:
-            tsa = tst[start:after]
+            tsa = tst[pos:after]
         else:
-            for _, _, ext_content, ext_end in der_children(tst, content, after):
-                parts = der_children(tst, ext_content, ext_end)
-                _shape(parts, (0x06, 0x04))  # no critical flag: non-critical only
-                oid = tst[parts[0][1] : parts[0][3]]
-                if oid != _LEDGER_BINDING_OID:
+            while content < after:  # Extension: no critical flag, LedgerBinding only
+                start, ext_end = _expect(tst, content, after, 0x30)
+                if not tst.startswith(_LEDGER_BINDING_OID, start):
                     raise NotLean("an extension other than LedgerBinding")
-                extension_ids.append(oid)
-                extensions.append(tst[parts[1][2] : parts[1][3]])
+                start, value_end = _expect(tst, start + len(_LEDGER_BINDING_OID), ext_end, 0x04)
+                if value_end != ext_end:
+                    raise NotLean("extension out of shape")
+                extension_ids.append(_LEDGER_BINDING_OID)
+                extensions.append(tst[start:value_end])
+                content = ext_end
             if not extensions:
                 raise NotLean("empty extensions")
+        pos = after
+    return serial, gen_ms, tsa, tuple(extension_ids), tuple(extensions)
+
+
+def _tst_head(tst: bytes) -> tuple[int, int, int, int]:
+    """Positions in a TSTInfo: (content end, policy start, imprint start, serial start);
+    the version is 1, the policy an OID, the imprint a SEQUENCE."""
+    if not tst or tst[0] != 0x30:
+        raise NotLean("TSTInfo is not a SEQUENCE")
+    _, start, end = _tlv(tst, 0, len(tst))
+    if end != len(tst) or not tst.startswith(_TST_VERSION_1, start):
+        raise NotLean("TSTInfo out of shape")
+    policy = start + len(_TST_VERSION_1)
+    imprint = _expect(tst, policy, end, 0x06)[1]
+    serial = _expect(tst, imprint, end, 0x30)[1]
+    return end, policy, imprint, serial
+
+
+def _split_tst(tst: bytes) -> tuple[_TstShape, LeanToken]:
+    """The TSTInfo's frame part and its per-token values."""
+    end, policy, imprint, serial_at = _tst_head(tst)
+    imprint_parts = der_children(tst, _tlv(tst, imprint, end)[1], serial_at)
+    _shape(imprint_parts, (0x30, 0x04))
+    serial, gen_ms, tsa, extension_ids, extensions = _tst_tail(tst, serial_at, end)
     key: _TstShape = (
-        tst[policy[1] : policy[3]],
+        tst[policy:imprint],
         tst[imprint_parts[0][1] : imprint_parts[0][3]],
         tsa,
-        tuple(extension_ids),
+        extension_ids,
     )
-    token = LeanToken(
-        serial=der_integer(tst[serial[2] : serial[3]]),
-        gen_time=when,
-        gen_time_ms=(when - _UNIX_EPOCH) // _MS,
-        imprint=tst[imprint_parts[1][2] : imprint_parts[1][3]],
-        extensions=tuple(extensions),
-    )
-    return key, token
+    hashed = tst[imprint_parts[1][2] : imprint_parts[1][3]]
+    return key, LeanToken(serial, gen_ms, hashed, extensions)
 
 
 def split_token(der: bytes) -> Split:
@@ -240,3 +337,122 @@ def split_token(der: bytes) -> Split:
         signature=der[si[5][2] : si[5][3]],
         token=token,
     )
+
+
+# A token's per-token values as a Template splits them: eContent, messageDigest, the
+# signed attributes as signed, the signature, the TSTInfo's values.
+Values = tuple[bytes, bytes, bytes, bytes, LeanToken]
+# Where a token's values lie: eContent start and end, the bytes from there to the
+# messageDigest value, its start and end, the bytes from there to the signature, the
+# signature's start, the signed attributes' start.
+_Layout = tuple[int, int, bytes, int, int, bytes, int, int]
+
+
+class Template:
+    """One frame's constant bytes, in the slices between a token's per-token values."""
+
+    __slots__ = (
+        "sd_head", "content_type", "middle", "signer_head", "digest_size", "signer_tail",
+        "attrs_at", "attrs_size", "tst_head", "hash_size", "tst_tail_key", "econtent_at",
+        "_layouts",
+    )  # fmt: skip
+
+    def __init__(self, der: bytes) -> None:
+        """The template of ``der``, a token ``split_token`` splits; NotLean otherwise."""
+        tst_key = split_token(der).key[3]  # type: ignore[index]
+        (top,) = der_children(der, 0, len(der))
+        info = der_children(der, top[2], top[3])
+        (signed_data,) = der_children(der, info[1][2], info[1][3])
+        parts = der_children(der, signed_data[2], signed_data[3])
+        encap = der_children(der, parts[2][2], parts[2][3])
+        ((_, _, e_start, e_end),) = der_children(der, encap[1][2], encap[1][3])
+        ((_, _, signer, signer_end),) = der_children(der, parts[-1][2], parts[-1][3])
+        si = der_children(der, signer, signer_end)
+        digest_at = digest_end = 0
+        for _, _, content, after in der_children(der, si[3][2], si[3][3]):
+            oid, values = der_children(der, content, after)
+            if der[oid[1] : oid[3]] == _MESSAGE_DIGEST_OID:
+                digest_at, digest_end = der_children(der, values[2], values[3])[0][2:]
+        self.sd_head = der[parts[0][1] : parts[1][3]]
+        self.content_type = der[encap[0][1] : encap[0][3]]
+        self.middle = der[parts[3][1] : parts[3][3]] if len(parts) == 5 else b""
+        self.signer_head = der[si[0][1] : digest_at]
+        self.digest_size = digest_end - digest_at
+        self.signer_tail = der[digest_end : si[4][3]]
+        self.attrs_at, self.attrs_size = si[3][1] - si[0][1], si[3][3] - si[3][1]
+        tst = der[e_start:e_end]
+        end, _, imprint, serial_at = _tst_head(tst)
+        ((_, _, _, algorithm_end), (_, _, hash_at, _)) = der_children(
+            tst, _tlv(tst, imprint, end)[1], serial_at
+        )
+        self.tst_head = tst[_tlv(tst, 0, end)[1] : hash_at]
+        self.hash_size = serial_at - hash_at
+        self.tst_tail_key = tst_key[2:]
+        self.econtent_at = e_start
+        self._layouts: dict[tuple[bytes, int], _Layout] = {}
+
+    def split(self, der: bytes) -> Values:
+        """``der``'s per-token values, when its frame is this template's; NotLean else.
+
+        Tokens of one frame differ in few lengths: the walk of the headers is kept per
+        (the bytes up to the eContent, the token's size), which fix every header; a
+        later token with both equal must then match the kept token's bytes between
+        its per-token values."""
+        n = len(der)
+        key = (der[: self.econtent_at], n)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._walk(der)
+            if layout[0] == self.econtent_at:
+                if len(self._layouts) >= 256:
+                    self._layouts.clear()
+                self._layouts[key] = layout
+        e_start, e_end, between, digest_at, tail_at, after, signature, attrs = layout
+        if not (der.startswith(between, e_end) and der.startswith(after, tail_at)):
+            raise NotLean("another frame")
+        tst = der[e_start:e_end]
+        start, end = _expect(tst, 0, len(tst), 0x30)
+        if end != len(tst) or not tst.startswith(self.tst_head, start):
+            raise NotLean("another frame")
+        hash_at = start + len(self.tst_head)
+        serial, gen_ms, *tail_key, extensions = _tst_tail(tst, hash_at + self.hash_size, end)
+        if tuple(tail_key) != self.tst_tail_key:
+            raise NotLean("another frame")
+        return (
+            tst,
+            der[digest_at:tail_at],
+            b"\x31" + der[attrs + 1 : attrs + self.attrs_size],
+            der[signature:],
+            LeanToken(serial, gen_ms, tst[hash_at : hash_at + self.hash_size], extensions),
+        )
+
+    def _walk(self, der: bytes) -> _Layout:
+        """Where ``der``'s per-token values lie, checking every header around them."""
+        n = len(der)
+        start, end = _expect(der, 0, n, 0x30)
+        if end != n or not der.startswith(_SIGNED_DATA_OID, start):
+            raise NotLean("not a SignedData ContentInfo")
+        start, end = _expect(der, start + len(_SIGNED_DATA_OID), n, 0xA0)
+        start, sd_end = _expect(der, start, n, 0x30)
+        if end != n or sd_end != n or not der.startswith(self.sd_head, start):
+            raise NotLean("another frame")
+        start, encap_end = _expect(der, start + len(self.sd_head), n, 0x30)
+        if not der.startswith(self.content_type, start):
+            raise NotLean("another frame")
+        start, end = _expect(der, start + len(self.content_type), encap_end, 0xA0)
+        e_start, e_end = _expect(der, start, end, 0x04)
+        if end != encap_end or e_end != end or not der.startswith(self.middle, end):
+            raise NotLean("another frame")
+        start, end = _expect(der, end + len(self.middle), n, 0x31)
+        signer, signer_end = _expect(der, start, end, 0x30)
+        if end != n or signer_end != n or not der.startswith(self.signer_head, signer):
+            raise NotLean("another frame")
+        digest_at = signer + len(self.signer_head)
+        tail_at = digest_at + self.digest_size
+        if not der.startswith(self.signer_tail, tail_at):
+            raise NotLean("another frame")
+        signature, end = _expect(der, tail_at + len(self.signer_tail), n, 0x04)
+        if end != n:
+            raise NotLean("another frame")
+        between, after = der[e_end:digest_at], der[tail_at:signature]
+        return e_start, e_end, between, digest_at, tail_at, after, signature, signer + self.attrs_at
