@@ -411,3 +411,30 @@ def test_brand_application_then_a_contest_seen_by_a_contender(page, registry: Re
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", ends) and "Beijing" in ends
     assert card.locator(".change-link, .release-link").count() == 0
     assert page.locator("#name-apply-form").count() == 0  # bound to its application
+
+
+def test_name_pages_have_no_critical_or_serious_axe_violation(
+    browser, site: Site, holder: Holder
+) -> None:
+    from tests.web.pages.test_accessibility import _describe, _violations
+
+    ctx = browser.new_context(locale="zh-CN", bypass_csp=True)  # only to put axe in
+    found: dict[str, list[dict]] = {}
+    try:
+        tab = ctx.new_page()
+        enter(tab, site, holder.owner)
+        _holding(tab, site, holder)
+        handle = "/name/" + quote(holder.handle)
+        for path in ("/name", handle + "/change", handle + "/release", "/name/brand"):
+            tab.goto(site.url + path)
+            if violations := _violations(tab):
+                found[path] = violations
+        tab.goto(site.url + handle + "/change")
+        tab.fill("#new_handle", "月光宝")
+        tab.click("#name-change-form button[type=submit]")
+        tab.wait_for_selector("#change-review")
+        if violations := _violations(tab):
+            found["change review"] = violations
+    finally:
+        ctx.close()
+    assert not found, _describe(found)
