@@ -141,7 +141,11 @@ class Membership:
         check_password(password)
         login = self._login_free(login)
         member = self.accounts.add_member(actor.org_id, name, role)
-        self.people.set_password(actor.org_id, member.id, login, password)
+        try:
+            self.people.set_password(actor.org_id, member.id, login, password)
+        except InvalidAccountInput:  # the login was taken meanwhile: no member without it
+            self.store.remove(actor.org_id, member.id)
+            raise AccountConflict(LOGIN_TAKEN) from None
         return member
 
     def change_role(self, actor: Principal, member_id: str, role: Role) -> Change:

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 from tests.web.pages.conftest import Site, accounts_cli
+from tests.web.pages.test_accessibility import _describe, _violations
 from tests.web.pages.test_pages_browser import sign_in
 
 PASSWORD_G = "correct horse battery G"
@@ -292,5 +293,30 @@ def test_auditor_sees_no_apply_and_cannot_deposit_or_administer(browser, site: S
         )
         assert reply.status == 403
         assert "tsa_" not in reply.text()
+    finally:
+        ctx.close()
+
+
+def test_accessibility_of_the_settings_pages(browser, site: Site) -> None:
+    """axe-core on an owner's settings page, a change's answer and a removal's
+    confirmation: no critical or serious violation (bypass_csp only to load axe)."""
+    org = accounts_cli(site.server, "create-org", "Studio X")
+    _person(site, org, "owner", "Xu", "xu@studio.example", PASSWORD_G)
+    member = _person(site, org, "member", "Ye", "ye@studio.example", PASSWORD_H)
+    ctx = browser.new_context(locale="zh-CN", bypass_csp=True)
+    try:
+        tab = ctx.new_page()
+        sign_in(tab, site, "xu@studio.example", PASSWORD_G)
+        tab.wait_for_url(site.url + "/files")
+        found = {}
+        tab.goto(site.url + "/organisation")
+        found["organisation"] = _violations(tab)
+        tab.goto(f"{site.url}/organisation/people/{member}/remove")
+        found["remove"] = _violations(tab)
+        tab.goto(site.url + "/organisation")
+        tab.click("#new-key button[type=submit]")
+        tab.wait_for_selector("#secret")
+        found["key made"] = _violations(tab)
+        assert not any(found.values()), _describe(found)
     finally:
         ctx.close()

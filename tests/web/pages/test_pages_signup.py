@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.tsa import TsaServer
 from tests.web.pages.conftest import Site, accounts_cli
+from tests.web.pages.test_accessibility import _describe, _violations
 from tsa_server.web.pages.signup import PER_ADDRESS
 
 PASSWORD = "a good long password 7"
@@ -128,6 +129,17 @@ def test_signup_refusals(browser, signup_site: SignupSite) -> None:
         reply = tab.request.post(signup_site.url + "/signup", form=form, headers=EN)
         assert reply.status == 403
         assert "Forged" not in accounts_cli(signup_site.server, "list")
+    finally:
+        ctx.close()
+
+
+def test_signup_page_accessibility(browser, signup_site: SignupSite) -> None:
+    ctx = browser.new_context(locale="zh-CN", bypass_csp=True)  # only to load axe
+    try:
+        tab = ctx.new_page()
+        tab.goto(signup_site.url + "/signup")
+        found = {"signup": _violations(tab)}
+        assert not found["signup"], _describe(found)
     finally:
         ctx.close()
 
