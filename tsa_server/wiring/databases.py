@@ -49,9 +49,7 @@ def open_reader(config: Config, log: str) -> Reader:
     return SqliteReader(config.ledger.path if log == "tokens" else config.ledger.ops_path)
 
 
-def publish_logs(
-    config: Config, vkeys: dict[str, str], chain_pem: bytes, ops: OpsLog
-) -> None:
+def publish_logs(config: Config, vkeys: dict[str, str], chain_pem: bytes, ops: OpsLog) -> None:
     """List this node's logs ("tokens" and "ops" -> their checkpoint verifier keys) in
     the shared database (GET /ledger/ on every node), and record in the operations log
     each listing that is new or changed."""
