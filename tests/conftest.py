@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,26 +39,85 @@ def ntp() -> Iterator[NtpResponder]:
         yield responder
 
 
-@pytest.fixture(scope="session")
-def tsa(
-    tmp_path_factory: pytest.TempPathFactory, hsm: Hsm, session_ntp: NtpResponder
-) -> Iterator[TsaServer]:
-    """The real server (`tsa serve`) shared by the tests that only talk to it."""
+def _shared_server(root: Path, hsm: Hsm, ntp: NtpResponder, **overrides: dict) -> TsaServer:
     # It lives through the whole suite, whose heaviest tests can starve the responder
     # thread of this process for seconds: a longer last-good-sample age keeps it issuing.
-    server = TsaServer(
-        tmp_path_factory.mktemp("tsa"), hsm, session_ntp.address, clock={"max_age_s": 30.0}
-    ).start()
+    return TsaServer(root, hsm, ntp.address, clock={"max_age_s": 30.0}, **overrides).start()
+
+
+@pytest.fixture(scope="session")
+def tsa_sqlite(
+    tmp_path_factory: pytest.TempPathFactory, hsm: Hsm, session_ntp: NtpResponder
+) -> Iterator[TsaServer]:
+    """The real server (`tsa serve`) on its embedded defaults, shared by the tests that
+    only talk to it."""
+    server = _shared_server(tmp_path_factory.mktemp("tsa"), hsm, session_ntp)
     yield server
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def tsa_postgresql(
+    tmp_path_factory: pytest.TempPathFactory,
+    hsm: Hsm,
+    session_ntp: NtpResponder,
+    postgres: PostgresServer,
+) -> Iterator[TsaServer]:
+    """The same shared server with everything it stores in PostgreSQL (started on first
+    use: by the first test of a `both_backends` module run on PostgreSQL)."""
+    server = _shared_server(
+        tmp_path_factory.mktemp("tsa-pg"), hsm, session_ntp, database=postgres_database(postgres)
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend of this module's servers: "sqlite" unless the module is marked
+    `both_backends` (then its tests run once on each, pytest_generate_tests)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="module")
+def tsa(backend: str, request: pytest.FixtureRequest) -> TsaServer:
+    """The shared running server of this module's backend."""
+    server: TsaServer = request.getfixturevalue(f"tsa_{backend}")
+    return server
+
+
+@pytest.fixture(scope="module")
+def on_backend(backend: str, request: pytest.FixtureRequest) -> Callable[[], dict]:
+    """For fixtures that make their own `TsaServer`: the overrides that put one server's
+    state on this module's backend (a new PostgreSQL schema for each call)."""
+
+    def overrides() -> dict:
+        if backend == "sqlite":
+            return {}
+        return {"database": postgres_database(request.getfixturevalue("postgres"))}
+
+    return overrides
+
+
+def postgres_database(postgres: PostgresServer) -> dict:
+    """A [database] section naming a new schema of its own, migrated as `tsa db upgrade`
+    would (a server refuses a schema it does not know)."""
+    from tsa_server.wiring.databases import migrate_database
+
+    url = postgres.create_schema()
+    migrate_database(url)
+    return {"url": url}
+
+
 @pytest.fixture
-def make_server(tmp_path: Path, hsm: Hsm, ntp: NtpResponder):
-    """Factory for a server of one test's own (own ledger, own NTP responder)."""
+def make_server(tmp_path: Path, hsm: Hsm, ntp: NtpResponder, on_backend: Callable[[], dict]):
+    """Factory for a server of one test's own (own ledger, own NTP responder), on this
+    module's backend unless the test names a [database] itself."""
     servers: list[TsaServer] = []
 
     def make(**overrides) -> TsaServer:
+        if "database" not in overrides:
+            overrides.update(on_backend())
         server = TsaServer(tmp_path / f"s{len(servers)}", hsm, ntp.address, **overrides)
         servers.append(server)
         return server
@@ -119,10 +178,16 @@ def postgres_url(postgres: PostgresServer) -> str:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test taking `engine_db` runs on both engines, unless it also takes `db_path`:
-    then it is about the SQLite file itself (its mode, its bytes, its migrations)."""
+    then it is about the SQLite file itself (its mode, its bytes, its migrations). A test
+    of a module marked `both_backends` that talks to a server (`tsa`, `make_server`) runs
+    once with everything on SQLite and once on PostgreSQL."""
     if "engine_db" in metafunc.fixturenames:
         engines = ["sqlite"] if "db_path" in metafunc.fixturenames else list(ENGINES)
         metafunc.parametrize("engine_db", engines, indirect=True)
+    if metafunc.definition.get_closest_marker("both_backends") and "backend" in (
+        metafunc.fixturenames
+    ):
+        metafunc.parametrize("backend", list(ENGINES), indirect=True, scope="module")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and refusing to start on a bad certificate or configuration."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,13 +20,7 @@ from tsa_server.signing.certs import to_pem
 from tsa_server.signing.pkcs11 import Pkcs11Signer
 from tsa_server.wiring import load_chain, token_location
 
-
-def ledger_tokens(server: TsaServer) -> list[bytes]:
-    conn = sqlite3.connect(server.ledger_path)
-    try:
-        return [row[0] for row in conn.execute("SELECT token FROM entries ORDER BY idx")]
-    finally:
-        conn.close()
+pytestmark = pytest.mark.both_backends
 
 
 def test_200_concurrent_requests_from_20_clients(tsa: TsaServer) -> None:
@@ -55,7 +48,7 @@ def test_200_concurrent_requests_from_20_clients(tsa: TsaServer) -> None:
         t["content"]["encap_content_info"]["content"].parsed["serial_number"].native for t in tokens
     }
     assert len(serials) == 200
-    in_ledger = set(ledger_tokens(tsa))
+    in_ledger = set(tsa.ledger_tokens())
     assert all(t.dump() in in_ledger for t in tokens)
 
 
@@ -85,8 +78,8 @@ def test_clock_offset_too_large_stops_issuance_and_recovers(make_server, ntp) ->
     ntp.offset = 5.0  # the reference says our clock is 5 s off
     wait_for(lambda: refused_for_time(server))
     assert server.get("/readyz")[0] == 503
-    size = len(ledger_tokens(server))
-    assert refused_for_time(server) and len(ledger_tokens(server)) == size
+    size = len(server.ledger_tokens())
+    assert refused_for_time(server) and len(server.ledger_tokens()) == size
     ntp.offset = 0.0
     wait_for(lambda: granted_now(server))
     assert server.get("/readyz")[0] == 200

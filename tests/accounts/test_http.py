@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.tsa import TSA_BIN, TsaServer
 
+pytestmark = pytest.mark.both_backends
+
 
 def tsa_accounts(server: TsaServer, *args: str) -> str:
     result = subprocess.run(

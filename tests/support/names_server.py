@@ -23,9 +23,7 @@ def start_names_server(
         },
     )
     orgs = {n: tsa_accounts(server, "create-org", n) for n in org_names}
-    # [names] is the file's last table: the operator organisation is known only now
-    text = server.config_path.read_text()
-    assert [line for line in text.splitlines() if line.startswith("[")][-1] == "[names]"
-    server.config_path.write_text(text + f'operators = ["{orgs[org_names[-1]]}"]\n')
+    # the operator organisation is known only now
+    server.reconfigure("names", operators=[orgs[org_names[-1]]])
     server.start()
     return server, orgs

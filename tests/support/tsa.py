@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -12,8 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger.store.base import Reader
 
 REPO = Path(__file__).resolve().parents[2]
 TSA_BIN = str(Path(sys.executable).with_name("tsa"))
@@ -130,6 +137,7 @@ class TsaServer:
         }
         for name, values in overrides.items():
             sections.setdefault(name, {}).update(values)
+        self.sections = sections
         self.config_path = write_config(workdir / "tsa.toml", sections)
         self.log_path = workdir / "server.log"
         self.process: subprocess.Popen | None = None
@@ -137,6 +145,56 @@ class TsaServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    def reconfigure(self, section: str, **values: object) -> None:
+        """Change keys of one section of the configuration (before a (re)start)."""
+        self.sections.setdefault(section, {}).update(values)
+        write_config(self.config_path, self.sections)
+
+    @property
+    def backend(self) -> str:
+        """Where this server keeps its state: "postgresql" or "sqlite"."""
+        return "postgresql" if self.config().database.url else "sqlite"
+
+    def config(self):
+        from tsa_server.config import load_config
+
+        return load_config(self.config_path)
+
+    @contextmanager
+    def ledger(self, log: str = "tokens") -> Iterator[Reader]:
+        """A reader of this server's ledger log ("tokens" or "ops"), on its backend."""
+        from tsa_server.wiring.databases import open_reader
+
+        reader = open_reader(self.config(), log)
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def ledger_tokens(self) -> list[bytes]:
+        """Every token in the ledger, in index order."""
+        with self.ledger() as reader:
+            return [entry.token for entry in reader.entries()]
+
+    def blob_size(self, sha256: str) -> int | None:
+        """The size of the stored original with this digest, wherever this server keeps
+        originals (its blobs directory or the database); None when it holds none."""
+        from tsa_server.wiring.databases import open_blobs
+
+        blobs = open_blobs(self.config(), sweep=False)
+        try:
+            if not blobs.exists(sha256):
+                return None
+            with blobs.open(sha256) as original:
+                return sum(len(chunk) for chunk in iter(lambda: original.read(1 << 20), b""))
+        finally:
+            blobs.close()
+
+    def ops_events(self) -> list[dict]:
+        """Every event of the operations log, in index order."""
+        with self.ledger("ops") as reader:
+            return [json.loads(entry.token) for entry in reader.entries()]
 
     def start(self, *, wait_ready: bool = True, timeout: float = 20.0) -> TsaServer:
         log = open(self.log_path, "ab")

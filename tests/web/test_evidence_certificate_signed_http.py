@@ -26,6 +26,8 @@ from ledger.serials import serial_text
 from tests.support.tsa import TsaServer, evidence_settings
 from tests.web.test_evidence_http import FORM, new_org, sha
 
+pytestmark = pytest.mark.both_backends
+
 ORIGINAL = b"a product photo of the spring catalogue\n" * 300
 WORK = "春季产品目录照片 spring catalogue photos"
 STATEMENT = "本人声明：该作品由本人独立创作。I made these photos."
@@ -33,7 +35,7 @@ PNG = Path("/tmp/issue19-certificate.png")  # for people to look at
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, hsm, session_ntp):
+def server(tmp_path_factory, hsm, session_ntp, on_backend):
     root = tmp_path_factory.mktemp("signed-certificate")
     disclosure = {
         "name": "Example Time-Stamping Service",
@@ -42,7 +44,12 @@ def server(tmp_path_factory, hsm, session_ntp):
         "contact": "tsa@example.org",
     }
     started = TsaServer(
-        root, hsm, session_ntp.address, evidence=evidence_settings(root), disclosure=disclosure
+        root,
+        hsm,
+        session_ntp.address,
+        evidence=evidence_settings(root),
+        disclosure=disclosure,
+        **on_backend(),
     ).start()
     yield started
     started.stop()

@@ -20,6 +20,8 @@ from tests.support.queries import (
 )
 from tests.support.tsa import QUERY_TYPE, TsaServer
 
+pytestmark = pytest.mark.both_backends
+
 REPLY_TYPE = "application/timestamp-reply"
 
 

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tests.support.queries import make_request, parse_response
 from tests.support.tsa import TsaServer
 
+pytestmark = pytest.mark.both_backends
+
 PREFIX = "/ledger/tokens/"
 
 
@@ -188,13 +190,8 @@ def test_proofs_and_tlog_proof_files(tsa: TsaServer, issued) -> None:
 
 
 def _archived_sizes(tsa: TsaServer) -> list[str]:
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{tsa.ledger_path}?mode=ro", uri=True)
-    try:
-        return [str(r[0]) for r in conn.execute("SELECT size FROM checkpoints ORDER BY size")]
-    finally:
-        conn.close()
+    with tsa.ledger() as reader:
+        return [str(size) for size in reader.checkpoint_sizes()]
 
 
 def test_archived_checkpoints_and_chain_heads(tsa: TsaServer, issued) -> None:

@@ -13,9 +13,13 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.support.latency import baseline, latencies_while, tsr_latency
 from tests.support.queries import make_request
 from tests.support.tsa import TsaServer
+
+pytestmark = pytest.mark.both_backends
 
 PREFIX = "/ledger/tokens/"
 TOKENS = 900

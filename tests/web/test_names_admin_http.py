@@ -9,7 +9,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,6 +21,8 @@ from tsa_server.evidence.store import EvidenceStore
 from tsa_server.names.sql_store import SqlNameStore
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
+
+pytestmark = pytest.mark.both_backends
 
 WORDS = "/api/v1/names/policy/words"
 WEIGHTS = "/api/v1/names/policy/weights"
@@ -65,9 +66,7 @@ def verify_change(hsm, server, change: dict) -> None:
         base64.b64decode(change["token"]), VerifyOptions(trust_roots=roots, digest=digest.digest())
     )
     assert report.valid, [c for c in report.checks if not c.passed]
-    ops = sqlite3.connect(server.workdir / "ops.sqlite")
-    logged = [json.loads(row[0]) for row in ops.execute("SELECT token FROM entries")]
-    ops.close()
+    logged = server.ops_events()
     mine = [e for e in logged if e.get("kind") == "name_policy" and e["sha256"] == change["sha256"]]
     assert len(mine) == 1 and mine[0]["version"] == change["version"]
     assert mine[0]["by"] == change["by"]

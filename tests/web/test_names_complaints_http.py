@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +18,8 @@ from tests.support.names_server import start_names_server
 from tests.web.test_names_admin_http import _item
 from tests.web.test_names_http import tsa_names
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
+
+pytestmark = pytest.mark.both_backends
 
 HANDLE = "星辰"
 MARK = {"kind": "R", "filed_at": "2015-03-01", "registration_number": "第7654321号"}
@@ -140,9 +141,7 @@ def test_complaint_dismissed_then_upheld(complaint_server, tmp_path, hsm) -> Non
     assert "canonical" in hist["events"][-1] and "canonical" not in hist["events"][2]
     _, _, hist = c["Op"].call("GET", url("/history"))
     roots = load_certificates(hsm.ca_file.read_bytes())
-    ops = sqlite3.connect(server.workdir / "ops.sqlite")
-    logged = [json.loads(row[0]) for row in ops.execute("SELECT token FROM entries")]
-    ops.close()
+    logged = server.ops_events()
     for e in hist["events"]:
         digest = hashlib.sha256(base64.b64decode(e["canonical"]))
         assert e["sha256"] == digest.hexdigest()

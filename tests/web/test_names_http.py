@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +20,8 @@ from tests.support.names_server import start_names_server
 from tests.support.tsa import TSA_BIN
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
 from tsa_server.web import routes
+
+pytestmark = pytest.mark.both_backends
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,9 +158,7 @@ def test_race_history_tokens_and_cross_account(names_server, hsm) -> None:
     kinds = [e["kind"] for e in body["events"]]
     assert kinds == ["applied", "approved", "custom_changed"]
     roots = load_certificates(hsm.ca_file.read_bytes())
-    ops = sqlite3.connect(server.workdir / "ops.sqlite")
-    logged = [json.loads(row[0]) for row in ops.execute("SELECT token FROM entries")]
-    ops.close()
+    logged = server.ops_events()
     for e in body["events"]:
         canonical = base64.b64decode(e["canonical"])
         digest = hashlib.sha256(canonical)

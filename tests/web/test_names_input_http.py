@@ -15,6 +15,8 @@ import pytest
 from tests.accounts.test_http import tsa_accounts
 from tests.support.names_server import start_names_server
 
+pytestmark = pytest.mark.both_backends
+
 NESTED = b'{"handle": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
 

@@ -16,6 +16,8 @@ from ledger.serials import serial_candidates, serial_text
 from tests.rfc3161.test_verify_ours import stamp
 from tests.support.tsa import TSA_BIN, TsaServer
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_spelling_is_openssls() -> None:
     assert serial_text(0x01000000000000010000000000000001) == "0x01000000000000010000000000000001"

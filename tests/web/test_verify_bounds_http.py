@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 
+import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ledger.checkpoint import open_checkpoint, parse_vkey
@@ -22,6 +23,8 @@ from tests.rfc3161.tokenfactory import DATA, build_token, make_pki
 from tests.support.latency import latencies_while, tsr_latency, wait_issuing
 from tests.support.tsa import TsaServer
 from tests.web.test_verify_http import post_json, post_multipart
+
+pytestmark = pytest.mark.both_backends
 
 ATTACKERS = 4
 

@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ledger.merkle import MemoryTree
 from ledger.proofs import verify_inclusion
 from ledger.serials import serial_text
-from ledger.store.sqlite import SqliteReader
 from tests.rfc3161.test_verify_ours import Stamped, bare_token, stamp
 from tests.rfc3161.tokenfactory import DATA, build_token, flip_bit, make_pki, token_parts
 from tests.support.tsa import TsaServer
 from tsa_server.rfc3161.oids import DEFAULT_POLICY
+
+pytestmark = pytest.mark.both_backends
 
 Part = tuple[str, bytes, str | None]  # name, value, filename
 
@@ -123,11 +124,8 @@ def test_token_and_data_file(tsa, stamped):
     proof = [bytes.fromhex(h) for h in ledger["inclusion_proof"]]
     root = bytes.fromhex(ledger["root"])
     verify_inclusion(ledger["index"], ledger["tree_size"], leaf, proof, root)
-    reader = SqliteReader(tsa.ledger_path)
-    try:
+    with tsa.ledger() as reader:
         leaves = [e.leaf_hash for e in reader.entries(0, ledger["tree_size"])]
-    finally:
-        reader.close()
     assert MemoryTree(leaves).root() == root
 
 

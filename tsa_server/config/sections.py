@@ -147,7 +147,7 @@ class LedgerConfig:
 
     @property
     def log_names(self) -> dict[str, str]:
-        """"tokens" and "ops" -> the names of this node's logs."""
+        """ "tokens" and "ops" -> the names of this node's logs."""
         if not self.unit:
             return {"tokens": "tokens", "ops": "ops"}
         return {"tokens": self.unit, "ops": f"{self.unit}-ops"}

@@ -89,16 +89,12 @@ def check_ask(ask: Ask) -> tuple[str | None, tuple[int, int] | None, str]:
 
 def open_reader(config: Config, log: str) -> Reader:
     """A read-only reader of this node's log ("tokens" or "ops"), beside a running server."""
-    if config.database.url:
-        from ledger.store.postgres import PostgresReader
-
-        return PostgresReader(config.database.url, config.ledger.log_names[log])
-    from ledger.store.sqlite import SqliteReader
+    from tsa_server.wiring.databases import open_reader as reader_of
 
     path = Path(config.ledger.path if log == "tokens" else config.ledger.ops_path)
-    if not path.is_file():
+    if not config.database.url and not path.is_file():
         raise IncidentError(f"no {log} ledger at {path} ([ledger] in the configuration)")
-    return SqliteReader(path)
+    return reader_of(config, log)
 
 
 def publish_incident(config: Config, ask: Ask, url: str) -> Published:

@@ -57,7 +57,7 @@ UNKNOWN = "unknown field"
 
 
 def _unknown(loc: tuple[int | str, ...], model: type[BaseModel] | None, value: Any) -> str:
-    """"unknown field", naming the closest field of `model` for a top-level name."""
+    """ "unknown field", naming the closest field of `model` for a top-level name."""
     if model is None or len(loc) != 1 or not isinstance(value, Mapping):
         return UNKNOWN
     known = [field.alias or name for name, field in model.model_fields.items()]

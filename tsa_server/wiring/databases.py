@@ -28,20 +28,28 @@ def open_ledger(config: Config, log: str) -> tuple[Store, Callable[[], Reader]]:
     url = config.database.url
     if url:
         # psycopg is imported only by servers that use it (it costs ~10 MiB of memory).
-        from ledger.store.postgres import PostgresReader, PostgresStore
+        from ledger.store.postgres import PostgresStore
 
         name = config.ledger.log_names[log]
-        return (
-            PostgresStore(url, name, migrate=False, lease_seconds=config.database.lease_seconds),
-            functools.partial(PostgresReader, url, name),
+        store: Store = PostgresStore(
+            url, name, migrate=False, lease_seconds=config.database.lease_seconds
         )
-    path = config.ledger.path if log == "tokens" else config.ledger.ops_path
-    return SqliteStore(path), functools.partial(SqliteReader, path)
+    else:
+        store = SqliteStore(config.ledger.path if log == "tokens" else config.ledger.ops_path)
+    return store, functools.partial(open_reader, config, log)
 
 
-def publish_logs(
-    config: Config, vkeys: dict[str, str], chain_pem: bytes, ops: OpsLog
-) -> None:
+def open_reader(config: Config, log: str) -> Reader:
+    """A reader of this node's ledger log `log` ("tokens" or "ops"); it never writes, so
+    tools may open one beside a running server."""
+    if config.database.url:
+        from ledger.store.postgres import PostgresReader
+
+        return PostgresReader(config.database.url, config.ledger.log_names[log])
+    return SqliteReader(config.ledger.path if log == "tokens" else config.ledger.ops_path)
+
+
+def publish_logs(config: Config, vkeys: dict[str, str], chain_pem: bytes, ops: OpsLog) -> None:
     """List this node's logs ("tokens" and "ops" -> their checkpoint verifier keys) in
     the shared database (GET /ledger/ on every node), and record in the operations log
     each listing that is new or changed."""

@@ -89,9 +89,7 @@ def _answer(names: NamesService, outcome: OperationResult, status: int = 200) ->
 async def check(request: web.Request) -> web.Response:
     names = service(request)
     query = query_of(request, CheckQuery)
-    result = await asyncio.to_thread(
-        operations.check, names, query.handle, query.shop_name or None
-    )
+    result = await asyncio.to_thread(operations.check, names, query.handle, query.shop_name or None)
     return web.json_response(check_json(names, result), headers={"Cache-Control": "no-store"})
 
 
