@@ -11,7 +11,7 @@ Every per-entry check of the replay depends on the entry and the row before it o
 * genTime non-decreasing, against the row before;
 * the token's own fields against its row (`inspect`), LedgerBinding's index and origin.
 
-So a worker takes a range of 256-aligned indices (a multiple of 65,536 entries) and
+So a worker takes a range of 256-aligned indices (RANGE entries) and
 returns its findings, the level-8 node of each complete group of 256 leaves, the
 leaves of the group a checkpoint or the end of the log cuts, its serials in order and
 the LedgerBinding anchors it saw. The main process keeps what needs the whole log: the
@@ -53,7 +53,7 @@ from ledger.serials import serial_text
 from ledger.store.base import SignedCheckpoint
 from ledger.store.sqlite import SqliteReader
 
-RANGE = 65536  # entries per worker task: a multiple of 256
+RANGE = 16384  # entries per worker task: a multiple of 256 (small: the workers end together)
 _ROWS = 2048  # rows per fetchmany
 _SELECT = (
     "SELECT idx, CAST(token AS BLOB), gen_time, serial, CAST(imprint AS BLOB), "

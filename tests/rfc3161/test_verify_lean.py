@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asn1crypto import cms
@@ -18,11 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tsa_server.rfc3161 import verify_lean
 from tsa_server.rfc3161.verify import VerificationReport, VerifyOptions, verify_token
+from tsa_server.rfc3161.verify_context import parse_gen_time
 from tsa_server.rfc3161.verify_lean import LeanToken, LeanVerifier
+from tsa_server.rfc3161.verify_lean_der import NotLean, Template, split_token
+from tsa_server.rfc3161.verify_lean_der import _gen_time_ms as gen_time_ms
 
 from .tokenfactory import Pki, TokenSpec, build_token, make_key, make_pki, to_asn1, to_ber
 
 BARE = TokenSpec(bare=True)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BARE_IMPRINT = hashlib.sha256(BARE.data).digest()
 
 
 def options_for(pki: Pki) -> VerifyOptions:
@@ -74,6 +80,7 @@ def test_valid_tokens_of_one_frame_agree_with_the_full_verifier(kind, scheme, di
         token = token_at(pki, serial, gen_time=gen_time, scheme=scheme, digest_alg=digest)
         agree(verifier.verify(token), full(token, options))
     assert (verifier.lean, verifier.declined) == (len(times), 0)
+    assert verifier.templated == len(times) - 1  # all but the first by the frame's template
 
 
 def _resign(token: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -175,3 +182,74 @@ def test_per_token_expectations_are_refused() -> None:
     pki = make_pki("ec")
     with pytest.raises(ValueError, match="nonce"):
         LeanVerifier(VerifyOptions(trust_roots=[pki.root], nonce=5))
+
+
+def test_a_template_splits_its_frame_only() -> None:
+    """Every byte of a token outside its per-token values (eContent, messageDigest,
+    signature) is compared: changing any one makes the template decline the token,
+    whether the header walk for its size was kept (the layout) or is done afresh."""
+    pki = make_pki("ec")
+    first, good = token_at(pki, 1), token_at(pki, 2)
+    template = Template(first)
+    split = split_token(good)
+    *values, token = template.split(good)
+    assert values == [split.econtent, split.message_digest, split.signed_attrs, split.signature]
+    assert (token.serial, token.gen_time, token.imprint) == (2, split.token.gen_time, BARE_IMPRINT)
+    values = [split.econtent, split.message_digest, split.signature]
+    per_token = set()
+    for value in values:
+        at = good.index(value)
+        per_token |= set(range(at, at + len(value)))
+    for walked in (False, True):  # good's layout kept, then forgotten: walked afresh
+        if walked:
+            template._layouts.clear()
+        for position in sorted(set(range(len(good))) - per_token):
+            changed = good[:position] + bytes([good[position] ^ 0x01]) + good[position + 1 :]
+            with pytest.raises(NotLean):
+                template.split(changed)
+        assert len(template._layouts) == (0 if walked else 1)
+
+
+def test_a_template_checks_the_tstinfo_values() -> None:
+    pki = make_pki("ec")
+    template = Template(token_at(pki, 1))
+    ordering = token_at(pki, 2, ordering=True)
+    comma = token_at(pki, 3, gen_time="20240601120000,5Z")
+    for token in (ordering, comma):
+        with pytest.raises(NotLean):
+            template.split(token)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20240601120000Z",
+        "20240601120000.5Z",
+        "20240229235959.999Z",
+        "19700101000000.01Z",
+        "20991231235959.1Z",
+    ],
+)
+def test_gen_time_in_milliseconds_agrees_with_the_full_parser(text: str) -> None:
+    when, _ = parse_gen_time(text.encode())
+    assert gen_time_ms(text.encode()) == (when - _EPOCH) // timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20230229120000Z",
+        "20241301120000Z",
+        "20240600120000Z",
+        "20240601240000Z",
+        "20240601126000Z",
+        "20240601120060Z",
+        "00000601120000Z",
+        "20240601120000.Z",
+        "20240601120000.1234Z",
+        "20240601120000",
+    ],
+)
+def test_gen_time_out_of_calendar_or_shape_is_not_lean(text: str) -> None:
+    with pytest.raises(NotLean):
+        gen_time_ms(text.encode())
