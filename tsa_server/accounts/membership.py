@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from tsa_server.accounts.errors import (
     AccountConflict,
@@ -35,6 +36,7 @@ from tsa_server.accounts.errors import (
 )
 from tsa_server.accounts.key_rules import ROLE_RANK, ROLE_SCOPES, Principal, Role, Scope
 from tsa_server.accounts.keys import ApiKey, Member, Organisation, check_name
+from tsa_server.accounts.login_limits import LoginLimits
 from tsa_server.accounts.people import People, check_password, normal_login
 from tsa_server.accounts.service import Accounts
 from tsa_server.database.tables import Tables
@@ -95,7 +97,7 @@ class MembershipStore(Tables):
 
 
 @dataclass(frozen=True)
-class Change:
+class MembershipChange:
     """What a change did: the member as it is now, and the keys it revoked."""
 
     member: Member
@@ -148,19 +150,19 @@ class Membership:
             raise AccountConflict(LOGIN_TAKEN) from None
         return member
 
-    def change_role(self, actor: Principal, member_id: str, role: Role) -> Change:
+    def change_role(self, actor: Principal, member_id: str, role: Role) -> MembershipChange:
         member = self._target(actor, member_id)
         if ROLE_RANK[role] > ROLE_RANK[actor.role]:
             raise PermissionDenied(HIGHER_ROLE)
         if role == member.role:
-            return Change(member)
+            return MembershipChange(member)
         if not self.store.set_role(actor.org_id, member_id, role):
             raise AccountConflict(LAST_OWNER)
         revoked = self._revoke_made_by(actor, member, lambda k: not _within(k, role))
         changed = Member(member.id, member.org_id, member.name, role, member.created_at)
-        return Change(changed, revoked)
+        return MembershipChange(changed, revoked)
 
-    def remove(self, actor: Principal, member_id: str) -> Change:
+    def remove(self, actor: Principal, member_id: str) -> MembershipChange:
         member = self._target(actor, member_id)
         if member_id == actor.member_id:
             raise PermissionDenied(NOT_YOURSELF)
@@ -171,7 +173,7 @@ class Membership:
         revoked = self._revoke_made_by(actor, member, lambda k: True)
         if not self.store.remove(actor.org_id, member_id):
             raise AccountConflict(LAST_OWNER)
-        return Change(member, revoked)
+        return MembershipChange(member, revoked)
 
     def _owners(self, org_id: str) -> int:
         return sum(m.role == Role.OWNER for m in self.accounts.store.members(org_id))
@@ -191,6 +193,23 @@ class Membership:
 def _within(key: ApiKey, role: Role) -> bool:
     """Could a person of `role` have made `key`?"""
     return ROLE_RANK[key.role] <= ROLE_RANK[role] and key.scopes <= ROLE_SCOPES[role]
+
+
+#: Self sign-up's bounds: attempts per client address and per login within the window
+#: (every attempt counts, successful or not), then a lock-out as long as the window.
+SIGNUP_PER_ADDRESS = 5
+SIGNUP_PER_LOGIN = 5
+SIGNUP_WINDOW = timedelta(hours=1)
+
+
+def signup_limits() -> LoginLimits:
+    """The sign-in lock-out (login_limits.py) with sign-up's own counts."""
+    return LoginLimits(
+        account_failures=SIGNUP_PER_LOGIN,
+        address_failures=SIGNUP_PER_ADDRESS,
+        window=SIGNUP_WINDOW,
+        lock_for=SIGNUP_WINDOW,
+    )
 
 
 def sign_up(

@@ -320,3 +320,45 @@ def test_accessibility_of_the_settings_pages(browser, site: Site) -> None:
         assert not any(found.values()), _describe(found)
     finally:
         ctx.close()
+
+
+def test_bad_input_is_a_clear_4xx_never_a_5xx(browser, site: Site) -> None:
+    org = accounts_cli(site.server, "create-org", "Studio B4")
+    _person(site, org, "owner", "Bai", "bai@studio.example", PASSWORD_G)
+    ctx, tab = _signed_in(browser, site, "bai@studio.example", PASSWORD_G)
+    try:
+        tab.goto(site.url + "/organisation")
+        token = _csrf(tab)
+        cases = (
+            ("/organisation/keys", {"role": "member", "scopes": "nope"}),
+            ("/organisation/keys", {"role": "emperor", "scopes": "read"}),
+            ("/organisation/keys", {"role": "member", "scopes": "read", "expires_days": "-1"}),
+            ("/organisation/keys", {"role": "member"}),
+            ("/organisation/keys", {"role": "auditor", "scopes": "deposit"}),
+            ("/organisation/keys/zz%00/revoke", {}),
+            ("/organisation/keys/0123456789abcdef/revoke", {}),
+            ("/organisation/people", {"name": "", "login": "a b", "role": "member"}),
+            ("/organisation/people", {"name": "N", "login": "n@x.example", "role": "x"}),
+            ("/organisation/people/" + "m" * 100 + "/role", {"role": "member"}),
+            ("/organisation/people/mem_nobody/remove", {}),
+            ("/organisation/webhook", {"url": ""}),
+            ("/organisation/webhook", {"url": "https://x/" + "a" * 5000}),
+            ("/organisation/webhook", {"url": "ftp://93.184.216.34/"}),
+            ("/organisation/webhook/remove", {}),
+        )
+        for path, form in cases:
+            extra = {"password": PASSWORD_NEW, "again": PASSWORD_NEW}  # ignored where unused
+            reply = tab.request.post(
+                site.url + path, form={"csrf": token, **extra, **form}, headers=EN
+            )
+            assert 400 <= reply.status < 500, (path, form, reply.status)
+            assert "Traceback" not in reply.text()
+        big = tab.request.post(
+            site.url + "/organisation/people",
+            form={"csrf": token, "name": "x" * 10000},
+            headers=EN,
+        )
+        assert big.status == 413
+        assert tab.goto(site.url + "/organisation/people/mem_nobody/remove").status == 404
+    finally:
+        ctx.close()

@@ -19,7 +19,7 @@ import pytest
 from tests.support.tsa import TsaServer
 from tests.web.pages.conftest import Site, accounts_cli
 from tests.web.pages.test_accessibility import _describe, _violations
-from tsa_server.web.pages.signup import PER_ADDRESS
+from tsa_server.accounts.membership import SIGNUP_PER_ADDRESS as PER_ADDRESS
 
 PASSWORD = "a good long password 7"
 EN = {"Accept-Language": "en"}

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.accounts.membership import MembershipStore
+from tsa_server.accounts.membership import MembershipStore, signup_limits
 from tsa_server.accounts.people import People
-from tsa_server.web.pages.organisation import MEMBERSHIP_STORE
-from tsa_server.web.pages.security import PEOPLE, SIGNUP_LIMITS
-from tsa_server.web.pages.signup import signup_limits
+from tsa_server.web.pages.security import MEMBERSHIP_STORE, PEOPLE, SIGNUP_LIMITS
 from tsa_server.wiring import Services
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from tsa_server.accounts.errors import AccountError
 from tsa_server.accounts.key_rules import ROLE_RANK, ROLE_SCOPES, Role, Scope
 from tsa_server.accounts.keys import KEY_PREFIX, key_summary
-from tsa_server.accounts.membership import Membership, MembershipStore
+from tsa_server.accounts.membership import Membership
 from tsa_server.accounts.people import Person
 from tsa_server.accounts.times import utc_now
 from tsa_server.evidence.webhooks import webhook_json
@@ -34,9 +34,7 @@ from tsa_server.web.errors import error_response
 from tsa_server.web.evidence.context import service_of
 from tsa_server.web.pages.guard import page
 from tsa_server.web.pages.render import language, render, translate
-from tsa_server.web.pages.security import people_of, signed_in
-
-MEMBERSHIP_STORE = web.AppKey("membership_store", MembershipStore)
+from tsa_server.web.pages.security import MEMBERSHIP_STORE, people_of, signed_in
 
 
 def membership(request: web.Request) -> Membership:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from tsa_server.accounts.login_limits import LoginLimits
+from tsa_server.accounts.membership import MembershipStore
 from tsa_server.accounts.people import People, Person
 from tsa_server.web.handlers import STATE
 
@@ -36,6 +37,7 @@ SESSION_COOKIE = "tsa_session"
 PRE_COOKIE = "tsa_pre"
 CSRF_FIELD = "csrf"
 PEOPLE = web.AppKey("people", People)
+MEMBERSHIP_STORE = web.AppKey("membership_store", MembershipStore)
 #: Self sign-up's limiter, set only when [evidence] signup is on (web/pages/signup.py).
 SIGNUP_LIMITS = web.AppKey("signup_limits", LoginLimits)
 PERSON = web.RequestKey("person", object)  # Person | None once looked up

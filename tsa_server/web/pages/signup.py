@@ -14,7 +14,6 @@ few organisations an hour at most and each costs one argon2 hash, off the event 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from aiohttp import web
 
@@ -35,17 +34,7 @@ from tsa_server.web.pages.security import (
 )
 from tsa_server.web.pages.signin import form
 
-#: Sign-ups per client address, and attempts per login, within `WINDOW`.
-PER_ADDRESS = 5
-PER_LOGIN = 5
-WINDOW = timedelta(hours=1)
 _FIELDS = ("organisation", "name", "login")
-
-
-def signup_limits() -> LoginLimits:
-    return LoginLimits(
-        account_failures=PER_LOGIN, address_failures=PER_ADDRESS, window=WINDOW, lock_for=WINDOW
-    )
 
 
 def _limits(request: web.Request) -> LoginLimits:
