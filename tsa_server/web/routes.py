@@ -11,9 +11,24 @@ from tsa_server.web.ledger import logs as ledger
 from tsa_server.web.ledger import lookup as ledger_lookup
 from tsa_server.web.names import policy as names_policy
 from tsa_server.web.names import registry as names
-from tsa_server.web.pages import actions, assets, check, deposit, files, signin, site, wallet
+from tsa_server.web.pages import (
+    actions,
+    assets,
+    check,
+    check_documents,
+    deposit,
+    files,
+    signin,
+    site,
+    wallet,
+)
 from tsa_server.web.pages import names as name_page
+from tsa_server.web.pages import names_actions as name_actions
+from tsa_server.web.pages import names_brand as name_brand
 from tsa_server.web.pages import organisation as organisation_page
+from tsa_server.web.pages import organisation_keys as org_keys
+from tsa_server.web.pages import organisation_people as org_people
+from tsa_server.web.pages import signup as signup_page
 from tsa_server.web.pages import stored as stored_page
 from tsa_server.web.verify import handler as verify
 from tsa_server.web.verify import page as verify_page
@@ -34,6 +49,8 @@ def add_routes(app: web.Application) -> None:
             web.post("/account/password", signin.change_password),
             web.get("/check", check.check_form),
             web.post("/check", check.check),
+            web.post("/check/certificate", check_documents.check_certificate),
+            web.post("/check/kit", check_documents.check_kit),
             web.get("/files", files.listing),
             web.get("/files/{item_id}", files.detail),
             web.get("/files/{item_id}/delete-original", actions.delete_form),
@@ -52,7 +69,21 @@ def add_routes(app: web.Application) -> None:
             web.get("/name", name_page.name_page),
             web.get("/name/check", name_page.check),
             web.post("/name/apply", name_page.apply),
+            web.get("/name/brand", name_brand.brand_form),
+            web.post("/name/brand", name_brand.brand_apply),
+            web.get("/name/{handle}/{action:change|release|reclaim}", name_actions.form),
+            web.post("/name/{handle}/{action:change|release|reclaim}", name_actions.act),
             web.get("/organisation", organisation_page.settings),
+            web.post("/organisation/people", org_people.add_person),
+            web.post("/organisation/people/{member_id}/role", org_people.change_role),
+            web.get("/organisation/people/{member_id}/remove", org_people.remove_form),
+            web.post("/organisation/people/{member_id}/remove", org_people.remove_person),
+            web.post("/organisation/keys", org_keys.create_key),
+            web.post("/organisation/keys/{key_id}/revoke", org_keys.revoke_key),
+            web.post("/organisation/webhook", org_keys.set_webhook),
+            web.post("/organisation/webhook/remove", org_keys.remove_webhook),
+            web.get("/signup", signup_page.signup_form),
+            web.post("/signup", signup_page.signup),
             web.get("/certs", handlers.certs),
             web.get("/healthz", handlers.healthz),
             web.get("/readyz", handlers.readyz),
