@@ -21,8 +21,15 @@ from tsa_server.evidence.errors import (
     ItemImmutable,
     ItemNotFound,
 )
-from tsa_server.evidence.records import ItemMode, NewCreditEntry, NewItem, StorageState
+from tsa_server.evidence.records import (
+    ItemMode,
+    NewCreditEntry,
+    NewItem,
+    StorageState,
+    StoredNotice,
+)
 from tsa_server.evidence.store import EvidenceStore
+from tsa_server.evidence.webhooks import new_secret
 
 
 def digest(text: str) -> str:
@@ -480,3 +487,40 @@ def test_one_node_runs_each_background_job(store: EvidenceStore, engine_db, cloc
         assert not store.hold_job("webhooks", "node-a", later, later + timedelta(seconds=30))
     finally:
         other.close()
+
+
+def test_webhook_attempts_are_counted_until_delivered(store: EvidenceStore, two_orgs, clock):
+    """Each attempt's outcome is recorded (the upsert counts on both engines); a delivered
+    notice is due no more."""
+    a = two_orgs[0]
+    now = clock()
+    store.put_webhook(a.id, "https://hooks.example/a", None, new_secret(), now)
+    store.commit_change(
+        a.id, notices=[StoredNotice(a.id, "low-balance/x/1/1", "balance.low", now, "x")]
+    )
+    [due] = store.due_deliveries(a.id, now, 10)
+    assert due["attempts"] == 0
+    for attempt in (1, 2):
+        store.record_delivery(
+            a.id,
+            due["id"],
+            now,
+            status=503,
+            error="busy",
+            delivered=False,
+            next_attempt_at=now,
+            given_up=False,
+        )
+        [again] = store.due_deliveries(a.id, now, 10)
+        assert again["attempts"] == attempt
+    store.record_delivery(
+        a.id,
+        due["id"],
+        now,
+        status=200,
+        error="",
+        delivered=True,
+        next_attempt_at=None,
+        given_up=False,
+    )
+    assert store.due_deliveries(a.id, now + timedelta(days=1), 10) == []

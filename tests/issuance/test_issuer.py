@@ -1,16 +1,21 @@
-"""The issuance path in-process, on the real SoftHSM key and a real SQLite ledger, with
-a ManualClock: ordering, accuracy, serials, fail-closed clock and failed commits."""
+"""The issuance path in-process, on the real SoftHSM key and a real ledger (SQLite, and
+PostgreSQL where the test is not about the SQLite file), with a ManualClock: ordering,
+accuracy, serials, fail-closed clock and failed commits."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ledger.errors import LedgerWriteError
+from ledger.store.base import Store
+from ledger.store.postgres import PostgresStore
 from ledger.store.sqlite import SqliteStore
+from tests.support.databases import ENGINES
 from tests.support.queries import failure_of, make_request, parse_response
 from tsa_server.clock.base import ManualClock
 from tsa_server.issuance.issuer import IssuanceSettings, Issuer
@@ -24,8 +29,19 @@ T0 = datetime(2026, 11, 22, 12, 0, 0, 250_400, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     s = SqliteStore(tmp_path / "ledger.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=ENGINES)
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
+    """The ledger on each backend (PostgreSQL: a schema of the test's own)."""
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "ledger.sqlite")
+    else:
+        s = PostgresStore(request.getfixturevalue("postgres_url"))
     yield s
     s.close()
 
@@ -135,11 +151,16 @@ def test_failed_commit_is_system_failure_and_releases_nothing(tmp_path, make_iss
     store.close()
 
 
-def test_serials_are_never_reused_across_restarts(tmp_path, make_issuer) -> None:
-    path = tmp_path / "ledger.sqlite"
+@pytest.mark.parametrize("engine", ENGINES)
+def test_serials_are_never_reused_across_restarts(tmp_path, make_issuer, engine, request) -> None:
+    def reopen() -> Store:
+        if engine == "sqlite":
+            return SqliteStore(tmp_path / "ledger.sqlite")
+        return PostgresStore(request.getfixturevalue("postgres_url"))
+
     seen = set()
     for _ in range(3):
-        store = SqliteStore(path)
+        store = reopen()
         issuer = make_issuer(store)
         # Tokens of a discarded batch consume serials too: simulate by issuing then
         # "crashing" (dropping the issuer without a clean shutdown).
@@ -148,14 +169,16 @@ def test_serials_are_never_reused_across_restarts(tmp_path, make_issuer) -> None
             assert serial not in seen
             seen.add(serial)
         store.close()
-    assert SqliteStore(path).size() == 30
-
-
-def test_a_second_writer_is_refused_while_the_first_runs(store, tmp_path) -> None:
-    with pytest.raises(LedgerWriteError, match="in use by another process"):
-        SqliteStore(store.path)
+    store = reopen()
+    assert store.size() == 30
     store.close()
-    SqliteStore(store.path).close()  # free again once the first writer is gone
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(sqlite_store, tmp_path) -> None:
+    with pytest.raises(LedgerWriteError, match="in use by another process"):
+        SqliteStore(sqlite_store.path)
+    sqlite_store.close()
+    SqliteStore(sqlite_store.path).close()  # free again once the first writer is gone
 
 
 def test_batches_are_bounded(store, make_issuer) -> None:
@@ -165,9 +188,9 @@ def test_batches_are_bounded(store, make_issuer) -> None:
     assert store.size() == 30
 
 
-def test_ledger_rejects_update_and_delete(store, make_issuer) -> None:
-    issue_all(make_issuer(store), [make_request()])
-    conn = sqlite3.connect(store.path)
+def test_ledger_rejects_update_and_delete(sqlite_store, make_issuer) -> None:
+    issue_all(make_issuer(sqlite_store), [make_request()])
+    conn = sqlite3.connect(sqlite_store.path)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE entries SET token = x'00' WHERE idx = 0")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

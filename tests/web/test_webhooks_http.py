@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,9 @@ from tsa_server.evidence.records import StoredNotice
 from tsa_server.evidence.store import EvidenceStore
 from tsa_server.evidence.webhook_dispatch import WebhookDispatcher
 from tsa_server.evidence.webhooks import WebhookSettings, new_secret
+from tsa_server.wiring.databases import open_evidence_store
+
+pytestmark = pytest.mark.both_backends
 
 
 @dataclass(frozen=True)
@@ -222,12 +224,19 @@ def test_a_restart_resumes_pending_deliveries(
     receiver.wait_for(lambda got: len([r for r in got if r.delivery == key]) >= 2)
     server.stop()
 
-    with sqlite3.connect(tmp_path / "evidence.sqlite") as db:
-        attempts, delivered = db.execute(
-            "SELECT d.attempts, d.delivered_at FROM webhook_deliveries d"
-            " JOIN notices n ON n.id = d.notice_id WHERE n.key = ?",
-            (key,),
-        ).fetchone()
+    store = open_evidence_store(server.config())
+    try:
+        attempts, delivered = (
+            store.db.connection()
+            .execute(
+                "SELECT d.attempts, d.delivered_at FROM webhook_deliveries d"
+                " JOIN notices n ON n.id = d.notice_id WHERE n.key = ?",
+                (key,),
+            )
+            .fetchone()
+        )
+    finally:
+        store.close()
     assert attempts == len(receiver.of(key)) >= 2 and delivered is None
 
     receiver.default = 200

@@ -133,7 +133,7 @@ class SqlWebhookStore(EvidenceFile):
                 "INSERT INTO webhook_deliveries (notice_id, org_id, attempts, first_attempt_at,"
                 " last_attempt_at, next_attempt_at, last_status, last_error, delivered_at,"
                 " given_up_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (notice_id) DO UPDATE SET attempts = attempts + 1,"
+                " ON CONFLICT (notice_id) DO UPDATE SET attempts = webhook_deliveries.attempts + 1,"
                 " last_attempt_at = excluded.last_attempt_at,"
                 " next_attempt_at = excluded.next_attempt_at,"
                 " last_status = excluded.last_status, last_error = excluded.last_error,"
