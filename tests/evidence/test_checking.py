@@ -26,7 +26,7 @@ from tests.support.documents import (
     zip_bomb,
 )
 from tests.support.tsa import TsaServer, evidence_settings
-from tsa_server.evidence.checking import Check, DocumentRejected, Findings, Trust, combine
+from tsa_server.evidence.checking import DocumentCheck, DocumentRejected, Findings, Trust, combine
 from tsa_server.evidence.checking.bounds import budget
 from tsa_server.evidence.checking.kit import check_kit
 from tsa_server.evidence.checking.pdf import check_certificate
@@ -42,7 +42,7 @@ def docs(tmp_path_factory, hsm, session_ntp) -> Documents:
         server.stop()
 
 
-def by_name(findings: Findings) -> dict[str, Check]:
+def by_name(findings: Findings) -> dict[str, DocumentCheck]:
     return {c.name: c for c in findings.checks}
 
 
@@ -202,13 +202,13 @@ def test_the_cpu_budget_stops_a_check() -> None:
 
 
 def test_the_verdict_needs_every_document_check_and_the_token() -> None:
-    good = Findings("kit", (Check("kit_files", True, "ok"),), b"t", "00", "sha256", "x")
+    good = Findings("kit", (DocumentCheck("kit_files", True, "ok"),), b"t", "00", "sha256", "x")
     token = {"valid": True, "checks": [], "fields": None, "ledger": None}
     assert combine(good, token)["valid"] is True
     assert combine(good, {**token, "valid": False})["valid"] is False
     assert combine(good, None)["valid"] is False
     missing = {"found": False, "reason": "no entry"}
     assert combine(good, {**token, "ledger": missing})["valid"] is False
-    bad = Findings("kit", (Check("kit_files", False, "changed"),), b"t", "00")
+    bad = Findings("kit", (DocumentCheck("kit_files", False, "changed"),), b"t", "00")
     report = combine(bad, token)
     assert report["valid"] is False and report["checks"][0]["name"] == "kit_files"

@@ -31,7 +31,7 @@ class DocumentRejected(Exception):
 
 
 @dataclass(frozen=True)
-class Check:
+class DocumentCheck:
     """One check on a document: its name, whether it passed, and why."""
 
     name: str
@@ -67,7 +67,7 @@ class Findings:
     values for the reader (who signed, when, which file digest is certified)."""
 
     kind: str  # "certificate" or "kit"
-    checks: tuple[Check, ...]
+    checks: tuple[DocumentCheck, ...]
     token: bytes | None = None
     digest: str | None = None
     digest_algorithm: str | None = None
@@ -87,7 +87,7 @@ def combine(findings: Findings, token_report: dict[str, Any] | None) -> dict[str
     report.update(token_report or {})
     token_checks = list(report.get("checks") or [])
     if token_report is None:
-        missing = Check(
+        missing = DocumentCheck(
             "token", False, "no time-stamp token could be verified: see the checks above"
         )
         token_checks = [missing.as_json()]

@@ -30,9 +30,9 @@ from ledger.hashing import leaf_hash
 from ledger.note_keys import parse_vkey
 from ledger.proof_file import ProofFile
 from ledger.proofs import verify_inclusion
-from tsa_server.evidence.checking import Check, DocumentRejected, Findings, Trust
+from tsa_server.evidence.checking import DocumentCheck, DocumentRejected, Findings, Trust
 from tsa_server.evidence.checking.pdf import check_certificate
-from tsa_server.evidence.checking.token_facts import TokenFacts, token_facts
+from tsa_server.evidence.checking.token_facts import DocumentToken, document_token
 from tsa_server.rfc3161.verify_crypto import HASHES, new_hash
 
 FORMAT = "tsa-evidence-kit/2"
@@ -129,7 +129,7 @@ def check_kit(body: bytes, trust: Trust) -> Findings:
     files_check, contents = _files(archive, manifest, paths)
     checks.append(files_check)
     tsr = contents.get(str(paths.get("token")))
-    token = token_facts(tsr) if tsr is not None else None
+    token = document_token(tsr) if tsr is not None else None
     facts: list[tuple[str, str]] = [("kit_format", str(manifest.get("format")))]
     if item.get("serial"):
         facts.append(("serial", str(item["serial"])))
@@ -138,13 +138,13 @@ def check_kit(body: bytes, trust: Trust) -> Findings:
     digest, source, original_check = _compared(archive, item, paths, token)
     checks.append(original_check)
     if token is not None and digest is not None:
-        facts.append(("certified_digest", f"{token.algorithm.upper()} {digest}"))
+        facts.append(("certified_digest", f"{token.facts.algorithm.upper()} {digest}"))
     return Findings(
         "kit",
         tuple(checks),
         tsr,
         digest,
-        token.algorithm if token is not None else None,
+        token.facts.algorithm if token is not None else None,
         source,
         tuple(facts),
     )
@@ -163,20 +163,22 @@ def _manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
     return manifest
 
 
-def _format(manifest: dict[str, Any]) -> Check:
+def _format(manifest: dict[str, Any]) -> DocumentCheck:
     found = manifest.get("format")
     if found == FORMAT:
-        return Check("kit_format", True, f"the manifest says {FORMAT}")
-    return Check("kit_format", False, f"the manifest says {str(found)[:80]!r}, not {FORMAT}")
+        return DocumentCheck("kit_format", True, f"the manifest says {FORMAT}")
+    return DocumentCheck(
+        "kit_format", False, f"the manifest says {str(found)[:80]!r}, not {FORMAT}"
+    )
 
 
 def _files(
     archive: zipfile.ZipFile, manifest: dict[str, Any], paths: dict[str, Any]
-) -> tuple[Check, dict[str, bytes]]:
+) -> tuple[DocumentCheck, dict[str, bytes]]:
     """Every listed member's SHA-256 and size; the small ones' bytes for the next checks."""
     listed = manifest.get("files")
     if not isinstance(listed, list):
-        return Check("kit_files", False, "the manifest lists no files"), {}
+        return DocumentCheck("kit_files", False, "the manifest lists no files"), {}
     members = set(archive.namelist())
     changed, missing, contents = [], [], {}
     small = {paths.get("token"), paths.get("inclusion_proof"), VKEY}
@@ -210,8 +212,8 @@ def _files(
     if unlisted:
         problems.append("not listed in the manifest: " + ", ".join(unlisted[:10]))
     if problems:
-        return Check("kit_files", False, "; ".join(problems)), contents
-    return Check(
+        return DocumentCheck("kit_files", False, "; ".join(problems)), contents
+    return DocumentCheck(
         "kit_files", True, f"all {len(seen)} files have the SHA-256 and size the manifest lists"
     ), contents
 
@@ -220,16 +222,18 @@ def _ledger(
     archive: zipfile.ZipFile,
     contents: dict[str, bytes],
     paths: dict[str, Any],
-    token: TokenFacts | None,
+    token: DocumentToken | None,
     trust: Trust,
-) -> list[Check]:
+) -> list[DocumentCheck]:
     checks = []
     shipped = contents.get(VKEY, b"").decode("utf-8", "replace").strip()
     if shipped == trust.ledger_vkey.strip():
-        checks.append(Check("ledger_key", True, "the kit's ledger.vkey is this TSA's ledger key"))
+        checks.append(
+            DocumentCheck("ledger_key", True, "the kit's ledger.vkey is this TSA's ledger key")
+        )
     else:
         checks.append(
-            Check("ledger_key", False, "the kit's ledger.vkey is not this TSA's ledger key")
+            DocumentCheck("ledger_key", False, "the kit's ledger.vkey is not this TSA's ledger key")
         )
     proof_text = contents.get(str(paths.get("inclusion_proof")))
     if proof_text is None:
@@ -237,18 +241,18 @@ def _ledger(
             "the kit holds no inclusion proof (no checkpoint covered the entry when it was "
             "made): the ledger section below looks the token up"
         )
-        return [*checks, Check("ledger_inclusion", True, why, skipped=True)]
+        return [*checks, DocumentCheck("ledger_inclusion", True, why, skipped=True)]
     if token is None:
-        return [*checks, Check("ledger_inclusion", False, "the kit's token cannot be read")]
+        return [*checks, DocumentCheck("ledger_inclusion", False, "the kit's token cannot be read")]
     try:
         proof = ProofFile.parse(proof_text.decode("utf-8"))
         log = parse_vkey(trust.ledger_vkey.strip()).verifier()
         checkpoint, _ = open_checkpoint(proof.checkpoint, log)
     except (LedgerError, UnicodeDecodeError, ValueError) as exc:
         why = f"the checkpoint is not signed by this TSA's ledger key: {exc}"
-        return [*checks, Check("ledger_checkpoint", False, why)]
+        return [*checks, DocumentCheck("ledger_checkpoint", False, why)]
     checks.append(
-        Check(
+        DocumentCheck(
             "ledger_checkpoint",
             True,
             f"signed by this TSA's ledger key ({checkpoint.origin}, tree size {checkpoint.size})",
@@ -259,29 +263,31 @@ def _ledger(
         verify_inclusion(proof.index, checkpoint.size, leaf, list(proof.path), checkpoint.root)
     except (LedgerError, ValueError) as exc:
         why = f"the inclusion proof does not lead from the token to the checkpoint's root: {exc}"
-        return [*checks, Check("ledger_inclusion", False, why)]
+        return [*checks, DocumentCheck("ledger_inclusion", False, why)]
     why = f"the token is entry {proof.index} of the checkpoint's tree of {checkpoint.size}"
-    return [*checks, Check("ledger_inclusion", True, why)]
+    return [*checks, DocumentCheck("ledger_inclusion", True, why)]
 
 
 def _certificate(
     archive: zipfile.ZipFile, paths: dict[str, Any], tsr: bytes | None, trust: Trust
-) -> list[Check]:
+) -> list[DocumentCheck]:
     name = paths.get("certificate")
     if not isinstance(name, str) or name not in archive.namelist():
-        return [Check("certificate", True, "the kit holds no certificate PDF", skipped=True)]
+        return [
+            DocumentCheck("certificate", True, "the kit holds no certificate PDF", skipped=True)
+        ]
     pdf = _read(archive, name, 16 << 20)
     if pdf is None or not pdf.startswith(b"%PDF-"):
-        return [Check("certificate", False, f"{name} is not a readable PDF")]
+        return [DocumentCheck("certificate", False, f"{name} is not a readable PDF")]
     found = check_certificate(pdf, trust)
     failed = [c for c in found.checks if not c.passed]
     if failed:
         why = f"{name}: " + "; ".join(f"{c.name}: {c.reason}" for c in failed)
-        return [Check("certificate", False, why)]
+        return [DocumentCheck("certificate", False, why)]
     if found.token != tsr:
-        return [Check("certificate", False, f"{name} carries another token than the kit's")]
+        return [DocumentCheck("certificate", False, f"{name} carries another token than the kit's")]
     return [
-        Check(
+        DocumentCheck(
             "certificate",
             True,
             f"{name} is intact, signed and time-stamped, and carries the kit's token",
@@ -290,28 +296,43 @@ def _certificate(
 
 
 def _compared(
-    archive: zipfile.ZipFile, item: dict[str, Any], paths: dict[str, Any], token: TokenFacts | None
-) -> tuple[str | None, str, Check]:
+    archive: zipfile.ZipFile,
+    item: dict[str, Any],
+    paths: dict[str, Any],
+    token: DocumentToken | None,
+) -> tuple[str | None, str, DocumentCheck]:
     """The digest the token must certify, where it comes from, and the original's check."""
-    algorithm = token.algorithm if token is not None else None
+    algorithm = token.facts.algorithm if token is not None else None
     original = paths.get("original")
     if isinstance(original, str) and original in archive.namelist():
         try:
             _, digest = _digest(archive, original, algorithm)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
-            return None, "", Check("original", False, f"{original} is damaged in the archive")
+            return (
+                None,
+                "",
+                DocumentCheck("original", False, f"{original} is damaged in the archive"),
+            )
         if digest is None:
             why = f"the token's hash algorithm {algorithm} is not one this page computes"
-            return None, "", Check("original", False, why)
+            return None, "", DocumentCheck("original", False, why)
         size = archive.getinfo(original).file_size
         why = f"the kit holds the original ({size} bytes): the token is compared with it"
-        return digest.hex(), f"the kit's original {original}", Check("original", True, why)
+        return digest.hex(), f"the kit's original {original}", DocumentCheck("original", True, why)
     imprint = item.get("imprint") if isinstance(item.get("imprint"), dict) else {}
     recorded = str((imprint or {}).get("digest") or "")
     if not re.fullmatch(r"[0-9a-fA-F]{2,256}", recorded):
-        return None, "", Check("original", False, "no original and no digest in the manifest")
+        return (
+            None,
+            "",
+            DocumentCheck("original", False, "no original and no digest in the manifest"),
+        )
     why = (
         f"the kit holds no original (storage: {item.get('storage')}): the token is compared "
         "with the digest the manifest records"
     )
-    return recorded.lower(), "the manifest's digest", Check("original", True, why, skipped=True)
+    return (
+        recorded.lower(),
+        "the manifest's digest",
+        DocumentCheck("original", True, why, skipped=True),
+    )

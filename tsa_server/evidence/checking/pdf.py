@@ -34,8 +34,8 @@ with warnings.catch_warnings():
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
-from tsa_server.evidence.checking import Check, DocumentRejected, Findings, Trust
-from tsa_server.evidence.checking.token_facts import token_facts
+from tsa_server.evidence.checking import DocumentCheck, DocumentRejected, Findings, Trust
+from tsa_server.evidence.checking.token_facts import document_token
 
 #: Largest embedded token read (POST /verify's default bound on a token).
 MAX_TOKEN_BYTES = 256 * 1024
@@ -68,27 +68,29 @@ def check_certificate(pdf: bytes, trust: Trust) -> Findings:
         raise
     except Exception as exc:  # pyHanko raises many types on a damaged file
         reason = f"the file cannot be read as a PDF: it is damaged ({_why(exc)})"
-        return Findings("certificate", (Check("pdf_readable", False, reason),))
-    checks = [Check("pdf_readable", True, f"a PDF with {len(signatures)} signature(s)")]
+        return Findings("certificate", (DocumentCheck("pdf_readable", False, reason),))
+    checks = [DocumentCheck("pdf_readable", True, f"a PDF with {len(signatures)} signature(s)")]
     facts: list[tuple[str, str]] = []
     context = _context(trust)
     checks += _signature_checks(signatures, context, facts)
     checks += _timestamp_checks(signatures, context, trust, facts)
     tsr, check = _embedded_token(reader)
     checks.append(check)
-    facts_of_token = token_facts(tsr) if tsr is not None else None
+    facts_of_token = document_token(tsr) if tsr is not None else None
     if tsr is not None and facts_of_token is None:
-        checks[-1] = Check("embedded_token", False, "the attached .tsr is not a time-stamp token")
+        checks[-1] = DocumentCheck(
+            "embedded_token", False, "the attached .tsr is not a time-stamp token"
+        )
     if facts_of_token is None:
         return Findings("certificate", tuple(checks), tsr, facts=tuple(facts))
-    digest = facts_of_token.digest.hex()
-    facts.append(("certified_digest", f"{facts_of_token.algorithm.upper()} {digest}"))
+    digest = facts_of_token.facts.imprint.hex()
+    facts.append(("certified_digest", f"{facts_of_token.facts.algorithm.upper()} {digest}"))
     return Findings(
         "certificate",
         tuple(checks),
         tsr,
         digest,
-        facts_of_token.algorithm,
+        facts_of_token.facts.algorithm,
         "the certificate's own token: compare it with your file's digest",
         tuple(facts),
     )
@@ -104,46 +106,48 @@ def _context(trust: Trust) -> ValidationContext:
 
 def _signature_checks(
     signatures: list[Any], context: ValidationContext, facts: list[tuple[str, str]]
-) -> list[Check]:
+) -> list[DocumentCheck]:
     found = [s for s in signatures if s.sig_object_type == "/Sig"]
     if len(found) != 1:
         why = f"the PDF has {len(found)} signatures by a signing key; a certificate has one"
-        return [Check("pdf_signature", False, why)]
+        return [DocumentCheck("pdf_signature", False, why)]
     try:
         status = validate_pdf_signature(found[0], context, ts_validation_context=context)
     except MemoryError:
         raise
     except Exception as exc:
-        return [Check("pdf_signature", False, f"the signature cannot be checked: {_why(exc)}")]
+        return [
+            DocumentCheck("pdf_signature", False, f"the signature cannot be checked: {_why(exc)}")
+        ]
     signer = _name(status.signing_cert)
     facts.append(("signer", signer))
     if not status.intact:
-        intact = Check(
+        intact = DocumentCheck(
             "pdf_signature",
             False,
             "BROKEN: the signed bytes were changed after signing (their digest is not the "
             "one signed)",
         )
     elif not status.valid:
-        intact = Check("pdf_signature", False, f"the signature by {signer} does not verify")
+        intact = DocumentCheck("pdf_signature", False, f"the signature by {signer} does not verify")
     else:
-        intact = Check("pdf_signature", True, f"intact: the signature by {signer} verifies")
+        intact = DocumentCheck("pdf_signature", True, f"intact: the signature by {signer} verifies")
     if status.trusted:
-        trusted = Check("pdf_signer", True, f"{signer} chains to a configured trust root")
+        trusted = DocumentCheck("pdf_signer", True, f"{signer} chains to a configured trust root")
     else:
-        trusted = Check(
+        trusted = DocumentCheck(
             "pdf_signer", False, f"{signer} does not chain to a trust root configured here"
         )
     level = status.modification_level
     if level is not None and level <= ModificationLevel.LTA_UPDATES and status.docmdp_ok:
-        changes = Check(
+        changes = DocumentCheck(
             "pdf_unchanged",
             True,
             "nothing was changed after signing but the document time stamp",
         )
     else:
         what = level.name if level is not None else "unknown changes"
-        changes = Check(
+        changes = DocumentCheck(
             "pdf_unchanged",
             False,
             f"MODIFIED after signing ({what}): later revisions change the signed document",
@@ -156,18 +160,18 @@ def _timestamp_checks(
     context: ValidationContext,
     trust: Trust,
     facts: list[tuple[str, str]],
-) -> list[Check]:
+) -> list[DocumentCheck]:
     found = [s for s in signatures if s.sig_object_type == "/DocTimeStamp"]
     if len(found) != 1 or signatures[-1] is not found[-1]:
         why = f"the PDF has {len(found)} document time stamps; a certificate ends with one"
-        return [Check("pdf_document_timestamp", False, why)]
+        return [DocumentCheck("pdf_document_timestamp", False, why)]
     try:
         status = validate_pdf_timestamp(found[0], context)
     except MemoryError:
         raise
     except Exception as exc:
         why = f"the document time stamp cannot be checked: {_why(exc)}"
-        return [Check("pdf_document_timestamp", False, why)]
+        return [DocumentCheck("pdf_document_timestamp", False, why)]
     tsa = _name(status.signing_cert)
     ours = status.signing_cert is not None and status.signing_cert.dump() in trust.certificates
     when: datetime = status.timestamp
@@ -176,7 +180,7 @@ def _timestamp_checks(
     facts.append(("timestamp_by", tsa + (" (this TSA)" if ours else "")))
     if not status.intact or not status.valid:
         return [
-            Check(
+            DocumentCheck(
                 "pdf_document_timestamp",
                 False,
                 "BROKEN: the document time stamp does not match the file's bytes",
@@ -184,12 +188,12 @@ def _timestamp_checks(
         ]
     if not status.trusted:
         why = f"the document time stamp by {tsa} does not chain to a trust root configured here"
-        return [Check("pdf_document_timestamp", False, why)]
+        return [DocumentCheck("pdf_document_timestamp", False, why)]
     if status.coverage is not SignatureCoverageLevel.ENTIRE_FILE:
         why = "MODIFIED: bytes were added after the document time stamp"
-        return [Check("pdf_document_timestamp", False, why)]
+        return [DocumentCheck("pdf_document_timestamp", False, why)]
     return [
-        Check(
+        DocumentCheck(
             "pdf_document_timestamp",
             True,
             f"intact: {tsa} time-stamped the whole file at {stamped}",
@@ -197,7 +201,7 @@ def _timestamp_checks(
     ]
 
 
-def _embedded_token(reader: PdfFileReader) -> tuple[bytes | None, Check]:
+def _embedded_token(reader: PdfFileReader) -> tuple[bytes | None, DocumentCheck]:
     """The `.tsr` among the catalog's associated files (/AF), bounded in size."""
     try:
         specs = reader.root.get("/AF") or []
@@ -208,17 +212,23 @@ def _embedded_token(reader: PdfFileReader) -> tuple[bytes | None, Check]:
                 continue
             stream = spec["/EF"]["/F"].get_object()
             if len(stream.encoded_data) > MAX_TOKEN_BYTES:
-                return None, Check("embedded_token", False, f"the attached {name} is too large")
+                return None, DocumentCheck(
+                    "embedded_token", False, f"the attached {name} is too large"
+                )
             data = stream.data
             if len(data) > MAX_TOKEN_BYTES:
-                return None, Check("embedded_token", False, f"the attached {name} is too large")
-            return bytes(data), Check(
+                return None, DocumentCheck(
+                    "embedded_token", False, f"the attached {name} is too large"
+                )
+            return bytes(data), DocumentCheck(
                 "embedded_token", True, f"the certificate carries its token as {name}"
             )
     except MemoryError:
         raise
     except Exception as exc:
-        return None, Check(
+        return None, DocumentCheck(
             "embedded_token", False, f"the attached token cannot be read: {_why(exc)}"
         )
-    return None, Check("embedded_token", False, "the PDF carries no .tsr as an associated file")
+    return None, DocumentCheck(
+        "embedded_token", False, "the PDF carries no .tsr as an associated file"
+    )
