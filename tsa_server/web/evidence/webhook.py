@@ -13,15 +13,8 @@ from aiohttp import web
 from pydantic import Field, WithJsonSchema
 
 from tsa_server.accounts.key_rules import Scope
-from tsa_server.evidence.webhook_fence import check_target
-from tsa_server.evidence.webhooks import (
-    EVENTS,
-    MAX_URL_CHARS,
-    WebhookSettings,
-    check_webhook,
-    new_secret,
-    webhook_json,
-)
+from tsa_server.evidence import webhook_endpoint as endpoint
+from tsa_server.evidence.webhooks import EVENTS, MAX_URL_CHARS, WebhookSettings
 from tsa_server.web.api import Body, json_response, ref
 from tsa_server.web.auth import require
 from tsa_server.web.errors import json_error
@@ -54,39 +47,31 @@ class PutWebhook(Body):
 async def put_webhook(request: web.Request) -> web.Response:
     """Set the organisation's webhook; the answer holds the signing secret, once."""
     query(request, NoQuery)
-    service = service_of(request)
     body = await fields(request, PutWebhook)
-    url, events = check_webhook(body.url, body.events)
     dispatcher = request.app.get(DISPATCHER)
     settings = dispatcher.settings if dispatcher is not None else WebhookSettings()
-    await check_target(url, settings.policy(), timeout_s=settings.timeout_s)
     org = org_of(request)
-    secret = new_secret()
-    created = service.store.put_webhook(
-        org, url, None if events is None else " ".join(events), secret, service.now()
-    )
-    row = service.store.webhook(org)
-    assert row is not None
-    log.info("webhook of %s %s", org, "created" if created else "replaced")
+    made = await endpoint.set_webhook(service_of(request), settings, org, body.url, body.events)
+    log.info("webhook of %s %s", org, "created" if made.created else "replaced")
     return web.json_response(
-        {**webhook_json(row), "secret": secret, "created": created},
-        status=201 if created else 200,
+        {**made.webhook, "secret": made.secret, "created": made.created},
+        status=201 if made.created else 200,
     )
 
 
 @require(Scope.ADMIN)
 async def get_webhook(request: web.Request) -> web.Response:
     query(request, NoQuery)
-    row = service_of(request).store.webhook(org_of(request))
-    if row is None:
+    shown = await endpoint.webhook(service_of(request), org_of(request))
+    if shown is None:
         return json_error(404, "no webhook is set (PUT /api/v1/webhook)")
-    return web.json_response(webhook_json(row))
+    return web.json_response(shown)
 
 
 @require(Scope.ADMIN)
 async def delete_webhook(request: web.Request) -> web.Response:
     query(request, NoQuery)
-    if not service_of(request).store.delete_webhook(org_of(request)):
+    if not await endpoint.remove_webhook(service_of(request), org_of(request)):
         return json_error(404, "no webhook is set")
     return web.json_response({"deleted": True})
 
