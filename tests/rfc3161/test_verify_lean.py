@@ -195,29 +195,39 @@ def test_a_template_splits_its_frame_only() -> None:
     *values, token = template.split(good)
     assert values == [split.econtent, split.message_digest, split.signed_attrs, split.signature]
     assert (token.serial, token.gen_time, token.imprint) == (2, split.token.gen_time, BARE_IMPRINT)
-    values = [split.econtent, split.message_digest, split.signature]
     per_token = set()
-    for value in values:
+    for value in (split.econtent, split.message_digest, split.signature):
         at = good.index(value)
         per_token |= set(range(at, at + len(value)))
+    # In the TSTInfo, its version, policy and imprint algorithm (up to the hash) are the frame's.
+    head = good.index(split.econtent) + split.econtent.index(template.tst_head)
+    per_token -= set(range(head, head + len(template.tst_head)))
     for walked in (False, True):  # good's layout kept, then forgotten: walked afresh
-        if walked:
-            template._layouts.clear()
         for position in sorted(set(range(len(good))) - per_token):
             changed = good[:position] + bytes([good[position] ^ 0x01]) + good[position + 1 :]
+            if walked:
+                template._layouts.clear()
             with pytest.raises(NotLean):
                 template.split(changed)
-        assert len(template._layouts) == (0 if walked else 1)
+            assert len(template._layouts) <= 1  # at most good's: its bytes up to the eContent
+        assert template.split(good)[4].serial == 2
 
 
 def test_a_template_checks_the_tstinfo_values() -> None:
     pki = make_pki("ec")
     template = Template(token_at(pki, 1))
-    ordering = token_at(pki, 2, ordering=True)
-    comma = token_at(pki, 3, gen_time="20240601120000,5Z")
-    for token in (ordering, comma):
+    others = {  # other shapes, and other frames: the TSTInfo's constant parts differ
+        "ordering": token_at(pki, 2, ordering=True),
+        "decimal comma": token_at(pki, 3, gen_time="20240601120000,5Z"),
+        "another tsa name": token_at(pki, 4, tsa_cn="Another TSA"),
+        "no tsa name": token_at(pki, 5, tsa_field=False),
+        "another policy": token_at(pki, 6, policy="1.2.3.4.5"),
+    }
+    for name, token in others.items():
         with pytest.raises(NotLean):
             template.split(token)
+            pytest.fail(name)
+    assert template.split(token_at(pki, 7))[4].serial == 7
 
 
 @pytest.mark.parametrize(
