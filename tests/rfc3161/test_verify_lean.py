@@ -21,8 +21,9 @@ from tsa_server.rfc3161 import verify_lean
 from tsa_server.rfc3161.verify import VerificationReport, VerifyOptions, verify_token
 from tsa_server.rfc3161.verify_context import parse_gen_time
 from tsa_server.rfc3161.verify_lean import LeanToken, LeanVerifier
-from tsa_server.rfc3161.verify_lean_der import NotLean, Template, split_token
+from tsa_server.rfc3161.verify_lean_der import NotLean, split_token
 from tsa_server.rfc3161.verify_lean_der import _gen_time_ms as gen_time_ms
+from tsa_server.rfc3161.verify_lean_template import Template
 
 from .tokenfactory import Pki, TokenSpec, build_token, make_key, make_pki, to_asn1, to_ber
 

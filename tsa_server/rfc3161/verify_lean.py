@@ -31,8 +31,8 @@ caller then runs the full verifier, which reports the failure in its own words. 
 path can therefore only ever accept what the full verifier accepts.
 
 Finding a token's frame by walking it costs more than its signature check; so each
-frame, once a token of it passed, also keeps a ``Template`` (``verify_lean_der``): its
-constant bytes in the slices between the per-token values. A token the template
+frame, once a token of it passed, also keeps a ``Template`` (``verify_lean_template``):
+its constant bytes in the slices between the per-token values. A token the template
 splits has that frame's key byte for byte and takes the same per-token checks; any
 other token is walked as before.
 """
@@ -59,12 +59,12 @@ from .verify_lean_der import (
     LeanToken,
     NotLean,
     Split,
-    Template,
     Values,
     der_children,
     der_integer,
     split_token,
 )
+from .verify_lean_template import Template
 from .verify_load import load_token, to_asn1_certificate, unique_certificates
 
 # LeanToken, NotLean and the DER helpers are re-exported: `tsa audit` imports them here.

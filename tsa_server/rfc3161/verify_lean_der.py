@@ -3,13 +3,9 @@ with the other tokens of one template) and its per-token values, or raise NotLea
 any shape it does not recognise. What the frame is, and why the split is safe, is
 explained in ``verify_lean``.
 
-Two ways to split. ``split_token`` walks every level and names the frame by its bytes
-(the key of ``LeanVerifier``'s frames). ``Template``, made from a token that
-``split_token`` split, compares the frame's bytes in a few slices and walks only the
-headers whose lengths follow the per-token values: a token it splits has exactly the
-template token's frame key (each constant slice is a piece of that key, the per-token
-lengths are parsed as strictly), so it takes the same per-token checks at a fraction of
-the cost. Anything else raises NotLean and the caller walks it in full.
+``split_token`` walks every level and names the frame by its bytes (the key of
+``LeanVerifier``'s frames); ``verify_lean_template`` splits the later tokens of a frame
+with fewer steps, from the pieces here (``der_expect``, ``tst_head``, ``tst_tail``).
 """
 
 from __future__ import annotations
@@ -24,18 +20,23 @@ from asn1crypto import cms, core
 from .oids import ID_SIGNED_DATA, LEDGER_BINDING
 
 __all__ = [
+    "MESSAGE_DIGEST_OID",
+    "SIGNED_DATA_OID",
     "LeanToken",
     "NotLean",
     "Split",
-    "Template",
+    "Values",
     "der_children",
+    "der_expect",
     "der_fields",
     "der_integer",
     "split_token",
+    "tst_head",
+    "tst_tail",
 ]
 
-_SIGNED_DATA_OID = cms.ContentType(ID_SIGNED_DATA).dump()
-_MESSAGE_DIGEST_OID = cms.CMSAttributeType("message_digest").dump()
+SIGNED_DATA_OID = cms.ContentType(ID_SIGNED_DATA).dump()
+MESSAGE_DIGEST_OID = cms.CMSAttributeType("message_digest").dump()
 _LEDGER_BINDING_OID = core.ObjectIdentifier(LEDGER_BINDING).dump()
 _TST_VERSION_1 = b"\x02\x01\x01"
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -106,7 +107,7 @@ def _tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tag, pos, pos + size
 
 
-def _expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+def der_expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
     """(content start, content end) of the TLV at ``pos``, which must carry ``tag``: a
     single-byte tag; ``_tlv`` without its call, on the per-token path."""
     if pos + 2 > end or buf[pos] != tag or tag & 0x1F == 0x1F:
@@ -140,12 +141,12 @@ def der_children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, 
 def der_fields(value: bytes, tags: tuple[int, ...]) -> list[bytes]:
     """The contents of the fields of ``value``, a DER SEQUENCE whose fields carry exactly
     ``tags``; NotLean otherwise."""
-    pos, end = _expect(value, 0, len(value), 0x30)
+    pos, end = der_expect(value, 0, len(value), 0x30)
     if end != len(value):
         raise NotLean("bytes after the SEQUENCE")
     fields = []
     for tag in tags:
-        start, pos = _expect(value, pos, end, tag)
+        start, pos = der_expect(value, pos, end, tag)
         fields.append(value[start:pos])
     if pos != end:
         raise NotLean("more fields than expected")
@@ -213,12 +214,12 @@ _TstShape = tuple[bytes, bytes, bytes, tuple[bytes, ...]]
 _TstTail = tuple[int, int, bytes, tuple[bytes, ...], tuple[bytes, ...]]
 
 
-def _tst_tail(tst: bytes, pos: int, end: int) -> _TstTail:
+def tst_tail(tst: bytes, pos: int, end: int) -> _TstTail:
     """serialNumber, genTime and the optional fields of a TSTInfo whose content ends at
     ``end``: accuracy, nonce, tsa and LedgerBinding extensions only, in order."""
-    start, after = _expect(tst, pos, end, 0x02)
+    start, after = der_expect(tst, pos, end, 0x02)
     serial = der_integer(tst[start:after])
-    start, pos = _expect(tst, after, end, 0x18)
+    start, pos = der_expect(tst, after, end, 0x18)
     gen_ms = _gen_time_ms(tst[start:pos])
     tsa = b""
     extension_ids: list[bytes] = []
@@ -238,10 +239,10 @@ def _tst_tail(tst: bytes, pos: int, end: int) -> _TstTail:
             tsa = tst[pos:after]
         else:
             while content < after:  # Extension: no critical flag, LedgerBinding only
-                start, ext_end = _expect(tst, content, after, 0x30)
+                start, ext_end = der_expect(tst, content, after, 0x30)
                 if not tst.startswith(_LEDGER_BINDING_OID, start):
                     raise NotLean("an extension other than LedgerBinding")
-                start, value_end = _expect(tst, start + len(_LEDGER_BINDING_OID), ext_end, 0x04)
+                start, value_end = der_expect(tst, start + len(_LEDGER_BINDING_OID), ext_end, 0x04)
                 if value_end != ext_end:
                     raise NotLean("extension out of shape")
                 extension_ids.append(_LEDGER_BINDING_OID)
@@ -253,7 +254,7 @@ def _tst_tail(tst: bytes, pos: int, end: int) -> _TstTail:
     return serial, gen_ms, tsa, tuple(extension_ids), tuple(extensions)
 
 
-def _tst_head(tst: bytes) -> tuple[int, int, int, int]:
+def tst_head(tst: bytes) -> tuple[int, int, int, int]:
     """Positions in a TSTInfo: (content end, policy start, imprint start, serial start);
     the version is 1, the policy an OID, the imprint a SEQUENCE."""
     if not tst or tst[0] != 0x30:
@@ -262,17 +263,17 @@ def _tst_head(tst: bytes) -> tuple[int, int, int, int]:
     if end != len(tst) or not tst.startswith(_TST_VERSION_1, start):
         raise NotLean("TSTInfo out of shape")
     policy = start + len(_TST_VERSION_1)
-    imprint = _expect(tst, policy, end, 0x06)[1]
-    serial = _expect(tst, imprint, end, 0x30)[1]
+    imprint = der_expect(tst, policy, end, 0x06)[1]
+    serial = der_expect(tst, imprint, end, 0x30)[1]
     return end, policy, imprint, serial
 
 
 def _split_tst(tst: bytes) -> tuple[_TstShape, LeanToken]:
     """The TSTInfo's frame part and its per-token values."""
-    end, policy, imprint, serial_at = _tst_head(tst)
+    end, policy, imprint, serial_at = tst_head(tst)
     imprint_parts = der_children(tst, _tlv(tst, imprint, end)[1], serial_at)
     _shape(imprint_parts, (0x30, 0x04))
-    serial, gen_ms, tsa, extension_ids, extensions = _tst_tail(tst, serial_at, end)
+    serial, gen_ms, tsa, extension_ids, extensions = tst_tail(tst, serial_at, end)
     key: _TstShape = (
         tst[policy:imprint],
         tst[imprint_parts[0][1] : imprint_parts[0][3]],
@@ -287,7 +288,7 @@ def split_token(der: bytes) -> Split:
     (top,) = der_children(der, 0, len(der))
     info = der_children(der, top[2], top[3])
     _shape(info, (0x06, 0xA0))
-    if top[0] != 0x30 or der[info[0][1] : info[0][3]] != _SIGNED_DATA_OID:
+    if top[0] != 0x30 or der[info[0][1] : info[0][3]] != SIGNED_DATA_OID:
         raise NotLean("not a SignedData ContentInfo")
     (signed_data,) = der_children(der, info[1][2], info[1][3])
     if signed_data[0] != 0x30:
@@ -314,7 +315,7 @@ def split_token(der: bytes) -> Split:
         _shape(attribute, (0x06, 0x31))
         if tag != 0x30:
             raise NotLean("attribute is not a SEQUENCE")
-        if der[attribute[0][1] : attribute[0][3]] == _MESSAGE_DIGEST_OID:
+        if der[attribute[0][1] : attribute[0][3]] == MESSAGE_DIGEST_OID:
             (value,) = der_children(der, attribute[1][2], attribute[1][3])
             if value[0] != 0x04 or message_digest is not None:
                 raise NotLean("messageDigest out of shape")
@@ -342,117 +343,3 @@ def split_token(der: bytes) -> Split:
 # A token's per-token values as a Template splits them: eContent, messageDigest, the
 # signed attributes as signed, the signature, the TSTInfo's values.
 Values = tuple[bytes, bytes, bytes, bytes, LeanToken]
-# Where a token's values lie: eContent start and end, the bytes from there to the
-# messageDigest value, its start and end, the bytes from there to the signature, the
-# signature's start, the signed attributes' start.
-_Layout = tuple[int, int, bytes, int, int, bytes, int, int]
-
-
-class Template:
-    """One frame's constant bytes, in the slices between a token's per-token values."""
-
-    __slots__ = (
-        "sd_head", "content_type", "middle", "signer_head", "digest_size", "signer_tail",
-        "attrs_at", "attrs_size", "tst_head", "hash_size", "tst_tail_key", "econtent_at",
-        "_layouts",
-    )  # fmt: skip
-
-    def __init__(self, der: bytes) -> None:
-        """The template of ``der``, a token ``split_token`` splits; NotLean otherwise."""
-        tst_key = split_token(der).key[3]  # type: ignore[index]
-        (top,) = der_children(der, 0, len(der))
-        info = der_children(der, top[2], top[3])
-        (signed_data,) = der_children(der, info[1][2], info[1][3])
-        parts = der_children(der, signed_data[2], signed_data[3])
-        encap = der_children(der, parts[2][2], parts[2][3])
-        ((_, _, e_start, e_end),) = der_children(der, encap[1][2], encap[1][3])
-        ((_, _, signer, signer_end),) = der_children(der, parts[-1][2], parts[-1][3])
-        si = der_children(der, signer, signer_end)
-        digest_at = digest_end = 0
-        for _, _, content, after in der_children(der, si[3][2], si[3][3]):
-            oid, values = der_children(der, content, after)
-            if der[oid[1] : oid[3]] == _MESSAGE_DIGEST_OID:
-                digest_at, digest_end = der_children(der, values[2], values[3])[0][2:]
-        self.sd_head = der[parts[0][1] : parts[1][3]]
-        self.content_type = der[encap[0][1] : encap[0][3]]
-        self.middle = der[parts[3][1] : parts[3][3]] if len(parts) == 5 else b""
-        self.signer_head = der[si[0][1] : digest_at]
-        self.digest_size = digest_end - digest_at
-        self.signer_tail = der[digest_end : si[4][3]]
-        self.attrs_at, self.attrs_size = si[3][1] - si[0][1], si[3][3] - si[3][1]
-        tst = der[e_start:e_end]
-        end, _, imprint, serial_at = _tst_head(tst)
-        ((_, _, _, algorithm_end), (_, _, hash_at, _)) = der_children(
-            tst, _tlv(tst, imprint, end)[1], serial_at
-        )
-        self.tst_head = tst[_tlv(tst, 0, end)[1] : hash_at]
-        self.hash_size = serial_at - hash_at
-        self.tst_tail_key = tst_key[2:]
-        self.econtent_at = e_start
-        self._layouts: dict[tuple[bytes, int], _Layout] = {}
-
-    def split(self, der: bytes) -> Values:
-        """``der``'s per-token values, when its frame is this template's; NotLean else.
-
-        Tokens of one frame differ in few lengths: the walk of the headers is kept per
-        (the bytes up to the eContent, the token's size), which fix every header; a
-        later token with both equal must then match the kept token's bytes between
-        its per-token values."""
-        n = len(der)
-        key = (der[: self.econtent_at], n)
-        layout = self._layouts.get(key)
-        if layout is None:
-            layout = self._walk(der)
-            if layout[0] == self.econtent_at:
-                if len(self._layouts) >= 256:
-                    self._layouts.clear()
-                self._layouts[key] = layout
-        e_start, e_end, between, digest_at, tail_at, after, signature, attrs = layout
-        if not (der.startswith(between, e_end) and der.startswith(after, tail_at)):
-            raise NotLean("another frame")
-        tst = der[e_start:e_end]
-        start, end = _expect(tst, 0, len(tst), 0x30)
-        if end != len(tst) or not tst.startswith(self.tst_head, start):
-            raise NotLean("another frame")
-        hash_at = start + len(self.tst_head)
-        serial, gen_ms, *tail_key, extensions = _tst_tail(tst, hash_at + self.hash_size, end)
-        if tuple(tail_key) != self.tst_tail_key:
-            raise NotLean("another frame")
-        return (
-            tst,
-            der[digest_at:tail_at],
-            b"\x31" + der[attrs + 1 : attrs + self.attrs_size],
-            der[signature:],
-            LeanToken(serial, gen_ms, tst[hash_at : hash_at + self.hash_size], extensions),
-        )
-
-    def _walk(self, der: bytes) -> _Layout:
-        """Where ``der``'s per-token values lie, checking every header around them."""
-        n = len(der)
-        start, end = _expect(der, 0, n, 0x30)
-        if end != n or not der.startswith(_SIGNED_DATA_OID, start):
-            raise NotLean("not a SignedData ContentInfo")
-        start, end = _expect(der, start + len(_SIGNED_DATA_OID), n, 0xA0)
-        start, sd_end = _expect(der, start, n, 0x30)
-        if end != n or sd_end != n or not der.startswith(self.sd_head, start):
-            raise NotLean("another frame")
-        start, encap_end = _expect(der, start + len(self.sd_head), n, 0x30)
-        if not der.startswith(self.content_type, start):
-            raise NotLean("another frame")
-        start, end = _expect(der, start + len(self.content_type), encap_end, 0xA0)
-        e_start, e_end = _expect(der, start, end, 0x04)
-        if end != encap_end or e_end != end or not der.startswith(self.middle, end):
-            raise NotLean("another frame")
-        start, end = _expect(der, end + len(self.middle), n, 0x31)
-        signer, signer_end = _expect(der, start, end, 0x30)
-        if end != n or signer_end != n or not der.startswith(self.signer_head, signer):
-            raise NotLean("another frame")
-        digest_at = signer + len(self.signer_head)
-        tail_at = digest_at + self.digest_size
-        if not der.startswith(self.signer_tail, tail_at):
-            raise NotLean("another frame")
-        signature, end = _expect(der, tail_at + len(self.signer_tail), n, 0x04)
-        if end != n:
-            raise NotLean("another frame")
-        between, after = der[e_end:digest_at], der[tail_at:signature]
-        return e_start, e_end, between, digest_at, tail_at, after, signature, signer + self.attrs_at
