@@ -180,12 +180,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test taking `engine_db` runs on both engines, unless it also takes `db_path`:
     then it is about the SQLite file itself (its mode, its bytes, its migrations). A test
     of a module marked `both_backends` that talks to a server (`tsa`, `make_server`) runs
-    once with everything on SQLite and once on PostgreSQL."""
+    once with everything on SQLite and once on PostgreSQL (but for a test marked
+    `one_backend`: what it checks is not stored)."""
     if "engine_db" in metafunc.fixturenames:
         engines = ["sqlite"] if "db_path" in metafunc.fixturenames else list(ENGINES)
         metafunc.parametrize("engine_db", engines, indirect=True)
-    if metafunc.definition.get_closest_marker("both_backends") and "backend" in (
-        metafunc.fixturenames
+    definition = metafunc.definition
+    if (
+        definition.get_closest_marker("both_backends")
+        and not definition.get_closest_marker("one_backend")
+        and "backend" in metafunc.fixturenames
     ):
         metafunc.parametrize("backend", list(ENGINES), indirect=True, scope="module")
 

@@ -192,3 +192,68 @@ def check_bad_input(client: Client) -> None:
     for body, headers, expected in BAD_KEY_REQUESTS:
         status, _, reply = client.call("POST", "/api/v1/keys", body, headers)
         assert status == expected and reply["error"], (body[:40], status, reply)
+
+
+def test_members_endpoints(server: TsaServer) -> None:
+    """People over the JSON API, with the organisation page's rules: an admin key adds a
+    person who then signs in; nobody gives a role above their key's; the last owner
+    stays; another organisation's member is unknown; the password is never echoed."""
+    org = tsa_accounts(server, "create-org", "People Org")
+    other = tsa_accounts(server, "create-org", "Other Org")
+    owner = Client(
+        server,
+        tsa_accounts(
+            server, "create-key", "--org", org, "--role", "owner", "--scope", "admin,read"
+        ),
+    )
+    admin = Client(
+        server,
+        tsa_accounts(
+            server, "create-key", "--org", org, "--role", "admin", "--scope", "admin,read"
+        ),
+    )
+    reader = Client(
+        server,
+        tsa_accounts(server, "create-key", "--org", org, "--role", "member", "--scope", "read"),
+    )
+    stranger = Client(
+        server,
+        tsa_accounts(
+            server, "create-key", "--org", other, "--role", "owner", "--scope", "admin,read"
+        ),
+    )
+    password = "a long enough initial password"
+    person = {"name": "Bo", "login": "bo@shop.example", "password": password, "role": "owner"}
+
+    status, _, body = owner.call("POST", "/api/v1/members", person)
+    assert status == 201 and body["member"]["role"] == "owner", body
+    assert password not in json.dumps(body)
+    bo = body["member"]["id"]
+    assert owner.call("POST", "/api/v1/members", person)[0] == 409  # the login is taken
+    status, _, body = admin.call("POST", "/api/v1/members", {**person, "login": "cy@x.example"})
+    assert status == 403  # an admin key makes no owner
+    status, _, body = admin.call(
+        "POST", "/api/v1/members", {**person, "login": "cy@x.example", "role": "member"}
+    )
+    assert status == 201
+    cy = body["member"]["id"]
+    assert reader.call("POST", "/api/v1/members", {**person, "login": "d@x.example"})[0] == 403
+    for bad in ({**person, "login": "e@x.example", "password": "short"}, {"name": "x"}, []):
+        status, _, body = owner.call("POST", "/api/v1/members", bad)
+        assert status == 400 and body["error"], (bad, body)
+
+    status, _, body = reader.call("GET", "/api/v1/members")
+    assert status == 200 and {m["id"] for m in body["members"]} >= {bo, cy}
+    assert stranger.call("GET", "/api/v1/members")[2]["members"] == []
+    assert stranger.call("DELETE", f"/api/v1/members/{bo}")[0] == 404
+
+    assert admin.call("PUT", f"/api/v1/members/{bo}/role", {"role": "member"})[0] == 403
+    status, _, body = owner.call("PUT", f"/api/v1/members/{cy}/role", {"role": "auditor"})
+    assert status == 200 and body["member"]["role"] == "auditor"
+    assert owner.call("PUT", f"/api/v1/members/{cy}/role", {"role": "god"})[0] == 400
+    status, _, body = owner.call("DELETE", f"/api/v1/members/{cy}")
+    assert status == 200 and body["removed"]["id"] == cy
+    assert owner.call("DELETE", f"/api/v1/members/{cy}")[0] == 404
+    status, _, body = owner.call("PUT", f"/api/v1/members/{bo}/role", {"role": "member"})
+    assert status == 409 and "last owner" in body["error"]  # Bo is the only owner
+    assert owner.call("DELETE", f"/api/v1/members/{bo}")[0] == 409

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -91,6 +92,53 @@ def test_a_restart_sweeps_the_uploads_a_dead_process_left(nodes, postgres_url: s
         assert restarted.sweep_temp() == 0
     finally:
         restarted.close()
+
+
+def stage(store: PostgresBlobStore, data: bytes):
+    async def one_chunk():
+        yield data
+
+    return asyncio.run(store.stage_stream(one_chunk()))
+
+
+def test_a_deletion_on_one_node_spares_what_another_is_storing_again(nodes) -> None:
+    """The cross-node race of deleting an original while another node stores the same
+    bytes again for a new item: the deletion sees the other node's hold (its item not
+    committed yet) and keeps the blob; once that upload releases its hold, the item's
+    reference (`referenced`) keeps it; with neither, it goes."""
+    one, two = nodes
+    data = os.urandom(CHUNK_BYTES + 7)
+    key = one.put(data).key
+    stage(two, data).install()  # node two: stored again, its item not yet committed
+    assert not one.drop_if_unused(key, lambda: False) and one.exists(key)
+    two.release(key)  # node two's item is committed: it references the blob
+    assert not one.drop_if_unused(key, lambda: True) and one.exists(key)
+    assert one.drop_if_unused(key, lambda: False) and not two.exists(key)
+    assert count(one, "evidence_blob_holds") == 0
+
+
+def test_an_install_waits_for_a_deletion_of_its_key_and_stores_its_own_copy(nodes) -> None:
+    """An install that meets a deletion in progress waits for it (the key's lock), then
+    finds the blob gone and keeps its own bytes: the new item's original is never lost."""
+    one, two = nodes
+    data = os.urandom(CHUNK_BYTES + 11)
+    key = one.put(data).key
+    staged = stage(two, data)
+    installing = threading.Thread(target=staged.install)
+
+    def referenced() -> bool:  # asked under the key's lock, mid-deletion
+        installing.start()
+        installing.join(1.0)
+        assert installing.is_alive(), "the install did not wait for the deletion"
+        return False
+
+    assert one.drop_if_unused(key, referenced)
+    installing.join(30)
+    assert not installing.is_alive()
+    with one.open(key) as handle:
+        assert handle.read() == data
+    assert not one.drop_if_unused(key, lambda: False)  # held until node two releases
+    two.release(key)
 
 
 def test_a_20_mib_blob_round_trips_in_bounded_memory(nodes) -> None:

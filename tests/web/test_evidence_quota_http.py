@@ -180,6 +180,7 @@ def limited(make_server, tmp_path: Path) -> TsaServer:
     ).start()
 
 
+@pytest.mark.one_backend  # the limits are counted in the server's memory, not stored
 def test_rate_limits_per_key_and_per_organisation(limited: TsaServer) -> None:
     a = new_org(limited, "Busy")
     second = tsa(

@@ -10,11 +10,14 @@ import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.accounts.test_http import tsa_accounts
 from tests.support.queries import failure_of, make_request
 from tests.support.tsa import free_port
+
+pytestmark = pytest.mark.both_backends
 
 
 def scrape(url: str, headers: dict | None = None) -> dict:
@@ -134,11 +137,7 @@ def test_metrics_on_the_main_listener_need_an_operator_admin_key(make_server, tm
     )
     operator = tsa_accounts(server, "create-org", "Operator")
     customer = tsa_accounts(server, "create-org", "A customer")
-    server.config_path.write_text(
-        server.config_path.read_text().replace(
-            "[evidence]", f'[evidence]\noperators = ["{operator}"]'
-        )
-    )
+    server.reconfigure("evidence", operators=[operator])
     server.start()
     admin = tsa_accounts(
         server, "create-key", "--org", operator, "--role", "owner", "--scope", "admin"

@@ -16,11 +16,12 @@ import pytest
 
 from tests.accounts.test_http import Client, tsa_accounts
 from tests.support.names_server import start_names_server
+from tests.support.tsa import TsaServer
 from tsa_server.evidence.records import NewItem
-from tsa_server.evidence.store import EvidenceStore
 from tsa_server.names.sql_store import SqlNameStore
 from tsa_server.names.timestamping import NamesService
 from tsa_server.rfc3161.verify import VerifyOptions, load_certificates, verify_token
+from tsa_server.wiring.databases import names_database, open_evidence_store
 
 pytestmark = pytest.mark.both_backends
 
@@ -209,8 +210,8 @@ def test_admin_edits_words_and_weights(admin_server, hsm) -> None:
     assert check(c["A"], "星辰")["valid"] is True
 
 
-def _item(tmp_path: Path, org: str, content: bytes) -> tuple[str, str]:
-    store = EvidenceStore(tmp_path / "evidence.sqlite")
+def _item(server: TsaServer, org: str, content: bytes) -> tuple[str, str]:
+    store = open_evidence_store(server.config())
     try:
         sha = hashlib.sha256(content).hexdigest()
         item = store.insert_item(org, NewItem("HASH_ONLY", sha, file_name="商标注册证.pdf"))
@@ -223,8 +224,8 @@ def test_brand_application_with_proof_and_operator_review(admin_server, tmp_path
     server, orgs, c = admin_server
     apply = "/api/v1/names/applications"
     mark = {"kind": "R", "filed_at": "2010-01-01", "registration_number": "第1234567号"}
-    item_id, _ = _item(tmp_path, orgs["A"], b"registration certificate of A")
-    _, b_sha = _item(tmp_path, orgs["B"], b"registration certificate of B")
+    item_id, _ = _item(server, orgs["A"], b"registration certificate of A")
+    _, b_sha = _item(server, orgs["B"], b"registration certificate of B")
 
     # 小米 is a famous brand (conf/names/brands.txt): only a Group-1 holder may apply
     status, _, body = c["A"].call("POST", apply, {"handle": "小米", "shop_name": "小米数码"})
@@ -281,7 +282,7 @@ def test_brand_application_with_proof_and_operator_review(admin_server, tmp_path
     assert status == 400
     status, _, body = c["Op"].call("POST", decision, {"brand": orgs["B"], "verdict": "certify"})
     assert status == 409 and body["reason"] == "not_brand_applicant"
-    assert NamesService.handle_of(_reader(tmp_path), orgs["A"]) is None
+    assert NamesService.handle_of(_reader(server), orgs["A"]) is None
     status, _, body = c["Op"].call(
         "POST", decision, {"brand": orgs["A"], "verdict": "certify", "note": "注册证已核验"}
     )
@@ -290,7 +291,7 @@ def test_brand_application_with_proof_and_operator_review(admin_server, tmp_path
     _, _, st = c["B"].call("GET", f"/api/v1/names/{quote('小米')}")
     assert st["holder"]["shop"] == orgs["A"] and st["holder"]["shop_name"] == "小米官方店"
     # the evidence certificate's helper: the organisation's current handle
-    reader = _reader(tmp_path)
+    reader = _reader(server)
     assert NamesService.handle_of(reader, orgs["A"]) == "小米"
     assert NamesService.handle_of(reader, orgs["B"]) is None
 
@@ -335,5 +336,6 @@ def test_brand_application_with_proof_and_operator_review(admin_server, tmp_path
 class _reader:
     """Just what `NamesService.handle_of` reads: the registry's store."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.store = SqlNameStore(tmp_path / "names.sqlite")
+    def __init__(self, server: TsaServer) -> None:
+        where = names_database(server.config())
+        self.store = SqlNameStore(where, owns=not isinstance(where, Path))

@@ -52,8 +52,8 @@ def test_complaint_dismissed_then_upheld(complaint_server, tmp_path, hsm) -> Non
         "POST", "/api/v1/names/applications", {"handle": HANDLE, "shop_name": "星辰数码"}
     )
     assert status == 201 and body["status"] == "active", body
-    b_item, _ = _item(tmp_path, orgs["B"], "商标注册证 B".encode())
-    a_item, _ = _item(tmp_path, orgs["A"], "商标注册证 A".encode())
+    b_item, _ = _item(server, orgs["B"], "商标注册证 B".encode())
+    a_item, _ = _item(server, orgs["A"], "商标注册证 A".encode())
 
     def complain(who: str, **over):
         payload = {"shop_name": "星辰官方", "mark": MARK, "proof": {"item_id": b_item}, **over}

@@ -43,7 +43,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -112,6 +112,14 @@ class BlobStore(Protocol):
     def open(self, key: str) -> BinaryIO: ...
 
     def delete(self, key: str) -> bool: ...
+
+    def drop_if_unused(self, key: str, referenced: Callable[[], bool]) -> bool:
+        """Delete the blob unless an upload holds it or `referenced()` is true."""
+        ...
+
+    def release(self, key: str) -> None:
+        """End the hold an install of this process took on `key`."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -343,6 +351,14 @@ class FileBlobStore:
             return stat.S_ISREG(os.lstat(self.path(key)).st_mode)
         except FileNotFoundError:
             return False
+
+    def drop_if_unused(self, key: str, referenced: Callable[[], bool]) -> bool:
+        """One directory serves one process, whose service lock orders uploads and
+        deletions (EvidenceService.drop_blob_if_unused): no hold to check here."""
+        return not referenced() and self.delete(key)
+
+    def release(self, key: str) -> None:
+        """Nothing to release (see drop_if_unused)."""
 
     def delete(self, key: str) -> bool:
         """Remove a blob; False when there was none. Callers check references first."""

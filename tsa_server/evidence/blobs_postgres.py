@@ -20,6 +20,14 @@ blob whole or not at all. A process that dies mid-upload leaves only upload rows
 ``sweep_temp`` deletes once untouched for an hour (every chunk touches its upload, so a
 slow upload is not taken for a dead one); the server sweeps at start-up.
 
+Deleting an original several nodes may be storing again: an install takes a hold on its
+key (``evidence_blob_holds``, the sixth migration) in its transaction, and the upload
+releases it once the items that reference the blob are committed; installs and
+``drop_if_unused`` of one key take turns on a transaction advisory lock, so a deletion
+sees either the hold or the committed items, and an install after a deletion stores its
+own copy again. A hold a dead process left lapses after an hour (the blob is then merely
+kept, never lost).
+
 ``open`` returns a buffered reader that fetches one chunk per query as it is read, never
 the whole blob. Database work happens in the calling thread: ``put_stream`` and
 ``stage_stream`` run it in worker threads (each thread has its own connection,
@@ -192,6 +200,8 @@ class PostgresBlobStore:
             raise ValueError("max_bytes must not be negative")
         self.max_bytes = max_bytes
         self.db = PostgresDatabase(url, EVIDENCE, migrate=migrate)
+        self._holds: dict[str, list[str]] = {}  # key -> this process's hold ids
+        self._holds_lock = threading.Lock()
 
     @property
     def description(self) -> str:
@@ -218,10 +228,12 @@ class PostgresBlobStore:
             for chunk in chunks_of(data):
                 upload.write(chunk)
             upload.finish()
-            return upload.install()
+            ref = upload.install()
         except BaseException:
             upload.abort()
             raise
+        self.release(ref.key)  # nothing of put()'s caller is pending: no hold to keep
+        return ref
 
     async def put_stream(self, chunks: Any, *, max_bytes: int | None = None) -> BlobRef:
         """Store an async iterator of byte chunks, or anything with an async
@@ -250,37 +262,80 @@ class PostgresBlobStore:
         return await hash_stream(chunks, self.max_bytes if max_bytes is None else max_bytes)
 
     def _install(self, upload_id: str, ref: BlobRef) -> None:
+        """Install under the key's lock, with a hold on the key (module docstring) that
+        `release` ends once the items referencing the blob are committed."""
         conn = self.connection()
         with conn.transaction():
+            _lock_key(conn, ref.key)
             gone = conn.execute("DELETE FROM evidence_blob_uploads WHERE id = %s", (upload_id,))
             if gone.rowcount != 1:
                 raise BlobError(f"{upload_id} was swept as abandoned before it was installed")
-            values = (ref.key, ref.size, ref.sha512, ref.sm3)
-            inserted = conn.execute(
-                "INSERT INTO evidence_blobs (key, size, sha512, sm3) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (key) DO NOTHING RETURNING key",
-                values,
-            ).fetchone()
-            if inserted is None:  # already stored: keep an intact copy, replace a damaged one
-                stored = conn.execute(
-                    "SELECT size, (SELECT COALESCE(SUM(octet_length(data)), 0) "
-                    "FROM evidence_blob_chunks WHERE key = %s) FROM evidence_blobs "
-                    "WHERE key = %s FOR UPDATE",
-                    (ref.key, ref.key),
-                ).fetchone()
-                if stored is not None and tuple(stored) == (ref.size, ref.size):
-                    conn.execute("DELETE FROM evidence_blob_chunks WHERE key = %s", (upload_id,))
-                    return
-                conn.execute("DELETE FROM evidence_blob_chunks WHERE key = %s", (ref.key,))
-                conn.execute(
-                    "INSERT INTO evidence_blobs (key, size, sha512, sm3) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size, "
-                    "sha512 = EXCLUDED.sha512, sm3 = EXCLUDED.sm3",
-                    values,
-                )
             conn.execute(
-                "UPDATE evidence_blob_chunks SET key = %s WHERE key = %s", (ref.key, upload_id)
+                "INSERT INTO evidence_blob_holds (id, key) VALUES (%s, %s)", (upload_id, ref.key)
             )
+            self._install_locked(conn, upload_id, ref)
+        with self._holds_lock:
+            self._holds.setdefault(ref.key, []).append(upload_id)
+
+    def release(self, key: str) -> None:
+        """End one hold this process took on `key` by installing it."""
+        with self._holds_lock:
+            ids = self._holds.get(key)
+            if not ids:
+                return
+            hold = ids.pop()
+            if not ids:
+                del self._holds[key]
+        try:
+            self.connection().execute("DELETE FROM evidence_blob_holds WHERE id = %s", (hold,))
+        except psycopg.Error:  # out of reach: the hold lapses (sweep_temp)
+            pass
+
+    def drop_if_unused(self, key: str, referenced: Callable[[], bool]) -> bool:
+        """Delete the blob unless an upload on any node holds it or `referenced()` (asked
+        under the key's lock, after every hold's items were committed) says an item does."""
+        key = check_key(key)
+        conn = self.connection()
+        with conn.transaction():
+            _lock_key(conn, key)
+            held = conn.execute(
+                "SELECT 1 FROM evidence_blob_holds WHERE key = %s "
+                "AND since > now() - make_interval(secs => %s) LIMIT 1",
+                (key, STALE_UPLOAD_SECONDS),
+            ).fetchone()
+            if held is not None or referenced():
+                return False
+            gone = conn.execute("DELETE FROM evidence_blobs WHERE key = %s", (key,)).rowcount
+            conn.execute("DELETE FROM evidence_blob_chunks WHERE key = %s", (key,))
+        return gone == 1
+
+    def _install_locked(self, conn: psycopg.Connection[Any], upload_id: str, ref: BlobRef) -> None:
+        values = (ref.key, ref.size, ref.sha512, ref.sm3)
+        inserted = conn.execute(
+            "INSERT INTO evidence_blobs (key, size, sha512, sm3) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            values,
+        ).fetchone()
+        if inserted is None:  # already stored: keep an intact copy, replace a damaged one
+            stored = conn.execute(
+                "SELECT size, (SELECT COALESCE(SUM(octet_length(data)), 0) "
+                "FROM evidence_blob_chunks WHERE key = %s) FROM evidence_blobs "
+                "WHERE key = %s FOR UPDATE",
+                (ref.key, ref.key),
+            ).fetchone()
+            if stored is not None and tuple(stored) == (ref.size, ref.size):
+                conn.execute("DELETE FROM evidence_blob_chunks WHERE key = %s", (upload_id,))
+                return
+            conn.execute("DELETE FROM evidence_blob_chunks WHERE key = %s", (ref.key,))
+            conn.execute(
+                "INSERT INTO evidence_blobs (key, size, sha512, sm3) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size, "
+                "sha512 = EXCLUDED.sha512, sm3 = EXCLUDED.sm3",
+                values,
+            )
+        conn.execute(
+            "UPDATE evidence_blob_chunks SET key = %s WHERE key = %s", (ref.key, upload_id)
+        )
 
     def _drop_upload(self, upload_id: str) -> None:
         conn = self.connection()
@@ -339,12 +394,21 @@ class PostgresBlobStore:
                 )
             ]
             conn.execute("DELETE FROM evidence_blob_chunks WHERE key = ANY(%s)", (stale,))
+            conn.execute(  # holds of a process that died between install and release
+                "DELETE FROM evidence_blob_holds WHERE since < now() - make_interval(secs => %s)",
+                (float(older_than_s),),
+            )
             orphans = conn.execute(  # chunks of no upload: none is written so, but sure
                 "WITH gone AS (DELETE FROM evidence_blob_chunks c WHERE c.key LIKE 'upload-%%' "
                 "AND NOT EXISTS (SELECT 1 FROM evidence_blob_uploads u WHERE u.id = c.key) "
                 "RETURNING key) SELECT count(DISTINCT key) FROM gone"
             ).fetchone()
         return len(stale) + (int(orphans[0]) if orphans else 0)
+
+
+def _lock_key(conn: psycopg.Connection[Any], key: str) -> None:
+    """Serialize installs and deletions of one key across every node, to the commit."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('blob:' || %s, 0))", (key,))
 
 
 async def _off_loop(call: Callable[[], None]) -> None:

@@ -273,6 +273,7 @@ def _history(page: _Page, data: CertificateData) -> None:
 
 
 def _verify(page: _Page, data: CertificateData) -> None:
+    page.need(160)  # the whole section on one page: never the URL alone on the next
     page.heading("Verify it yourself  自行验证")
     page.text(f"Verification page of this time stamp (the QR code): {data.verify_url}")
     page.y -= 4

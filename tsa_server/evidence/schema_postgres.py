@@ -332,8 +332,19 @@ CREATE INDEX evidence_records_algorithm ON evidence_records (org_id, algorithm);
 }
 """
 
+# 6 (issue 16): an upload's hold on an original it is storing, which a deletion on any
+# node respects until the upload's items are committed (evidence/blobs_postgres.py).
+_BLOB_HOLDS = f"""
+CREATE TABLE evidence_blob_holds (
+    id {T} PRIMARY KEY,
+    key {T} NOT NULL CHECK (key ~ '^[0-9a-f]{{64}}$'),
+    since timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX evidence_blob_holds_key ON evidence_blob_holds (key);
+"""
+
 EVIDENCE = Schema(
     "evidence",
-    (_ACCOUNTS + _EVIDENCE, _JOBS, _BLOBS, _EVIDENCE_RECORDS, PEOPLE_MIGRATION),
+    (_ACCOUNTS + _EVIDENCE, _JOBS, _BLOBS, _EVIDENCE_RECORDS, PEOPLE_MIGRATION, _BLOB_HOLDS),
     "evidence_schema_version",
 )

@@ -359,9 +359,9 @@ class EvidenceService(Deposits):
     def drop_blob_if_unused(self, key: str) -> bool:
         """Delete an original no item holds and no request is storing (dedup-safe)."""
         with self._lock:  # an upload installing this key waits (install_staged)
-            if self._in_flight.get(key) or self.store.blob_references(key):
+            if self._in_flight.get(key):
                 return False
-            return self.blobs.delete(key)
+            return self.blobs.drop_if_unused(key, lambda: bool(self.store.blob_references(key)))
 
     def delete_original(self, org_id: str, item_id: str, *, downloaded_confirmed: bool) -> Item:
         """S-8 / R-9 / R-10: delete the stored original; no storage fee afterwards."""

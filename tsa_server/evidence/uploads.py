@@ -175,6 +175,7 @@ class UploadSession:
                 service._in_flight[key] -= 1
                 if service._in_flight[key] <= 0:
                     del service._in_flight[key]
+            service.blobs.release(key)  # the items are committed (or were never made)
             service.drop_blob_if_unused(key)
         self.installed.clear()
 

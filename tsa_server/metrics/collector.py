@@ -2,7 +2,8 @@
 counted for them on the hot path beyond the issuer's own integers.
 
 The evidence totals (deposits, credits consumed, webhook deliveries awaiting a retry) are
-three `COUNT`/`SUM` queries on a read-only connection of the scrape's own, in the scrape's
+three `COUNT`/`SUM` queries on a connection of the scrape's own (read-only on SQLite; on
+PostgreSQL, every node reports the cluster's totals), in the scrape's
 thread (web/metrics.py renders off the event loop); a database that cannot be read leaves
 them out of that scrape and counts `tsa_metrics_scrape_errors_total`.
 """
@@ -22,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from ledger.store.base import SignedCheckpoint
 from tsa_server.clock.base import Clock
+from tsa_server.database import Database
 from tsa_server.errors import FailureInfo
 from tsa_server.issuance.issuer import Issuer
 
@@ -81,6 +83,22 @@ def sqlite_evidence_totals(path: Path) -> Callable[[], EvidenceTotals | None]:
             values = [int(conn.execute(q).fetchone()[0]) for q in EVIDENCE_QUERIES]
         conn.close()
         return EvidenceTotals(*values)
+
+    return read
+
+
+def database_evidence_totals(open_db: Callable[[], Database]) -> Callable[[], EvidenceTotals]:
+    """The totals from the evidence tables in a shared database (PostgreSQL), on a
+    connection of the scraping thread's own, opened at the first scrape."""
+    opened: list[Database] = []
+    lock = threading.Lock()
+
+    def read() -> EvidenceTotals:
+        with lock:
+            if not opened:
+                opened.append(open_db())
+        conn = opened[0].connection()
+        return EvidenceTotals(*[int(conn.execute(q).fetchone()[0]) for q in EVIDENCE_QUERIES])
 
     return read
 

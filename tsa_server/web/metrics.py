@@ -12,6 +12,7 @@ The page is rendered in a thread: the evidence totals read the database.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from prometheus_client.process_collector import ProcessCollector
 
 from tsa_server.accounts.errors import PermissionDenied
 from tsa_server.accounts.key_rules import Scope
-from tsa_server.metrics.collector import Checkpoints, ServerCollector, sqlite_evidence_totals
+from tsa_server.metrics.collector import (
+    Checkpoints,
+    EvidenceTotals,
+    ServerCollector,
+    database_evidence_totals,
+    sqlite_evidence_totals,
+)
 from tsa_server.metrics.instruments import HttpMetrics, IssuanceMetrics
 from tsa_server.web import auth
 from tsa_server.web.api import API_KEY, Described
@@ -81,7 +88,15 @@ def setup(app: web.Application, services: Services) -> Monitoring:
 
         publisher.on_publish = published
     config = services.config
-    evidence = None if config.database.url else sqlite_evidence_totals(Path(config.evidence.path))
+    evidence: Callable[[], EvidenceTotals | None]
+    if config.database.url:
+        from tsa_server.database.postgres import PostgresDatabase
+        from tsa_server.evidence.schema_postgres import EVIDENCE
+
+        url = config.database.url
+        evidence = database_evidence_totals(lambda: PostgresDatabase(url, EVIDENCE, migrate=False))
+    else:
+        evidence = sqlite_evidence_totals(Path(config.evidence.path))
     registry.register(ServerCollector(services.issuer, services.clock, checkpoints, evidence))
     monitoring = Monitoring(
         registry,

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tsa_server.web import accounts, evidence, metrics, policy
+from tsa_server.web import accounts, evidence, members, metrics, policy
 from tsa_server.web.api import COMMON_SCHEMAS, Described, body_models, components
 from tsa_server.web.evidence import RATE_LIMITED
 from tsa_server.web.evidence import files as evidence_files
@@ -18,6 +18,7 @@ from tsa_server.web.names import openapi as names_openapi
 
 _AREAS: tuple[Described, ...] = (
     accounts.DESCRIBED,
+    members.DESCRIBED,
     evidence.DESCRIBED,
     evidence_files.DESCRIBED,
     names_openapi.DESCRIBED,

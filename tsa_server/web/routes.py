@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tsa_server.web import accounts, evidence, handlers, incidents, metrics, openapi, policy
+from tsa_server.web import (
+    accounts,
+    evidence,
+    handlers,
+    incidents,
+    members,
+    metrics,
+    openapi,
+    policy,
+)
 from tsa_server.web.evidence import files as evidence_files
 from tsa_server.web.ledger import catalog as ledger_catalog
 from tsa_server.web.ledger import logs as ledger
@@ -99,6 +108,10 @@ def add_routes(app: web.Application) -> None:
             web.get("/api/v1/keys", accounts.list_keys),
             web.post("/api/v1/keys", accounts.create_key),
             web.delete("/api/v1/keys/{key_id}", accounts.revoke_key),
+            web.get("/api/v1/members", members.list_members),
+            web.post("/api/v1/members", members.add_member),
+            web.put("/api/v1/members/{member_id}/role", members.set_role),
+            web.delete("/api/v1/members/{member_id}", members.remove_member),
             web.get("/api/v1/openapi.json", openapi.document),
             web.post("/api/v1/credits/lots", evidence.grant_lot),
             web.get("/api/v1/credits", evidence.credits),

@@ -36,6 +36,18 @@ def accounts_cli(server: TsaServer, *args: str, stdin: str | None = None) -> str
     return result.stdout.strip()
 
 
+def add_person(
+    server: TsaServer, org: str, name: str, login: str, password: str, role: str = "member"
+) -> str:
+    """A member of `org` who signs in with `login` and `password`; their member id."""
+    member = accounts_cli(server, "add-member", "--org", org, "--role", role, name)
+    accounts_cli(
+        server, "set-password", "--org", org, "--member", member, "--login", login,
+        stdin=password + "\n",
+    )  # fmt: skip
+    return member
+
+
 @dataclass
 class Site:
     server: TsaServer
@@ -61,30 +73,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, hsm, session_ntp) -> Iterator
     try:
         org_a = accounts_cli(server, "create-org", "Shop A")
         org_b = accounts_cli(server, "create-org", "Studio B")
-        mem_a = accounts_cli(server, "add-member", "--org", org_a, "--role", "owner", "Ann")
-        mem_b = accounts_cli(server, "add-member", "--org", org_b, "Bo")
-        accounts_cli(
-            server,
-            "set-password",
-            "--org",
-            org_a,
-            "--member",
-            mem_a,
-            "--login",
-            "ann@shop.example",
-            stdin=PASSWORD_A + "\n",
-        )
-        accounts_cli(
-            server,
-            "set-password",
-            "--org",
-            org_b,
-            "--member",
-            mem_b,
-            "--login",
-            "bo@studio.example",
-            stdin=PASSWORD_B + "\n",
-        )
+        add_person(server, org_a, "Ann", "ann@shop.example", PASSWORD_A, role="owner")
+        add_person(server, org_b, "Bo", "bo@studio.example", PASSWORD_B)
         store = EvidenceStore(root / "evidence.sqlite")
         issued_a, issued_b = issue(server, CONTENT_A), issue(server, CONTENT_B)
         item_a = put_item(

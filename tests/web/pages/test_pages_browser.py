@@ -6,10 +6,11 @@ another organisation's item, escaping, the verification center hashing in the br
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import urllib.error
 import urllib.request
 
-from tests.web.pages.conftest import CONTENT_A, PASSWORD_A, PASSWORD_B, Site
+from tests.web.pages.conftest import CONTENT_A, PASSWORD_A, PASSWORD_B, Site, add_person
 
 
 def sign_in(page, site: Site, login: str = "ann@shop.example", password: str = PASSWORD_A):
@@ -88,6 +89,48 @@ def test_sign_in_list_detail_download_and_sign_out(page, site: Site) -> None:
     assert page.console_errors == []
 
 
+def test_the_certificates_qr_code_opens_its_verification_page(page, site: Site, tmp_path) -> None:
+    """What a reader of a printed certificate does: scan the QR code (zbarimg on the page
+    as pdftoppm renders it) and open the URL: the time stamp's own page, in the browser."""
+    sign_in(page, site)
+    page.goto(f"{site.url}/files/{site.item_a}")
+    serial = page.inner_text("#serial")
+    pdf = page.request.get(f"{site.url}/files/{site.item_a}/certificate.pdf")
+    assert pdf.status == 200
+    (tmp_path / "certificate.pdf").write_bytes(pdf.body())
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "200",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(tmp_path / "certificate.pdf"),
+            str(tmp_path / "page"),
+        ],
+        check=True,
+        timeout=60,
+    )
+    decoded = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", str(tmp_path / "page.png")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    url = decoded.stdout.strip()
+    assert decoded.returncode == 0 and url == f"{site.url}/verify/serial/{serial}", decoded
+    page.context.clear_cookies()  # the page is public: a reader has no account
+    reply = page.goto(url)
+    assert reply is not None and reply.status == 200
+    assert serial in page.inner_text("h1")
+    assert hashlib.sha256(CONTENT_A).hexdigest() in page.content()
+    assert page.console_errors == []
+
+
 def test_filters_and_search(page, site: Site) -> None:
     sign_in(page, site)
     page.wait_for_url(site.url + "/files")
@@ -116,10 +159,12 @@ def test_wrong_password_then_lock_out(page, site: Site) -> None:
     assert "Wrong login or password." in page.inner_text("#signin-error")
     sign_in(page, site, "nobody@nowhere.example", "not the password")
     assert "Wrong login or password." in page.inner_text("#signin-error")  # the same answer
+    # a person of their own: the lock-out lasts 15 minutes, longer than the other tests
+    add_person(site.server, site.org_b, "Lo", "lo@studio.example", PASSWORD_B)
     for _ in range(5):
-        sign_in(page, site, "bo@studio.example", "guess guess guess")
+        sign_in(page, site, "lo@studio.example", "guess guess guess")
     assert "Too many failed sign-ins" in page.inner_text("#signin-error")
-    sign_in(page, site, "bo@studio.example", PASSWORD_B)  # the right one: still locked
+    sign_in(page, site, "lo@studio.example", PASSWORD_B)  # the right one: still locked
     assert "Too many failed sign-ins" in page.inner_text("#signin-error")
     assert "/signin" in page.url
 

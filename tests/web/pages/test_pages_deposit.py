@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from tests.support.certified import openssl_verify
 from tests.support.tsa import TSA_BIN
-from tests.web.pages.conftest import Site, accounts_cli
+from tests.web.pages.conftest import Site, accounts_cli, add_person
 from tests.web.pages.test_pages_browser import sign_in
 
 PASSWORD_C = "correct horse battery C"
@@ -36,18 +36,7 @@ class Shop:
 
 def _person(site: Site, org_name: str, name: str, login: str, password: str) -> str:
     org = accounts_cli(site.server, "create-org", org_name)
-    member = accounts_cli(site.server, "add-member", "--org", org, "--role", "owner", name)
-    accounts_cli(
-        site.server,
-        "set-password",
-        "--org",
-        org,
-        "--member",
-        member,
-        "--login",
-        login,
-        stdin=password + "\n",
-    )
+    add_person(site.server, org, name, login, password, role="owner")
     return org
 
 

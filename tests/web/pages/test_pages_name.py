@@ -28,7 +28,7 @@ from playwright.sync_api import expect
 from tests.accounts.test_http import Client
 from tests.support.certified import issue, put_item
 from tests.support.tsa import TsaServer
-from tests.web.pages.conftest import REPO, Site, accounts_cli
+from tests.web.pages.conftest import REPO, Site, accounts_cli, add_person
 from tests.web.pages.test_pages_browser import sign_in
 from tsa_server.evidence.store import EvidenceStore
 
@@ -37,18 +37,7 @@ PASSWORD = "correct horse battery N"
 
 
 def person(server: TsaServer, org: str, name: str, login: str, role: str = "owner") -> str:
-    member = accounts_cli(server, "add-member", "--org", org, "--role", role, name)
-    accounts_cli(
-        server,
-        "set-password",
-        "--org",
-        org,
-        "--member",
-        member,
-        "--login",
-        login,
-        stdin=PASSWORD + "\n",
-    )
+    add_person(server, org, name, login, PASSWORD, role=role)
     return login
 
 
@@ -60,18 +49,7 @@ def enter(page, site, login: str, password: str = PASSWORD) -> None:
 @pytest.fixture(scope="module")
 def shop_e(site: Site) -> str:
     org = accounts_cli(site.server, "create-org", "Shop E")
-    member = accounts_cli(site.server, "add-member", "--org", org, "--role", "owner", "Eve")
-    accounts_cli(
-        site.server,
-        "set-password",
-        "--org",
-        org,
-        "--member",
-        member,
-        "--login",
-        "eve@shop.example",
-        stdin=PASSWORD_E + "\n",
-    )
+    add_person(site.server, org, "Eve", "eve@shop.example", PASSWORD_E, role="owner")
     return org
 
 

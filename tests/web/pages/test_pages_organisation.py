@@ -14,7 +14,7 @@ import re
 import urllib.error
 import urllib.request
 
-from tests.web.pages.conftest import Site, accounts_cli
+from tests.web.pages.conftest import Site, accounts_cli, add_person
 from tests.web.pages.test_accessibility import _describe, _violations
 from tests.web.pages.test_pages_browser import sign_in
 
@@ -25,19 +25,7 @@ EN = {"Accept-Language": "en"}
 
 
 def _person(site: Site, org: str, role: str, name: str, login: str, password: str) -> str:
-    member = accounts_cli(site.server, "add-member", "--org", org, "--role", role, name)
-    accounts_cli(
-        site.server,
-        "set-password",
-        "--org",
-        org,
-        "--member",
-        member,
-        "--login",
-        login,
-        stdin=password + "\n",
-    )
-    return member
+    return add_person(site.server, org, name, login, password, role=role)
 
 
 def _signed_in(browser, site: Site, login: str, password: str, locale: str = "en-US"):

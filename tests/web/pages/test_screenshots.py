@@ -102,14 +102,10 @@ def handles(site: Site) -> str:
     """Shop A holds 晨光 (shop name 晨光工作室); Dawn's same shop name contests 晨光工:
     the login of Dawn's owner, who sees the contest view."""
     from tests.accounts.test_http import Client
-    from tests.web.pages.conftest import accounts_cli
+    from tests.web.pages.conftest import accounts_cli, add_person
 
     dawn = accounts_cli(site.server, "create-org", "Dawn")
-    member = accounts_cli(site.server, "add-member", "--org", dawn, "--role", "owner", "Dan")
-    accounts_cli(
-        site.server, "set-password", "--org", dawn, "--member", member,
-        "--login", "dan@dawn.example", stdin=PASSWORD_A + "\n",
-    )  # fmt: skip
+    add_person(site.server, dawn, "Dan", "dan@dawn.example", PASSWORD_A, role="owner")
     for org, handle in ((site.org_a, "晨光"), (dawn, "晨光工")):
         key = accounts_cli(site.server, "create-key", "--org", org, "--scope", "deposit")
         status, _, body = Client(site.server, key).call(
