@@ -47,9 +47,10 @@ class SigningKey:
 
     async def sign_small(self, messages: list[bytes], digests: list[str]) -> list[bytes]:
         """A few messages on this process's own session, cheaper than a worker's round
-        trip when nothing else is in flight. Should that session fail (seen right after a
-        key rotation, as SoftHSM's GeneralError), the workers, with sessions of their
-        own, sign this batch and every later one of this key: no request fails for it."""
+        trip when nothing else is in flight. Should that session fail, the workers, with
+        sessions of their own, sign this batch and every later one of this key: no
+        request fails for it. (The GeneralError once seen here after a key rotation was
+        two threads inside SoftHSM at once: signing/pkcs11.py TOKEN_LOCK.)"""
         if self.inline:
             try:
                 return self.signer.sign_many(messages, digests)

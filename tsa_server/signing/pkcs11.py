@@ -5,6 +5,13 @@ any PKCS#11 module works. Keys are generated with CKA_SENSITIVE true and CKA_EXT
 false. Two facts measured on SoftHSM 2.6 shape this code: it has no ECDSA hash-and-sign
 mechanism (we hash, sign with CKM_ECDSA and DER-encode r||s), and opening a token from
 two processes at the same instant sometimes fails (we retry).
+
+One call into the module at a time per process (`TOKEN_LOCK`): python-pkcs11 initialises
+the module with C_Initialize(NULL), which tells it no two threads will call it at once,
+and SoftHSM then runs without its own locks. The server signs on the event loop and
+signs checkpoints in a worker thread; before this lock, the two met inside SoftHSM now
+and then (a CKR_GENERAL_ERROR, or a segmentation fault in libsofthsm2). Each signing
+worker process has its own module and its own lock.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from tsa_server.signing.softhsm import init_softhsm_token, softhsm_token_exists
 
 if TYPE_CHECKING:
     from pkcs11._pkcs11 import lib as Pkcs11Lib
+
+#: Held around every call into the PKCS#11 module of this process (module docstring).
+TOKEN_LOCK = threading.RLock()
 
 __all__ = [
     "Pkcs11Signer",
@@ -110,7 +120,8 @@ class TokenOpener:
                 return
             self._last_reinitialize = now
         try:
-            lib.reinitialize()
+            with TOKEN_LOCK:
+                lib.reinitialize()
         except pkcs11.PKCS11Error:
             pass
 
@@ -124,12 +135,13 @@ class TokenOpener:
             if attempt >= 2:  # not a passing clash with another opener: re-read the tokens
                 self._reinitialize(lib)
             try:
-                token = lib.get_token(token_label=location.token_label)
-                try:
-                    return token.open(rw=rw, user_pin=location.pin)
-                except pkcs11.UserAlreadyLoggedIn:
-                    # Login state is per application: a second session shares the first's.
-                    return token.open(rw=rw)
+                with TOKEN_LOCK:
+                    token = lib.get_token(token_label=location.token_label)
+                    try:
+                        return token.open(rw=rw, user_pin=location.pin)
+                    except pkcs11.UserAlreadyLoggedIn:
+                        # Login state is per application: a second session shares it.
+                        return token.open(rw=rw)
             except pkcs11.PinIncorrect:
                 raise SignerUnavailable(f"token {location.token_label!r} refused the PIN") from None
             except pkcs11.NoSuchToken:
@@ -259,15 +271,14 @@ def public_key_info(session: pkcs11.Session, label: str, spec: KeySpec) -> bytes
 class Pkcs11Signer:
     """A Signer whose private key is an object in a PKCS#11 token.
 
-    python-pkcs11 sessions are not safe to share between threads; the lock keeps one
-    C_Sign in flight per session. Processes that want parallel signing open their own.
+    Every call into the token holds TOKEN_LOCK (the module docstring says why): one
+    C_Sign at a time in this process. Processes that want parallel signing open their own.
     """
 
     def __init__(self, location: TokenLocation, key_label: str, *, rsa_pss: bool = False):
         self._opener = TokenOpener(location)
         self._label = key_label
         self._rsa_pss = rsa_pss
-        self._lock = threading.Lock()
         self._session: pkcs11.Session | None = None
         self._key: SignMixin | None = None
         self._spec: KeySpec | None = None
@@ -275,6 +286,10 @@ class Pkcs11Signer:
         self._connect()
 
     def _connect(self) -> None:
+        with TOKEN_LOCK:
+            self._connect_locked()
+
+    def _connect_locked(self) -> None:
         session = self._opener.open()
         try:
             spec = key_spec_of(session, self._label)
@@ -307,7 +322,7 @@ class Pkcs11Signer:
         return self.sign_many([message], [digest_name])[0]
 
     def sign_many(self, messages: list[bytes], digest_names: list[str]) -> list[bytes]:
-        with self._lock:
+        with TOKEN_LOCK:
             # A session can die under us (the library re-initialised to find a token
             # that came back, the token restarted): reconnect once before failing.
             for attempt in range(2):
@@ -352,7 +367,7 @@ class Pkcs11Signer:
                 pass
 
     def close(self) -> None:
-        with self._lock:
+        with TOKEN_LOCK:
             self._drop_session()
 
 
