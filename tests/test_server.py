@@ -72,6 +72,7 @@ def refused_for_time(server: TsaServer) -> bool:
     )
 
 
+@pytest.mark.one_backend  # the clock gate: nothing stored
 def test_clock_offset_too_large_stops_issuance_and_recovers(make_server, ntp) -> None:
     server = make_server().start()
     assert granted_now(server)
@@ -87,6 +88,7 @@ def test_clock_offset_too_large_stops_issuance_and_recovers(make_server, ntp) ->
     assert "clock unusable" in log.lower() or "unusable" in log
 
 
+@pytest.mark.one_backend  # the clock gate: nothing stored
 def test_silent_ntp_server_stops_issuance_after_max_age(make_server, ntp) -> None:
     server = make_server().start()
     assert granted_now(server)
@@ -98,6 +100,7 @@ def test_silent_ntp_server_stops_issuance_after_max_age(make_server, ntp) -> Non
     wait_for(lambda: granted_now(server), timeout=30)
 
 
+@pytest.mark.one_backend  # the clock gate: nothing stored
 def test_unsynchronised_reference_is_not_trusted(make_server, ntp) -> None:
     ntp.leap = 3  # "alarm: clock not synchronised"
     server = make_server().start(wait_ready=False)

@@ -24,7 +24,7 @@ from tests.support.queries import make_request, parse_response
 from tests.support.tsa import TsaServer
 
 AUDIT = [str(Path(sys.executable).with_name("tsa-ledger")), "audit", "--quiet"]
-KILLS = 15  # a third at random, a third after a burst, a third at a publication
+KILLS = 12  # a third at random, a third after a burst, a third at a publication
 CLIENTS = 4
 GRANTED = ("granted", "granted_with_mods")
 
