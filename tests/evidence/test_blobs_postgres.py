@@ -19,7 +19,8 @@ from tsa_server.config import Config
 from tsa_server.config.validate import validate
 from tsa_server.errors import ConfigError
 from tsa_server.evidence.blobs import CHUNK_BYTES, FileBlobStore
-from tsa_server.evidence.blobs_postgres import PostgresBlobStore, _Upload
+from tsa_server.evidence.blobs_postgres import PostgresBlobStore
+from tsa_server.evidence.blobs_postgres_upload import Upload
 from tsa_server.wiring.databases import blobs_in_database, open_blobs
 
 MiB = 1 << 20
@@ -71,9 +72,9 @@ def test_an_upload_interrupted_mid_stream_leaves_nothing_under_its_key(nodes) ->
 
 def test_a_restart_sweeps_the_uploads_a_dead_process_left(nodes, postgres_url: str) -> None:
     one, _ = nodes
-    dead = _Upload(one, 64 * MiB)  # a process killed mid-upload: nothing aborts it
+    dead = Upload(one, 64 * MiB)  # a process killed mid-upload: nothing aborts it
     dead.write(os.urandom(2 * MiB + 1))
-    alive = _Upload(one, 64 * MiB)  # another node's upload in progress
+    alive = Upload(one, 64 * MiB)  # another node's upload in progress
     alive.write(os.urandom(MiB))
     one.connection().execute(
         "UPDATE evidence_blob_uploads SET touched = now() - interval '2 hours' WHERE id = %s",

@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import secrets
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
@@ -49,7 +48,6 @@ import psycopg
 from tsa_server.database.postgres import PostgresDatabase
 from tsa_server.evidence.blobs import (
     CHUNK_BYTES,
-    HAS_SM3,
     BlobRef,
     StagedBlob,
     check_key,
@@ -57,105 +55,12 @@ from tsa_server.evidence.blobs import (
     hash_stream,
     pump,
 )
-from tsa_server.evidence.errors import BlobError, BlobNotFound, BlobTooLarge
+from tsa_server.evidence.blobs_postgres_upload import Upload
+from tsa_server.evidence.errors import BlobError, BlobNotFound
 from tsa_server.evidence.schema_postgres import EVIDENCE
 
 #: An upload untouched for this long is taken for one a dead process left behind.
 STALE_UPLOAD_SECONDS = 3600.0
-
-_TOUCH_AND_INSERT = """
-WITH upload AS (
-    UPDATE evidence_blob_uploads SET touched = now() WHERE id = %s RETURNING id
-)
-INSERT INTO evidence_blob_chunks (key, seq, data) SELECT id, %s, %s FROM upload
-"""
-
-
-class _Upload:
-    """One blob being written under its upload id: its hashes, size and next chunk.
-    One operation at a time (a lock): abort waits for a write running in a thread."""
-
-    def __init__(self, store: PostgresBlobStore, max_bytes: int) -> None:
-        self._store = store
-        self._max = max_bytes
-        self._lock = threading.Lock()
-        self.id = "upload-" + secrets.token_hex(16)
-        store.connection().execute("INSERT INTO evidence_blob_uploads (id) VALUES (%s)", (self.id,))
-        self._live = True  # rows may exist under the upload id
-        self._buffer = bytearray()
-        self._seq = 0
-        self._hashes = [hashlib.sha256(), hashlib.sha512()]
-        if HAS_SM3:
-            self._hashes.append(hashlib.new("sm3"))
-        self.size = 0
-        self.ref: BlobRef | None = None  # once finished
-
-    def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        with self._lock:
-            if not self._live or self.ref is not None:
-                raise BlobError("write after the blob was finished or abandoned")
-            try:
-                self.size += len(chunk)
-                if self.size > self._max:
-                    raise BlobTooLarge(self._max)
-                for digest in self._hashes:
-                    digest.update(chunk)
-                self._buffer += chunk
-                while len(self._buffer) >= CHUNK_BYTES:
-                    self._insert(bytes(memoryview(self._buffer)[:CHUNK_BYTES]))
-                    del self._buffer[:CHUNK_BYTES]
-            except BaseException:
-                self._abort_locked()
-                raise
-
-    def _insert(self, data: bytes) -> None:
-        cursor = self._store.connection().execute(_TOUCH_AND_INSERT, (self.id, self._seq, data))
-        if cursor.rowcount != 1:
-            raise BlobError(f"{self.id} was swept as abandoned while it was being written")
-        self._seq += 1
-
-    def finish(self) -> BlobRef:
-        """Every chunk written; the blob's digests. install() or abort() next."""
-        with self._lock:
-            if not self._live or self.ref is not None:
-                raise BlobError("finish after the blob was finished or abandoned")
-            try:
-                if self._buffer:
-                    self._insert(bytes(self._buffer))
-                    self._buffer = bytearray()
-                sha256, sha512 = (h.hexdigest() for h in self._hashes[:2])
-                sm3 = self._hashes[2].hexdigest() if HAS_SM3 else None
-                self.ref = BlobRef(sha256, self.size, sha256, sha512, sm3)
-                return self.ref
-            except BaseException:
-                self._abort_locked()
-                raise
-
-    def install(self) -> BlobRef:
-        """The finished blob under its key (deduplicated), in one transaction."""
-        with self._lock:
-            if not self._live or self.ref is None:
-                raise BlobError("install of a blob that is not finished, or gone")
-            try:
-                self._store._install(self.id, self.ref)
-                self._live = False
-                return self.ref
-            except BaseException:
-                self._abort_locked()
-                raise
-
-    def abort(self) -> None:
-        with self._lock:
-            self._abort_locked()
-
-    def _abort_locked(self) -> None:
-        self._buffer = bytearray()
-        if self._live:
-            self._live = False
-            try:
-                self._store._drop_upload(self.id)
-            except psycopg.Error:  # the database is out of reach: the sweep deletes it
-                pass
 
 
 class _ChunkReader(io.RawIOBase):
@@ -223,7 +128,7 @@ class PostgresBlobStore:
         self, data: bytes | BinaryIO | Iterable[bytes], *, max_bytes: int | None = None
     ) -> BlobRef:
         """Store bytes, a binary file object (read in chunks) or an iterable of chunks."""
-        upload = _Upload(self, self.max_bytes if max_bytes is None else max_bytes)
+        upload = Upload(self, self.max_bytes if max_bytes is None else max_bytes)
         try:
             for chunk in chunks_of(data):
                 upload.write(chunk)
@@ -248,7 +153,7 @@ class PostgresBlobStore:
     async def stage_stream(self, chunks: Any, *, max_bytes: int | None = None) -> StagedBlob:
         """Write and hash a stream under an upload id (as put_stream), not installed."""
         limit = self.max_bytes if max_bytes is None else max_bytes
-        upload = await asyncio.to_thread(_Upload, self, limit)
+        upload = await asyncio.to_thread(Upload, self, limit)
         try:
             await pump(chunks, limit, upload.write)
             return StagedBlob(upload, await asyncio.to_thread(upload.finish))
