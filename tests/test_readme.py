@@ -87,7 +87,7 @@ def test_get_and_verify_a_timestamp_as_written(walk) -> None:
     assert first.startswith('cd "$(mktemp -d)"')  # the example leaves no stray files
     script = localise(first.replace('cd "$(mktemp -d)"; ', "", 1), server, ca)  # here: tmp
     done = sh(script, where)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr + server.log_path.read_text()[-3000:]
     assert "Verification: OK" in done.stdout
     shown = re.search(r"Serial number: (0x[0-9A-F]+)", done.stdout)
     assert shown, done.stdout

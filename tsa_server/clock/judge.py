@@ -9,7 +9,10 @@ majority of the sources that answered, or nobody can tell who is right and no to
 issued ("no majority"). Then the best truechimer (smallest error bound) is the sample;
 if it says our clock is off (offset or bound over the limits), issuance stops at once
 ("offset", "error bound"): a majority, or a lone source with nobody to contradict it,
-is evidence about our clock. A liar outvoted by a majority is not. Fewer agreeing
+is evidence about our clock. A liar outvoted by a majority is not. Neither is a
+sample whose round trip was so slow that the offset is over the limit only within the
+delay's uncertainty, or whose bound is wide (a loaded network or server): while a good
+sample is in force, such a poll counts as no evidence, like silence. Fewer agreeing
 sources than ``min_good_servers`` is no evidence either way: the last good sample then
 stays in force until it is ``max_age_s`` old ("stale"), as after silence.
 
@@ -113,6 +116,9 @@ def judge(settings: NtpSettings, old: State, poll: Poll) -> State:
     against = _against(settings, best)
     if against is not None:
         event, text = against
+        if old.sample is not None and old.refusal is None and not _conclusive(settings, best):
+            why = f"{best.server}: {text}, within what a round trip of {_fmt(best.delay)} can tell"
+            return replace(kept, problems="; ".join((why, *poll.problems)))
         if len(settings.servers) > 1:
             text = f"{best.server}: {text}"
             if len(truechimers) > 1:
@@ -145,6 +151,13 @@ def _leap(
     if old.leap_at is not None and best.wall <= old.leap_at + window_end:
         return old.leap_at, old.leap_votes
     return None, ""
+
+
+def _conclusive(settings: NtpSettings, sample: NtpSample) -> bool:
+    """Whether the sample proves our offset is over the limit: the offset stays over it
+    whichever way the round trip's delay was split (RFC 5905's clock filter likewise
+    distrusts the samples of a slow round trip)."""
+    return (abs(sample.offset) - sample.delay / 2) * 1e3 > settings.max_offset_ms
 
 
 def end_of_utc_day(posix: float) -> float:
