@@ -153,3 +153,53 @@ def test_ecdsa_der_matches_python_pkcs11_encoding(raw: bytes) -> None:
     from tsa_server.signing.pkcs11 import _ecdsa_der
 
     assert _ecdsa_der(raw) == encode_ecdsa_signature(raw)
+
+
+@pytest.mark.parametrize("spec", list(KeySpec), ids=lambda s: s.value)
+def test_the_signer_signs_with_a_session_copy_that_stays_locked(location, spec) -> None:
+    signer = Pkcs11Signer(location, spec.value)
+    try:
+        key = signer._key  # what C_Sign is called on
+        assert key is not None and key[Attribute.TOKEN] is False  # a session object
+        assert key[Attribute.SENSITIVE] is True and key[Attribute.EXTRACTABLE] is False
+        with pytest.raises(pkcs11.PKCS11Error):
+            key[Attribute.VALUE]  # noqa: B018 - the copy's secret is as unreadable
+        verify(signer.public_key_info(), signer.sign(b"m", "sha256"), b"m", "sha256", False)
+    finally:
+        signer.close()
+    session = open_session(location)  # nothing was added to the token itself
+    try:
+        found = list(session.get_objects({Attribute.LABEL: spec.value}))
+        assert sorted(o.object_class for o in found) == [
+            ObjectClass.PUBLIC_KEY,
+            ObjectClass.PRIVATE_KEY,
+        ]
+    finally:
+        session.close()
+
+
+def test_a_key_the_token_may_not_copy_signs_as_it_is(location) -> None:
+    session = open_session(location, rw=True)
+    try:
+        session.generate_keypair(
+            pkcs11.KeyType.RSA,
+            2048,
+            label="uncopyable",
+            store=True,
+            private_template={
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.SIGN: True,
+                Attribute.COPYABLE: False,
+            },
+            public_template={Attribute.VERIFY: True},
+        )
+    finally:
+        session.close()
+    signer = Pkcs11Signer(location, "uncopyable")
+    try:
+        key = signer._key
+        assert key is not None and key[Attribute.TOKEN] is True  # the copy was refused
+        verify(signer.public_key_info(), signer.sign(b"m", "sha256"), b"m", "sha256", False)
+    finally:
+        signer.close()

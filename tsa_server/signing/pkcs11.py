@@ -214,6 +214,28 @@ def _signing_key(session: pkcs11.Session, label: str) -> SignMixin:
     return key
 
 
+def _session_copy(key: SignMixin) -> SignMixin:
+    """The key copied into a session object of the token (C_CopyObject, CKA_TOKEN false),
+    or the key itself when the token refuses (CKA_COPYABLE false, PKCS#11 2.40).
+
+    The copy stays inside the token, as sensitive and as unextractable as the key (a copy
+    may not relax either), and goes with the session. SoftHSM re-reads a token object's
+    file for every signature and signs with a session object from memory: an ECDSA
+    P-256 signature costs about 55 µs instead of 80 here."""
+    try:
+        copy = key.copy({Attribute.TOKEN: False})
+    except pkcs11.PKCS11Error:
+        return key
+    try:
+        kept = copy[Attribute.SENSITIVE] and not copy[Attribute.EXTRACTABLE]
+    except pkcs11.PKCS11Error:
+        kept = False
+    if kept and isinstance(copy, SignMixin):
+        return copy
+    copy.destroy()  # a token that relaxed what it must not: sign with the original
+    return key
+
+
 def key_spec_of(session: pkcs11.Session, label: str) -> KeySpec:
     key = _signing_key(session, label)
     if key.key_type == KeyType.RSA:
@@ -299,7 +321,7 @@ class Pkcs11Signer:
                 raise SignerUnavailable(
                     f"the key labelled {self._label!r} is not the key this signer started with"
                 )
-            key = _signing_key(session, self._label)
+            key = _session_copy(_signing_key(session, self._label))
         except Exception:
             session.close()
             raise
