@@ -41,13 +41,18 @@ def cli() -> None:
     """Audit the TSA's evidence ledger without trusting its operator."""
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (at most 64, the most -j takes)."""
+    return max(1, min(64, len(os.sched_getaffinity(0))))
+
+
 def run_audit(
     source: str,
     *,
     vkey: str | None,
     tokens: bool | None,
     quiet: bool,
-    jobs: int,
+    jobs: int | None,
     inspect: Inspect | None = None,
     resume: str | None = None,
 ) -> AuditReport:
@@ -58,7 +63,8 @@ def run_audit(
     log's events (then `inspect` is not used: events are not tokens). Without `vkey`,
     the key the log publishes (`<log>/vkey`) checks the checkpoints' signatures, with a
     warning that the server vouched for its own key; without either they are not
-    checked, and the report says where the key is."""
+    checked, and the report says where the key is. `jobs` None: one worker process per
+    CPU for a SQLite file replayed by ranges, else one."""
     opened = open_source(source)
     if tokens is None:
         tokens = holds_tokens(opened)
@@ -105,6 +111,9 @@ def run_audit(
                 bar.update(done - bar.n)
 
         start = state.size if state else 0
+        by_ranges = state is None and isinstance(opened, SqliteSource)
+        if jobs is None:
+            jobs = usable_cpus() if by_ranges else 1
         options = dict(
             checkpoints=checkpoints,
             verifier=verifier,
@@ -114,7 +123,7 @@ def run_audit(
             progress=progress,
             stored_node=opened.stored_node,
         )
-        if state is None and isinstance(opened, SqliteSource):  # by ranges, same findings
+        if state is None and isinstance(opened, SqliteSource):  # by ranges: same findings
             report = audit_file(opened.path, **options)  # type: ignore[arg-type]
         else:
             report = audit(
@@ -209,10 +218,10 @@ audit_options = [
     click.option(
         "-j",
         "--jobs",
-        default=1,
-        show_default=True,
+        default=None,
         type=click.IntRange(1, 64),
-        help="Worker processes for the per-token checks.",
+        help="Worker processes for the per-token checks. Default: one per CPU for a "
+        "SQLite file (replayed by ranges), else 1.",
     ),
 ]
 
@@ -242,7 +251,7 @@ def audit_command(
     quiet: bool,
     vkey: str | None,
     resume: str | None,
-    jobs: int,
+    jobs: int | None,
     not_tokens: bool,
     tree_only: bool,
 ) -> None:

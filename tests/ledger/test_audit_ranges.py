@@ -7,6 +7,7 @@ every tampering of tests/ledger/test_audit.py."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -191,3 +192,38 @@ def test_append_subtree_is_appending_its_leaves() -> None:
         assert ranged == one_by_one
     with pytest.raises(ValueError):
         CompactRange(1, [leaves[0]]).append_subtree(8, tree(8, 0))
+
+
+def test_the_cli_replays_a_file_by_ranges_on_every_cpu(synthetic, small_ranges, monkeypatch):
+    """Without -j a SQLite file is audited with one worker per CPU (the same summary as
+    -j 1); an audit resumed from its state, which replays in order, with one."""
+    import os
+
+    from click.testing import CliRunner
+
+    from ledger import cli
+
+    seen: list[tuple[str, int]] = []
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            seen.append((name, kwargs["jobs"]))
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(cli, "audit_file", spy("ranges", cli.audit_file))
+    monkeypatch.setattr(cli, "audit", spy("replay", cli.audit))
+    runner = CliRunner()
+    by_default = runner.invoke(cli.cli, ["audit", str(synthetic)])
+    one = runner.invoke(cli.cli, ["audit", "-j", "1", str(synthetic)])
+    assert by_default.exit_code == 0 == one.exit_code, by_default.output
+    timing = re.compile(r"[0-9.]+ s \([0-9,]+ entries/s\)")
+    assert timing.sub("", by_default.output) == timing.sub("", one.output)
+    assert f"{SIZE} entries" in one.output
+    state = synthetic.parent / "audit.state"
+    for _ in range(2):  # the first makes the state from the whole file, by ranges
+        resumed = runner.invoke(cli.cli, ["audit", "--resume", str(state), str(synthetic)])
+        assert resumed.exit_code == 0, resumed.output
+    cpus = min(64, len(os.sched_getaffinity(0)))
+    assert seen == [("ranges", cpus), ("ranges", 1), ("ranges", cpus), ("replay", 1)]

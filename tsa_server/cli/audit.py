@@ -99,7 +99,7 @@ def audit_command(
     quiet: bool,
     vkey: str | None,
     resume: str | None,
-    jobs: int,
+    jobs: int | None,
     ca_files: tuple[str, ...],
     tsa_certs: tuple[str, ...],
     no_lean: bool,
