@@ -159,12 +159,13 @@ def test_ecdsa_der_matches_python_pkcs11_encoding(raw: bytes) -> None:
 def test_the_signer_signs_with_a_session_copy_that_stays_locked(location, spec) -> None:
     signer = Pkcs11Signer(location, spec.value)
     try:
-        key = signer._key  # what C_Sign is called on
+        key = signer._copy  # what C_Sign is called on for batches
         assert key is not None and key[Attribute.TOKEN] is False  # a session object
         assert key[Attribute.SENSITIVE] is True and key[Attribute.EXTRACTABLE] is False
         with pytest.raises(pkcs11.PKCS11Error):
             key[Attribute.VALUE]  # noqa: B018 - the copy's secret is as unreadable
-        verify(signer.public_key_info(), signer.sign(b"m", "sha256"), b"m", "sha256", False)
+        signatures = signer.sign_many([b"m", b"n"], ["sha256", "sha256"])
+        verify(signer.public_key_info(), signatures[1], b"n", "sha256", False)
     finally:
         signer.close()
     session = open_session(location)  # nothing was added to the token itself
@@ -198,8 +199,32 @@ def test_a_key_the_token_may_not_copy_signs_as_it_is(location) -> None:
         session.close()
     signer = Pkcs11Signer(location, "uncopyable")
     try:
-        key = signer._key
+        key = signer._copy
         assert key is not None and key[Attribute.TOKEN] is True  # the copy was refused
         verify(signer.public_key_info(), signer.sign(b"m", "sha256"), b"m", "sha256", False)
+    finally:
+        signer.close()
+
+
+def test_a_key_gone_from_the_token_signs_no_batch_with_its_copy(location) -> None:
+    """The session copy would outlive the key: a batch touches the key first."""
+    session = open_session(location, rw=True)
+    try:
+        generate_key(session, KeySpec.EC_P256, "doomed")
+    finally:
+        session.close()
+    signer = Pkcs11Signer(location, "doomed")
+    try:
+        assert len(signer.sign_many([b"a", b"b"], ["sha256", "sha256"])) == 2
+        session = open_session(location, rw=True)
+        try:
+            template = {Attribute.LABEL: "doomed", Attribute.TOKEN: True}  # not the copy
+            template[Attribute.CLASS] = ObjectClass.PRIVATE_KEY
+            (key,) = session.get_objects(template)
+            key.destroy()
+        finally:
+            session.close()
+        with pytest.raises(SignerUnavailable, match="no private key labelled 'doomed'"):
+            signer.sign_many([b"a", b"b", b"c"], ["sha256"] * 3)
     finally:
         signer.close()

@@ -1,7 +1,8 @@
 """PKCS#11 backend: key generation in the token and signing with keys that never leave it.
 
-The only module that imports python-pkcs11. SoftHSM2 is the development and test token;
-any PKCS#11 module works. Keys are generated with CKA_SENSITIVE true and CKA_EXTRACTABLE
+With `pkcs11_objects.py` (the key objects: generation, lookup, session copies), the only
+module that imports python-pkcs11. SoftHSM2 is the development and test token; any
+PKCS#11 module works. Keys are generated with CKA_SENSITIVE true and CKA_EXTRACTABLE
 false. Two facts measured on SoftHSM 2.6 shape this code: it has no ECDSA hash-and-sign
 mechanism (we hash, sign with CKM_ECDSA and DER-encode r||s), and opening a token from
 two processes at the same instant sometimes fails (we retry).
@@ -23,15 +24,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pkcs11
-from asn1crypto import keys as asn1_keys
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, Mechanism
 from pkcs11.types import SignMixin
-from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
-from pkcs11.util.rsa import encode_rsa_public_key
 
 from tsa_server.errors import SignerUnavailable
 from tsa_server.pki import der
 from tsa_server.signing.base import KeySpec, digest
+from tsa_server.signing.pkcs11_objects import (
+    generate_key,
+    key_spec_of,
+    public_key_info,
+    session_copy,
+    signing_key,
+)
 
 # Re-exported: the key ceremony imports the SoftHSM helpers from here.
 from tsa_server.signing.softhsm import init_softhsm_token, softhsm_token_exists
@@ -65,7 +70,6 @@ _PSS_PARAMS = {
     "sha384": (Mechanism.SHA384, pkcs11.MGF.SHA384, 48),
     "sha512": (Mechanism.SHA512, pkcs11.MGF.SHA512, 64),
 }
-_ED25519_PARAMS = bytes.fromhex("06032b6570")  # OID 1.3.101.112 as CKA_EC_PARAMS
 _OPEN_RETRIES = 5
 _REINITIALIZE_EVERY_S = 2.0
 
@@ -158,138 +162,6 @@ def open_session(location: TokenLocation, *, rw: bool = False) -> pkcs11.Session
     return TokenOpener(location).open(rw=rw)
 
 
-def generate_key(session: pkcs11.Session, spec: KeySpec, label: str) -> None:
-    """Generate a non-extractable key pair in the token (the key ceremony's one act)."""
-    if _objects(session, ObjectClass.PRIVATE_KEY, label):
-        raise ValueError(f"the token already holds a key labelled {label!r}")
-    private = {
-        Attribute.SENSITIVE: True,
-        Attribute.EXTRACTABLE: False,
-        Attribute.SIGN: True,
-        Attribute.TOKEN: True,
-        Attribute.PRIVATE: True,
-    }
-    public = {Attribute.VERIFY: True, Attribute.TOKEN: True}
-    if spec.family == "rsa":
-        session.generate_keypair(
-            KeyType.RSA,
-            spec.rsa_bits,
-            label=label,
-            store=True,
-            private_template=private,
-            public_template=public,
-        )
-        return
-    if spec.family == "ec":
-        assert spec.curve is not None  # every "ec" KeySpec names its curve
-        params = encode_named_curve_parameters(spec.curve)
-        key_type, mechanism = KeyType.EC, Mechanism.EC_KEY_PAIR_GEN
-    else:
-        params, key_type, mechanism = (
-            _ED25519_PARAMS,
-            KeyType.EC_EDWARDS,
-            Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
-        )
-    domain = session.create_domain_parameters(key_type, {Attribute.EC_PARAMS: params}, local=True)
-    domain.generate_keypair(
-        label=label,
-        store=True,
-        mechanism=mechanism,
-        private_template=private,
-        public_template=public,
-    )
-
-
-def _objects(session: pkcs11.Session, kind: ObjectClass, label: str) -> list[pkcs11.Object]:
-    return list(session.get_objects({Attribute.CLASS: kind, Attribute.LABEL: label}))
-
-
-def _signing_key(session: pkcs11.Session, label: str) -> SignMixin:
-    keys = _objects(session, ObjectClass.PRIVATE_KEY, label)
-    if not keys:
-        raise SignerUnavailable(f"the token holds no private key labelled {label!r}")
-    key = keys[0]
-    if not isinstance(key, SignMixin):  # python-pkcs11 mixes sign() in when CKA_SIGN is set
-        raise SignerUnavailable(f"the private key labelled {label!r} may not sign")
-    return key
-
-
-def _session_copy(key: SignMixin) -> SignMixin:
-    """The key copied into a session object of the token (C_CopyObject, CKA_TOKEN false),
-    or the key itself when the token refuses (CKA_COPYABLE false, PKCS#11 2.40).
-
-    The copy stays inside the token, as sensitive and as unextractable as the key (a copy
-    may not relax either), and goes with the session. SoftHSM re-reads a token object's
-    file for every signature and signs with a session object from memory: an ECDSA
-    P-256 signature costs about 55 µs instead of 80 here."""
-    try:
-        copy = key.copy({Attribute.TOKEN: False})
-    except pkcs11.PKCS11Error:
-        return key
-    try:
-        kept = copy[Attribute.SENSITIVE] and not copy[Attribute.EXTRACTABLE]
-    except pkcs11.PKCS11Error:
-        kept = False
-    if kept and isinstance(copy, SignMixin):
-        return copy
-    copy.destroy()  # a token that relaxed what it must not: sign with the original
-    return key
-
-
-def key_spec_of(session: pkcs11.Session, label: str) -> KeySpec:
-    key = _signing_key(session, label)
-    if key.key_type == KeyType.RSA:
-        bits = key[Attribute.MODULUS_BITS] if _has(key, Attribute.MODULUS_BITS) else None
-        if bits is None:
-            pub = _public_key(session, label)
-            bits = pub[Attribute.MODULUS_BITS]
-        by_bits = {2048: KeySpec.RSA2048, 3072: KeySpec.RSA3072, 4096: KeySpec.RSA4096}
-        return by_bits[bits]
-    if key.key_type == KeyType.EC_EDWARDS:
-        return KeySpec.ED25519
-    params = key[Attribute.EC_PARAMS]
-    return {
-        encode_named_curve_parameters("secp256r1"): KeySpec.EC_P256,
-        encode_named_curve_parameters("secp384r1"): KeySpec.EC_P384,
-    }[params]
-
-
-def _has(obj: pkcs11.Object, attribute: Attribute) -> bool:
-    try:
-        obj[attribute]
-    except pkcs11.PKCS11Error:
-        return False
-    return True
-
-
-def _public_key(session: pkcs11.Session, label: str) -> pkcs11.PublicKey:
-    keys = _objects(session, ObjectClass.PUBLIC_KEY, label)
-    if not keys or not isinstance(keys[0], pkcs11.PublicKey):
-        raise SignerUnavailable(f"the token holds no public key labelled {label!r}")
-    return keys[0]
-
-
-def public_key_info(session: pkcs11.Session, label: str, spec: KeySpec) -> bytes:
-    """DER SubjectPublicKeyInfo of the key pair `label`."""
-    pub = _public_key(session, label)
-    if spec.family == "rsa":
-        rsa_pub = encode_rsa_public_key(pub)
-        info = asn1_keys.PublicKeyInfo(
-            {"algorithm": {"algorithm": "rsa"}, "public_key": asn1_keys.RSAPublicKey.load(rsa_pub)}
-        )
-        der_info: bytes = info.dump()  # asn1crypto is untyped
-        return der_info
-    if spec.family == "ec":
-        return encode_ec_public_key(pub)
-    point: bytes = pub[Attribute.EC_POINT]
-    raw = (
-        asn1_keys.OctetString.load(point).native if point[0] == 0x04 and len(point) == 34 else point
-    )
-    info = asn1_keys.PublicKeyInfo({"algorithm": {"algorithm": "ed25519"}, "public_key": raw})
-    ed_info: bytes = info.dump()
-    return ed_info
-
-
 class Pkcs11Signer:
     """A Signer whose private key is an object in a PKCS#11 token.
 
@@ -302,7 +174,8 @@ class Pkcs11Signer:
         self._label = key_label
         self._rsa_pss = rsa_pss
         self._session: pkcs11.Session | None = None
-        self._key: SignMixin | None = None
+        self._key: SignMixin | None = None  # the token object
+        self._copy: SignMixin | None = None  # its session copy, or the same object
         self._spec: KeySpec | None = None
         self._spki: bytes | None = None
         self._connect()
@@ -321,11 +194,13 @@ class Pkcs11Signer:
                 raise SignerUnavailable(
                     f"the key labelled {self._label!r} is not the key this signer started with"
                 )
-            key = _session_copy(_signing_key(session, self._label))
+            key = signing_key(session, self._label)
+            copy = session_copy(key)
         except Exception:
             session.close()
             raise
-        self._spec, self._spki, self._key, self._session = spec, spki, key, session
+        self._spec, self._spki, self._session = spec, spki, session
+        self._key, self._copy = key, copy
 
     @property
     def key_spec(self) -> KeySpec:
@@ -351,8 +226,10 @@ class Pkcs11Signer:
                 try:
                     if self._session is None:
                         self._connect()
+                    key = self._signing_object(len(messages))
                     return [
-                        self._sign_one(m, d) for m, d in zip(messages, digest_names, strict=True)
+                        self._sign_one(key, m, d)
+                        for m, d in zip(messages, digest_names, strict=True)
                     ]
                 except SignerUnavailable:
                     raise
@@ -364,9 +241,18 @@ class Pkcs11Signer:
                         ) from None
             raise AssertionError("unreachable")
 
-    def _sign_one(self, message: bytes, digest_name: str) -> bytes:
-        key = self._key
-        assert key is not None  # set with the session, by _connect
+    def _signing_object(self, count: int) -> SignMixin:
+        """What signs `count` messages: the session copy, once the key itself has been
+        touched (a token whose store went away fails here, as it would at every signature
+        without the copy); one message, the key itself (touching it costs as much)."""
+        key, copy = self._key, self._copy
+        assert key is not None and copy is not None  # set with the session, by _connect
+        if count == 1 or copy is key:
+            return key
+        key[Attribute.SIGN]  # noqa: B018 - the token object must still be there
+        return copy
+
+    def _sign_one(self, key: SignMixin, message: bytes, digest_name: str) -> bytes:
         family = self.key_spec.family
         if family == "ed25519":
             return key.sign(message, mechanism=Mechanism.EDDSA)
